@@ -1,0 +1,74 @@
+const KEY = 'herald.apiKey';
+
+export interface Problem {
+  status: number;
+  code: string;
+  detail: string;
+  errors?: Array<{ field: string; message: string }>;
+}
+
+export class ApiError extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.detail);
+  }
+}
+
+/** The API key lives in this tab's session only: closing the tab signs out. */
+export const session = {
+  key: () => sessionStorage.getItem(KEY),
+  signIn: (key: string) => sessionStorage.setItem(KEY, key),
+  signOut: () => {
+    sessionStorage.removeItem(KEY);
+    location.hash = '#/';
+    location.reload();
+  },
+};
+
+export async function api<T = any>(method: string, path: string, body?: unknown, key = session.key()): Promise<T> {
+  const res = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${key ?? ''}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : undefined;
+  if (!res.ok) throw new ApiError(data ?? { status: res.status, code: 'error', detail: res.statusText });
+  return data as T;
+}
+
+/**
+ * Server-Sent Events over fetch, because EventSource cannot send the Authorization header. Calls `onEvent`
+ * for each event until the stream ends or `signal` aborts.
+ */
+export async function streamEvents(path: string, onEvent: (type: string, data: any) => void, signal: AbortSignal): Promise<void> {
+  const res = await fetch(path, { headers: { authorization: `Bearer ${session.key() ?? ''}` }, signal });
+  if (!res.ok || !res.body) return;
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let cut: number;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let type = 'message';
+      let data = '';
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) type = line.slice(7);
+        else if (line.startsWith('data: ')) data += line.slice(6);
+      }
+      if (data) onEvent(type, JSON.parse(data));
+    }
+  }
+}
+
+export function age(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}

@@ -1,0 +1,225 @@
+import { useEffect, useState } from 'preact/hooks';
+import { age, api, ApiError, streamEvents } from './api';
+import { Notice, ProgressBar, Status } from './ui';
+
+interface Task {
+  task_id: string;
+  status: string;
+  progress: number;
+  message: string | null;
+  kind: string;
+  model: string;
+  prompt: string;
+  error: string | null;
+  created_at: string;
+  result: { data: Array<{ url?: string }> } | null;
+  webhook: { url: string } | null;
+}
+interface Event_ {
+  sequence: number;
+  type: string;
+  created_at: string;
+  data: { status: string; progress: number; message: string | null };
+}
+interface Delivery {
+  id: string;
+  event_type: string;
+  sequence: number;
+  target: string;
+  url: string;
+  status: string;
+  attempts: number;
+  last_status_code: number | null;
+  last_error: string | null;
+}
+interface Attempt {
+  number: number;
+  started_at: string;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  outcome: string;
+  response_snippet: string | null;
+}
+
+function DeliveryRow({ d, onRedeliver }: { d: Delivery; onRedeliver: () => void }) {
+  const [attempts, setAttempts] = useState<Attempt[] | null>(null);
+  const toggle = async () => setAttempts(attempts ? null : (await api<{ attempt_log: Attempt[] }>('GET', `/v1/deliveries/${d.id}`)).attempt_log);
+  return (
+    <>
+      <tr>
+        <td>
+          #{d.sequence} {d.event_type}
+        </td>
+        <td class="mono">{d.target === 'request' ? 'webhook_url' : `endpoint ${d.target.slice(0, 8)}…`}</td>
+        <td>
+          <Status value={d.status} />
+        </td>
+        <td>{d.attempts}</td>
+        <td>{d.last_status_code ?? '—'}</td>
+        <td>
+          <button type="button" aria-expanded={attempts !== null} onClick={toggle}>
+            Attempts
+          </button>{' '}
+          <button type="button" onClick={onRedeliver}>
+            Redeliver
+          </button>
+        </td>
+      </tr>
+      {attempts && (
+        <tr>
+          <td colSpan={6}>
+            <table class="inner">
+              <caption class="visually-hidden">Attempts of delivery {d.id}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">#</th>
+                  <th scope="col">Started</th>
+                  <th scope="col">Status code</th>
+                  <th scope="col">Duration</th>
+                  <th scope="col">Outcome</th>
+                  <th scope="col">Error</th>
+                  <th scope="col">Response</th>
+                </tr>
+              </thead>
+              <tbody>
+                {attempts.map((a) => (
+                  <tr key={a.number}>
+                    <td>{a.number}</td>
+                    <td>{age(a.started_at)}</td>
+                    <td>{a.status_code ?? '—'}</td>
+                    <td>{a.duration_ms} ms</td>
+                    <td>{a.outcome}</td>
+                    <td>{a.error ?? ''}</td>
+                    <td>
+                      <code>{(a.response_snippet ?? '').slice(0, 120)}</code>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </td>
+        </tr>
+      )}
+    </>
+  );
+}
+
+export function TaskPage({ id }: { id: string }) {
+  const [task, setTask] = useState<Task | null>(null);
+  const [events, setEvents] = useState<Event_[]>([]);
+  const [deliveries, setDeliveries] = useState<Delivery[]>([]);
+  const [notice, setNotice] = useState<{ text: string; kind?: 'error' } | null>(null);
+  const load = async () => {
+    setTask(await api('GET', `/v1/tasks/${id}`));
+    setDeliveries((await api<{ data: Delivery[] }>('GET', `/v1/tasks/${id}/deliveries`)).data);
+  };
+
+  useEffect(() => {
+    const abort = new AbortController();
+    void load();
+    // Live: the SSE stream replays the timeline, then follows it; each event refreshes the task and deliveries.
+    void streamEvents(
+      `/v1/tasks/${id}/events/stream`,
+      (_, e: Event_) => {
+        setEvents((all) => (all.some((x) => x.sequence === e.sequence) ? all : [...all, e]));
+        void load();
+      },
+      abort.signal,
+    ).catch(() => undefined);
+    const timer = setInterval(load, 3_000);
+    return () => {
+      abort.abort();
+      clearInterval(timer);
+    };
+  }, [id]);
+
+  const act = async (label: string, method: string, path: string) => {
+    try {
+      await api(method, path);
+      setNotice({ text: `${label}: done` });
+      await load();
+    } catch (err) {
+      setNotice({ text: err instanceof ApiError ? err.problem.detail : `${label} failed`, kind: 'error' });
+    }
+  };
+  if (!task) return <p>Loading…</p>;
+  const base = task.kind === 'video' ? '/v1/videos/generations' : '/v1/images/generations';
+  return (
+    <section aria-labelledby="task-title">
+      <p>
+        <a href="#/tasks">← Tasks</a>
+      </p>
+      <h1 id="task-title">
+        Task <span class="mono">{task.task_id}</span>
+      </h1>
+      <div class="row" aria-live="polite">
+        <Status value={task.status} /> <ProgressBar value={task.progress} label="Task progress" /> <span>{task.progress}%</span> <span>{task.message}</span>
+      </div>
+      <dl class="facts">
+        <dt>Kind</dt>
+        <dd>{task.kind}</dd>
+        <dt>Model</dt>
+        <dd>{task.model}</dd>
+        <dt>Prompt</dt>
+        <dd>{task.prompt}</dd>
+        <dt>Created</dt>
+        <dd>{age(task.created_at)}</dd>
+        {task.error && (
+          <>
+            <dt>Error</dt>
+            <dd>{task.error}</dd>
+          </>
+        )}
+        {task.result?.data[0]?.url && (
+          <>
+            <dt>Result</dt>
+            <dd>
+              <a href={task.result.data[0].url}>{task.result.data[0].url}</a>
+            </dd>
+          </>
+        )}
+      </dl>
+      <div class="row">
+        <button type="button" disabled={!['pending', 'processing'].includes(task.status)} onClick={() => act('Cancel', 'DELETE', `${base}/${id}`)}>
+          Cancel
+        </button>
+        <button type="button" disabled={!['failed', 'timedout'].includes(task.status)} onClick={() => act('Retry', 'POST', `${base}/tasks/${id}/retry`)}>
+          Retry
+        </button>
+      </div>
+      {notice && <Notice kind={notice.kind}>{notice.text}</Notice>}
+      <h2>Timeline</h2>
+      <ol class="timeline" aria-live="polite">
+        {events.map((e) => (
+          <li key={e.sequence}>
+            <span class="mono">#{e.sequence}</span> <strong>{e.type}</strong> — {e.data.status} {e.data.progress}% {e.data.message ?? ''} <time dateTime={e.created_at}>{new Date(e.created_at).toLocaleTimeString()}</time>
+          </li>
+        ))}
+      </ol>
+      <h2>Webhook deliveries</h2>
+      {deliveries.length === 0 ? (
+        <p>No deliveries{task.webhook ? ' yet' : ': this task has no webhook_url and no endpoint subscribes to it'}.</p>
+      ) : (
+        <table>
+          <caption class="visually-hidden">Webhook deliveries of this task</caption>
+          <thead>
+            <tr>
+              <th scope="col">Event</th>
+              <th scope="col">Target</th>
+              <th scope="col">Status</th>
+              <th scope="col">Attempts</th>
+              <th scope="col">Last code</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {deliveries.map((d) => (
+              <DeliveryRow key={d.id} d={d} onRedeliver={() => act('Redeliver', 'POST', `/v1/deliveries/${d.id}/redeliver`)} />
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}

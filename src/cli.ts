@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+import 'reflect-metadata';
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ApiKeysService } from './auth/api-keys.service.js';
+import { ConfigError, HeraldConfig, loadConfig, ROLES } from './config/config.js';
+import { loadOrCreateKey, SecretBox } from './crypto/secret-box.js';
+import { dataSourceOptions, openDatabase, runMigrations } from './database/data-source.js';
+import { UnitOfWork } from './database/unit-of-work.js';
+import { formatSummary, listen } from './receiver/listen.js';
+import { startHerald } from './serve.js';
+
+const USAGE = `Usage: herald <command> [options]
+
+Commands:
+  serve [--role all|api|worker] [--port N]   start Herald (what \`npm start\` runs)
+  migrate                                    apply database migrations and exit
+  keys create --tenant NAME [--label L]      create an API key; the key alone is the last line of output
+  keys list                                  list API keys (prefixes only)
+  keys revoke ID                             revoke an API key
+  listen [--port 4000] [--secret whsec_…] [--forward-to URL] [--fail-rate 0.2] [--strict]
+                                             a local webhook receiver that verifies and prints each event
+
+Configuration comes from the environment (and ./.env if present); see README.md.`;
+
+function fail(message: string): never {
+  process.stderr.write(`herald: ${message}\n`);
+  process.exit(1);
+}
+
+function config(overrides: Record<string, string | undefined> = {}): HeraldConfig {
+  try {
+    return loadConfig({ ...process.env, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+}
+
+async function withKeys<T>(work: (keys: ApiKeysService) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const ds = await openDatabase(dataSourceOptions(cfg), { migrate: true });
+  try {
+    return await work(new ApiKeysService(ds, new UnitOfWork(ds), new SecretBox(loadOrCreateKey(cfg.encryptionKey, cfg.dataDir))));
+  } finally {
+    await ds.destroy();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  const [command, sub, ...rest] = argv;
+  switch (command) {
+    case 'serve': {
+      const { values } = parseArgs({ args: argv.slice(1), options: { role: { type: 'string' }, port: { type: 'string' } } });
+      if (values.role && !(ROLES as readonly string[]).includes(values.role)) fail(`--role must be one of ${ROLES.join(', ')}`);
+      const cfg = config({ ROLE: values.role, PORT: values.port });
+      const herald = await startHerald(cfg, {
+        printKey: (key) =>
+          process.stdout.write(
+            `\nCreated the first API key (tenant "default"). It is shown only this once; keep it:\n\n  ${key}\n\n` +
+              `Try: curl -H "Authorization: Bearer ${key}" http://localhost:${cfg.port}/v1/tasks\n\n`,
+          ),
+      });
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(signal, () => {
+          // A second signal while draining exits at once.
+          process.once(signal, () => process.exit(1));
+          herald.close().then(() => process.exit(0), () => process.exit(1));
+        });
+      }
+      return;
+    }
+    case 'listen': {
+      const { values } = parseArgs({
+        args: argv.slice(1),
+        options: { port: { type: 'string' }, host: { type: 'string' }, secret: { type: 'string' }, 'forward-to': { type: 'string' }, 'fail-rate': { type: 'string' }, strict: { type: 'boolean' } },
+      });
+      const port = Number(values.port ?? 4000);
+      const failRate = Number(values['fail-rate'] ?? 0);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) fail('--port must be a port number');
+      if (!(failRate >= 0 && failRate <= 1)) fail('--fail-rate must be between 0 and 1');
+      if (values['forward-to'] && !/^https?:\/\//.test(values['forward-to'])) fail('--forward-to must be an http(s) URL');
+      const secret = values.secret ?? process.env.HERALD_WEBHOOK_SECRET;
+      const receiver = await listen({ port, host: values.host, secret, forwardTo: values['forward-to'], failRate, strict: values.strict });
+      process.stdout.write(
+        `herald listen: receiving on http://${values.host ?? '127.0.0.1'}:${receiver.port}/ — ${secret ? 'verifying signatures' : 'no --secret: signatures unverified'}` +
+          `${values['forward-to'] ? `, forwarding to ${values['forward-to']}` : ''}${failRate ? `, failing ${Math.round(failRate * 100)}% on purpose` : ''}. Ctrl-C to stop.\n`,
+      );
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(signal, async () => {
+          process.stdout.write(`\n${formatSummary(await receiver.close())}\n`);
+          process.exit(0);
+        });
+      }
+      return;
+    }
+    case 'migrate': {
+      const cfg = config();
+      const ds = await openDatabase(dataSourceOptions(cfg), { migrate: false });
+      const applied = await runMigrations(ds);
+      await ds.destroy();
+      process.stdout.write(applied.length ? `Applied ${applied.join(', ')}\n` : 'Database is up to date\n');
+      return;
+    }
+    case 'keys': {
+      if (sub === 'create') {
+        const { values } = parseArgs({ args: rest, options: { tenant: { type: 'string' }, label: { type: 'string' } } });
+        if (!values.tenant || !/^[A-Za-z0-9_.-]{1,100}$/.test(values.tenant)) fail('keys create needs --tenant NAME (letters, digits, _ . -)');
+        const created = await withKeys((keys) => keys.createKey(values.tenant!, values.label));
+        process.stdout.write(`Created key ${created.id} for tenant "${created.tenant}". It is shown only once:\n${created.key}\n`);
+        return;
+      }
+      if (sub === 'list') {
+        const list = await withKeys((keys) => keys.listKeys());
+        for (const k of list) {
+          process.stdout.write(`${k.id}  ${k.tenant.padEnd(16)} ${k.prefix}…  ${k.label ?? ''}  created ${k.createdAt.toISOString()}${k.revokedAt ? `  REVOKED ${k.revokedAt.toISOString()}` : ''}\n`);
+        }
+        if (!list.length) process.stdout.write('No API keys yet. Create one with: herald keys create --tenant NAME\n');
+        return;
+      }
+      if (sub === 'revoke') {
+        if (!rest[0]) fail('keys revoke needs the key id (see herald keys list)');
+        const revoked = await withKeys((keys) => keys.revokeKey(rest[0]));
+        if (!revoked) fail(`no active key with id ${rest[0]}`);
+        process.stdout.write(`Revoked ${rest[0]}\n`);
+        return;
+      }
+      fail(`unknown keys command "${sub ?? ''}"\n\n${USAGE}`);
+    }
+    // falls through: fail() never returns
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return;
+    default:
+      fail(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: Error) => fail(err.message));

@@ -1,0 +1,109 @@
+/** Stable, documented error codes. Each maps to exactly one HTTP status in `statusForCode`. */
+export enum ErrorCode {
+  ValidationFailed = 'validation_failed',
+  MalformedJson = 'malformed_json',
+  PayloadTooLarge = 'payload_too_large',
+  UnsupportedMediaType = 'unsupported_media_type',
+  Unauthorized = 'unauthorized',
+  Forbidden = 'forbidden',
+  NotFound = 'not_found',
+  RouteNotFound = 'route_not_found',
+  MethodNotAllowed = 'method_not_allowed',
+  TaskNotFound = 'task_not_found',
+  TaskNotCancellable = 'task_not_cancellable',
+  TaskNotRetryable = 'task_not_retryable',
+  IdempotencyConflict = 'idempotency_conflict',
+  IdempotencyInProgress = 'idempotency_in_progress',
+  WebhookUrlBlocked = 'webhook_url_blocked',
+  DeliveryNotFound = 'delivery_not_found',
+  EndpointNotFound = 'endpoint_not_found',
+  EndpointDisabled = 'endpoint_disabled',
+  RateLimited = 'rate_limited',
+  ServiceUnavailable = 'service_unavailable',
+  InternalError = 'internal_error',
+}
+
+export function statusForCode(code: ErrorCode): number {
+  switch (code) {
+    case ErrorCode.ValidationFailed:
+    case ErrorCode.WebhookUrlBlocked:
+    case ErrorCode.IdempotencyConflict:
+      return 422;
+    case ErrorCode.MalformedJson:
+      return 400;
+    case ErrorCode.PayloadTooLarge:
+      return 413;
+    case ErrorCode.UnsupportedMediaType:
+      return 415;
+    case ErrorCode.Unauthorized:
+      return 401;
+    case ErrorCode.Forbidden:
+      return 403;
+    case ErrorCode.NotFound:
+    case ErrorCode.RouteNotFound:
+    case ErrorCode.TaskNotFound:
+    case ErrorCode.DeliveryNotFound:
+    case ErrorCode.EndpointNotFound:
+      return 404;
+    case ErrorCode.MethodNotAllowed:
+      return 405;
+    case ErrorCode.TaskNotCancellable:
+    case ErrorCode.TaskNotRetryable:
+    case ErrorCode.IdempotencyInProgress:
+    case ErrorCode.EndpointDisabled:
+      return 409;
+    case ErrorCode.RateLimited:
+      return 429;
+    case ErrorCode.ServiceUnavailable:
+      return 503;
+    case ErrorCode.InternalError:
+      return 500;
+    default: {
+      const unmapped: never = code;
+      throw new Error(`unmapped error code ${String(unmapped)}`);
+    }
+  }
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export function titleForStatus(status: number): string {
+  return TITLES[status] ?? 'Error';
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** Thrown by services for any failure a client should see; the global filter turns it into problem+json. */
+export class DomainException extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly errors?: FieldError[],
+    readonly headers?: Record<string, string>,
+  ) {
+    super(detail);
+    this.name = 'DomainException';
+  }
+
+  get status(): number {
+    return statusForCode(this.code);
+  }
+}
+
+export const taskNotFound = (id: string) => new DomainException(ErrorCode.TaskNotFound, `No task with id ${id}.`);

@@ -1,0 +1,29 @@
+import type { Response } from 'express';
+
+/** A response decided by the handler at run time (status included), so it can be stored and replayed. */
+export interface Reply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+export function send(res: Response, reply: Reply): void {
+  for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
+  if (reply.body === undefined) res.status(reply.status).end();
+  else res.status(reply.status).json(reply.body);
+}
+
+export const MAX_PREFER_WAIT_S = 60;
+
+/** The `wait` preference of a `Prefer` header (RFC 7240), clamped to 1–60 s; undefined when absent or unreadable. */
+export function preferredWait(prefer: string | undefined): number | undefined {
+  if (!prefer) return undefined;
+  for (const part of prefer.split(/[,;]/)) {
+    const match = /^\s*wait\s*=\s*"?(\d+)"?\s*$/i.exec(part);
+    if (match) {
+      const seconds = Number(match[1]);
+      return seconds >= 1 ? Math.min(seconds, MAX_PREFER_WAIT_S) : undefined;
+    }
+  }
+  return undefined;
+}

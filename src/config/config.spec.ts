@@ -1,0 +1,79 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+import { formatDuration, parseDuration, parseSchedule } from './durations.js';
+
+describe('loadConfig', () => {
+  it('has embedded defaults that need no setup', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ port: 3000, role: 'all', redisUrl: 'redis://127.0.0.1:6379', publicBaseUrl: 'http://localhost:3000', logLevel: 'info' });
+    expect(c.database).toEqual({ type: 'sqlite', path: path.resolve('data/herald.sqlite') });
+    expect(c.webhook.retrySchedule).toEqual([0, 60_000, 300_000, 1_800_000, 7_200_000]);
+    expect(c.webhook.timeoutMs).toBe(30_000);
+    expect(c.webhook.userAgent).toMatch(/^Herald\/\d+\.\d+\.\d+/);
+  });
+
+  it('reads PostgreSQL from DATABASE_URL and sqlite paths relative to the working directory', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/herald' }).database).toEqual({ type: 'postgres', url: 'postgres://u:p@db:5432/herald' });
+    expect(loadConfig({ DATABASE_URL: 'sqlite:./x/h.db' }).database).toEqual({ type: 'sqlite', path: path.resolve('x/h.db') });
+  });
+
+  it('parses schedules, CIDRs, keys and numbers', () => {
+    const c = loadConfig({
+      WEBHOOK_RETRY_SCHEDULE: '0s, 250ms,1m',
+      WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8,::1/128',
+      ENCRYPTION_KEY: 'ab'.repeat(32),
+      PORT: '8080',
+      SIMULATOR_DURATION_MS: '0',
+    });
+    expect(c.webhook.retrySchedule).toEqual([0, 250, 60_000]);
+    expect(c.webhook.allowedCidrs).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(c.encryptionKey?.length).toBe(32);
+    expect(c.port).toBe(8080);
+    expect(c.simulatorDurationMs).toBe(0);
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['ROLE', 'boss'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['REDIS_URL', 'localhost:6379'],
+    ['WEBHOOK_RETRY_SCHEDULE', '1m,soon'],
+    ['WEBHOOK_ALLOWED_CIDRS', '10.0.0.0'],
+    ['WEBHOOK_TIMEOUT_MS', '1.5'],
+    ['ENCRYPTION_KEY', 'short'],
+    ['LOG_LEVEL', 'loud'],
+    ['GENERATION_CONCURRENCY', '0'],
+  ])('rejects %s=%s with a one-line message naming the variable', (name, value) => {
+    let error: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain(name);
+    expect(message).not.toContain('\n');
+  });
+
+  it('ignores empty variables', () => {
+    expect(loadConfig({ PORT: '' }).port).toBe(3000);
+  });
+});
+
+describe('durations', () => {
+  it('parses units', () => {
+    expect([parseDuration('250ms'), parseDuration('5s'), parseDuration('1m'), parseDuration('2h'), parseDuration('1d')]).toEqual([250, 5_000, 60_000, 7_200_000, 86_400_000]);
+  });
+
+  it('refuses bare numbers and junk', () => {
+    expect(() => parseDuration('5')).toThrow();
+    expect(() => parseSchedule('')).toThrow();
+  });
+
+  it('formats back', () => {
+    expect([0, 250, 5_000, 60_000, 7_200_000].map(formatDuration)).toEqual(['0ms', '250ms', '5s', '1m', '2h']);
+  });
+});

@@ -1,0 +1,206 @@
+import 'reflect-metadata';
+import { plainToInstance } from 'class-transformer';
+import { IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import { Type } from 'class-transformer';
+import path from 'node:path';
+import { parseSchedule } from './durations.js';
+import { HERALD_VERSION } from '../version.js';
+
+export const ROLES = ['all', 'api', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The environment as Herald reads it: every variable, its type and range. The one config schema. */
+export class EnvironmentVariables {
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(65535)
+  PORT?: number;
+
+  @IsOptional() @IsString()
+  HOST?: string;
+
+  @IsOptional() @IsIn(ROLES as unknown as string[])
+  ROLE?: Role;
+
+  @IsOptional() @IsString()
+  DATA_DIR?: string;
+
+  @IsOptional() @Matches(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, { message: 'DATABASE_URL must be sqlite:<path> or postgres://…' })
+  DATABASE_URL?: string;
+
+  @IsOptional() @Matches(/^(rediss?|redis\+sentinel):\/\/.+/, { message: 'REDIS_URL must be redis://host:port, rediss://… or redis+sentinel://…' })
+  REDIS_URL?: string;
+
+  @IsOptional() @Matches(/^[A-Za-z0-9{}_.-]{1,64}$/, { message: 'QUEUE_PREFIX must be 1–64 letters, digits, {}, _, . or -' })
+  QUEUE_PREFIX?: string;
+
+  @IsOptional() @Matches(/^https?:\/\/[^\s]+$/, { message: 'PUBLIC_BASE_URL must be an http(s) URL' })
+  PUBLIC_BASE_URL?: string;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(100) @Max(300_000)
+  WEBHOOK_TIMEOUT_MS?: number;
+
+  @IsOptional() @IsString()
+  WEBHOOK_RETRY_SCHEDULE?: string;
+
+  @IsOptional() @IsString()
+  WEBHOOK_ALLOWED_CIDRS?: string;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(10_000)
+  WEBHOOK_CONCURRENCY?: number;
+
+  @IsOptional() @IsString() @Matches(/^[\x20-\x7e]{1,200}$/, { message: 'WEBHOOK_USER_AGENT must be 1–200 printable ASCII characters' })
+  WEBHOOK_USER_AGENT?: string;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000)
+  GENERATION_CONCURRENCY?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(86_400_000)
+  SIMULATOR_DURATION_MS?: number;
+
+  @IsOptional() @Matches(/^([A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/, { message: 'ENCRYPTION_KEY must be 32 bytes as base64 (44 chars) or hex (64 chars)' })
+  ENCRYPTION_KEY?: string;
+
+  @IsOptional() @IsIn(LOG_LEVELS as unknown as string[])
+  LOG_LEVEL?: LogLevel;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(3650)
+  RETENTION_DAYS?: number;
+
+  @IsOptional() @Type(() => Number) @IsNumber({ allowNaN: false, allowInfinity: false }) @Min(0.0001) @Max(10_000)
+  ENDPOINT_DISABLE_AFTER_HOURS?: number;
+
+  @IsOptional() @Matches(/^[A-Za-z0-9_\-.]{16,200}$/, { message: 'BOOTSTRAP_API_KEY must be 16–200 characters of A-Z a-z 0-9 _ - .' })
+  BOOTSTRAP_API_KEY?: string;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1_024) @Max(104_857_600)
+  BODY_LIMIT_BYTES?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(20) @Max(600_000)
+  SWEEP_INTERVAL_MS?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(50) @Max(300_000)
+  SSE_HEARTBEAT_MS?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000_000)
+  RATE_LIMIT_PER_SECOND?: number;
+}
+
+export interface HeraldConfig {
+  version: string;
+  port: number;
+  host?: string;
+  role: Role;
+  dataDir: string;
+  database: { type: 'sqlite'; path: string } | { type: 'postgres'; url: string };
+  redisUrl: string;
+  queuePrefix: string;
+  publicBaseUrl: string;
+  webhook: {
+    timeoutMs: number;
+    retrySchedule: number[];
+    allowedCidrs: string[];
+    concurrency: number;
+    userAgent: string;
+  };
+  generationConcurrency: number;
+  simulatorDurationMs: number;
+  encryptionKey?: Buffer;
+  logLevel: LogLevel;
+  retentionDays: number;
+  endpointDisableAfterHours: number;
+  bootstrapApiKey?: string;
+  bodyLimitBytes: number;
+  sweepIntervalMs: number;
+  sseHeartbeatMs: number;
+  rateLimitPerSecond: number;
+}
+
+/** A configuration value is wrong; the message names the variable and fits on one line. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function parseCidrs(text: string): string[] {
+  const cidrs = text.split(',').map((c) => c.trim()).filter(Boolean);
+  for (const cidr of cidrs) {
+    if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) throw new Error(`"${cidr}" is not a CIDR range like 127.0.0.0/8`);
+  }
+  return cidrs;
+}
+
+function parseKey(text: string): Buffer {
+  return /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
+}
+
+/** Reads and validates the environment. Pure: takes the env object, returns typed config or throws ConfigError. */
+export function loadConfig(env: Record<string, string | undefined>): HeraldConfig {
+  const raw: Record<string, string> = {};
+  for (const key of ENV_NAMES) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const vars = plainToInstance(EnvironmentVariables, raw);
+  const errors = validateSync(vars, { whitelist: true, forbidUnknownValues: false });
+  if (errors.length > 0) {
+    const first = errors[0];
+    const message = Object.values(first.constraints ?? {})[0] ?? 'is invalid';
+    throw new ConfigError(`Invalid configuration: ${message} (got "${raw[first.property]}").`);
+  }
+  const field = <T>(name: string, parse: () => T): T => {
+    try {
+      return parse();
+    } catch (err) {
+      throw new ConfigError(`Invalid configuration: ${name} ${(err as Error).message} (got "${raw[name]}").`);
+    }
+  };
+
+  const port = vars.PORT ?? 3000;
+  const dataDir = path.resolve(vars.DATA_DIR ?? './data');
+  const dbUrl = vars.DATABASE_URL;
+  const database: HeraldConfig['database'] =
+    dbUrl && /^postgres(ql)?:/.test(dbUrl)
+      ? { type: 'postgres', url: dbUrl }
+      : { type: 'sqlite', path: dbUrl ? path.resolve(dbUrl.replace(/^sqlite:(\/\/)?/, '')) : path.join(dataDir, 'herald.sqlite') };
+
+  return {
+    version: HERALD_VERSION,
+    port,
+    host: vars.HOST,
+    role: vars.ROLE ?? 'all',
+    dataDir,
+    database,
+    redisUrl: vars.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    queuePrefix: vars.QUEUE_PREFIX ?? 'herald',
+    publicBaseUrl: (vars.PUBLIC_BASE_URL ?? `http://localhost:${port}`).replace(/\/+$/, ''),
+    webhook: {
+      timeoutMs: vars.WEBHOOK_TIMEOUT_MS ?? 30_000,
+      retrySchedule: field('WEBHOOK_RETRY_SCHEDULE', () => parseSchedule(vars.WEBHOOK_RETRY_SCHEDULE ?? '0s,1m,5m,30m,2h')),
+      allowedCidrs: field('WEBHOOK_ALLOWED_CIDRS', () => parseCidrs(vars.WEBHOOK_ALLOWED_CIDRS ?? '')),
+      concurrency: vars.WEBHOOK_CONCURRENCY ?? 50,
+      userAgent: vars.WEBHOOK_USER_AGENT ?? `Herald/${HERALD_VERSION}`,
+    },
+    generationConcurrency: vars.GENERATION_CONCURRENCY ?? 10,
+    simulatorDurationMs: vars.SIMULATOR_DURATION_MS ?? 10_000,
+    encryptionKey: vars.ENCRYPTION_KEY ? parseKey(vars.ENCRYPTION_KEY) : undefined,
+    logLevel: vars.LOG_LEVEL ?? 'info',
+    retentionDays: vars.RETENTION_DAYS ?? 30,
+    endpointDisableAfterHours: vars.ENDPOINT_DISABLE_AFTER_HOURS ?? 120,
+    bootstrapApiKey: vars.BOOTSTRAP_API_KEY,
+    bodyLimitBytes: vars.BODY_LIMIT_BYTES ?? 1_048_576,
+    sweepIntervalMs: vars.SWEEP_INTERVAL_MS ?? 5_000,
+    sseHeartbeatMs: vars.SSE_HEARTBEAT_MS ?? 15_000,
+    rateLimitPerSecond: vars.RATE_LIMIT_PER_SECOND ?? 1_000,
+  };
+}
+
+/** Every variable the schema knows, for reading only those out of the environment. */
+export const ENV_NAMES = [
+  'PORT', 'HOST', 'ROLE', 'DATA_DIR', 'DATABASE_URL', 'REDIS_URL', 'QUEUE_PREFIX', 'PUBLIC_BASE_URL',
+  'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_RETRY_SCHEDULE', 'WEBHOOK_ALLOWED_CIDRS', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_USER_AGENT',
+  'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
+  'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
+];

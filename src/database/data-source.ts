@@ -1,0 +1,58 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { DataSource, DataSourceOptions } from 'typeorm';
+import type { HeraldConfig } from '../config/config.js';
+import { MIGRATIONS } from './migrations/index.js';
+import { ENTITIES } from './entities.js';
+
+export function dataSourceOptions(config: HeraldConfig): DataSourceOptions {
+  const common = { entities: ENTITIES, migrations: MIGRATIONS, synchronize: false, logging: false } as const;
+  if (config.database.type === 'postgres') {
+    return { ...common, type: 'postgres', url: config.database.url, extra: { max: 20 } };
+  }
+  mkdirSync(path.dirname(config.database.path), { recursive: true });
+  return { ...common, type: 'sqlite', database: config.database.path, enableWAL: true, busyTimeout: 10_000 };
+}
+
+// Any constant works; it only has to be the same for every Herald process sharing the database.
+const MIGRATION_LOCK_ID = 738_201_455;
+
+/** Applies pending migrations; on PostgreSQL under an advisory lock so several starting processes don't race. */
+export async function runMigrations(ds: DataSource): Promise<string[]> {
+  if (ds.options.type !== 'postgres') return (await ds.runMigrations({ transaction: 'each' })).map((m) => m.name);
+  const runner = ds.createQueryRunner();
+  await runner.connect();
+  try {
+    await runner.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+    return (await ds.runMigrations({ transaction: 'each' })).map((m) => m.name);
+  } finally {
+    await runner.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => undefined);
+    await runner.release();
+  }
+}
+
+export async function openDatabase(options: DataSourceOptions, { migrate }: { migrate: boolean }): Promise<DataSource> {
+  const ds = new DataSource(options);
+  try {
+    await ds.initialize();
+  } catch (err) {
+    throw new Error(`Cannot open the database (${describeDatabase(options)}): ${(err as Error).message}`);
+  }
+  if (ds.options.type === 'sqlite') {
+    // NORMAL is durable under WAL across process crashes; only a power loss may drop the last commits.
+    await ds.query('PRAGMA synchronous = NORMAL');
+    await ds.query('PRAGMA foreign_keys = ON');
+  }
+  if (migrate) await runMigrations(ds);
+  return ds;
+}
+
+/** Where the database is, without credentials, for messages. */
+export function describeDatabase(options: DataSourceOptions): string {
+  if (options.type === 'sqlite') return `sqlite:${options.database}`;
+  if (options.type === 'postgres' && options.url) {
+    const url = new URL(options.url);
+    return `postgres://${url.host}${url.pathname}`;
+  }
+  return options.type;
+}

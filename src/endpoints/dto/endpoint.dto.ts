@@ -1,0 +1,61 @@
+import { Type } from 'class-transformer';
+import { ArrayMinSize, ArrayUnique, IsArray, IsIn, IsInt, IsISO8601, IsNotEmpty, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { SUBSCRIBABLE } from '../event-catalogue.js';
+
+const SECRET = /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/;
+
+export class CreateEndpointDto {
+  @IsString() @IsNotEmpty() @MaxLength(2_048)
+  url: string;
+
+  @IsOptional() @IsArray() @ArrayMinSize(1) @ArrayUnique() @IsIn(SUBSCRIBABLE, { each: true, message: `each event must be one of ${SUBSCRIBABLE.join(', ')}` })
+  events?: string[];
+
+  @IsOptional() @IsString() @MaxLength(500)
+  description?: string;
+
+  @IsOptional() @IsObject()
+  headers?: Record<string, unknown>;
+
+  @IsOptional() @Matches(SECRET, { message: 'secret must be whsec_ followed by the base64 of at least 24 random bytes' })
+  secret?: string;
+
+  @IsOptional() @IsIn(['enabled', 'disabled'])
+  status?: 'enabled' | 'disabled';
+}
+
+export class UpdateEndpointDto {
+  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(2_048)
+  url?: string;
+
+  @IsOptional() @IsArray() @ArrayMinSize(1) @ArrayUnique() @IsIn(SUBSCRIBABLE, { each: true, message: `each event must be one of ${SUBSCRIBABLE.join(', ')}` })
+  events?: string[];
+
+  @IsOptional() @IsString() @MaxLength(500)
+  description?: string;
+
+  @IsOptional() @IsObject()
+  headers?: Record<string, unknown>;
+
+  @IsOptional() @IsIn(['enabled', 'disabled'])
+  status?: 'enabled' | 'disabled';
+}
+
+export class RecoverDto {
+  @IsISO8601({ strict: true })
+  since: string;
+}
+
+export class EndpointDeliveriesQuery {
+  @IsOptional() @IsIn(['pending', 'sending', 'succeeded', 'failed', 'superseded'])
+  status?: string;
+
+  @IsOptional() @IsString() @MaxLength(32)
+  event_type?: string;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100)
+  limit?: number;
+
+  @IsOptional() @Matches(/^[0-9a-f-]{36}$/)
+  cursor?: string;
+}

@@ -1,0 +1,21 @@
+import { redactHeaders } from '../webhooks/webhook-headers.js';
+import type { Endpoint } from './endpoint.entity.js';
+
+/** An endpoint as the API shows it; the secret only on create and rotate, header values never. */
+export function endpointView(e: Endpoint, secret?: string) {
+  return {
+    id: e.id,
+    url: e.url,
+    description: e.description,
+    events: e.events,
+    headers: redactHeaders(e.headerNames),
+    status: e.status,
+    disabled_reason: e.disabledReason,
+    disabled_at: e.disabledAt?.toISOString() ?? null,
+    failing_since: e.failingSince?.toISOString() ?? null,
+    last_delivery: e.lastDeliveryAt ? { at: e.lastDeliveryAt.toISOString(), status_code: e.lastStatusCode, outcome: e.lastOutcome } : null,
+    created_at: e.createdAt.toISOString(),
+    updated_at: e.updatedAt.toISOString(),
+    ...(secret ? { secret } : {}),
+  };
+}

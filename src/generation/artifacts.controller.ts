@@ -1,0 +1,24 @@
+import { ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Param, Res } from '@nestjs/common';
+import type { Response } from 'express';
+import { Public } from '../auth/auth.guard.js';
+import { DomainException, ErrorCode } from '../common/errors.js';
+import { ArtifactStore } from './artifact-store.js';
+
+/** Generated files, public like a CDN URL: names carry the task's UUID, which is not guessable. */
+@Public()
+@ApiTags('artifacts')
+@Controller('v1/artifacts')
+export class ArtifactsController {
+  constructor(private readonly store: ArtifactStore) {}
+
+  @Get(':name')
+  async get(@Param('name') name: string, @Res() res: Response): Promise<void> {
+    const artifact = await this.store.read(name);
+    if (!artifact) throw new DomainException(ErrorCode.NotFound, `No artifact named ${name}.`);
+    res.setHeader('Content-Type', artifact.mimeType);
+    res.setHeader('Cache-Control', 'public, max-age=86400, immutable');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.send(artifact.bytes);
+  }
+}

@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GeneratedArtifact, GenerationContext, GenerationInput, GenerationProvider, ProviderError } from './provider.js';
+import { renderPoster } from './png.js';
+
+export const SIMULATOR_STEPS = 10;
+const MAX_POSTER_SIDE = 256;
+
+/** Progress messages by stage, in the words Conduit uses in its progress webhooks. */
+export function stageMessage(kind: 'video' | 'image', percent: number): string {
+  if (percent >= 100) return kind === 'video' ? 'Video generation complete' : 'Image generation complete';
+  if (percent < 20) return 'Preparing generation';
+  if (percent < 50) return kind === 'video' ? 'Composing scenes' : 'Composing image';
+  if (percent < 80) return kind === 'video' ? 'Rendering video content' : 'Rendering image';
+  return kind === 'video' ? 'Encoding video' : 'Finalizing image';
+}
+
+/** The percent points a run reports, after what an earlier run of the same attempt already reached. */
+export function progressSteps(resumeFrom: number, steps = SIMULATOR_STEPS): number[] {
+  const points: number[] = [];
+  for (let i = 1; i <= steps; i++) {
+    const p = Math.round((i * 100) / steps);
+    if (p > resumeFrom) points.push(p);
+  }
+  return points;
+}
+
+export function posterSize(size: string | undefined): [number, number] {
+  const [w, h] = (size ?? '1024x1024').split('x').map(Number);
+  const scale = Math.min(1, MAX_POSTER_SIDE / Math.max(w, h));
+  return [Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(h * scale))];
+}
+
+function seedOf(input: GenerationInput): number {
+  if (input.options.seed !== undefined) return input.options.seed;
+  let h = 2166136261;
+  for (const ch of input.taskId + input.prompt) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+
+let placeholderVideo: Buffer | undefined;
+function loadPlaceholderVideo(): Buffer {
+  placeholderVideo ??= readFileSync(new URL('../../assets/placeholder.mp4', import.meta.url));
+  return placeholderVideo;
+}
+
+/**
+ * The built-in provider: advances in ten steps over the configured duration, fails on request at a given
+ * percent, stops within one step when told, and produces a small real artifact (a PNG, or a placeholder MP4).
+ */
+export class SimulatorProvider implements GenerationProvider {
+  readonly name = 'simulator';
+
+  constructor(private readonly defaultDurationMs: number) {}
+
+  estimateDurationMs(input: Pick<GenerationInput, 'simulate'>): number {
+    return input.simulate?.duration_ms ?? this.defaultDurationMs;
+  }
+
+  async generate(input: GenerationInput, ctx: GenerationContext): Promise<GeneratedArtifact[] | 'stopped'> {
+    const stepMs = this.estimateDurationMs(input) / SIMULATOR_STEPS;
+    const failAt = input.simulate?.fail_at_percent;
+    const failure = () => new ProviderError(input.simulate?.error ?? `Simulated failure at ${failAt}%`, 'simulated_failure');
+    if (failAt === 0) throw failure();
+    // An instant simulation (duration 0) has no progress worth reporting, unless it must fail part-way.
+    const steps = stepMs > 0 || failAt !== undefined ? progressSteps(input.resumeFromPercent) : [100];
+    for (const percent of steps) {
+      if (stepMs > 0) await sleep(stepMs, undefined, { signal: ctx.signal });
+      ctx.signal.throwIfAborted();
+      if (failAt !== undefined && percent >= failAt) throw failure();
+      if (percent < 100 && !(await ctx.progress(percent, stageMessage(input.kind, percent)))) return 'stopped';
+    }
+    return this.render(input);
+  }
+
+  private render(input: GenerationInput): GeneratedArtifact[] {
+    const seed = seedOf(input);
+    if (input.kind === 'video') {
+      return [
+        {
+          bytes: loadPlaceholderVideo(),
+          mimeType: 'video/mp4',
+          extension: 'mp4',
+          // The metadata describes the placeholder actually served, not the size asked for.
+          resolution: '160x90',
+          durationSeconds: 2,
+          fps: 12,
+          seed,
+        },
+      ];
+    }
+    const [w, h] = posterSize(input.options.size);
+    return Array.from({ length: input.options.n ?? 1 }, (_, i) => ({
+      bytes: renderPoster(w, h, seed + i),
+      mimeType: 'image/png',
+      extension: 'png',
+      resolution: `${w}x${h}`,
+      seed: seed + i,
+      revisedPrompt: input.prompt,
+    }));
+  }
+}

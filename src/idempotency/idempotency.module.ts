@@ -1,0 +1,20 @@
+import { Global, Injectable, Module } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { Reply, send } from '../common/reply.js';
+import { IdempotencyService, requestFingerprint } from './idempotency.service.js';
+
+/** Runs a creating POST under its Idempotency-Key (if any) and sends the reply, first-time or replayed. */
+@Injectable()
+export class IdempotentReplies {
+  constructor(private readonly idempotency: IdempotencyService) {}
+
+  async respond(req: Request, res: Response, tenantId: string, work: () => Promise<Reply>): Promise<void> {
+    const header = req.headers['idempotency-key'];
+    const key = Array.isArray(header) ? header[0] : header;
+    send(res, await this.idempotency.run(tenantId, key, requestFingerprint(req.method, req.path, req.body), work));
+  }
+}
+
+@Global()
+@Module({ providers: [IdempotencyService, IdempotentReplies], exports: [IdempotentReplies] })
+export class IdempotencyModule {}

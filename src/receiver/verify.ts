@@ -1,0 +1,90 @@
+/**
+ * Verifying Herald webhooks, with nothing but node:crypto — usable from plain Node, Express, Fastify, Next.js…
+ *
+ *   import { verifyWebhook } from 'herald/verify';
+ *   const event = verifyWebhook(process.env.HERALD_WEBHOOK_SECRET, req.headers, rawBody);
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export type VerificationFailure = 'missing_header' | 'invalid_timestamp' | 'timestamp_too_old' | 'timestamp_too_new' | 'invalid_signature' | 'invalid_json';
+
+/** Why a webhook was refused; `reason` is stable, `message` is for people. */
+export class WebhookVerificationError extends Error {
+  constructor(
+    readonly reason: VerificationFailure,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'WebhookVerificationError';
+  }
+}
+
+/** Node's IncomingHttpHeaders (any case, string or string[]) or a WHATWG Headers object. */
+export type HeaderSource = { get(name: string): string | null } | Record<string, string | string[] | undefined>;
+
+export interface VerifyOptions {
+  /** How far the webhook-timestamp may be from now, in either direction. Default 300 s. */
+  toleranceSeconds?: number;
+  /** The current time in ms (tests). */
+  now?: number;
+}
+
+function readHeader(headers: HeaderSource, name: string): string | undefined {
+  if (typeof (headers as { get?: unknown }).get === 'function') return (headers as { get(n: string): string | null }).get(name) ?? undefined;
+  const record = headers as Record<string, string | string[] | undefined>;
+  const key = Object.keys(record).find((k) => k.toLowerCase() === name);
+  const value = key === undefined ? undefined : record[key];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function keyOf(secret: string): Buffer {
+  return Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
+}
+
+function equal(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function text(body: string | Uint8Array): string {
+  return typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
+}
+
+/**
+ * Checks a Standard Webhooks signature (`webhook-id`, `webhook-timestamp`, `webhook-signature`: any one of the
+ * space-separated `v1,<base64>` entries may match, as during a secret rotation) and the timestamp window, then
+ * returns the parsed event. Throws WebhookVerificationError otherwise. Pass the raw body, not re-serialized JSON.
+ */
+export function verifyWebhook<T = unknown>(secret: string, headers: HeaderSource, rawBody: string | Uint8Array, options: VerifyOptions = {}): T {
+  const id = readHeader(headers, 'webhook-id');
+  const timestamp = readHeader(headers, 'webhook-timestamp');
+  const signatures = readHeader(headers, 'webhook-signature');
+  if (!id || !timestamp || !signatures) {
+    throw new WebhookVerificationError('missing_header', 'webhook-id, webhook-timestamp and webhook-signature headers are required');
+  }
+  if (!/^\d+$/.test(timestamp)) throw new WebhookVerificationError('invalid_timestamp', `webhook-timestamp "${timestamp}" is not unix seconds`);
+  const tolerance = options.toleranceSeconds ?? 300;
+  const skew = Number(timestamp) - Math.floor((options.now ?? Date.now()) / 1000);
+  if (skew < -tolerance) throw new WebhookVerificationError('timestamp_too_old', `webhook-timestamp is ${-skew} s old (tolerance ${tolerance} s)`);
+  if (skew > tolerance) throw new WebhookVerificationError('timestamp_too_new', `webhook-timestamp is ${skew} s in the future (tolerance ${tolerance} s)`);
+  const body = text(rawBody);
+  const expected = createHmac('sha256', keyOf(secret)).update(`${id}.${timestamp}.${body}`).digest('base64');
+  const matches = signatures
+    .split(' ')
+    .map((s) => s.split(','))
+    .some(([version, signature]) => version === 'v1' && signature !== undefined && equal(signature, expected));
+  if (!matches) throw new WebhookVerificationError('invalid_signature', 'no webhook-signature entry matches this secret and body');
+  try {
+    return JSON.parse(body) as T;
+  } catch {
+    throw new WebhookVerificationError('invalid_json', 'the body is not JSON');
+  }
+}
+
+/** Checks the compatibility header `X-Signature: sha256=<hex HMAC-SHA256 of the body>` (seeds 000 and 003). */
+export function verifyLegacySignature(secret: string, signatureHeader: string | undefined, rawBody: string | Uint8Array): boolean {
+  if (!signatureHeader?.startsWith('sha256=')) return false;
+  const expected = `sha256=${createHmac('sha256', keyOf(secret)).update(text(rawBody)).digest('hex')}`;
+  return equal(signatureHeader, expected);
+}

@@ -1,0 +1,63 @@
+import { LogLevel as NestLogLevel, Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Logger as PinoLogger } from 'nestjs-pino';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule } from './app.module.js';
+import { ApiKeysService } from './auth/api-keys.service.js';
+import type { HeraldConfig, LogLevel } from './config/config.js';
+import { serveDashboard } from './dashboard/static.js';
+import { setupOpenApi } from './openapi.js';
+import { assertRedisReachable } from './redis/redis-options.js';
+
+const NEST_LEVELS: Record<LogLevel, NestLogLevel[] | false> = {
+  silent: false,
+  fatal: ['fatal'],
+  error: ['fatal', 'error'],
+  warn: ['fatal', 'error', 'warn'],
+  info: ['fatal', 'error', 'warn', 'log'],
+  debug: ['fatal', 'error', 'warn', 'log', 'debug'],
+  trace: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
+};
+
+export interface RunningHerald {
+  close(): Promise<void>;
+  /** The port actually bound (differs from config when PORT=0), or undefined for the worker role. */
+  port?: number;
+  /** Set when this start created the first API key (printed once). */
+  bootstrapKey?: string;
+  app: { get<T>(type: abstract new (...args: never[]) => T): T };
+}
+
+/** Starts Herald in its configured role. Fails fast, with a message saying what to do, when Redis is unreachable. */
+export async function startHerald(config: HeraldConfig, options: { printKey?: (key: string) => void } = {}): Promise<RunningHerald> {
+  await assertRedisReachable(config.redisUrl);
+  const logger = NEST_LEVELS[config.logLevel];
+  const module = AppModule.forRoot(config);
+  const nestOptions = { logger, bufferLogs: logger !== false };
+  const http = config.role === 'worker' ? undefined : await NestFactory.create<NestExpressApplication>(module, { ...nestOptions, bodyParser: false });
+  const app = http ?? (await NestFactory.createApplicationContext(module, nestOptions));
+  if (logger !== false) app.useLogger(app.get(PinoLogger));
+  app.enableShutdownHooks();
+
+  let bootstrapKey: string | undefined;
+  const created = await app.get(ApiKeysService).bootstrap(config.bootstrapApiKey);
+  if (created && !config.bootstrapApiKey) {
+    bootstrapKey = created.key;
+    options.printKey?.(created.key);
+  }
+
+  let port: number | undefined;
+  if (http) {
+    http.disable('x-powered-by');
+    http.useBodyParser('json', { limit: config.bodyLimitBytes });
+    setupOpenApi(http, config);
+    serveDashboard(http);
+    const server = await http.listen(config.port, config.host as string);
+    const address = server.address();
+    port = typeof address === 'object' && address ? address.port : config.port;
+    new Logger('Herald').log(`Herald ${config.version} (${config.role}) listening on port ${port}`);
+  } else {
+    new Logger('Herald').log(`Herald ${config.version} worker started`);
+  }
+  return { close: () => app.close(), port, bootstrapKey, app };
+}

@@ -1,0 +1,33 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { epochMs } from '../database/columns.js';
+
+export const TASK_EVENT_TYPES = ['task.queued', 'task.started', 'task.progress', 'task.completed', 'task.failed', 'task.cancelled'] as const;
+// A timed-out task reports as task.failed with status "timedout": receivers treat both as a failure.
+export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
+
+/** One thing that happened to a task, written in the same transaction as the state change (the outbox). */
+@Entity('task_events')
+@Index('uq_task_events_sequence', ['taskId', 'sequence'], { unique: true })
+export class TaskEvent {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Column({ name: 'task_id', type: 'varchar', length: 36 })
+  taskId: string;
+
+  @Column({ name: 'tenant_id', type: 'varchar', length: 36 })
+  tenantId: string;
+
+  @Column({ type: 'integer' })
+  sequence: number;
+
+  @Column({ type: 'varchar', length: 32 })
+  type: TaskEventType;
+
+  /** The task snapshot fields this event reports (status, progress, message, error, result). */
+  @Column({ type: 'simple-json' })
+  data: Record<string, unknown>;
+
+  @Column({ name: 'created_at', type: 'bigint', transformer: epochMs })
+  createdAt: Date;
+}

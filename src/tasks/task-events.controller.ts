@@ -1,0 +1,82 @@
+import { ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Headers, Inject, Param, Query, Req, Res } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { Request, Response } from 'express';
+import { DataSource } from 'typeorm';
+import { TenantId } from '../auth/auth.guard.js';
+import { CONFIG } from '../config/config.module.js';
+import type { HeraldConfig } from '../config/config.js';
+import { eventsAfter, TaskWatcher } from '../events/task-watcher.js';
+import { isTerminalEvent } from '../webhooks/payloads.js';
+import type { TaskEvent } from './task-event.entity.js';
+import { TasksService } from './tasks.service.js';
+
+export function eventView(e: TaskEvent) {
+  return { id: e.id, task_id: e.taskId, sequence: e.sequence, type: e.type, created_at: e.createdAt.toISOString(), data: e.data };
+}
+
+/** One Server-Sent Event: `id` is the sequence (for Last-Event-ID), `event` the type. */
+export function sseFrame(e: TaskEvent): string {
+  return `id: ${e.sequence}\nevent: ${e.type}\ndata: ${JSON.stringify(eventView(e))}\n\n`;
+}
+
+function sequenceFrom(value: unknown): number {
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 0 ? n : 0;
+}
+
+@ApiTags('tasks')
+@Controller('v1/tasks/:id/events')
+export class TaskEventsController {
+  constructor(
+    private readonly tasks: TasksService,
+    private readonly watcher: TaskWatcher,
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(CONFIG) private readonly config: HeraldConfig,
+  ) {}
+
+  /** The task's events in order; `?after=<sequence>` for the ones after a known point. */
+  @Get()
+  async list(@TenantId() tenantId: string, @Param('id') id: string, @Query('after') after?: string) {
+    await this.tasks.get(tenantId, id);
+    return { data: (await eventsAfter(this.db, id, sequenceFrom(after), 1_000)).map(eventView) };
+  }
+
+  /** Server-Sent Events: replays from Last-Event-ID, then streams live; heartbeats; closes after the terminal event. */
+  @Get('stream')
+  async stream(
+    @TenantId() tenantId: string,
+    @Param('id') id: string,
+    @Headers('last-event-id') lastEventId: string | undefined,
+    @Query('last_event_id') lastEventQuery: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    await this.tasks.get(tenantId, id);
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write(`retry: 2000\n\n`);
+    const heartbeat = setInterval(() => res.write(`: heartbeat ${new Date().toISOString()}\n\n`), this.config.sseHeartbeatMs);
+    const close = () => {
+      clearInterval(heartbeat);
+      stop();
+      res.end();
+    };
+    const stop = this.watcher.follow(id, sequenceFrom(lastEventId ?? lastEventQuery), (events) => {
+      for (const e of events) res.write(sseFrame(e));
+      if (events.some((e) => isTerminalEvent(e.type))) {
+        // Let the last frame flush before closing.
+        setImmediate(close);
+        return 'stop';
+      }
+    });
+    req.on('close', () => {
+      clearInterval(heartbeat);
+      stop();
+    });
+  }
+}

@@ -1,0 +1,106 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
+import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
+import { v7 as uuidv7 } from 'uuid';
+import { UnitOfWork } from '../database/unit-of-work.js';
+import { EventBus } from '../events/event-bus.js';
+import { Metrics } from '../observability/metrics.js';
+import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
+import { OutboxSignal } from '../webhooks/outbox-signal.js';
+import { TaskEvent, TaskEventType } from './task-event.entity.js';
+import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
+import { Task } from './task.entity.js';
+
+export type TaskPatch = Partial<Pick<Task, 'progress' | 'message' | 'result' | 'error' | 'errorCode' | 'startedAt' | 'completedAt' | 'attempt' | 'deadlineAt'>>;
+
+/** The event each status change reports. Timed-out tasks report as failures (status "timedout" in the data). */
+export function eventTypeFor(to: TaskStatus, from?: TaskStatus): TaskEventType {
+  switch (to) {
+    case 'pending':
+      return 'task.queued';
+    case 'processing':
+      return from === 'processing' ? 'task.progress' : 'task.started';
+    case 'completed':
+      return 'task.completed';
+    case 'failed':
+    case 'timedout':
+      return 'task.failed';
+    case 'cancelled':
+      return 'task.cancelled';
+  }
+}
+
+/** The task fields an event carries: enough for a webhook or a timeline without reading the task again. */
+export function eventSnapshot(task: Task): Record<string, unknown> {
+  return {
+    status: task.status,
+    progress: task.progress,
+    message: task.message,
+    error: task.error,
+    error_code: task.errorCode,
+    result: task.result,
+    attempt: task.attempt,
+  };
+}
+
+/**
+ * The one place a task changes status. Each change is a conditional UPDATE guarded by the state machine
+ * (so concurrent cancel / complete / timeout cannot both win) and writes its event, and the deliveries the
+ * event causes, in the same transaction (the outbox).
+ */
+@Injectable()
+export class TaskTransitions {
+  constructor(
+    private readonly uow: UnitOfWork,
+    private readonly planner: DeliveryPlanner,
+    private readonly outbox: OutboxSignal,
+    private readonly bus: EventBus,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** After a commit: relay the new deliveries now, and tell waiting clients (SSE, Prefer: wait) in any process. */
+  committed(task: Task): void {
+    this.outbox.kick();
+    this.bus.publish({ taskId: task.id, sequence: task.lastSequence, status: task.status });
+    if (isTerminal(task.status)) this.metrics.tasksFinished.inc({ kind: task.kind, status: task.status });
+  }
+
+  /** Returns the updated task, or null when the task was not in a state that allows `to` (or not at `attempt`). */
+  async apply(taskId: string, to: TaskStatus, patch: TaskPatch, guard: { from?: TaskStatus[]; attempt?: number } = {}): Promise<Task | null> {
+    const task = await this.uow.run((em) => this.applyIn(em, taskId, to, patch, guard));
+    if (task) this.committed(task);
+    return task;
+  }
+
+  async applyIn(em: EntityManager, taskId: string, to: TaskStatus, patch: TaskPatch, guard: { from?: TaskStatus[]; attempt?: number } = {}): Promise<Task | null> {
+    const from = guard.from ?? sourcesOf(to);
+    const before = await em.findOne(Task, { where: { id: taskId }, select: { id: true, status: true } });
+    if (!before || !from.includes(before.status)) return null;
+    const query = em
+      .createQueryBuilder()
+      .update(Task)
+      .set({ ...patch, status: to, updatedAt: new Date(), lastSequence: () => 'last_sequence + 1' })
+      .where('id = :id AND status IN (:...from)', { id: taskId, from });
+    if (guard.attempt !== undefined) query.andWhere('attempt = :attempt', { attempt: guard.attempt });
+    const result = await query.execute();
+    if (!result.affected) return null;
+    const task = await em.findOneByOrFail(Task, { id: taskId });
+    await this.recordEvent(em, task, eventTypeFor(to, before.status));
+    return task;
+  }
+
+  async recordEvent(em: EntityManager, task: Task, type: TaskEventType): Promise<TaskEvent> {
+    const event = em.create(TaskEvent, {
+      id: uuidv7(),
+      taskId: task.id,
+      tenantId: task.tenantId,
+      sequence: task.lastSequence,
+      type,
+      data: eventSnapshot(task),
+      createdAt: task.updatedAt,
+    });
+    await em.insert(TaskEvent, event as QueryDeepPartialEntity<TaskEvent>);
+    await this.planner.plan(em, task, event);
+    return event;
+  }
+}

@@ -1,0 +1,212 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, LessThan, MoreThanOrEqual } from 'typeorm';
+import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
+import { v7 as uuidv7 } from 'uuid';
+import { DomainException, ErrorCode, FieldError, taskNotFound } from '../common/errors.js';
+import { validationFailed } from '../common/validation.js';
+import { CONFIG } from '../config/config.module.js';
+import type { HeraldConfig } from '../config/config.js';
+import { parseDuration } from '../config/durations.js';
+import { SecretBox } from '../crypto/secret-box.js';
+import { Metrics } from '../observability/metrics.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
+import { GenerationQueue } from '../generation/generation.queue.js';
+import { GENERATION_PROVIDER, GenerationProvider } from '../generation/provider.js';
+import { checkWebhookUrl, parseCidrs, Cidr } from '../webhooks/address-policy.js';
+import { webhookHeaderErrors } from '../webhooks/webhook-headers.js';
+import { CreateGenerationDto, KNOWN_FIELDS } from './dto/create-generation.dto.js';
+import { ListTasksQuery, RetryTaskDto } from './dto/list-tasks.query.js';
+import { isCancellable, isRetryable } from './task-state.js';
+import { TaskTransitions } from './task-transitions.service.js';
+import { GenerationOptions, Task, TaskKind } from './task.entity.js';
+
+const MAX_METADATA_BYTES = 64 * 1024;
+const MAX_RETRY_DELAY_MS = 7 * 86_400_000;
+// Enqueueing waits this long for Redis; past it the task stays pending in the database and the sweeper enqueues it.
+const ENQUEUE_WAIT_MS = 2_000;
+
+export interface TaskPage {
+  data: Task[];
+  next_cursor: string | null;
+}
+
+@Injectable()
+export class TasksService {
+  private readonly logger = new Logger('Tasks');
+  private readonly allowedCidrs: Cidr[];
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly uow: UnitOfWork,
+    private readonly transitions: TaskTransitions,
+    private readonly queue: GenerationQueue,
+    private readonly box: SecretBox,
+    private readonly metrics: Metrics,
+    @Inject(GENERATION_PROVIDER) private readonly provider: GenerationProvider,
+    @Inject(CONFIG) private readonly config: HeraldConfig,
+  ) {
+    this.allowedCidrs = parseCidrs(config.webhook.allowedCidrs);
+  }
+
+  async create(tenantId: string, kind: TaskKind, dto: CreateGenerationDto): Promise<Task> {
+    this.checkWebhookFields(dto);
+    const now = new Date();
+    const options: GenerationOptions = {};
+    for (const key of ['duration', 'size', 'fps', 'style', 'response_format', 'user', 'seed', 'n'] as const) {
+      if (dto[key] !== undefined && dto[key] !== null) (options as Record<string, unknown>)[key] = dto[key];
+    }
+    const params = Object.fromEntries(Object.entries(dto).filter(([key, value]) => !KNOWN_FIELDS.has(key) && value !== undefined));
+    const headers = (dto.webhook_headers ?? null) as Record<string, string> | null;
+    const simulate = dto.simulate ? { ...dto.simulate } : null;
+    const task = this.db.getRepository(Task).create({
+      id: uuidv7(),
+      tenantId,
+      kind,
+      status: 'pending',
+      progress: 0,
+      message: 'Queued',
+      model: dto.model,
+      prompt: dto.prompt,
+      options,
+      params,
+      metadata: dto.webhook_metadata ?? null,
+      webhookUrl: dto.webhook_url ?? null,
+      webhookHeadersSealed: headers && Object.keys(headers).length ? this.box.encrypt(JSON.stringify(headers)) : null,
+      webhookHeaderNames: headers ? Object.keys(headers) : null,
+      webhookEvents: dto.webhook_events ?? null,
+      webhookRetry: dto.webhook_retry ? { ...dto.webhook_retry } : null,
+      simulate,
+      timeoutSeconds: dto.timeout_seconds ?? null,
+      deadlineAt: dto.timeout_seconds ? new Date(now.getTime() + dto.timeout_seconds * 1000) : null,
+      estimatedDurationMs: this.provider.estimateDurationMs({ kind, simulate, options }),
+      attempt: 1,
+      result: null,
+      error: null,
+      errorCode: null,
+      lastSequence: 1,
+      createdAt: now,
+      updatedAt: now,
+      startedAt: null,
+      completedAt: null,
+    });
+    await this.uow.run(async (em) => {
+      await em.insert(Task, task as QueryDeepPartialEntity<Task>);
+      await this.transitions.recordEvent(em, task, 'task.queued');
+    });
+    this.transitions.committed(task);
+    this.metrics.tasksCreated.inc({ kind });
+    await this.enqueue(task);
+    return task;
+  }
+
+  async get(tenantId: string, id: string, kind?: TaskKind): Promise<Task> {
+    const task = await this.db.getRepository(Task).findOneBy({ id, tenantId });
+    if (!task || (kind && task.kind !== kind)) throw taskNotFound(id);
+    return task;
+  }
+
+  async list(tenantId: string, query: ListTasksQuery): Promise<TaskPage> {
+    const limit = query.limit ?? 20;
+    const rows = await this.db.getRepository(Task).find({
+      where: {
+        tenantId,
+        ...(query.status ? { status: query.status } : {}),
+        ...(query.kind ? { kind: query.kind } : {}),
+        ...(query.created_after ? { createdAt: MoreThanOrEqual(new Date(query.created_after)) } : {}),
+        ...(query.cursor ? { id: LessThan(query.cursor) } : {}),
+      },
+      // Ids are UUIDv7, ordered by creation time: newest first is id descending.
+      order: { id: 'DESC' },
+      take: limit + 1,
+    });
+    const data = rows.slice(0, limit);
+    return { data, next_cursor: rows.length > limit ? data[data.length - 1].id : null };
+  }
+
+  async cancel(tenantId: string, id: string, kind?: TaskKind): Promise<Task> {
+    const task = await this.get(tenantId, id, kind);
+    const notCancellable = () =>
+      new DomainException(ErrorCode.TaskNotCancellable, `Task ${id} is already ${task.status} and cannot be cancelled.`);
+    if (!isCancellable(task.status)) throw notCancellable();
+    const label = task.kind === 'video' ? 'Video' : 'Image';
+    const cancelled = await this.transitions.apply(id, 'cancelled', {
+      error: `${label} generation was cancelled by user request`,
+      errorCode: 'cancelled',
+      message: 'Cancelled',
+      completedAt: new Date(),
+    });
+    if (!cancelled) throw notCancellable();
+    await this.queue.discard(id, task.attempt).catch(() => undefined);
+    return cancelled;
+  }
+
+  async retry(tenantId: string, id: string, kind: TaskKind | undefined, dto: RetryTaskDto): Promise<Task> {
+    const task = await this.get(tenantId, id, kind);
+    const notRetryable = () =>
+      new DomainException(ErrorCode.TaskNotRetryable, `Task ${id} is ${task.status}; only failed or timed-out tasks can be retried.`);
+    if (!isRetryable(task.status)) throw notRetryable();
+    const now = new Date();
+    const retried = await this.uow.run(async (em) => {
+      if (dto.simulate !== undefined) await em.update(Task, { id }, { simulate: { ...dto.simulate } });
+      return this.transitions.applyIn(
+        em,
+        id,
+        'pending',
+        {
+          attempt: task.attempt + 1,
+          progress: 0,
+          message: 'Queued for retry',
+          result: null,
+          error: null,
+          errorCode: null,
+          startedAt: null,
+          completedAt: null,
+          deadlineAt: task.timeoutSeconds ? new Date(now.getTime() + task.timeoutSeconds * 1000) : null,
+        },
+        { attempt: task.attempt },
+      );
+    });
+    if (!retried) throw notRetryable();
+    this.transitions.committed(retried);
+    await this.enqueue(retried);
+    return retried;
+  }
+
+  private async enqueue(task: Task): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ENQUEUE_WAIT_MS} ms`)), ENQUEUE_WAIT_MS);
+    });
+    try {
+      await Promise.race([this.queue.enqueue(task.id, task.attempt), timeout]);
+    } catch (err) {
+      // The task is safe in the database; the sweeper enqueues it once Redis answers again.
+      this.logger.warn(`task ${task.id} stored but not yet enqueued: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private checkWebhookFields(dto: CreateGenerationDto): void {
+    const errors: FieldError[] = [];
+    if (dto.webhook_url !== undefined && dto.webhook_url !== null) {
+      const verdict = checkWebhookUrl(dto.webhook_url, this.allowedCidrs);
+      if (!verdict.ok && verdict.blocked) {
+        throw new DomainException(ErrorCode.WebhookUrlBlocked, `webhook_url ${verdict.reason}.`, [{ field: 'webhook_url', message: verdict.reason }]);
+      }
+      if (!verdict.ok) errors.push({ field: 'webhook_url', message: verdict.reason });
+    }
+    if (dto.webhook_headers) errors.push(...webhookHeaderErrors(dto.webhook_headers));
+    if (dto.webhook_metadata !== undefined && dto.webhook_metadata !== null) {
+      if (Array.isArray(dto.webhook_metadata)) errors.push({ field: 'webhook_metadata', message: 'must be a JSON object' });
+      else if (Buffer.byteLength(JSON.stringify(dto.webhook_metadata)) > MAX_METADATA_BYTES) {
+        errors.push({ field: 'webhook_metadata', message: `must serialize to at most ${MAX_METADATA_BYTES} bytes` });
+      }
+    }
+    for (const [i, entry] of (dto.webhook_retry?.schedule ?? []).entries()) {
+      if (parseDuration(entry) > MAX_RETRY_DELAY_MS) errors.push({ field: `webhook_retry.schedule.${i}`, message: 'must be at most 7 days' });
+    }
+    if (errors.length) throw validationFailed(errors);
+  }
+}

@@ -1,0 +1,45 @@
+import { ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Param, Post, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { IdempotentReplies } from '../idempotency/idempotency.module.js';
+import { TenantId } from '../auth/auth.guard.js';
+import { DomainException, ErrorCode } from '../common/errors.js';
+import { TasksService } from '../tasks/tasks.service.js';
+import { DeliveryLog } from './delivery-log.js';
+import { attemptView, deliveryView } from './delivery-view.js';
+import { DeliveryService } from './delivery.service.js';
+import { OutboxSignal } from './outbox-signal.js';
+
+@ApiTags('deliveries')
+@Controller('v1')
+export class DeliveriesController {
+  constructor(
+    private readonly log: DeliveryLog,
+    private readonly deliveries: DeliveryService,
+    private readonly tasks: TasksService,
+    private readonly outbox: OutboxSignal,
+    private readonly idempotent: IdempotentReplies,
+  ) {}
+
+  @Get('tasks/:id/deliveries')
+  async forTask(@TenantId() tenantId: string, @Param('id') id: string) {
+    await this.tasks.get(tenantId, id);
+    return { data: (await this.log.forTask(tenantId, id)).map(deliveryView) };
+  }
+
+  @Get('deliveries/:id')
+  async get(@TenantId() tenantId: string, @Param('id') id: string) {
+    const { delivery, attempts } = await this.log.get(tenantId, id);
+    return { ...deliveryView(delivery), attempt_log: attempts.map(attemptView) };
+  }
+
+  @Post('deliveries/:id/redeliver')
+  redeliver(@TenantId() tenantId: string, @Param('id') id: string, @Req() req: Request, @Res() res: Response) {
+    return this.idempotent.respond(req, res, tenantId, async () => {
+      const copy = await this.deliveries.redeliver(tenantId, id);
+      if (!copy) throw new DomainException(ErrorCode.DeliveryNotFound, `No delivery with id ${id}.`);
+      this.outbox.kick();
+      return { status: 202, body: deliveryView(copy) };
+    });
+  }
+}

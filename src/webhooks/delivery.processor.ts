@@ -1,0 +1,42 @@
+import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
+import { Inject, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Job } from 'bullmq';
+import { CONFIG } from '../config/config.module.js';
+import type { HeraldConfig } from '../config/config.js';
+import { DeliveryService } from './delivery.service.js';
+import { RetryLater, WEBHOOK_QUEUE, WebhookJob, WebhookJobData, webhookBackoff } from './webhook.queue.js';
+
+/** Thin: one line per job name. A retry throws, and the backoff strategy waits the delay the rules chose. */
+@Processor(WEBHOOK_QUEUE, { settings: { backoffStrategy: webhookBackoff }, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 1_000 })
+export class DeliveryProcessor extends WorkerHost implements OnApplicationBootstrap {
+  private readonly logger = new Logger('WebhookWorker');
+  constructor(
+    private readonly deliveries: DeliveryService,
+    @Inject(CONFIG) private readonly config: HeraldConfig,
+  ) {
+    super();
+  }
+
+  onApplicationBootstrap(): void {
+    this.worker.concurrency = this.config.webhook.concurrency;
+  }
+
+  /** Redis errors (a flush, a restart) are expected and recovered by the sweepers: log them, don't crash. */
+  @OnWorkerEvent('error')
+  onWorkerError(err: Error): void {
+    this.logger.warn(`worker error: ${err.message}`);
+  }
+
+  async process(job: Job<WebhookJobData>): Promise<string> {
+    switch (job.name as WebhookJob) {
+      case WebhookJob.Deliver: {
+        const run = await this.deliveries.deliver(job.data.deliveryId);
+        if (run.outcome === 'retry') throw new RetryLater(run.delayMs, run.reason);
+        if (run.outcome === 'wait') throw new RetryLater(run.delayMs, 'waiting for an earlier event to the same target');
+        return run.outcome;
+      }
+      default:
+        throw new Error(`unknown webhook job ${job.name}`);
+    }
+  }
+}

@@ -1,0 +1,106 @@
+import type { TaskEventType } from '../tasks/task-event.entity.js';
+import type { TaskKind, TaskResult } from '../tasks/task.entity.js';
+
+export const MAX_PAYLOAD_BYTES = 1_048_576;
+
+/** What a payload needs to know about the task and the event; taken from the same transaction as the event. */
+export interface EventFacts {
+  eventId: string;
+  type: TaskEventType;
+  sequence: number;
+  createdAt: Date;
+  task: {
+    id: string;
+    kind: TaskKind;
+    status: string;
+    progress: number;
+    message: string | null;
+    model: string;
+    prompt: string;
+    error: string | null;
+    result: TaskResult | null;
+    metadata: Record<string, unknown> | null;
+    startedAt: Date | null;
+    completedAt: Date | null;
+    estimatedDurationMs: number;
+  };
+}
+
+/** Which per-request `webhook_events` name an event answers to; undefined for events Conduit does not send. */
+export function requestEventName(type: TaskEventType): 'progress' | 'completed' | 'failed' | 'cancelled' | undefined {
+  switch (type) {
+    case 'task.progress':
+      return 'progress';
+    case 'task.completed':
+      return 'completed';
+    case 'task.failed':
+      return 'failed';
+    case 'task.cancelled':
+      return 'cancelled';
+    default:
+      return undefined;
+  }
+}
+
+export const isTerminalEvent = (type: TaskEventType) => type === 'task.completed' || type === 'task.failed' || type === 'task.cancelled';
+
+function generationSeconds(task: EventFacts['task']): number | undefined {
+  if (!task.startedAt || !task.completedAt) return undefined;
+  return Math.round((task.completedAt.getTime() - task.startedAt.getTime()) / 100) / 10;
+}
+
+/**
+ * The per-request webhook body, exactly Conduit's (seeds/001) plus `event_id`, `event_type`, `sequence` and
+ * `metadata`. Images use `image_generation_*` and `image_url`.
+ */
+export function conduitPayload(facts: EventFacts): Record<string, unknown> | undefined {
+  const { task } = facts;
+  const name = requestEventName(facts.type);
+  if (!name) return undefined;
+  const prefix = task.kind === 'video' ? 'video_generation' : 'image_generation';
+  const common = { task_id: task.id, status: task.status };
+  const added = {
+    event_id: facts.eventId,
+    sequence: facts.sequence,
+    ...(task.metadata ? { metadata: task.metadata } : {}),
+  };
+  const timestamp = facts.createdAt.toISOString();
+  if (name === 'progress') {
+    const webhookType = `${prefix}_progress`;
+    return {
+      ...common,
+      webhook_type: webhookType,
+      timestamp,
+      progress_percentage: task.progress,
+      message: task.message,
+      estimated_seconds_remaining: Math.ceil((task.estimatedDurationMs * (100 - task.progress)) / 100 / 1000),
+      event_type: webhookType,
+      ...added,
+    };
+  }
+  const webhookType = `${prefix}_completed`;
+  const url = task.result?.data[0]?.url ?? null;
+  return {
+    ...common,
+    webhook_type: webhookType,
+    timestamp,
+    ...(name === 'completed' ? { [task.kind === 'video' ? 'video_url' : 'image_url']: url } : { error: task.error }),
+    ...(generationSeconds(task) !== undefined ? { generation_duration_seconds: generationSeconds(task) } : {}),
+    model: task.model,
+    prompt: task.prompt,
+    event_type: webhookType,
+    ...added,
+  };
+}
+
+/** Serializes once; the stored string is what is signed and sent on every attempt. Never over 1 MB. */
+export function serializePayload(payload: Record<string, unknown>): string {
+  let body = JSON.stringify(payload);
+  if (Buffer.byteLength(body) > MAX_PAYLOAD_BYTES && 'metadata' in payload) {
+    body = JSON.stringify({ ...payload, metadata: { truncated: true } });
+  }
+  if (Buffer.byteLength(body) > MAX_PAYLOAD_BYTES && 'data' in payload) {
+    body = JSON.stringify({ ...payload, data: { truncated: true } });
+  }
+  return body;
+}

@@ -1,0 +1,66 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Injectable } from '@nestjs/common';
+import { Queue } from 'bullmq';
+
+export const WEBHOOK_QUEUE = 'webhooks';
+export enum WebhookJob {
+  Deliver = 'deliver',
+}
+export interface WebhookJobData {
+  deliveryId: string;
+}
+
+/** Thrown by the processor so BullMQ schedules the next try after exactly this delay (our backoff strategy). */
+export class RetryLater extends Error {
+  constructor(readonly delayMs: number, reason: string) {
+    super(reason);
+    this.name = 'RetryLater';
+  }
+}
+
+export const WEBHOOK_BACKOFF = 'herald';
+
+/** BullMQ backoff strategy: the delay the delivery rules chose. */
+export function webhookBackoff(_attemptsMade: number, _type?: string, err?: Error): number {
+  return err instanceof RetryLater ? err.delayMs : 1_000;
+}
+
+/** One job per delivery, id = delivery id, so the relay and the sweeper can re-add without doubling. */
+@Injectable()
+export class WebhookQueue {
+  constructor(@InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue<WebhookJobData>) {}
+
+  async dispatch(deliveries: Array<{ id: string; nextAttemptAt: Date }>): Promise<void> {
+    const now = Date.now();
+    await this.queue.addBulk(
+      deliveries.map((d) => ({
+        name: WebhookJob.Deliver,
+        data: { deliveryId: d.id },
+        opts: {
+          jobId: d.id,
+          delay: Math.max(0, d.nextAttemptAt.getTime() - now),
+          // The database decides when a delivery is finished; BullMQ only carries it between tries.
+          attempts: 10_000,
+          backoff: { type: WEBHOOK_BACKOFF },
+          removeOnComplete: true,
+          removeOnFail: { age: 86_400 },
+        },
+      })),
+    );
+  }
+
+  /** The job's state in Redis, or undefined when Redis has no such job. */
+  async state(deliveryId: string): Promise<string | undefined> {
+    const job = await this.queue.getJob(deliveryId);
+    return job ? job.getState() : undefined;
+  }
+
+  async remove(deliveryId: string): Promise<void> {
+    await this.queue.remove(deliveryId).catch(() => undefined);
+  }
+
+  /** Jobs by state, for /metrics. */
+  counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+  }
+}

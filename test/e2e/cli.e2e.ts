@@ -1,0 +1,72 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
+import { startTestHerald, type TestHerald } from '../support/herald.js';
+
+let h: TestHerald;
+let env: Record<string, string>;
+beforeAll(async () => {
+  h = await startTestHerald();
+  env = {
+    DATA_DIR: h.dataDir,
+    DATABASE_URL: h.config.database.type === 'postgres' ? h.config.database.url : `sqlite:${h.config.database.path}`,
+  };
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+describe('herald CLI', () => {
+  it('creates a key that works at once, lists it by prefix, and revokes it', async () => {
+    const created = await runCli(['keys', 'create', '--tenant', 'acme', '--label', 'ci'], env);
+    expect(created.code).toBe(0);
+    const key = created.stdout.trim().split('\n').at(-1)!;
+    expect(key).toMatch(/^hk_[A-Za-z0-9_-]{43}$/);
+    const ok = await fetch(`${h.baseUrl}/v1/tasks`, { headers: { authorization: `Bearer ${key}` } });
+    expect(ok.status).toBe(200);
+
+    const list = await runCli(['keys', 'list'], env);
+    expect(list.stdout).toContain('acme');
+    expect(list.stdout).toContain(key.slice(0, 10));
+    expect(list.stdout).not.toContain(key);
+
+    const id = created.stdout.match(/Created key (\S+)/)![1];
+    expect((await runCli(['keys', 'revoke', id], env)).code).toBe(0);
+    // Revocation reaches every process within the auth cache lifetime (5 s).
+    await new Promise((r) => setTimeout(r, 5_200));
+    expect((await fetch(`${h.baseUrl}/v1/tasks`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(401);
+  });
+
+  it('migrates an empty database and reports when there is nothing to do', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'herald-cli-'));
+    const first = await runCli(['migrate'], { DATA_DIR: dir });
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('Applied');
+    const second = await runCli(['migrate'], { DATA_DIR: dir });
+    expect(second.stdout).toContain('up to date');
+  });
+
+  it('stops at start-up with one line naming a bad variable', async () => {
+    const res = await runCli(['serve'], { PORT: 'abc' });
+    expect(res.code).toBe(1);
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
+    expect(res.stderr).toContain('PORT');
+  });
+
+  it('says how to start Redis when it cannot be reached', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'herald-cli-'));
+    const res = await runCli(['serve'], { DATA_DIR: dir, REDIS_URL: 'redis://127.0.0.1:1', PORT: '0' });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('Cannot reach Redis at redis://127.0.0.1:1');
+    expect(res.stderr).toContain('REDIS_URL');
+    expect(res.stderr).toContain('redis-server');
+  });
+
+  it('prints usage for an unknown command', async () => {
+    const res = await runCli(['frobnicate'], {});
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('Usage: herald');
+  });
+});

@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, eventually, type TestDatabase } from '../support/herald.js';
+import { spawnHerald, startPrivateRedis } from '../support/processes.js';
+import { startReceiver } from '../support/receiver.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+describe('crash safety', () => {
+  it('delivers every terminal webhook after the worker is killed -9 mid-run and Redis is flushed', { timeout: 120_000 }, async () => {
+    const AUTH = 'Bearer crash-test';
+    const receiver = await startReceiver({ authorization: AUTH });
+    cleanups.push(() => receiver.close());
+    const redis = await startPrivateRedis();
+    cleanups.push(() => redis.stop());
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'herald-crash-'));
+    const db: TestDatabase = await createTestDatabase(dataDir);
+    cleanups.push(() => db.drop());
+    const apiKey = `hk_crash_${randomBytes(12).toString('hex')}`;
+    const env = {
+      DATA_DIR: dataDir,
+      DATABASE_URL: db.url,
+      REDIS_URL: redis.url,
+      BOOTSTRAP_API_KEY: apiKey,
+      WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
+      SIMULATOR_DURATION_MS: '1500',
+      SWEEP_INTERVAL_MS: '200',
+      WEBHOOK_TIMEOUT_MS: '1000',
+      WEBHOOK_RETRY_SCHEDULE: '0s,100ms,200ms,500ms,1s,2s',
+    };
+
+    const first = await spawnHerald(env);
+    cleanups.push(() => first.kill9());
+    const TASKS = 40;
+    const ids: string[] = [];
+    for (let i = 0; i < TASKS; i++) {
+      const res = await fetch(`${first.baseUrl}/v1/${i % 2 ? 'images' : 'videos'}/generations/async`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', prompt: `task ${i}`, webhook_url: receiver.url(), webhook_headers: { Authorization: AUTH }, simulate: { duration_ms: 600 + (i % 5) * 300 } }),
+      });
+      expect(res.status).toBe(202);
+      ids.push(((await res.json()) as { task_id: string }).task_id);
+    }
+    const terminalFor = (id: string) => receiver.forTask(id).filter((w) => w.body.webhook_type.endsWith('_completed'));
+    // Mid-run: some tasks are done, most are not.
+    await eventually(async () => (ids.filter((id) => terminalFor(id).length > 0).length >= 3 ? true : undefined), { timeoutMs: 20_000 });
+    await first.kill9();
+    await redis.flushAll();
+    const doneBeforeCrash = ids.filter((id) => terminalFor(id).length > 0).length;
+    expect(doneBeforeCrash).toBeLessThan(TASKS);
+
+    const second = await spawnHerald(env);
+    cleanups.push(() => second.kill9());
+    await eventually(async () => (ids.every((id) => terminalFor(id).length > 0) ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
+
+    // At-least-once: a webhook sent twice carries the same webhook-id both times.
+    const byEvent = new Map<string, Set<string>>();
+    for (const w of receiver.received) {
+      const set = byEvent.get(w.body.event_id) ?? new Set<string>();
+      set.add(String(w.headers['webhook-id']));
+      byEvent.set(w.body.event_id, set);
+    }
+    for (const ids_ of byEvent.values()) expect(ids_.size).toBe(1);
+    // No task is left unfinished, and each finished as its webhook said.
+    for (const id of ids) {
+      const task = (await (await fetch(`${second.baseUrl}/v1/tasks/${id}`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { status: string };
+      expect(task.status).toBe('completed');
+      expect(terminalFor(id)[0].body.status).toBe('completed');
+    }
+  });
+});

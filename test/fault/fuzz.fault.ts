@@ -1,0 +1,93 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordFigures } from '../support/reliability.js';
+import { startTestHerald, type TestHerald } from '../support/herald.js';
+
+let h: TestHerald;
+let ids: { task: string; delivery: string; endpoint: string };
+beforeAll(async () => {
+  h = await startTestHerald({ RATE_LIMIT_PER_SECOND: '0', SIMULATOR_DURATION_MS: '50' });
+  const task = (await h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', webhook_url: 'https://example.com/h' }, { prefer: 'wait=5' })).body.task_id;
+  const endpoint = (await h.api('POST', '/v1/webhooks', { url: 'https://example.com/e' })).body.id;
+  const delivery = (await h.api('GET', `/v1/tasks/${task}/deliveries`)).body.data[0]?.id ?? task;
+  ids = { task, delivery, endpoint };
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+const ROUTES: Array<[string, (id: typeof ids) => string]> = [
+  ['POST', () => '/v1/videos/generations/async'],
+  ['POST', () => '/v1/images/generations/async'],
+  ['GET', (i) => `/v1/videos/generations/tasks/${i.task}`],
+  ['DELETE', (i) => `/v1/videos/generations/${i.task}`],
+  ['POST', (i) => `/v1/videos/generations/tasks/${i.task}/retry`],
+  ['GET', (i) => `/v1/images/generations/${i.task}/status`],
+  ['POST', (i) => `/v1/images/generations/tasks/${i.task}/retry`],
+  ['GET', () => '/v1/tasks'],
+  ['GET', (i) => `/v1/tasks/${i.task}`],
+  ['GET', (i) => `/v1/tasks/${i.task}/events`],
+  ['GET', (i) => `/v1/tasks/${i.task}/deliveries`],
+  ['GET', (i) => `/v1/deliveries/${i.delivery}`],
+  ['POST', (i) => `/v1/deliveries/${i.delivery}/redeliver`],
+  ['POST', () => '/v1/webhooks'],
+  ['GET', () => '/v1/webhooks'],
+  ['GET', (i) => `/v1/webhooks/${i.endpoint}`],
+  ['PATCH', (i) => `/v1/webhooks/${i.endpoint}`],
+  ['POST', (i) => `/v1/webhooks/${i.endpoint}/recover`],
+  ['GET', (i) => `/v1/webhooks/${i.endpoint}/deliveries`],
+  ['GET', () => '/v1/event-types'],
+];
+
+const KNOWN = ['prompt', 'model', 'duration', 'size', 'fps', 'style', 'response_format', 'user', 'seed', 'n', 'webhook_url', 'webhook_headers', 'webhook_metadata', 'timeout_seconds', 'webhook_events', 'webhook_retry', 'simulate', 'url', 'events', 'description', 'headers', 'secret', 'status', 'since'];
+const junk = fc.oneof(
+  fc.string(),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string(), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string(), fc.integer(), fc.constant(null)), { maxKeys: 3 }),
+  fc.constantFrom('http://169.254.169.254/', 'http://[::1]/', 'ftp://x', 'https://a:b@x.com', '1e999', '-1', 'NaN', '\u0000', 'x'.repeat(5_000)),
+);
+const body = fc.oneof(
+  fc.dictionary(fc.constantFrom(...KNOWN), junk, { maxKeys: 8 }).map((o) => JSON.stringify(o)),
+  fc.jsonValue().map((v) => JSON.stringify(v)),
+  fc.string({ maxLength: 200 }), // malformed JSON mostly
+  fc.constantFrom('{', '[]', 'null', '"x"', '{"prompt":', '\u0000\u0001', '{"__proto__":{"x":1}}'),
+);
+const query = fc.dictionary(fc.constantFrom('status', 'kind', 'limit', 'cursor', 'created_after', 'after', 'event_type'), fc.string({ maxLength: 20 }), { maxKeys: 3 });
+const header = fc.record({
+  'content-type': fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', 'multipart/form-data'),
+  'idempotency-key': fc.option(fc.string({ minLength: 0, maxLength: 300 }).filter((s) => /^[\x20-\x7e]*$/.test(s)), { nil: undefined }),
+  prefer: fc.option(fc.constantFrom('wait=abc', 'wait=0', 'wait=1', 'respond-async'), { nil: undefined }),
+});
+
+describe('fuzzing', () => {
+  it('answers 10,000 generated bad requests across every route without a 5xx, each error as problem+json', { timeout: 600_000 }, async () => {
+    const failures: string[] = [];
+    const statuses: Record<number, number> = {};
+    let sent = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...ROUTES), body, query, header, fc.boolean(), async ([method, route], raw, q, hdrs, bogusId) => {
+        let path = route(ids);
+        if (bogusId) path = path.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/, (m) => m.split('').reverse().join(''));
+        const qs = new URLSearchParams(q as Record<string, string>).toString();
+        const headers: Record<string, string> = { authorization: `Bearer ${h.apiKey}`, 'content-type': hdrs['content-type'] };
+        if (hdrs['idempotency-key'] !== undefined) headers['idempotency-key'] = hdrs['idempotency-key'];
+        if (hdrs.prefer) headers.prefer = hdrs.prefer === 'wait=1' ? 'wait=1' : hdrs.prefer;
+        const res = await fetch(`${h.baseUrl}${path}${qs ? `?${qs}` : ''}`, { method, headers, body: method === 'GET' || method === 'DELETE' ? undefined : raw });
+        const text = await res.text();
+        sent++;
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+        if (res.status >= 500) failures.push(`${method} ${path} ${raw.slice(0, 200)} → ${res.status} ${text.slice(0, 300)}`);
+        if (res.status >= 400 && !String(res.headers.get('content-type')).includes('application/problem+json')) failures.push(`${method} ${path} → ${res.status} not problem+json`);
+        return true;
+      }),
+      { numRuns: 10_000, seed: 20261123 },
+    );
+    recordFigures('fuzzing: generated bad requests across every route', { requests: sent, responses_5xx: failures.filter((f) => / → 5\d\d/.test(f)).length, non_problem_errors: failures.filter((f) => f.includes('not problem')).length });
+    expect(failures.slice(0, 10)).toEqual([]);
+    expect(sent).toBeGreaterThanOrEqual(10_000);
+  });
+});

@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, EntityManager, LessThan, MoreThan, Not } from 'typeorm';
+import { DataSource, EntityManager, In, MoreThan, Not } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { v7 as uuidv7 } from 'uuid';
+import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
@@ -10,6 +11,7 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { activeSecrets, failingTooLong } from '../endpoints/endpoint-rules.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
+import { mustWait } from './delivery-order.js';
 import { DeliveryPlanner } from './delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
@@ -36,12 +38,27 @@ export function redactRequestHeaders(headers: Record<string, string>, callerHead
   );
 }
 
-type Target = { secrets: string[] } | { refused: string };
+type Claim =
+  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: string[] }
+  | { kind: 'skipped' }
+  | { kind: 'wait' }
+  | { kind: 'refused'; reason: string };
+
+interface Outcome {
+  delivery: Delivery;
+  attempt: number;
+  result: SendResult;
+  verdict: Verdict;
+  requestHeaders: Record<string, string>;
+}
 
 /** The delivery rules: claim, order, sign, send, record the attempt, decide what comes next, look after endpoints. */
 @Injectable()
 export class DeliveryService {
   private readonly logger = new Logger('Delivery');
+  // Claims and attempt records from concurrent sends share transactions (see MicroBatcher).
+  private readonly claims = new MicroBatcher((ids: string[]) => this.claimBatch(ids));
+  private readonly records = new MicroBatcher((outcomes: Outcome[]) => this.recordBatch(outcomes));
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -56,17 +73,12 @@ export class DeliveryService {
   ) {}
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {
-    const delivery = await this.db.getRepository(Delivery).findOneBy({ id: deliveryId });
-    if (!delivery || delivery.status !== 'pending') return { outcome: 'skipped' };
-    // Never overtake an earlier event of the same task to the same target that is being sent right now.
-    if (delivery.taskId && (await this.earlierOnTheWire(delivery, delivery.taskId))) return { outcome: 'wait', delayMs: ORDER_WAIT_MS };
-    const target = await this.resolveTarget(delivery);
-    if ('refused' in target) {
-      await this.uow.run((em) => em.update(Delivery, { id: delivery.id, status: 'pending' }, { status: 'failed', lastError: target.refused, updatedAt: new Date(), completedAt: new Date() }));
-      return { outcome: 'failed', reason: target.refused };
-    }
-    const attempt = delivery.attempts + 1;
-    if (!(await this.claim(delivery.id, attempt))) return { outcome: 'skipped' };
+    const claim = await this.claims.submit(deliveryId);
+    if (claim.kind === 'skipped') return { outcome: 'skipped' };
+    if (claim.kind === 'wait') return { outcome: 'wait', delayMs: ORDER_WAIT_MS };
+    if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };
+    const { delivery, attempt } = claim;
+    const secrets = claim.secrets ?? (await this.secrets.forTenant(delivery.tenantId));
 
     const callerHeaders: Record<string, string> = delivery.headersSealed ? JSON.parse(this.box.decrypt(delivery.headersSealed)) : {};
     const timestamp = Math.floor(Date.now() / 1000);
@@ -76,12 +88,12 @@ export class DeliveryService {
       'User-Agent': this.config.webhook.userAgent,
       'webhook-id': delivery.eventId,
       'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(target.secrets, delivery.eventId, timestamp, delivery.payload),
-      'X-Signature': signLegacy(target.secrets[0], delivery.payload),
+      'webhook-signature': signatureHeader(secrets, delivery.eventId, timestamp, delivery.payload),
+      'X-Signature': signLegacy(secrets[0], delivery.payload),
     };
     const result = await this.sender.send({ url: delivery.url, body: delivery.payload, headers });
     const verdict = decide(result, attempt, delivery.schedule);
-    const disabledOne = await this.record(delivery, attempt, result, verdict, redactRequestHeaders(headers, Object.keys(callerHeaders)));
+    const disabledOne = await this.records.submit({ delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) });
     if (disabledOne) this.outbox.kick();
     this.observe(delivery, result, verdict);
     return verdict;
@@ -95,56 +107,120 @@ export class DeliveryService {
     if (verdict.outcome === 'succeeded') this.metrics.deliveryLatency.observe((Date.now() - d.createdAt.getTime()) / 1000);
   }
 
-  private async resolveTarget(d: Delivery): Promise<Target> {
-    if (d.target === REQUEST_TARGET) return { secrets: await this.secrets.forTenant(d.tenantId) };
-    const endpoint = await this.db.getRepository(Endpoint).findOneBy({ id: d.target });
-    if (!endpoint) return { refused: 'endpoint deleted' };
-    if (endpoint.status !== 'enabled') return { refused: `endpoint disabled: ${endpoint.disabledReason ?? 'by its owner'}` };
-    const previous = endpoint.previousSecretSealed ? this.box.decrypt(endpoint.previousSecretSealed) : null;
-    return { secrets: activeSecrets(this.box.decrypt(endpoint.secretSealed), previous, endpoint.previousSecretExpiresAt, new Date()) };
-  }
-
-  private earlierOnTheWire(d: Delivery, taskId: string): Promise<boolean> {
-    return this.db.getRepository(Delivery).exists({ where: { taskId, target: d.target, status: 'sending', sequence: LessThan(d.sequence) } });
-  }
-
-  private claim(id: string, attempt: number): Promise<boolean> {
+  /**
+   * Claims a batch of due deliveries in one transaction: pending ones become `sending` with their attempt
+   * counted, unless an earlier event of the same task to the same target is on the wire (ordering), or their
+   * endpoint is gone or disabled (then they fail here). Two workers cannot claim the same delivery.
+   */
+  private claimBatch(ids: string[]): Promise<Claim[]> {
     return this.uow.run(async (em) => {
-      const result = await em.update(Delivery, { id, status: 'pending' }, { status: 'sending', attempts: attempt, updatedAt: new Date() });
-      return (result.affected ?? 0) > 0;
+      const rows = await em.find(Delivery, { where: { id: In([...new Set(ids)]), status: 'pending' } });
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      const taskIds = [...new Set(rows.flatMap((r) => (r.taskId ? [r.taskId] : [])))];
+      const sending = taskIds.length
+        ? await em.find(Delivery, { where: { taskId: In(taskIds), status: 'sending' }, select: { id: true, taskId: true, target: true, sequence: true } })
+        : [];
+      const waiting = mustWait(rows, sending);
+      const endpointIds = [...new Set(rows.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target))];
+      const endpoints = new Map((endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]));
+
+      const now = new Date();
+      const claimed = new Set<string>();
+      const answers = ids.map((id): Claim => {
+        const row = byId.get(id);
+        if (!row || claimed.has(id)) return { kind: 'skipped' };
+        if (waiting.has(id)) return { kind: 'wait' };
+        const target = this.resolveTarget(row, endpoints, now);
+        if ('refused' in target) return { kind: 'refused', reason: target.refused };
+        claimed.add(id);
+        return { kind: 'claimed', delivery: row, attempt: row.attempts + 1, secrets: target.secrets };
+      });
+      for (const [i, answer] of answers.entries()) {
+        if (answer.kind !== 'refused') continue;
+        await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
+      }
+      if (claimed.size === 0) return answers;
+      const update = em
+        .createQueryBuilder()
+        .update(Delivery)
+        .set({ status: 'sending', attempts: () => 'attempts + 1', updatedAt: now })
+        .where({ id: In([...claimed]), status: 'pending' });
+      // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending. PostgreSQL: another
+      // worker may have claimed one since; the conditional UPDATE tells which ones are ours.
+      if (this.db.options.type !== 'postgres') {
+        await update.execute();
+        return answers;
+      }
+      const ours = new Set(((await update.returning(['id']).execute()).raw as Array<{ id: string }>).map((r) => r.id));
+      return answers.map((a) => (a.kind === 'claimed' && !ours.has(a.delivery.id) ? { kind: 'skipped' } : a));
     });
   }
 
-  /** Records the attempt and its consequences in one transaction; returns true when it disabled an endpoint. */
-  private record(d: Delivery, attempt: number, result: SendResult, verdict: Verdict, requestHeaders: Record<string, string>): Promise<boolean> {
+  /** Request targets sign with the tenant's secret (looked up after the claim, cached); endpoints with their own. */
+  private resolveTarget(d: Delivery, endpoints: Map<string, Endpoint>, now: Date): { secrets?: string[] } | { refused: string } {
+    if (d.target === REQUEST_TARGET) return {};
+    const endpoint = endpoints.get(d.target);
+    if (!endpoint) return { refused: 'endpoint deleted' };
+    if (endpoint.status !== 'enabled') return { refused: `endpoint disabled: ${endpoint.disabledReason ?? 'by its owner'}` };
+    const previous = endpoint.previousSecretSealed ? this.box.decrypt(endpoint.previousSecretSealed) : null;
+    return { secrets: activeSecrets(this.box.decrypt(endpoint.secretSealed), previous, endpoint.previousSecretExpiresAt, now) };
+  }
+
+  /**
+   * Records a batch of attempts and their consequences in one transaction: the attempt log, each delivery's
+   * new state, and each endpoint's summary. Answers, per attempt, whether it disabled an endpoint.
+   */
+  private recordBatch(outcomes: Outcome[]): Promise<boolean[]> {
     return this.uow.run(async (em) => {
       const now = new Date();
-      await em.insert(DeliveryAttempt, {
-        id: uuidv7(),
-        deliveryId: d.id,
-        number: attempt,
-        startedAt: result.startedAt,
-        durationMs: result.durationMs,
-        statusCode: result.statusCode ?? null,
-        error: result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
-        responseSnippet: result.responseSnippet ?? null,
-        requestHeaders,
-        outcome: verdict.outcome,
-      } as QueryDeepPartialEntity<DeliveryAttempt>);
-      const last = { lastStatusCode: result.statusCode ?? null, lastError: verdict.outcome === 'succeeded' ? null : verdict.reason, updatedAt: now };
-      if (verdict.outcome === 'retry') {
-        const superseded = d.eventType === 'task.progress' && (await this.hasNewer(em, d));
-        await em.update(
-          Delivery,
-          { id: d.id, status: 'sending' },
-          superseded
-            ? { ...last, status: 'superseded', completedAt: now }
-            : { ...last, status: 'pending', nextAttemptAt: new Date(now.getTime() + verdict.delayMs) },
-        );
-      } else {
-        await em.update(Delivery, { id: d.id, status: 'sending' }, { ...last, status: verdict.outcome, completedAt: now });
+      await em
+        .createQueryBuilder()
+        .insert()
+        .into(DeliveryAttempt)
+        .values(
+          outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) => ({
+            id: uuidv7(),
+            deliveryId: delivery.id,
+            number: attempt,
+            startedAt: result.startedAt,
+            durationMs: result.durationMs,
+            statusCode: result.statusCode ?? null,
+            error: result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
+            responseSnippet: result.responseSnippet ?? null,
+            requestHeaders,
+            outcome: verdict.outcome,
+          })) as QueryDeepPartialEntity<DeliveryAttempt>[],
+        )
+        .updateEntity(false)
+        .execute();
+      // Successes share one UPDATE per status code: the common case costs one statement per batch.
+      const succeeded = new Map<number | null, string[]>();
+      for (const { delivery: d, result, verdict } of outcomes) {
+        if (verdict.outcome === 'succeeded') {
+          const code = result.statusCode ?? null;
+          succeeded.set(code, [...(succeeded.get(code) ?? []), d.id]);
+          continue;
+        }
+        const last = { lastStatusCode: result.statusCode ?? null, lastError: verdict.reason, updatedAt: now };
+        if (verdict.outcome === 'retry') {
+          const superseded = d.eventType === 'task.progress' && (await this.hasNewer(em, d));
+          await em.update(
+            Delivery,
+            { id: d.id, status: 'sending' },
+            superseded ? { ...last, status: 'superseded', completedAt: now } : { ...last, status: 'pending', nextAttemptAt: new Date(now.getTime() + verdict.delayMs) },
+          );
+        } else {
+          await em.update(Delivery, { id: d.id, status: 'sending' }, { ...last, status: 'failed', completedAt: now });
+        }
       }
-      return d.target === REQUEST_TARGET ? false : this.recordOnEndpoint(em, d.target, result, verdict, now);
+      for (const [code, ids] of succeeded) {
+        await em.update(Delivery, { id: In(ids), status: 'sending' }, { status: 'succeeded', lastStatusCode: code, lastError: null, updatedAt: now, completedAt: now });
+      }
+      const disabled = new Set<string>();
+      const byEndpoint = new Map<string, Outcome[]>();
+      for (const o of outcomes) if (o.delivery.target !== REQUEST_TARGET) byEndpoint.set(o.delivery.target, [...(byEndpoint.get(o.delivery.target) ?? []), o]);
+      for (const [endpointId, ofEndpoint] of byEndpoint) if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
+      return outcomes.map((o) => disabled.has(o.delivery.target));
     });
   }
 
@@ -154,20 +230,24 @@ export class DeliveryService {
   }
 
   /** Keeps the endpoint's last-delivery summary and failure streak; disables it on 410 or a streak too long. */
-  private async recordOnEndpoint(em: EntityManager, endpointId: string, result: SendResult, verdict: Verdict, now: Date): Promise<boolean> {
+  private async recordOnEndpoint(em: EntityManager, endpointId: string, outcomes: Outcome[], now: Date): Promise<boolean> {
     const endpoint = await em.findOneBy(Endpoint, { id: endpointId });
     if (!endpoint) return false;
-    const ok = verdict.outcome === 'succeeded';
-    const failingSince = ok ? null : (endpoint.failingSince ?? now);
-    await em.update(Endpoint, { id: endpointId }, { lastDeliveryAt: now, lastStatusCode: result.statusCode ?? null, lastOutcome: verdict.outcome, failingSince });
-    if (endpoint.status !== 'enabled' || ok) return false;
+    let failingSince = endpoint.failingSince;
+    let gone = false;
+    for (const { verdict } of outcomes) {
+      failingSince = verdict.outcome === 'succeeded' ? null : (failingSince ?? now);
+      gone ||= verdict.outcome === 'failed' && verdict.gone === true;
+    }
+    const last = outcomes[outcomes.length - 1];
+    await em.update(Endpoint, { id: endpointId }, { lastDeliveryAt: now, lastStatusCode: last.result.statusCode ?? null, lastOutcome: last.verdict.outcome, failingSince });
+    if (endpoint.status !== 'enabled' || (last.verdict.outcome === 'succeeded' && !gone)) return false;
     const limit = this.config.endpointDisableAfterHours;
-    const reason =
-      verdict.outcome === 'failed' && verdict.gone
-        ? 'The endpoint answered 410 Gone'
-        : failingTooLong(failingSince, now, limit)
-          ? `Every delivery failed for ${limit} hours (since ${failingSince!.toISOString()})`
-          : undefined;
+    const reason = gone
+      ? 'The endpoint answered 410 Gone'
+      : failingTooLong(failingSince, now, limit)
+        ? `Every delivery failed for ${limit} hours (since ${failingSince!.toISOString()})`
+        : undefined;
     if (!reason) return false;
     return this.disable(em, endpoint, reason, now);
   }

@@ -1,0 +1,26 @@
+/** What the ordering rule needs to know of a delivery. */
+export interface OrderKey {
+  id: string;
+  taskId: string | null;
+  target: string;
+  sequence: number;
+}
+
+const laneOf = (d: OrderKey) => `${d.taskId}\u0000${d.target}`;
+
+/**
+ * Per task and target, events go out in sequence: a delivery waits while an earlier one of the same task to
+ * the same target is on the wire (`sending`) or is about to be claimed in the same batch. Returns the ids that
+ * must wait. Deliveries without a task (operational events) never wait.
+ */
+export function mustWait(candidates: readonly OrderKey[], sending: readonly OrderKey[]): Set<string> {
+  const lowest = new Map<string, number>();
+  for (const d of [...sending, ...candidates]) {
+    if (!d.taskId) continue;
+    const lane = laneOf(d);
+    lowest.set(lane, Math.min(lowest.get(lane) ?? Infinity, d.sequence));
+  }
+  const wait = new Set<string>();
+  for (const d of candidates) if (d.taskId && d.sequence > lowest.get(laneOf(d))!) wait.add(d.id);
+  return wait;
+}

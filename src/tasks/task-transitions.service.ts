@@ -90,17 +90,24 @@ export class TaskTransitions {
   }
 
   async recordEvent(em: EntityManager, task: Task, type: TaskEventType): Promise<TaskEvent> {
-    const event = em.create(TaskEvent, {
-      id: uuidv7(),
-      taskId: task.id,
-      tenantId: task.tenantId,
-      sequence: task.lastSequence,
-      type,
-      data: eventSnapshot(task),
-      createdAt: task.updatedAt,
-    });
-    await em.insert(TaskEvent, event as QueryDeepPartialEntity<TaskEvent>);
-    await this.planner.plan(em, task, event);
-    return event;
+    return (await this.recordEvents(em, [{ task, type }]))[0];
+  }
+
+  /** Events of several tasks in one multi-row INSERT, with their deliveries planned together. */
+  async recordEvents(em: EntityManager, entries: ReadonlyArray<{ task: Task; type: TaskEventType }>): Promise<TaskEvent[]> {
+    const events = entries.map(({ task, type }) =>
+      em.create(TaskEvent, {
+        id: uuidv7(),
+        taskId: task.id,
+        tenantId: task.tenantId,
+        sequence: task.lastSequence,
+        type,
+        data: eventSnapshot(task),
+        createdAt: task.updatedAt,
+      }),
+    );
+    await em.createQueryBuilder().insert().into(TaskEvent).values(events as QueryDeepPartialEntity<TaskEvent>[]).updateEntity(false).execute();
+    await this.planner.planMany(em, entries.map(({ task }, i) => ({ task, event: events[i] })));
+    return events;
   }
 }

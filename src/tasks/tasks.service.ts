@@ -5,6 +5,7 @@ import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialE
 import { v7 as uuidv7 } from 'uuid';
 import { DomainException, ErrorCode, FieldError, taskNotFound } from '../common/errors.js';
 import { validationFailed } from '../common/validation.js';
+import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
@@ -35,6 +36,8 @@ export interface TaskPage {
 export class TasksService {
   private readonly logger = new Logger('Tasks');
   private readonly allowedCidrs: Cidr[];
+  // Concurrent creates share one transaction (group commit); each caller still gets its own answer.
+  private readonly intake = new MicroBatcher((tasks: Task[]) => this.insertBatch(tasks), 100);
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -90,14 +93,20 @@ export class TasksService {
       startedAt: null,
       completedAt: null,
     });
-    await this.uow.run(async (em) => {
-      await em.insert(Task, task as QueryDeepPartialEntity<Task>);
-      await this.transitions.recordEvent(em, task, 'task.queued');
-    });
+    await this.intake.submit(task);
     this.transitions.committed(task);
     this.metrics.tasksCreated.inc({ kind });
     await this.enqueue(task);
     return task;
+  }
+
+  /** New tasks, their queued events and deliveries: one transaction and a few multi-row INSERTs per batch. */
+  private async insertBatch(tasks: Task[]): Promise<void[]> {
+    await this.uow.run(async (em) => {
+      await em.createQueryBuilder().insert().into(Task).values(tasks as QueryDeepPartialEntity<Task>[]).updateEntity(false).execute();
+      await this.transitions.recordEvents(em, tasks.map((task) => ({ task, type: 'task.queued' as const })));
+    });
+    return tasks.map(() => undefined);
   }
 
   async get(tenantId: string, id: string, kind?: TaskKind): Promise<Task> {

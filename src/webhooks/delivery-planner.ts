@@ -15,6 +15,11 @@ import { Delivery, DeliveryEventType, REQUEST_TARGET } from './delivery.entity.j
 import { conduitPayload, EventFacts, requestEventName, serializePayload } from './payloads.js';
 import { effectiveSchedule } from './retry-policy.js';
 
+type Planned = Pick<Delivery, 'tenantId' | 'taskId' | 'eventId' | 'eventType' | 'sequence' | 'target' | 'url' | 'headersSealed' | 'payload' | 'schedule'>;
+
+// Rows per INSERT: well under SQLite's limit of bound variables (17 columns each).
+export const INSERT_CHUNK = 500;
+
 export function eventFacts(task: Task, event: TaskEvent): EventFacts {
   return {
     eventId: event.id,
@@ -48,17 +53,33 @@ export class DeliveryPlanner {
   constructor(@Inject(CONFIG) private readonly config: HeraldConfig) {}
 
   /** Deliveries for one task event: the task's webhook_url (Conduit payload) and each subscribed endpoint (envelope). */
-  async plan(em: EntityManager, task: Task, event: TaskEvent): Promise<number> {
-    const toRequest = await this.planRequest(em, task, event);
-    const endpoints = await em.find(Endpoint, { where: { tenantId: task.tenantId, status: 'enabled' } });
-    const subscribed = endpoints.filter((e) => subscribes(e.events, event.type));
-    if (subscribed.length === 0) return toRequest;
-    const payload = envelope(event.id, event.type, event.createdAt, taskView(task, this.config.publicBaseUrl));
-    for (const endpoint of subscribed) {
-      await this.supersedeStaleProgress(em, task.id, endpoint.id, event.sequence);
-      await this.insert(em, this.toEndpoint(endpoint, { taskId: task.id, eventId: event.id, eventType: event.type, sequence: event.sequence, payload }));
+  plan(em: EntityManager, task: Task, event: TaskEvent): Promise<number> {
+    return this.planMany(em, [{ task, event }]);
+  }
+
+  /**
+   * Deliveries for several task events written in one transaction: one endpoint lookup per tenant and one
+   * multi-row INSERT, so a batch of creates or transitions costs a few statements, not a few per event.
+   */
+  async planMany(em: EntityManager, events: ReadonlyArray<{ task: Task; event: TaskEvent }>): Promise<number> {
+    const endpointsOf = new Map<string, Endpoint[]>();
+    for (const tenantId of new Set(events.map((e) => e.task.tenantId))) {
+      endpointsOf.set(tenantId, await em.find(Endpoint, { where: { tenantId, status: 'enabled' } }));
     }
-    return toRequest + subscribed.length;
+    const rows: Planned[] = [];
+    for (const { task, event } of events) {
+      const toRequest = this.requestDelivery(task, event);
+      const subscribed = endpointsOf.get(task.tenantId)!.filter((e) => subscribes(e.events, event.type));
+      const targets = [...(toRequest ? [REQUEST_TARGET] : []), ...subscribed.map((e) => e.id)];
+      // Only a task's first event (sequence 1) can have no earlier progress to supersede.
+      if (event.sequence > 1) for (const target of targets) await this.supersedeStaleProgress(em, task.id, target, event.sequence);
+      if (toRequest) rows.push(toRequest);
+      if (subscribed.length === 0) continue;
+      const payload = envelope(event.id, event.type, event.createdAt, taskView(task, this.config.publicBaseUrl));
+      for (const endpoint of subscribed) rows.push(this.toEndpoint(endpoint, { taskId: task.id, eventId: event.id, eventType: event.type, sequence: event.sequence, payload }));
+    }
+    await this.insertMany(em, rows);
+    return rows.length;
   }
 
   /** An event that belongs to no task (webhook.test, webhook.disabled), to the given subscribed endpoints. */
@@ -83,17 +104,16 @@ export class DeliveryPlanner {
     };
   }
 
-  private async planRequest(em: EntityManager, task: Task, event: TaskEvent): Promise<number> {
-    if (!task.webhookUrl) return 0;
+  private requestDelivery(task: Task, event: TaskEvent): Planned | null {
+    if (!task.webhookUrl) return null;
     const name = requestEventName(event.type);
-    if (!name || (task.webhookEvents && !task.webhookEvents.includes(name))) return 0;
+    if (!name || (task.webhookEvents && !task.webhookEvents.includes(name))) return null;
     const payload = conduitPayload(eventFacts(task, event));
-    if (!payload) return 0;
+    if (!payload) return null;
     const retry = task.webhookRetry
       ? { max_attempts: task.webhookRetry.max_attempts, schedule: task.webhookRetry.schedule?.map(parseDuration) }
       : null;
-    await this.supersedeStaleProgress(em, task.id, REQUEST_TARGET, event.sequence);
-    await this.insert(em, {
+    return {
       tenantId: task.tenantId,
       taskId: task.id,
       eventId: event.id,
@@ -104,27 +124,35 @@ export class DeliveryPlanner {
       headersSealed: task.webhookHeadersSealed,
       payload: serializePayload(payload),
       schedule: effectiveSchedule(this.config.webhook.retrySchedule, retry),
-    });
-    return 1;
+    };
   }
 
-  async insert(em: EntityManager, d: Pick<Delivery, 'tenantId' | 'taskId' | 'eventId' | 'eventType' | 'sequence' | 'target' | 'url' | 'headersSealed' | 'payload' | 'schedule'>): Promise<Delivery> {
+  async insert(em: EntityManager, d: Planned): Promise<Delivery> {
+    return (await this.insertMany(em, [d]))[0];
+  }
+
+  /** Outbox rows, inserted without TypeORM's read-back (every column is set here). */
+  async insertMany(em: EntityManager, planned: readonly Planned[]): Promise<Delivery[]> {
     const now = new Date();
-    const row = em.create(Delivery, {
-      ...d,
-      id: uuidv7(),
-      status: 'pending',
-      attempts: 0,
-      nextAttemptAt: new Date(now.getTime() + (d.schedule[0] ?? 0)),
-      dispatchedAt: null,
-      lastStatusCode: null,
-      lastError: null,
-      createdAt: now,
-      updatedAt: now,
-      completedAt: null,
-    });
-    await em.insert(Delivery, row as QueryDeepPartialEntity<Delivery>);
-    return row;
+    const rows = planned.map((d) =>
+      em.create(Delivery, {
+        ...d,
+        id: uuidv7(),
+        status: 'pending',
+        attempts: 0,
+        nextAttemptAt: new Date(now.getTime() + (d.schedule[0] ?? 0)),
+        dispatchedAt: null,
+        lastStatusCode: null,
+        lastError: null,
+        createdAt: now,
+        updatedAt: now,
+        completedAt: null,
+      }),
+    );
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      await em.createQueryBuilder().insert().into(Delivery).values(rows.slice(i, i + INSERT_CHUNK) as QueryDeepPartialEntity<Delivery>[]).updateEntity(false).execute();
+    }
+    return rows;
   }
 
   /** Progress not yet sent is worthless once a newer event for the same target exists. */

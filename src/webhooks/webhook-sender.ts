@@ -87,7 +87,7 @@ export class WebhookSender implements OnApplicationShutdown {
 
   constructor(@Inject(CONFIG) private readonly config: HeraldConfig) {
     this.allowed = parseCidrs(config.webhook.allowedCidrs);
-    const agentOptions = { keepAlive: true, maxSockets: 128, maxFreeSockets: 32, lookup: guardedLookup(this.allowed) as never };
+    const agentOptions = { keepAlive: true, maxSockets: 256, maxFreeSockets: 256, lookup: guardedLookup(this.allowed) as never };
     this.agents = [new http.Agent(agentOptions), new https.Agent(agentOptions)];
     this.http = axios.create({
       httpAgent: this.agents[0],

@@ -117,9 +117,9 @@ export function heraldEnv(db, redis, dataDir, extra = {}) {
 }
 
 /** Starts `herald serve` and waits for it (HTTP roles: /health/live; worker: a short settle). */
-export async function startHerald(env) {
+export async function startHerald(env, nodeArgs = []) {
   const port = env.ROLE === 'worker' ? undefined : await freePort();
-  const child = spawn(process.execPath, [CLI, 'serve'], { env: { ...env, ...(port ? { PORT: String(port) } : {}) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], { env: { ...env, ...(port ? { PORT: String(port) } : {}) }, stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   let err = '';
   child.stderr.on('data', (d) => (err += d));

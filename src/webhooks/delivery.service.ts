@@ -44,6 +44,8 @@ type Claim =
   | { kind: 'wait' }
   | { kind: 'refused'; reason: string };
 
+type LedgerItem = { claim: string } | { record: Outcome };
+
 interface Outcome {
   delivery: Delivery;
   attempt: number;
@@ -56,9 +58,8 @@ interface Outcome {
 @Injectable()
 export class DeliveryService {
   private readonly logger = new Logger('Delivery');
-  // Claims and attempt records from concurrent sends share transactions (see MicroBatcher).
-  private readonly claims = new MicroBatcher((ids: string[]) => this.claimBatch(ids));
-  private readonly records = new MicroBatcher((outcomes: Outcome[]) => this.recordBatch(outcomes));
+  // The claims and attempt records of concurrent sends share one transaction per round (see MicroBatcher).
+  private readonly ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items));
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -73,7 +74,7 @@ export class DeliveryService {
   ) {}
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {
-    const claim = await this.claims.submit(deliveryId);
+    const claim = (await this.ledger.submit({ claim: deliveryId })) as Claim;
     if (claim.kind === 'skipped') return { outcome: 'skipped' };
     if (claim.kind === 'wait') return { outcome: 'wait', delayMs: ORDER_WAIT_MS };
     if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };
@@ -93,7 +94,7 @@ export class DeliveryService {
     };
     const result = await this.sender.send({ url: delivery.url, body: delivery.payload, headers });
     const verdict = decide(result, attempt, delivery.schedule);
-    const disabledOne = await this.records.submit({ delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) });
+    const disabledOne = await this.ledger.submit({ record: { delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) } });
     if (disabledOne) this.outbox.kick();
     this.observe(delivery, result, verdict);
     return verdict;
@@ -108,52 +109,66 @@ export class DeliveryService {
   }
 
   /**
+   * One round of the delivery ledger: the attempts that just finished are recorded first (freeing their task's
+   * lane for the next event), then the deliveries about to be sent are claimed, all in one transaction.
+   */
+  private ledgerRound(items: LedgerItem[]): Promise<Array<Claim | boolean>> {
+    return this.uow.run(async (em) => {
+      const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
+      const claims = items.flatMap((i) => ('claim' in i ? [i.claim] : []));
+      const recorded = records.length ? await this.recordIn(em, records) : [];
+      const claimed = claims.length ? await this.claimIn(em, claims) : [];
+      let r = 0;
+      let c = 0;
+      return items.map((i) => ('record' in i ? recorded[r++] : claimed[c++]));
+    });
+  }
+
+  /**
    * Claims a batch of due deliveries in one transaction: pending ones become `sending` with their attempt
    * counted, unless an earlier event of the same task to the same target is on the wire (ordering), or their
    * endpoint is gone or disabled (then they fail here). Two workers cannot claim the same delivery.
    */
-  private claimBatch(ids: string[]): Promise<Claim[]> {
-    return this.uow.run(async (em) => {
-      const rows = await em.find(Delivery, { where: { id: In([...new Set(ids)]), status: 'pending' } });
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      const taskIds = [...new Set(rows.flatMap((r) => (r.taskId ? [r.taskId] : [])))];
-      const sending = taskIds.length
-        ? await em.find(Delivery, { where: { taskId: In(taskIds), status: 'sending' }, select: { id: true, taskId: true, target: true, sequence: true } })
-        : [];
-      const waiting = mustWait(rows, sending);
-      const endpointIds = [...new Set(rows.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target))];
-      const endpoints = new Map((endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]));
+  private async claimIn(em: EntityManager, ids: string[]): Promise<Claim[]> {
+    const rows = await em.find(Delivery, { where: { id: In([...new Set(ids)]), status: 'pending' } });
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const taskIds = [...new Set(rows.flatMap((r) => (r.taskId ? [r.taskId] : [])))];
+    const sending = taskIds.length
+      ? await em.find(Delivery, { where: { taskId: In(taskIds), status: 'sending' }, select: { id: true, taskId: true, target: true, sequence: true } })
+      : [];
+    const waiting = mustWait(rows, sending);
+    const endpointIds = [...new Set(rows.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target))];
+    const endpoints = new Map((endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]));
 
-      const now = new Date();
-      const claimed = new Set<string>();
-      const answers = ids.map((id): Claim => {
-        const row = byId.get(id);
-        if (!row || claimed.has(id)) return { kind: 'skipped' };
-        if (waiting.has(id)) return { kind: 'wait' };
-        const target = this.resolveTarget(row, endpoints, now);
-        if ('refused' in target) return { kind: 'refused', reason: target.refused };
-        claimed.add(id);
-        return { kind: 'claimed', delivery: row, attempt: row.attempts + 1, secrets: target.secrets };
-      });
-      for (const [i, answer] of answers.entries()) {
-        if (answer.kind !== 'refused') continue;
-        await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
-      }
-      if (claimed.size === 0) return answers;
-      const update = em
-        .createQueryBuilder()
-        .update(Delivery)
-        .set({ status: 'sending', attempts: () => 'attempts + 1', updatedAt: now })
-        .where({ id: In([...claimed]), status: 'pending' });
-      // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending. PostgreSQL: another
-      // worker may have claimed one since; the conditional UPDATE tells which ones are ours.
-      if (this.db.options.type !== 'postgres') {
-        await update.execute();
-        return answers;
-      }
-      const ours = new Set(((await update.returning(['id']).execute()).raw as Array<{ id: string }>).map((r) => r.id));
-      return answers.map((a) => (a.kind === 'claimed' && !ours.has(a.delivery.id) ? { kind: 'skipped' } : a));
+    const now = new Date();
+    const claimed = new Set<string>();
+    const answers = ids.map((id): Claim => {
+      const row = byId.get(id);
+      if (!row || claimed.has(id)) return { kind: 'skipped' };
+      if (waiting.has(id)) return { kind: 'wait' };
+      const target = this.resolveTarget(row, endpoints, now);
+      if ('refused' in target) return { kind: 'refused', reason: target.refused };
+      claimed.add(id);
+      return { kind: 'claimed', delivery: row, attempt: row.attempts + 1, secrets: target.secrets };
     });
+    for (const [i, answer] of answers.entries()) {
+      if (answer.kind !== 'refused') continue;
+      await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
+    }
+    if (claimed.size === 0) return answers;
+    const update = em
+      .createQueryBuilder()
+      .update(Delivery)
+      .set({ status: 'sending', attempts: () => 'attempts + 1', updatedAt: now })
+      .where({ id: In([...claimed]), status: 'pending' });
+    // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending. PostgreSQL: another
+    // worker may have claimed one since; the conditional UPDATE tells which ones are ours.
+    if (this.db.options.type !== 'postgres') {
+      await update.execute();
+      return answers;
+    }
+    const ours = new Set(((await update.returning(['id']).execute()).raw as Array<{ id: string }>).map((r) => r.id));
+    return answers.map((a) => (a.kind === 'claimed' && !ours.has(a.delivery.id) ? { kind: 'skipped' } : a));
   }
 
   /** Request targets sign with the tenant's secret (looked up after the claim, cached); endpoints with their own. */
@@ -170,58 +185,56 @@ export class DeliveryService {
    * Records a batch of attempts and their consequences in one transaction: the attempt log, each delivery's
    * new state, and each endpoint's summary. Answers, per attempt, whether it disabled an endpoint.
    */
-  private recordBatch(outcomes: Outcome[]): Promise<boolean[]> {
-    return this.uow.run(async (em) => {
-      const now = new Date();
-      await em
-        .createQueryBuilder()
-        .insert()
-        .into(DeliveryAttempt)
-        .values(
-          outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) => ({
-            id: uuidv7(),
-            deliveryId: delivery.id,
-            number: attempt,
-            startedAt: result.startedAt,
-            durationMs: result.durationMs,
-            statusCode: result.statusCode ?? null,
-            error: result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
-            responseSnippet: result.responseSnippet ?? null,
-            requestHeaders,
-            outcome: verdict.outcome,
-          })) as QueryDeepPartialEntity<DeliveryAttempt>[],
-        )
-        .updateEntity(false)
-        .execute();
-      // Successes share one UPDATE per status code: the common case costs one statement per batch.
-      const succeeded = new Map<number | null, string[]>();
-      for (const { delivery: d, result, verdict } of outcomes) {
-        if (verdict.outcome === 'succeeded') {
-          const code = result.statusCode ?? null;
-          succeeded.set(code, [...(succeeded.get(code) ?? []), d.id]);
-          continue;
-        }
-        const last = { lastStatusCode: result.statusCode ?? null, lastError: verdict.reason, updatedAt: now };
-        if (verdict.outcome === 'retry') {
-          const superseded = d.eventType === 'task.progress' && (await this.hasNewer(em, d));
-          await em.update(
-            Delivery,
-            { id: d.id, status: 'sending' },
-            superseded ? { ...last, status: 'superseded', completedAt: now } : { ...last, status: 'pending', nextAttemptAt: new Date(now.getTime() + verdict.delayMs) },
-          );
-        } else {
-          await em.update(Delivery, { id: d.id, status: 'sending' }, { ...last, status: 'failed', completedAt: now });
-        }
+  private async recordIn(em: EntityManager, outcomes: Outcome[]): Promise<boolean[]> {
+    const now = new Date();
+    await em
+      .createQueryBuilder()
+      .insert()
+      .into(DeliveryAttempt)
+      .values(
+        outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) => ({
+          id: uuidv7(),
+          deliveryId: delivery.id,
+          number: attempt,
+          startedAt: result.startedAt,
+          durationMs: result.durationMs,
+          statusCode: result.statusCode ?? null,
+          error: result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
+          responseSnippet: result.responseSnippet ?? null,
+          requestHeaders,
+          outcome: verdict.outcome,
+        })) as QueryDeepPartialEntity<DeliveryAttempt>[],
+      )
+      .updateEntity(false)
+      .execute();
+    // Successes share one UPDATE per status code: the common case costs one statement per batch.
+    const succeeded = new Map<number | null, string[]>();
+    for (const { delivery: d, result, verdict } of outcomes) {
+      if (verdict.outcome === 'succeeded') {
+        const code = result.statusCode ?? null;
+        succeeded.set(code, [...(succeeded.get(code) ?? []), d.id]);
+        continue;
       }
-      for (const [code, ids] of succeeded) {
-        await em.update(Delivery, { id: In(ids), status: 'sending' }, { status: 'succeeded', lastStatusCode: code, lastError: null, updatedAt: now, completedAt: now });
+      const last = { lastStatusCode: result.statusCode ?? null, lastError: verdict.reason, updatedAt: now };
+      if (verdict.outcome === 'retry') {
+        const superseded = d.eventType === 'task.progress' && (await this.hasNewer(em, d));
+        await em.update(
+          Delivery,
+          { id: d.id, status: 'sending' },
+          superseded ? { ...last, status: 'superseded', completedAt: now } : { ...last, status: 'pending', nextAttemptAt: new Date(now.getTime() + verdict.delayMs) },
+        );
+      } else {
+        await em.update(Delivery, { id: d.id, status: 'sending' }, { ...last, status: 'failed', completedAt: now });
       }
-      const disabled = new Set<string>();
-      const byEndpoint = new Map<string, Outcome[]>();
-      for (const o of outcomes) if (o.delivery.target !== REQUEST_TARGET) byEndpoint.set(o.delivery.target, [...(byEndpoint.get(o.delivery.target) ?? []), o]);
-      for (const [endpointId, ofEndpoint] of byEndpoint) if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
-      return outcomes.map((o) => disabled.has(o.delivery.target));
-    });
+    }
+    for (const [code, ids] of succeeded) {
+      await em.update(Delivery, { id: In(ids), status: 'sending' }, { status: 'succeeded', lastStatusCode: code, lastError: null, updatedAt: now, completedAt: now });
+    }
+    const disabled = new Set<string>();
+    const byEndpoint = new Map<string, Outcome[]>();
+    for (const o of outcomes) if (o.delivery.target !== REQUEST_TARGET) byEndpoint.set(o.delivery.target, [...(byEndpoint.get(o.delivery.target) ?? []), o]);
+    for (const [endpointId, ofEndpoint] of byEndpoint) if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
+    return outcomes.map((o) => disabled.has(o.delivery.target));
   }
 
   private async hasNewer(em: EntityManager, d: Delivery): Promise<boolean> {

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { v7 as uuidv7 } from 'uuid';
+import { MicroBatcher } from '../common/micro-batcher.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
@@ -10,6 +11,14 @@ import { OutboxSignal } from '../webhooks/outbox-signal.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
 import { Task } from './task.entity.js';
+
+type Guard = { from?: TaskStatus[]; attempt?: number };
+interface Change {
+  taskId: string;
+  to: TaskStatus;
+  patch: TaskPatch;
+  guard: Guard;
+}
 
 export type TaskPatch = Partial<Pick<Task, 'progress' | 'message' | 'result' | 'error' | 'errorCode' | 'startedAt' | 'completedAt' | 'attempt' | 'deadlineAt'>>;
 
@@ -50,6 +59,14 @@ export function eventSnapshot(task: Task): Record<string, unknown> {
  */
 @Injectable()
 export class TaskTransitions {
+  // Concurrent changes (many tasks starting, progressing, finishing at once) share one transaction per round,
+  // applied in the order they were asked for, so two changes of one task keep their order.
+  private readonly changes = new MicroBatcher((batch: Change[]) => this.uow.run(async (em) => {
+    const tasks: Array<Task | null> = [];
+    for (const c of batch) tasks.push(await this.applyIn(em, c.taskId, c.to, c.patch, c.guard));
+    return tasks;
+  }), 64);
+
   constructor(
     private readonly uow: UnitOfWork,
     private readonly planner: DeliveryPlanner,
@@ -66,13 +83,13 @@ export class TaskTransitions {
   }
 
   /** Returns the updated task, or null when the task was not in a state that allows `to` (or not at `attempt`). */
-  async apply(taskId: string, to: TaskStatus, patch: TaskPatch, guard: { from?: TaskStatus[]; attempt?: number } = {}): Promise<Task | null> {
-    const task = await this.uow.run((em) => this.applyIn(em, taskId, to, patch, guard));
+  async apply(taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}): Promise<Task | null> {
+    const task = await this.changes.submit({ taskId, to, patch, guard });
     if (task) this.committed(task);
     return task;
   }
 
-  async applyIn(em: EntityManager, taskId: string, to: TaskStatus, patch: TaskPatch, guard: { from?: TaskStatus[]; attempt?: number } = {}): Promise<Task | null> {
+  async applyIn(em: EntityManager, taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}): Promise<Task | null> {
     const from = guard.from ?? sourcesOf(to);
     const before = await em.findOne(Task, { where: { id: taskId }, select: { id: true, status: true } });
     if (!before || !from.includes(before.status)) return null;

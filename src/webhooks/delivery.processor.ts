@@ -1,5 +1,5 @@
 import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
-import { Inject, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Job } from 'bullmq';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
@@ -8,7 +8,7 @@ import { RetryLater, WEBHOOK_QUEUE, WebhookJob, WebhookJobData, webhookBackoff }
 
 /** Thin: one line per job name. A retry throws, and the backoff strategy waits the delay the rules chose. */
 @Processor(WEBHOOK_QUEUE, { settings: { backoffStrategy: webhookBackoff }, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 1_000 })
-export class DeliveryProcessor extends WorkerHost implements OnApplicationBootstrap {
+export class DeliveryProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('WebhookWorker');
   constructor(
     private readonly deliveries: DeliveryService,
@@ -19,6 +19,19 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
 
   onApplicationBootstrap(): void {
     this.worker.concurrency = this.config.webhook.concurrency;
+  }
+
+  /**
+   * Before anything closes: let the sends on the wire finish (the worker takes no new job), then wait for their
+   * attempts to be committed, so a clean shutdown leaves nothing `sending`.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    try {
+      await this.worker.close();
+    } catch {
+      // No worker in this role, or Redis is gone: nothing is on the wire then.
+    }
+    await this.deliveries.settled();
   }
 
   /** Redis errors (a flush, a restart) are expected and recovered by the sweepers: log them, don't crash. */

@@ -60,6 +60,7 @@ export class DeliveryService {
   private readonly logger = new Logger('Delivery');
   // The claims and attempt records of concurrent sends share one transaction per round (see MicroBatcher).
   private readonly ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items));
+  private readonly recording = new Set<Promise<void>>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -94,10 +95,31 @@ export class DeliveryService {
     };
     const result = await this.sender.send({ url: delivery.url, body: delivery.payload, headers });
     const verdict = decide(result, attempt, delivery.schedule);
-    const disabledOne = await this.ledger.submit({ record: { delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) } });
-    if (disabledOne) this.outbox.kick();
+    const recorded = this.ledger
+      .submit({ record: { delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) } })
+      .then((disabledOne) => {
+        if (disabledOne) this.outbox.kick();
+      });
     this.observe(delivery, result, verdict);
+    // A retry is rescheduled by the queue, so its record (the row back to pending) must be committed first.
+    if (verdict.outcome === 'retry') await recorded;
+    // A finished delivery is recorded behind: the worker takes its next job while the ledger commits this one with
+    // its round. Should the process die before that commit, the row is still `sending`; the sweeper hands it back
+    // and it is sent again with the same webhook-id (at least once, as promised).
+    else this.recordBehind(recorded);
     return verdict;
+  }
+
+  private recordBehind(recorded: Promise<void>): void {
+    const tracked = recorded
+      .catch((err: Error) => this.logger.error(`could not record a delivery attempt; the sweeper will hand it back: ${err.message}`))
+      .finally(() => this.recording.delete(tracked));
+    this.recording.add(tracked);
+  }
+
+  /** Resolves when every attempt recorded behind is committed (shutdown waits for it before the database closes). */
+  async settled(): Promise<void> {
+    while (this.recording.size > 0) await Promise.all([...this.recording]);
   }
 
   private observe(d: Delivery, result: SendResult, verdict: Verdict): void {
@@ -130,7 +152,9 @@ export class DeliveryService {
    * endpoint is gone or disabled (then they fail here). Two workers cannot claim the same delivery.
    */
   private async claimIn(em: EntityManager, ids: string[]): Promise<Claim[]> {
-    const rows = await em.find(Delivery, { where: { id: In([...new Set(ids)]), status: 'pending' } });
+    // By primary key only, the status checked here: with `status` in the WHERE, SQLite (no statistics) walks the
+    // (status, next_attempt_at) index over every pending row — the whole backlog — instead of 64 key lookups.
+    const rows = (await em.find(Delivery, { where: { id: In([...new Set(ids)]) } })).filter((r) => r.status === 'pending');
     const byId = new Map(rows.map((r) => [r.id, r]));
     const taskIds = [...new Set(rows.flatMap((r) => (r.taskId ? [r.taskId] : [])))];
     const sending = taskIds.length
@@ -156,14 +180,16 @@ export class DeliveryService {
       await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
     }
     if (claimed.size === 0) return answers;
+    const postgres = this.db.options.type === 'postgres';
     const update = em
       .createQueryBuilder()
       .update(Delivery)
       .set({ status: 'sending', attempts: () => 'attempts + 1', updatedAt: now })
-      .where({ id: In([...claimed]), status: 'pending' });
-    // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending. PostgreSQL: another
-    // worker may have claimed one since; the conditional UPDATE tells which ones are ours.
-    if (this.db.options.type !== 'postgres') {
+      // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending (and the key alone
+      // keeps the lookup on the primary key, as above). PostgreSQL: another worker may have claimed one since; the
+      // conditional UPDATE tells which ones are ours.
+      .where(postgres ? { id: In([...claimed]), status: 'pending' } : { id: In([...claimed]) });
+    if (!postgres) {
       await update.execute();
       return answers;
     }

@@ -2,7 +2,7 @@
 // npm run bench [-- --smoke]: measures Herald and its baselines on this machine, in one run, with one receiver.
 // Prints a JSON line per measure and writes docs/BENCHMARKS.md (not in smoke mode).
 import { execSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { bullmqAxios } from './baselines/bullmq-axios.mjs';
@@ -16,6 +16,9 @@ const CONCURRENCIES = SMOKE ? [16] : [16, 64];
 const LATENCY_RATE = SMOKE ? 50 : 500;
 const LATENCY_SECONDS = SMOKE ? 2 : 10;
 const CREATE_SECONDS = SMOKE ? 2 : 10;
+// --only=deliveries,latency,creates,backlog,workers runs a part (for profiling work; the report needs them all).
+const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const want = (part) => !ONLY || ONLY.includes(part);
 const results = [];
 const emit = (r) => {
   results.push(r);
@@ -48,7 +51,7 @@ async function heraldDrain(dbKind, n, concurrency, { sampleRss = false, workers 
 }
 
 // 1. End-to-end delivered webhooks per second, Herald vs the two baselines at the same concurrency.
-for (const c of CONCURRENCIES) {
+for (const c of want('deliveries') ? CONCURRENCIES : []) {
   receiver.reset();
   const ceiling = await rawPostLoop(receiver.url, N, c, PAYLOAD);
   emit({ measure: 'deliveries_per_s', system: 'raw keep-alive POST loop (ceiling)', concurrency: c, value: Math.round(ceiling) });
@@ -63,7 +66,7 @@ for (const c of CONCURRENCIES) {
 
 // 2. Event → receipt latency at a fixed offered rate: tasks created through the API at LATENCY_RATE/s finish at
 // once (simulate.duration_ms 0); latency = receipt time − the completed event's timestamp in the payload.
-{
+if (want('latency')) {
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
   const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'blat', WEBHOOK_CONCURRENCY: '64', GENERATION_CONCURRENCY: '50' });
@@ -104,7 +107,7 @@ for (const c of CONCURRENCIES) {
 }
 
 // 3. Task creation: POSTs per second and their latency at 32 concurrent keep-alive connections.
-{
+if (want('creates')) {
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
   const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bcre', GENERATION_CONCURRENCY: '1', SIMULATOR_DURATION_MS: '600000' });
@@ -140,13 +143,13 @@ for (const c of CONCURRENCIES) {
 }
 
 // 4. A 100k-delivery backlog: peak RSS of the Herald process and the drain rate.
-{
+if (want('backlog')) {
   const { rate, peakRss, seconds } = await heraldDrain('sqlite', BACKLOG, 64, { sampleRss: true });
   emit({ measure: 'backlog', system: 'Herald (sqlite)', deliveries: BACKLOG, drain_per_s: Math.round(rate), seconds: Math.round(seconds), peak_rss_mb: Math.round(peakRss) });
 }
 
 // 5. Scale-out: PostgreSQL with 1 vs 2 worker processes.
-for (const workers of [1, 2]) {
+for (const workers of want('workers') ? [1, 2] : []) {
   const { rate } = await heraldDrain('postgres', N, 64, { workers });
   emit({ measure: 'deliveries_per_s_by_workers', system: 'Herald (postgres)', workers, concurrency: 64, value: Math.round(rate) });
 }
@@ -154,8 +157,18 @@ for (const workers of [1, 2]) {
 await receiver.close();
 redis.stop();
 
-if (!SMOKE) writeFileSync('docs/BENCHMARKS.md', report(results));
+if (!SMOKE && !ONLY) writeReport('docs/BENCHMARKS.md', report(results));
 process.exit(0);
+
+/** Replaces the generated block of the report, keeping the hand-written analysis around it. */
+function writeReport(file, generated) {
+  const START = '<!-- bench:start (written by npm run bench) -->';
+  const END = '<!-- bench:end -->';
+  const block = `${START}\n${generated}\n${END}`;
+  const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const [before, rest] = old.includes(START) && old.includes(END) ? [old.slice(0, old.indexOf(START)), old.slice(old.indexOf(END) + END.length)] : ['# Benchmarks\n\n', '\n'];
+  writeFileSync(file, before + block + rest);
+}
 
 function report(rs) {
   const cpu = os.cpus();
@@ -171,9 +184,7 @@ function report(rs) {
   const herald64 = rs.find((r) => r.system === 'Herald (sqlite)' && r.concurrency === 64) ?? rs.find((r) => r.system === 'Herald (sqlite)');
   const hand64 = rs.find((r) => r.system === 'BullMQ + axios by hand' && r.concurrency === herald64?.concurrency);
   const pass = (ok) => (ok ? 'pass' : '**miss**');
-  return `# Benchmarks
-
-Measured by \`npm run bench\` (bench/run.mjs) in one run on this machine: ${cpu.length} × ${cpu[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,
+  return `Measured by \`npm run bench\` (bench/run.mjs) in one run on this machine: ${cpu.length} × ${cpu[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,
 Node ${process.version}, commit \`${commit}\`, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Every measure uses the same receiver
 (a keep-alive node:http server on 127.0.0.1 answering 200 at once), a private \`redis-server\`, and Herald as a child
 process (\`herald serve\`, LOG_LEVEL=error). The receiver and the load generator share the 2 cores with Herald.

@@ -1,0 +1,28 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { testDb } from '../support/herald.js';
+
+const run = promisify(execFile);
+
+// The benchmark itself is `npm run bench` (minutes); its smoke run proves the harness still measures every figure.
+// It uses SQLite and PostgreSQL itself, so it runs once, in the SQLite project.
+describe.skipIf(testDb() !== 'sqlite')('benchmark harness smoke run', () => {
+  it('prints one JSON line per measure, for Herald and both baselines', { timeout: 240_000 }, async () => {
+    const { stdout } = await run(process.execPath, ['bench/run.mjs', '--smoke'], { timeout: 230_000, maxBuffer: 1 << 20 });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const systems = lines.filter((l) => l.measure === 'deliveries_per_s').map((l) => l.system);
+    expect(systems).toEqual(
+      expect.arrayContaining(['raw keep-alive POST loop (ceiling)', 'BullMQ + axios by hand', 'Herald (sqlite)', 'Herald (postgres)']),
+    );
+    for (const l of lines.filter((l) => l.measure === 'deliveries_per_s')) expect(l.value).toBeGreaterThan(0);
+    const latency = lines.find((l) => l.measure === 'event_to_receipt_ms');
+    expect(latency?.p99).toBeGreaterThan(0);
+    const creates = lines.find((l) => l.measure === 'creates_per_s');
+    expect(creates?.value).toBeGreaterThan(0);
+    expect(creates?.errors).toBe(0);
+    const backlog = lines.find((l) => l.measure === 'backlog');
+    expect(backlog?.peak_rss_mb).toBeGreaterThan(0);
+    expect(lines.filter((l) => l.measure === 'deliveries_per_s_by_workers').map((l) => l.workers)).toEqual([1, 2]);
+  });
+});

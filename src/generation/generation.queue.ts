@@ -1,6 +1,7 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable } from '@nestjs/common';
 import { Queue } from 'bullmq';
+import { MicroBatcher } from '../common/micro-batcher.js';
 
 export const GENERATION_QUEUE = 'generation';
 export enum GenerationJob {
@@ -16,16 +17,28 @@ export const generationJobId = (taskId: string, attempt: number) => `gen-${taskI
 
 @Injectable()
 export class GenerationQueue {
+  // Creates arriving together are added in one pipelined addBulk instead of a round trip each.
+  private readonly adds = new MicroBatcher(async (jobs: GenerationJobData[]) => {
+    await this.queue.addBulk(
+      jobs.map((data) => ({
+        name: GenerationJob.Run,
+        data,
+        opts: {
+          jobId: generationJobId(data.taskId, data.attempt),
+          attempts: 5,
+          backoff: { type: 'exponential', delay: 1_000 },
+          removeOnComplete: { age: 3_600, count: 10_000 },
+          removeOnFail: { age: 7 * 86_400 },
+        },
+      })),
+    );
+    return jobs.map(() => undefined);
+  }, 200);
+
   constructor(@InjectQueue(GENERATION_QUEUE) private readonly queue: Queue<GenerationJobData>) {}
 
-  async enqueue(taskId: string, attempt: number): Promise<void> {
-    await this.queue.add(GenerationJob.Run, { taskId, attempt }, {
-      jobId: generationJobId(taskId, attempt),
-      attempts: 5,
-      backoff: { type: 'exponential', delay: 1_000 },
-      removeOnComplete: { age: 3_600, count: 10_000 },
-      removeOnFail: { age: 7 * 86_400 },
-    });
+  enqueue(taskId: string, attempt: number): Promise<void> {
+    return this.adds.submit({ taskId, attempt });
   }
 
   /** Enqueues again after the job was lost or finished without finishing the task (a completed job would block the id). */

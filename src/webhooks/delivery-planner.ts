@@ -44,6 +44,22 @@ export function eventFacts(task: Task, event: TaskEvent): EventFacts {
   };
 }
 
+/** The state every new delivery starts in: a planned one, or a redelivery of an old one (same event, new row). */
+export function freshDelivery(now: Date, firstDelayMs = 0) {
+  return {
+    id: uuidv7(),
+    status: 'pending' as const,
+    attempts: 0,
+    nextAttemptAt: new Date(now.getTime() + firstDelayMs),
+    dispatchedAt: null,
+    lastStatusCode: null,
+    lastError: null,
+    createdAt: now,
+    updatedAt: now,
+    completedAt: null,
+  };
+}
+
 /**
  * Turns a task event into deliveries, inside the transaction that wrote the event (the outbox). A newer
  * delivery to a target supersedes that target's progress deliveries not yet sent.
@@ -135,19 +151,7 @@ export class DeliveryPlanner {
   async insertMany(em: EntityManager, planned: readonly Planned[]): Promise<Delivery[]> {
     const now = new Date();
     const rows = planned.map((d) =>
-      em.create(Delivery, {
-        ...d,
-        id: uuidv7(),
-        status: 'pending',
-        attempts: 0,
-        nextAttemptAt: new Date(now.getTime() + (d.schedule[0] ?? 0)),
-        dispatchedAt: null,
-        lastStatusCode: null,
-        lastError: null,
-        createdAt: now,
-        updatedAt: now,
-        completedAt: null,
-      }),
+      em.create(Delivery, { ...d, ...freshDelivery(now, d.schedule[0] ?? 0) }),
     );
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       await em.createQueryBuilder().insert().into(Delivery).values(rows.slice(i, i + INSERT_CHUNK) as QueryDeepPartialEntity<Delivery>[]).updateEntity(false).execute();

@@ -12,7 +12,7 @@ import { activeSecrets, failingTooLong } from '../endpoints/endpoint-rules.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
 import { mustWait } from './delivery-order.js';
-import { DeliveryPlanner } from './delivery-planner.js';
+import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
 import { decide, Verdict } from './retry-policy.js';
@@ -311,19 +311,7 @@ export class DeliveryService {
 
   async copy(em: EntityManager, original: Delivery): Promise<Delivery> {
     const now = new Date();
-    const copy = em.create(Delivery, {
-      ...original,
-      id: uuidv7(),
-      status: 'pending',
-      attempts: 0,
-      nextAttemptAt: now,
-      dispatchedAt: null,
-      lastStatusCode: null,
-      lastError: null,
-      createdAt: now,
-      updatedAt: now,
-      completedAt: null,
-    });
+    const copy = em.create(Delivery, { ...original, ...freshDelivery(now) });
     await em.insert(Delivery, copy as QueryDeepPartialEntity<Delivery>);
     return copy;
   }

@@ -1,6 +1,6 @@
 import { ApiBody, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { EXAMPLES } from '../openapi.js';
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { preferredWait, Reply } from '../common/reply.js';
 import { TaskWatcher } from '../events/task-watcher.js';
@@ -14,6 +14,15 @@ import { TaskPresenter } from './task-presenter.js';
 import { createdView } from './task-view.js';
 import type { TaskKind } from './task.entity.js';
 import { TasksService } from './tasks.service.js';
+
+/** OpenAPI for the create route of both kinds: the seeds' request, and each answer it can get. */
+const CreateRouteDocs = () =>
+  applyDecorators(
+    ApiBody({ type: CreateGenerationDto, examples: { conduit: { summary: 'seeds/001 request', value: EXAMPLES.createVideo } } }),
+    ApiResponse({ status: 202, description: 'Accepted; poll check_status_url or wait for webhooks', schema: { example: EXAMPLES.created } }),
+    ApiResponse({ status: 200, description: 'With Prefer: wait=N, the finished task when it ended within N seconds' }),
+    ApiResponse({ status: 422, description: 'A known field has a wrong type or range (problem+json naming it)' }),
+  );
 
 /** The Conduit routes shared by both kinds; the subclasses fix the kind and the paths. */
 abstract class GenerationRoutes {
@@ -60,10 +69,7 @@ export class VideosController extends GenerationRoutes {
   protected readonly kind = 'video';
 
   @Post('async')
-  @ApiBody({ type: CreateGenerationDto, examples: { conduit: { summary: 'seeds/001 request', value: EXAMPLES.createVideo } } })
-  @ApiResponse({ status: 202, description: 'Accepted; poll check_status_url or wait for webhooks', schema: { example: EXAMPLES.created } })
-  @ApiResponse({ status: 200, description: 'With Prefer: wait=N, the finished task when it ended within N seconds' })
-  @ApiResponse({ status: 422, description: 'A known field has a wrong type or range (problem+json naming it)' })
+  @CreateRouteDocs()
   create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: Request, @Res() res: Response) {
     return this.createTask(tenantId, body, req, res);
   }
@@ -91,10 +97,7 @@ export class ImagesController extends GenerationRoutes {
   protected readonly kind = 'image';
 
   @Post('async')
-  @ApiBody({ type: CreateGenerationDto, examples: { conduit: { summary: 'seeds/001 request', value: EXAMPLES.createVideo } } })
-  @ApiResponse({ status: 202, description: 'Accepted; poll check_status_url or wait for webhooks', schema: { example: EXAMPLES.created } })
-  @ApiResponse({ status: 200, description: 'With Prefer: wait=N, the finished task when it ended within N seconds' })
-  @ApiResponse({ status: 422, description: 'A known field has a wrong type or range (problem+json naming it)' })
+  @CreateRouteDocs()
   create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: Request, @Res() res: Response) {
     return this.createTask(tenantId, body, req, res);
   }

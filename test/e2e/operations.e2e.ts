@@ -25,6 +25,11 @@ describe('OpenAPI', () => {
       expect(doc.paths, route).toHaveProperty([route]);
     }
     expect(doc.components.schemas.CreateGenerationDto).toBeDefined();
+    for (const kind of ['videos', 'images']) {
+      const create = (doc.paths[`/v1/${kind}/generations/async`] as { post: { requestBody: { content: Record<string, { examples?: Record<string, unknown> }> }; responses: Record<string, unknown> } }).post;
+      expect(Object.keys(create.responses), kind).toEqual(expect.arrayContaining(['200', '202', '422']));
+      expect(create.requestBody.content['application/json'].examples, kind).toHaveProperty(['conduit']);
+    }
     expect(doc.components.schemas.ConduitCompletedWebhook.example).toMatchObject({ webhook_type: 'video_generation_completed' });
     const ui = await fetch(`${h.baseUrl}/docs`);
     expect(ui.status).toBe(200);

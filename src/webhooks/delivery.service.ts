@@ -75,7 +75,7 @@ export class DeliveryService {
   ) {}
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {
-    const claim = (await this.ledger.submit({ claim: deliveryId })) as Claim;
+    const claim = await this.claim(deliveryId);
     if (claim.kind === 'skipped') return { outcome: 'skipped' };
     if (claim.kind === 'wait') return { outcome: 'wait', delayMs: ORDER_WAIT_MS };
     if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };
@@ -95,8 +95,7 @@ export class DeliveryService {
     };
     const result = await this.sender.send({ url: delivery.url, body: delivery.payload, headers });
     const verdict = decide(result, attempt, delivery.schedule);
-    const recorded = this.ledger
-      .submit({ record: { delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) } })
+    const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) })
       .then((disabledOne) => {
         if (disabledOne) this.outbox.kick();
       });
@@ -108,6 +107,16 @@ export class DeliveryService {
     // and it is sent again with the same webhook-id (at least once, as promised).
     else this.recordBehind(recorded);
     return verdict;
+  }
+
+  /** A claim is answered by the ledger round with its Claim (the cast is the one place the item kinds meet). */
+  private claim(deliveryId: string): Promise<Claim> {
+    return this.ledger.submit({ claim: deliveryId }) as Promise<Claim>;
+  }
+
+  /** A record is answered with whether the attempt disabled its endpoint. */
+  private record(outcome: Outcome): Promise<boolean> {
+    return this.ledger.submit({ record: outcome }) as Promise<boolean>;
   }
 
   private recordBehind(recorded: Promise<void>): void {

@@ -1,6 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { HeraldConfig } from '../config/config.js';
 import { parseCidrs } from './address-policy.js';
-import { guardedLookup } from './webhook-sender.js';
+import { guardedLookup, RESPONSE_SNIPPET_BYTES, WebhookSender } from './webhook-sender.js';
 
 const resolve = (allowed: string[], host: string, all = false) =>
   new Promise<{ err: NodeJS.ErrnoException | null; address: unknown }>((done) =>
@@ -20,5 +23,74 @@ describe('connect-time SSRF guard (DNS lookup)', () => {
     expect(['127.0.0.1', '::1']).toContain(one.address);
     const all = await resolve(['127.0.0.0/8', '::1/128'], 'localhost', true);
     expect(Array.isArray(all.address)).toBe(true);
+  });
+});
+
+describe('WebhookSender (the one outbound client) against a local server', () => {
+  const sender = (timeoutMs = 300, allowed = ['127.0.0.0/8']) => new WebhookSender({ webhook: { allowedCidrs: allowed, timeoutMs } } as unknown as HeraldConfig);
+  let server: http.Server;
+  let base: string;
+  let seen: Array<{ path?: string; headers: http.IncomingHttpHeaders; body: string }> = [];
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        seen.push({ path: req.url, headers: req.headers, body });
+        if (req.url === '/slow') return; // never answers
+        if (req.url === '/busy') return res.writeHead(429, { 'retry-after': '7' }).end('later');
+        if (req.url === '/moved') return res.writeHead(302, { location: '/ok' }).end();
+        if (req.url === '/big') return res.writeHead(200).end('x'.repeat(200_000));
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  beforeEach(() => (seen = []));
+
+  it('posts the exact body and headers, and reports status and a snippet of the answer', async () => {
+    const s = sender();
+    const result = await s.send({ url: `${base}/ok?x=1`, body: '{"a":1}', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer t' } });
+    expect(result).toMatchObject({ statusCode: 200, responseSnippet: 'ok' });
+    expect(seen[0]).toMatchObject({ path: '/ok?x=1', body: '{"a":1}', headers: { authorization: 'Bearer t', 'content-type': 'application/json' } });
+    await s.onApplicationShutdown();
+  });
+
+  it('reads Retry-After, does not follow redirects, and keeps only a snippet of a large answer', async () => {
+    const s = sender();
+    expect(await s.send({ url: `${base}/busy`, body: '{}', headers: {} })).toMatchObject({ statusCode: 429, retryAfterMs: 7_000 });
+    expect(await s.send({ url: `${base}/moved`, body: '{}', headers: {} })).toMatchObject({ statusCode: 302 });
+    expect(seen.map((r) => r.path)).toEqual(['/busy', '/moved']);
+    const big = await s.send({ url: `${base}/big`, body: '{}', headers: {} });
+    expect(big.statusCode).toBe(200);
+    expect(big.responseSnippet).toHaveLength(RESPONSE_SNIPPET_BYTES);
+    await s.onApplicationShutdown();
+  });
+
+  it('gives up after the timeout and says so', async () => {
+    const s = sender(150);
+    const result = await s.send({ url: `${base}/slow`, body: '{}', headers: {} });
+    expect(result.statusCode).toBeUndefined();
+    expect(result.error).toMatch(/^timeout: no response within 150 ms/);
+    expect(result.durationMs).toBeGreaterThanOrEqual(145);
+    expect(result.durationMs).toBeLessThan(1_000);
+    await s.onApplicationShutdown();
+  });
+
+  it('reports a refused connection as a retryable error, and a blocked name as blocked without connecting', async () => {
+    const s = sender(300, []);
+    const blocked = await s.send({ url: `http://localhost.:${new URL(base).port}/ok`, body: '{}', headers: {} });
+    expect(blocked).toMatchObject({ blocked: true });
+    expect(blocked.error).toMatch(/^blocked: /);
+    expect(seen).toHaveLength(0);
+    await s.onApplicationShutdown();
+    const open = sender();
+    const refused = await open.send({ url: 'http://127.0.0.1:1/', body: '{}', headers: {} });
+    expect(refused.blocked).toBeUndefined();
+    expect(refused.error).toMatch(/ECONNREFUSED/);
+    await open.onApplicationShutdown();
   });
 });

@@ -1,9 +1,7 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import axios, { AxiosInstance } from 'axios';
 import { lookup as dnsLookup, LookupAddress } from 'node:dns';
-import http from 'node:http';
-import https from 'node:https';
 import type { Readable } from 'node:stream';
+import { Agent } from 'undici';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { checkWebhookUrl, Cidr, isAddressAllowed, parseCidrs } from './address-policy.js';
@@ -50,18 +48,12 @@ export function guardedLookup(allowed: readonly Cidr[]) {
   };
 }
 
-async function readSnippet(stream: Readable, deadline: number): Promise<string> {
+/** Reads at most the first bytes of a response body; past a larger size the connection is dropped, not drained. */
+async function readSnippet(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   return new Promise((resolve) => {
-    const finish = () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).subarray(0, RESPONSE_SNIPPET_BYTES).toString('utf8'));
-    };
-    const timer = setTimeout(() => {
-      stream.destroy();
-      finish();
-    }, Math.max(0, deadline - Date.now()));
+    const finish = () => resolve(Buffer.concat(chunks).subarray(0, RESPONSE_SNIPPET_BYTES).toString('utf8'));
     stream.on('data', (chunk: Buffer) => {
       if (size < RESPONSE_SNIPPET_BYTES) chunks.push(chunk);
       size += chunk.length;
@@ -78,28 +70,26 @@ async function readSnippet(stream: Readable, deadline: number): Promise<string> 
 /**
  * The one outbound HTTP client: keep-alive pools per origin, a timeout, no redirects, no proxies, and a DNS
  * lookup that refuses private and special addresses. Knows nothing of tasks or deliveries.
+ *
+ * Built on undici (the HTTP client behind Node's fetch) rather than axios: measured on this machine, axios spent
+ * ~400 µs of CPU per POST against ~100 µs for undici, and the sender is on the path of every webhook
+ * (docs/BENCHMARKS.md). undici follows no redirects and reads no proxy settings unless told to.
  */
 @Injectable()
 export class WebhookSender implements OnApplicationShutdown {
-  private readonly http: AxiosInstance;
   private readonly allowed: Cidr[];
-  private readonly agents: [http.Agent, https.Agent];
+  private readonly dispatcher: Agent;
 
   constructor(@Inject(CONFIG) private readonly config: HeraldConfig) {
     this.allowed = parseCidrs(config.webhook.allowedCidrs);
-    const agentOptions = { keepAlive: true, maxSockets: 256, maxFreeSockets: 256, lookup: guardedLookup(this.allowed) as never };
-    this.agents = [new http.Agent(agentOptions), new https.Agent(agentOptions)];
-    this.http = axios.create({
-      httpAgent: this.agents[0],
-      httpsAgent: this.agents[1],
-      maxRedirects: 0,
-      proxy: false,
-      timeout: config.webhook.timeoutMs,
-      validateStatus: () => true,
-      responseType: 'stream',
-      decompress: false,
-      // The body is already the exact serialized string that was signed: send it untouched.
-      transformRequest: [(data: unknown) => data],
+    const timeout = config.webhook.timeoutMs;
+    this.dispatcher = new Agent({
+      connections: 256,
+      // Every connect goes through the guarded lookup (IP literals are checked by checkWebhookUrl first).
+      connect: { lookup: guardedLookup(this.allowed) as never, timeout },
+      // The attempt's deadline below is the real limit; these only keep undici from waiting longer on its own.
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
     });
   }
 
@@ -110,18 +100,30 @@ export class WebhookSender implements OnApplicationShutdown {
     const verdict = checkWebhookUrl(request.url, this.allowed);
     // A URL refused now is refused on every retry: report it as blocked so it is not retried.
     if (!verdict.ok) return { startedAt, durationMs: 0, error: `blocked: ${verdict.reason}`, blocked: true };
-    const deadline = Date.now() + this.config.webhook.timeoutMs;
+    // One deadline for the whole attempt (connect, answer, body), to the millisecond: undici's own timeouts tick
+    // at a coarser grain. A plain timer + controller costs less than AbortSignal.timeout().
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, this.config.webhook.timeoutMs);
     try {
-      const res = await this.http.post<Readable>(request.url, request.body, {
+      // The body is the exact serialized string that was signed: sent untouched.
+      const res = await this.dispatcher.request({
+        origin: verdict.url.origin,
+        path: verdict.url.pathname + verdict.url.search,
+        method: 'POST',
         headers: request.headers,
-        signal: AbortSignal.timeout(this.config.webhook.timeoutMs),
+        body: request.body,
+        signal: abort.signal,
       });
-      const responseSnippet = await readSnippet(res.data, deadline);
+      const responseSnippet = await readSnippet(res.body);
       const retryAfter = res.headers['retry-after'];
       return {
         startedAt,
         durationMs: elapsed(),
-        statusCode: res.status,
+        statusCode: res.statusCode,
         responseSnippet,
         retryAfterMs: parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : undefined),
       };
@@ -129,16 +131,17 @@ export class WebhookSender implements OnApplicationShutdown {
       const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
       const code = e.cause?.code ?? e.code;
       if (code === 'EBLOCKED') return { startedAt, durationMs: elapsed(), error: `blocked: ${e.cause?.message ?? e.message}`, blocked: true };
-      const timedOut = code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED' || e.message?.includes('aborted');
       return {
         startedAt,
         durationMs: elapsed(),
         error: timedOut ? `timeout: no response within ${this.config.webhook.timeoutMs} ms` : `${code ?? 'error'}: ${e.message ?? 'request failed'}`,
       };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
-  onApplicationShutdown(): void {
-    for (const agent of this.agents) agent.destroy();
+  async onApplicationShutdown(): Promise<void> {
+    await this.dispatcher.destroy();
   }
 }

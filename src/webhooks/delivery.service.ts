@@ -7,13 +7,14 @@ import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
+import { Sql } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { activeSecrets, failingTooLong } from '../endpoints/endpoint-rules.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
 import { mustWait } from './delivery-order.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
-import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
+import { Delivery, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
 import { decide, Verdict } from './retry-policy.js';
 import { signatureHeader, signLegacy } from './signature.js';
@@ -61,6 +62,8 @@ export class DeliveryService {
   // The claims and attempt records of concurrent sends share one transaction per round (see MicroBatcher).
   private readonly ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items));
   private readonly recording = new Set<Promise<void>>();
+  private readonly sql: Sql;
+  private readonly postgres: boolean;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -72,7 +75,10 @@ export class DeliveryService {
     private readonly outbox: OutboxSignal,
     private readonly metrics: Metrics,
     @Inject(CONFIG) private readonly config: HeraldConfig,
-  ) {}
+  ) {
+    this.sql = new Sql(db);
+    this.postgres = db.options.type === 'postgres';
+  }
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {
     const claim = await this.claim(deliveryId);
@@ -189,21 +195,17 @@ export class DeliveryService {
       await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
     }
     if (claimed.size === 0) return answers;
-    const postgres = this.db.options.type === 'postgres';
-    const update = em
-      .createQueryBuilder()
-      .update(Delivery)
-      .set({ status: 'sending', attempts: () => 'attempts + 1', updatedAt: now })
+    const ours = [...claimed];
+    const set = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.sql.params(1)} WHERE id IN (${this.sql.params(ours.length, 2)})`;
+    if (!this.postgres) {
       // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending (and the key alone
-      // keeps the lookup on the primary key, as above). PostgreSQL: another worker may have claimed one since; the
-      // conditional UPDATE tells which ones are ours.
-      .where(postgres ? { id: In([...claimed]), status: 'pending' } : { id: In([...claimed]) });
-    if (!postgres) {
-      await update.execute();
+      // keeps the lookup on the primary key, as above).
+      await em.query(set, [now.getTime(), ...ours]);
       return answers;
     }
-    const ours = new Set(((await update.returning(['id']).execute()).raw as Array<{ id: string }>).map((r) => r.id));
-    return answers.map((a) => (a.kind === 'claimed' && !ours.has(a.delivery.id) ? { kind: 'skipped' } : a));
+    // PostgreSQL: another worker may have claimed one since; the conditional UPDATE tells which ones are ours.
+    const won = new Set(this.sql.returned<{ id: string }>(await em.query(`${set} AND status = 'pending' RETURNING id`, [now.getTime(), ...ours])).map((r) => r.id));
+    return answers.map((a) => (a.kind === 'claimed' && !won.has(a.delivery.id) ? { kind: 'skipped' } : a));
   }
 
   /** Request targets sign with the tenant's secret (looked up after the claim, cached); endpoints with their own. */
@@ -222,26 +224,22 @@ export class DeliveryService {
    */
   private async recordIn(em: EntityManager, outcomes: Outcome[]): Promise<boolean[]> {
     const now = new Date();
-    await em
-      .createQueryBuilder()
-      .insert()
-      .into(DeliveryAttempt)
-      .values(
-        outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) => ({
-          id: uuidv7(),
-          deliveryId: delivery.id,
-          number: attempt,
-          startedAt: result.startedAt,
-          durationMs: result.durationMs,
-          statusCode: result.statusCode ?? null,
-          error: result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
-          responseSnippet: result.responseSnippet ?? null,
-          requestHeaders,
-          outcome: verdict.outcome,
-        })) as QueryDeepPartialEntity<DeliveryAttempt>[],
-      )
-      .updateEntity(false)
-      .execute();
+    const attempts = outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) => [
+      uuidv7(),
+      delivery.id,
+      attempt,
+      result.startedAt.getTime(),
+      result.durationMs,
+      result.statusCode ?? null,
+      result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
+      result.responseSnippet ?? null,
+      JSON.stringify(requestHeaders),
+      verdict.outcome,
+    ]);
+    await em.query(
+      `INSERT INTO delivery_attempts (id, delivery_id, number, started_at, duration_ms, status_code, error, response_snippet, request_headers, outcome) VALUES ${this.sql.rows(attempts.length, 10)}`,
+      attempts.flat(),
+    );
     // Successes share one UPDATE per status code: the common case costs one statement per batch.
     const succeeded = new Map<number | null, string[]>();
     for (const { delivery: d, result, verdict } of outcomes) {
@@ -263,7 +261,10 @@ export class DeliveryService {
       }
     }
     for (const [code, ids] of succeeded) {
-      await em.update(Delivery, { id: In(ids), status: 'sending' }, { status: 'succeeded', lastStatusCode: code, lastError: null, updatedAt: now, completedAt: now });
+      await em.query(
+        `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.sql.params(1)}, last_error = NULL, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND status = 'sending'`,
+        [code, now.getTime(), now.getTime(), ...ids],
+      );
     }
     const disabled = new Set<string>();
     const byEndpoint = new Map<string, Outcome[]>();

@@ -14,7 +14,7 @@ import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
 import { mustWait } from './delivery-order.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
-import { Delivery, REQUEST_TARGET } from './delivery.entity.js';
+import { Delivery, deliveryFromRow, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
 import { decide, Verdict } from './retry-policy.js';
 import { signatureHeader, signLegacy } from './signature.js';
@@ -167,15 +167,18 @@ export class DeliveryService {
    * endpoint is gone or disabled (then they fail here). Two workers cannot claim the same delivery.
    */
   private async claimIn(em: EntityManager, ids: string[]): Promise<Claim[]> {
-    // By primary key only, the status checked here: with `status` in the WHERE, SQLite (no statistics) walks the
-    // (status, next_attempt_at) index over every pending row — the whole backlog — instead of 64 key lookups.
-    const rows = (await em.find(Delivery, { where: { id: In([...new Set(ids)]) } })).filter((r) => r.status === 'pending');
+    // One statement: the rows asked for, by primary key only (the status is checked here: with `status` in the
+    // WHERE, SQLite without statistics walks the (status, next_attempt_at) index over the whole backlog), each with
+    // the lowest sequence of its lane (task + target) now on the wire, which is all the ordering rule needs.
+    const unique = [...new Set(ids)];
+    const found = (await em.query(
+      `SELECT d.*, (SELECT MIN(s.sequence) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'sending') AS lane_on_wire FROM deliveries d WHERE d.id IN (${this.sql.params(unique.length)})`,
+      unique,
+    )) as Array<Record<string, unknown>>;
+    const rows = found.filter((r) => r.status === 'pending').map(deliveryFromRow);
     const byId = new Map(rows.map((r) => [r.id, r]));
-    const taskIds = [...new Set(rows.flatMap((r) => (r.taskId ? [r.taskId] : [])))];
-    const sending = taskIds.length
-      ? await em.find(Delivery, { where: { taskId: In(taskIds), status: 'sending' }, select: { id: true, taskId: true, target: true, sequence: true } })
-      : [];
-    const waiting = mustWait(rows, sending);
+    const onWire = found.flatMap((r) => (r.lane_on_wire === null || r.lane_on_wire === undefined ? [] : [{ id: '', taskId: r.task_id as string, target: r.target as string, sequence: Number(r.lane_on_wire) }]));
+    const waiting = mustWait(rows, onWire);
     const endpointIds = [...new Set(rows.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target))];
     const endpoints = new Map((endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]));
 

@@ -27,7 +27,9 @@ describe('connect-time SSRF guard (DNS lookup)', () => {
 });
 
 describe('WebhookSender (the one outbound client) against a local server', () => {
-  const sender = (timeoutMs = 300, allowed = ['127.0.0.0/8']) => new WebhookSender({ webhook: { allowedCidrs: allowed, timeoutMs } } as unknown as HeraldConfig);
+  const sender = (timeoutMs = 300, allowed = ['127.0.0.0/8'], concurrency = 4) => new WebhookSender({ webhook: { allowedCidrs: allowed, timeoutMs, concurrency } } as unknown as HeraldConfig);
+  let open = 0;
+  let mostOpen = 0;
   let server: http.Server;
   let base: string;
   let seen: Array<{ path?: string; headers: http.IncomingHttpHeaders; body: string }> = [];
@@ -39,6 +41,10 @@ describe('WebhookSender (the one outbound client) against a local server', () =>
       req.on('end', () => {
         seen.push({ path: req.url, headers: req.headers, body });
         if (req.url === '/slow') return; // never answers
+        if (req.url === '/hold') {
+          mostOpen = Math.max(mostOpen, ++open);
+          return setTimeout(() => (open--, res.writeHead(200).end('held')), 30);
+        }
         if (req.url === '/busy') return res.writeHead(429, { 'retry-after': '7' }).end('later');
         if (req.url === '/moved') return res.writeHead(302, { location: '/ok' }).end();
         if (req.url === '/big') return res.writeHead(200).end('x'.repeat(200_000));
@@ -67,6 +73,15 @@ describe('WebhookSender (the one outbound client) against a local server', () =>
     const big = await s.send({ url: `${base}/big`, body: '{}', headers: {} });
     expect(big.statusCode).toBe(200);
     expect(big.responseSnippet).toHaveLength(RESPONSE_SNIPPET_BYTES);
+    await s.onApplicationShutdown();
+  });
+
+  it('keeps at most WEBHOOK_CONCURRENCY requests on the wire, however many are asked for at once', async () => {
+    const s = sender(2_000, ['127.0.0.0/8'], 2);
+    mostOpen = 0;
+    const results = await Promise.all(Array.from({ length: 6 }, () => s.send({ url: `${base}/hold`, body: '{}', headers: {} })));
+    expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(mostOpen).toBe(2);
     await s.onApplicationShutdown();
   });
 

@@ -2,6 +2,7 @@ import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { lookup as dnsLookup, LookupAddress } from 'node:dns';
 import type { Readable } from 'node:stream';
 import { Agent } from 'undici';
+import { Gate } from '../common/gate.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { checkWebhookUrl, Cidr, isAddressAllowed, parseCidrs } from './address-policy.js';
@@ -79,9 +80,12 @@ async function readSnippet(stream: Readable): Promise<string> {
 export class WebhookSender implements OnApplicationShutdown {
   private readonly allowed: Cidr[];
   private readonly dispatcher: Agent;
+  // WEBHOOK_CONCURRENCY is the number of requests on the wire; the worker may hold more jobs than that.
+  private readonly onTheWire: Gate;
 
   constructor(@Inject(CONFIG) private readonly config: HeraldConfig) {
     this.allowed = parseCidrs(config.webhook.allowedCidrs);
+    this.onTheWire = new Gate(config.webhook.concurrency);
     const timeout = config.webhook.timeoutMs;
     this.dispatcher = new Agent({
       connections: 256,
@@ -93,7 +97,11 @@ export class WebhookSender implements OnApplicationShutdown {
     });
   }
 
-  async send(request: OutgoingRequest): Promise<SendResult> {
+  send(request: OutgoingRequest): Promise<SendResult> {
+    return this.onTheWire.run(() => this.attempt(request));
+  }
+
+  private async attempt(request: OutgoingRequest): Promise<SendResult> {
     const startedAt = new Date();
     const t0 = performance.now();
     const elapsed = () => Math.round(performance.now() - t0);

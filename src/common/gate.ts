@@ -1,0 +1,27 @@
+/**
+ * At most `limit` holders at once; the others wait in arrival order. Used to bound the requests on the wire
+ * independently of how many jobs a worker holds.
+ */
+export class Gate {
+  private inside = 0;
+  private readonly queue: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.inside >= this.limit) await new Promise<void>((enter) => this.queue.push(enter));
+    else this.inside++;
+    try {
+      return await work();
+    } finally {
+      // Hand the place straight to the next in line (the count stays), or give it back.
+      const next = this.queue.shift();
+      if (next) next();
+      else this.inside--;
+    }
+  }
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+}

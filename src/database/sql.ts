@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
 
 /**
  * Plain SQL for the few statements on every webhook's path (claim, attempt log, outcome). TypeORM's query
@@ -28,4 +28,26 @@ export class Sql {
     // TypeORM answers PostgreSQL's UPDATE … RETURNING with [rows, count].
     return this.postgres && Array.isArray(result) && Array.isArray(result[0]) ? (result[0] as T[]) : [];
   }
+}
+
+/**
+ * A multi-row INSERT of whole entities: each column converted by TypeORM's driver (transformers, JSON), the
+ * statement written here. Used where rows are inserted in batches on a hot path (intake, events, deliveries,
+ * attempts). A property left undefined takes its column's literal default, else NULL.
+ */
+export async function insertMany<T extends ObjectLiteral>(em: EntityManager, target: EntityTarget<T>, entities: readonly T[]): Promise<void> {
+  if (entities.length === 0) return;
+  const meta = em.connection.getMetadata(target);
+  const driver = em.connection.driver;
+  const columns = meta.columns.filter((c) => c.isInsert && !c.isVirtual);
+  const values = entities.flatMap((entity) =>
+    columns.map((c) => {
+      const value = c.getEntityValue(entity);
+      if (value === undefined) return typeof c.default === 'function' || c.default === undefined ? null : c.default;
+      return driver.preparePersistentValue(value, c) ?? null;
+    }),
+  );
+  const names = columns.map((c) => driver.escape(c.databaseName)).join(', ');
+  const sql = new Sql(em.connection);
+  await em.query(`INSERT INTO ${driver.escape(meta.tableName)} (${names}) VALUES ${sql.rows(entities.length, columns.length)}`, values);
 }

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { v7 as uuidv7 } from 'uuid';
 import { MicroBatcher } from '../common/micro-batcher.js';
+import { insertMany } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
@@ -123,7 +123,7 @@ export class TaskTransitions {
         createdAt: task.updatedAt,
       }),
     );
-    await em.createQueryBuilder().insert().into(TaskEvent).values(events as QueryDeepPartialEntity<TaskEvent>[]).updateEntity(false).execute();
+    await insertMany(em, TaskEvent, events);
     await this.planner.planMany(em, entries.map(({ task }, i) => ({ task, event: events[i] })));
     return events;
   }

@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, LessThan, MoreThanOrEqual } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { v7 as uuidv7 } from 'uuid';
 import { DomainException, ErrorCode, FieldError, taskNotFound } from '../common/errors.js';
 import { validationFailed } from '../common/validation.js';
@@ -11,6 +10,7 @@ import type { HeraldConfig } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { Metrics } from '../observability/metrics.js';
+import { insertMany } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { GenerationQueue } from '../generation/generation.queue.js';
 import { GENERATION_PROVIDER, GenerationProvider } from '../generation/provider.js';
@@ -103,7 +103,7 @@ export class TasksService {
   /** New tasks, their queued events and deliveries: one transaction and a few multi-row INSERTs per batch. */
   private async insertBatch(tasks: Task[]): Promise<void[]> {
     await this.uow.run(async (em) => {
-      await em.createQueryBuilder().insert().into(Task).values(tasks as QueryDeepPartialEntity<Task>[]).updateEntity(false).execute();
+      await insertMany(em, Task, tasks);
       await this.transitions.recordEvents(em, tasks.map((task) => ({ task, type: 'task.queued' as const })));
     });
     return tasks.map(() => undefined);

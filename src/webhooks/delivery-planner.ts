@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { v7 as uuidv7 } from 'uuid';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
+import { insertMany } from '../database/sql.js';
 import type { TaskEvent } from '../tasks/task-event.entity.js';
 import type { Task } from '../tasks/task.entity.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
@@ -154,7 +154,7 @@ export class DeliveryPlanner {
       em.create(Delivery, { ...d, ...freshDelivery(now, d.schedule[0] ?? 0) }),
     );
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await em.createQueryBuilder().insert().into(Delivery).values(rows.slice(i, i + INSERT_CHUNK) as QueryDeepPartialEntity<Delivery>[]).updateEntity(false).execute();
+      await insertMany(em, Delivery, rows.slice(i, i + INSERT_CHUNK));
     }
     return rows;
   }

@@ -7,14 +7,14 @@ import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
-import { Sql } from '../database/sql.js';
+import { insertMany, Sql } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { activeSecrets, failingTooLong } from '../endpoints/endpoint-rules.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
 import { mustWait } from './delivery-order.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
-import { Delivery, deliveryFromRow, REQUEST_TARGET } from './delivery.entity.js';
+import { Delivery, DeliveryAttempt, deliveryFromRow, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
 import { decide, Verdict } from './retry-policy.js';
 import { signatureHeader, signLegacy } from './signature.js';
@@ -227,21 +227,23 @@ export class DeliveryService {
    */
   private async recordIn(em: EntityManager, outcomes: Outcome[]): Promise<boolean[]> {
     const now = new Date();
-    const attempts = outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) => [
-      uuidv7(),
-      delivery.id,
-      attempt,
-      result.startedAt.getTime(),
-      result.durationMs,
-      result.statusCode ?? null,
-      result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
-      result.responseSnippet ?? null,
-      JSON.stringify(requestHeaders),
-      verdict.outcome,
-    ]);
-    await em.query(
-      `INSERT INTO delivery_attempts (id, delivery_id, number, started_at, duration_ms, status_code, error, response_snippet, request_headers, outcome) VALUES ${this.sql.rows(attempts.length, 10)}`,
-      attempts.flat(),
+    await insertMany(
+      em,
+      DeliveryAttempt,
+      outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) =>
+        Object.assign(new DeliveryAttempt(), {
+          id: uuidv7(),
+          deliveryId: delivery.id,
+          number: attempt,
+          startedAt: result.startedAt,
+          durationMs: result.durationMs,
+          statusCode: result.statusCode ?? null,
+          error: result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
+          responseSnippet: result.responseSnippet ?? null,
+          requestHeaders,
+          outcome: verdict.outcome,
+        }),
+      ),
     );
     // Successes share one UPDATE per status code: the common case costs one statement per batch.
     const succeeded = new Map<number | null, string[]>();

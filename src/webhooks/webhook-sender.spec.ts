@@ -41,6 +41,7 @@ describe('WebhookSender (the one outbound client) against a local server', () =>
       req.on('end', () => {
         seen.push({ path: req.url, headers: req.headers, body });
         if (req.url === '/slow') return; // never answers
+        if (req.url === '/stall') return void res.writeHead(200).write('part'); // answers, then never ends the body
         if (req.url === '/hold') {
           mostOpen = Math.max(mostOpen, ++open);
           return setTimeout(() => (open--, res.writeHead(200).end('held')), 30);
@@ -92,6 +93,14 @@ describe('WebhookSender (the one outbound client) against a local server', () =>
     expect(result.error).toMatch(/^timeout: no response within 150 ms/);
     expect(result.durationMs).toBeGreaterThanOrEqual(145);
     expect(result.durationMs).toBeLessThan(1_000);
+    await s.onApplicationShutdown();
+  });
+
+  it('keeps the status and what arrived of a body that stalls past the deadline', async () => {
+    const s = sender(150);
+    const result = await s.send({ url: `${base}/stall`, body: '{}', headers: {} });
+    expect(result).toMatchObject({ statusCode: 200, responseSnippet: 'part' });
+    expect(result.durationMs).toBeGreaterThanOrEqual(145);
     await s.onApplicationShutdown();
   });
 

@@ -7,6 +7,7 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
+import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
@@ -61,11 +62,17 @@ export function eventSnapshot(task: Task): Record<string, unknown> {
 export class TaskTransitions {
   // Concurrent changes (many tasks starting, progressing, finishing at once) share one transaction per round,
   // applied in the order they were asked for, so two changes of one task keep their order.
-  private readonly changes = new MicroBatcher((batch: Change[]) => this.uow.run(async (em) => {
-    const tasks: Array<Task | null> = [];
-    for (const c of batch) tasks.push(await this.applyIn(em, c.taskId, c.to, c.patch, c.guard));
+  // The round's new deliveries go into the queue straight after its commit (handOver), not through a relay round.
+  private readonly changes = new MicroBatcher(async (batch: Change[]) => {
+    const handOver: Delivery[] = [];
+    const tasks = await this.uow.run(async (em) => {
+      const changed: Array<Task | null> = [];
+      for (const c of batch) changed.push(await this.applyIn(em, c.taskId, c.to, c.patch, c.guard, handOver));
+      return changed;
+    });
+    this.outbox.handOver(handOver);
     return tasks;
-  }), 64);
+  }, 64);
 
   constructor(
     private readonly uow: UnitOfWork,
@@ -75,9 +82,12 @@ export class TaskTransitions {
     private readonly metrics: Metrics,
   ) {}
 
-  /** After a commit: relay the new deliveries now, and tell waiting clients (SSE, Prefer: wait) in any process. */
-  committed(task: Task): void {
-    this.outbox.kick();
+  /**
+   * After a commit: relay the new deliveries now (unless they were handed over to the queue already), and tell
+   * waiting clients (SSE, Prefer: wait) in any process.
+   */
+  committed(task: Task, { handedOver = false } = {}): void {
+    if (!handedOver) this.outbox.kick();
     this.bus.publish({ taskId: task.id, sequence: task.lastSequence, status: task.status });
     if (isTerminal(task.status)) this.metrics.tasksFinished.inc({ kind: task.kind, status: task.status });
   }
@@ -85,11 +95,12 @@ export class TaskTransitions {
   /** Returns the updated task, or null when the task was not in a state that allows `to` (or not at `attempt`). */
   async apply(taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}): Promise<Task | null> {
     const task = await this.changes.submit({ taskId, to, patch, guard });
-    if (task) this.committed(task);
+    if (task) this.committed(task, { handedOver: true });
     return task;
   }
 
-  async applyIn(em: EntityManager, taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}): Promise<Task | null> {
+  /** `handOver`: collects the deliveries planned, for the caller to hand over after its commit (else the relay). */
+  async applyIn(em: EntityManager, taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}, handOver?: Delivery[]): Promise<Task | null> {
     const from = guard.from ?? sourcesOf(to);
     const before = await em.findOne(Task, { where: { id: taskId }, select: { id: true, status: true } });
     if (!before || !from.includes(before.status)) return null;
@@ -102,16 +113,12 @@ export class TaskTransitions {
     const result = await query.execute();
     if (!result.affected) return null;
     const task = await em.findOneByOrFail(Task, { id: taskId });
-    await this.recordEvent(em, task, eventTypeFor(to, before.status));
+    await this.recordEvents(em, [{ task, type: eventTypeFor(to, before.status) }], handOver);
     return task;
   }
 
-  async recordEvent(em: EntityManager, task: Task, type: TaskEventType): Promise<TaskEvent> {
-    return (await this.recordEvents(em, [{ task, type }]))[0];
-  }
-
   /** Events of several tasks in one multi-row INSERT, with their deliveries planned together. */
-  async recordEvents(em: EntityManager, entries: ReadonlyArray<{ task: Task; type: TaskEventType }>): Promise<TaskEvent[]> {
+  async recordEvents(em: EntityManager, entries: ReadonlyArray<{ task: Task; type: TaskEventType }>, handOver?: Delivery[]): Promise<TaskEvent[]> {
     const events = entries.map(({ task, type }) =>
       em.create(TaskEvent, {
         id: uuidv7(),
@@ -124,7 +131,7 @@ export class TaskTransitions {
       }),
     );
     await insertMany(em, TaskEvent, events);
-    await this.planner.planMany(em, entries.map(({ task }, i) => ({ task, event: events[i] })));
+    await this.planner.planMany(em, entries.map(({ task }, i) => ({ task, event: events[i] })), handOver);
     return events;
   }
 }

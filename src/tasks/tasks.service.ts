@@ -15,6 +15,8 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { GenerationQueue } from '../generation/generation.queue.js';
 import { GENERATION_PROVIDER, GenerationProvider } from '../generation/provider.js';
 import { checkWebhookUrl, parseCidrs, Cidr } from '../webhooks/address-policy.js';
+import type { Delivery } from '../webhooks/delivery.entity.js';
+import { OutboxSignal } from '../webhooks/outbox-signal.js';
 import { webhookHeaderErrors } from '../webhooks/webhook-headers.js';
 import { CreateGenerationDto, KNOWN_FIELDS } from './dto/create-generation.dto.js';
 import { ListTasksQuery, RetryTaskDto } from './dto/list-tasks.query.js';
@@ -43,6 +45,7 @@ export class TasksService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly uow: UnitOfWork,
     private readonly transitions: TaskTransitions,
+    private readonly outbox: OutboxSignal,
     private readonly queue: GenerationQueue,
     private readonly box: SecretBox,
     private readonly metrics: Metrics,
@@ -94,7 +97,7 @@ export class TasksService {
       completedAt: null,
     });
     await this.intake.submit(task);
-    this.transitions.committed(task);
+    this.transitions.committed(task, { handedOver: true });
     this.metrics.tasksCreated.inc({ kind });
     await this.enqueue(task);
     return task;
@@ -102,10 +105,12 @@ export class TasksService {
 
   /** New tasks, their queued events and deliveries: one transaction and a few multi-row INSERTs per batch. */
   private async insertBatch(tasks: Task[]): Promise<void[]> {
+    const handOver: Delivery[] = [];
     await this.uow.run(async (em) => {
       await insertMany(em, Task, tasks);
-      await this.transitions.recordEvents(em, tasks.map((task) => ({ task, type: 'task.queued' as const })));
+      await this.transitions.recordEvents(em, tasks.map((task) => ({ task, type: 'task.queued' as const })), handOver);
     });
+    this.outbox.handOver(handOver);
     return tasks.map(() => undefined);
   }
 

@@ -77,7 +77,7 @@ export class DeliveryPlanner {
    * Deliveries for several task events written in one transaction: one endpoint lookup per tenant and one
    * multi-row INSERT, so a batch of creates or transitions costs a few statements, not a few per event.
    */
-  async planMany(em: EntityManager, events: ReadonlyArray<{ task: Task; event: TaskEvent }>): Promise<number> {
+  async planMany(em: EntityManager, events: ReadonlyArray<{ task: Task; event: TaskEvent }>, handOver?: Delivery[]): Promise<number> {
     const endpointsOf = new Map<string, Endpoint[]>();
     for (const tenantId of new Set(events.map((e) => e.task.tenantId))) {
       endpointsOf.set(tenantId, await em.find(Endpoint, { where: { tenantId, status: 'enabled' } }));
@@ -94,7 +94,8 @@ export class DeliveryPlanner {
       const payload = envelope(event.id, event.type, event.createdAt, taskView(task, this.config.publicBaseUrl));
       for (const endpoint of subscribed) rows.push(this.toEndpoint(endpoint, { taskId: task.id, eventId: event.id, eventType: event.type, sequence: event.sequence, payload }));
     }
-    await this.insertMany(em, rows);
+    const inserted = await this.insertMany(em, rows, handOver !== undefined);
+    handOver?.push(...inserted);
     return rows.length;
   }
 
@@ -147,11 +148,15 @@ export class DeliveryPlanner {
     return (await this.insertMany(em, [d]))[0];
   }
 
-  /** Outbox rows, inserted without TypeORM's read-back (every column is set here). */
-  async insertMany(em: EntityManager, planned: readonly Planned[]): Promise<Delivery[]> {
+  /**
+   * Outbox rows. `handedOver`: the committing caller puts them into the queue itself right after its commit
+   * (OutboxSignal.handOver), so they are written as dispatched and the relay skips them; were the process to die
+   * in between, the sweeper finds them (due, dispatched, not in Redis) and hands them back.
+   */
+  async insertMany(em: EntityManager, planned: readonly Planned[], handedOver = false): Promise<Delivery[]> {
     const now = new Date();
     const rows = planned.map((d) =>
-      em.create(Delivery, { ...d, ...freshDelivery(now, d.schedule[0] ?? 0) }),
+      em.create(Delivery, { ...d, ...freshDelivery(now, d.schedule[0] ?? 0), ...(handedOver ? { dispatchedAt: now } : {}) }),
     );
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       await insertMany(em, Delivery, rows.slice(i, i + INSERT_CHUNK));

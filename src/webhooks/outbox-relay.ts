@@ -6,7 +6,7 @@ import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { Delivery } from './delivery.entity.js';
-import { OutboxSignal } from './outbox-signal.js';
+import { HandedOver, OutboxSignal } from './outbox-signal.js';
 import { WebhookQueue } from './webhook.queue.js';
 
 const BATCH = 500;
@@ -20,7 +20,9 @@ const POLL_MS = 250;
  */
 @Injectable()
 export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('OutboxRelay');
   private readonly loop: IntervalLoop;
+  private readonly handing = new Set<Promise<void>>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -31,6 +33,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
   ) {
     this.loop = new IntervalLoop('OutboxRelay', Math.min(POLL_MS, config.sweepIntervalMs), () => this.relay());
     signal.onKick(() => void this.loop.kick());
+    signal.onHandOver((deliveries) => this.track(this.handOver(deliveries)));
   }
 
   onApplicationBootstrap(): void {
@@ -39,6 +42,29 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
 
   async onApplicationShutdown(): Promise<void> {
     await this.loop.stop();
+    while (this.handing.size > 0) await Promise.all([...this.handing]);
+  }
+
+  /**
+   * Deliveries this process has just committed as dispatched go into the queue at once: no relay round, no poll.
+   * Should Redis refuse them, they are marked undispatched again for the relay; should that fail too, the sweeper
+   * finds them (due, dispatched, not in Redis) and hands them back.
+   */
+  async handOver(deliveries: HandedOver[]): Promise<void> {
+    try {
+      await this.queue.dispatch(deliveries);
+    } catch (err) {
+      this.logger.warn(`could not queue ${deliveries.length} new deliveries, the relay will: ${(err as Error).message}`);
+      const ids = deliveries.map((d) => d.id);
+      await this.uow
+        .run((em) => em.update(Delivery, { id: In(ids), status: 'pending' }, { dispatchedAt: null }))
+        .catch((e: Error) => this.logger.warn(`could not mark them undispatched either, the sweeper will: ${e.message}`));
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked = work.finally(() => this.handing.delete(tracked));
+    this.handing.add(tracked);
   }
 
   async relay(): Promise<number> {

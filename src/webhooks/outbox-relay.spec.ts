@@ -1,0 +1,37 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { DataSource } from 'typeorm';
+import type { HeraldConfig } from '../config/config.js';
+import type { UnitOfWork } from '../database/unit-of-work.js';
+import { OutboxRelay } from './outbox-relay.js';
+import { OutboxSignal } from './outbox-signal.js';
+import type { WebhookQueue } from './webhook.queue.js';
+
+const config = { sweepIntervalMs: 1_000 } as HeraldConfig;
+const delivery = { id: 'd1', nextAttemptAt: new Date() };
+
+function relayWith(dispatch: () => Promise<void>) {
+  const update = vi.fn(async () => ({ affected: 1 }));
+  const uow = { run: (work: (em: unknown) => Promise<unknown>) => work({ update }) } as unknown as UnitOfWork;
+  const queue = { dispatch: vi.fn(dispatch) } as unknown as WebhookQueue;
+  const signal = new OutboxSignal();
+  const relay = new OutboxRelay({} as DataSource, uow, queue, signal, config);
+  return { relay, signal, queue, update };
+}
+
+describe('OutboxRelay hand-over (deliveries committed as dispatched by this process)', () => {
+  it('puts handed-over deliveries straight into the queue', async () => {
+    const { relay, signal, queue, update } = relayWith(async () => undefined);
+    signal.handOver([delivery]);
+    await relay.onApplicationShutdown(); // waits for hand-overs in flight
+    expect(queue.dispatch).toHaveBeenCalledWith([delivery]);
+    expect(update).not.toHaveBeenCalled();
+  });
+
+  it('marks them undispatched again when Redis refuses, so the relay queues them later', async () => {
+    const { relay, signal, update } = relayWith(() => Promise.reject(new Error('Connection is closed.')));
+    signal.handOver([delivery]);
+    await relay.onApplicationShutdown();
+    expect(update).toHaveBeenCalledTimes(1);
+    expect(update.mock.calls[0]).toContainEqual({ dispatchedAt: null });
+  });
+});

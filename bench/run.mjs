@@ -14,7 +14,8 @@ const N = SMOKE ? 300 : 20_000;
 const BACKLOG = SMOKE ? 1_000 : 100_000;
 const CONCURRENCIES = SMOKE ? [16] : [16, 64];
 const ROUNDS = SMOKE ? 1 : 3;
-const LATENCY_RATE = SMOKE ? 50 : 500;
+// The target is at 500/s; 100/s shows the same pipeline when the machine is not saturated.
+const LATENCY_RATES = SMOKE ? [50] : [100, 500];
 const LATENCY_SECONDS = SMOKE ? 2 : 10;
 const CREATE_SECONDS = SMOKE ? 2 : 10;
 // --only=deliveries,latency,creates,backlog,workers runs a part (for profiling work; the report needs them all).
@@ -78,10 +79,10 @@ for (const c of want('deliveries') ? CONCURRENCIES : []) {
 
 // 2. Event → receipt latency at a fixed offered rate: tasks created through the API at LATENCY_RATE/s finish at
 // once (simulate.duration_ms 0); latency = receipt time − the completed event's timestamp in the payload.
-if (want('latency')) {
+for (const LATENCY_RATE of want('latency') ? LATENCY_RATES : []) {
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
-  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'blat', WEBHOOK_CONCURRENCY: '64', GENERATION_CONCURRENCY: '50' });
+  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: `blat${LATENCY_RATE}`, WEBHOOK_CONCURRENCY: '64', GENERATION_CONCURRENCY: '50' });
   const herald = await startHerald(env);
   receiver.reset();
   const latencies = [];
@@ -194,7 +195,8 @@ function report(rs) {
   const rows = by('deliveries_per_s')
     .map((r) => `| ${r.system} | ${r.concurrency} | ${r.value.toLocaleString('en-US')} | ${(r.runs ?? []).map((x) => x.toLocaleString('en-US')).join(' · ')} | ${r.vs_bullmq_axios ?? ''} | ${r.vs_ceiling ?? ''} |`)
     .join('\n');
-  const lat = by('event_to_receipt_ms')[0];
+  const lats = by('event_to_receipt_ms');
+  const lat = lats[lats.length - 1];
   const cre = by('creates_per_s')[0];
   const scale = by('deliveries_per_s_by_workers');
   const herald64 = rs.find((r) => r.system === 'Herald (sqlite)' && r.concurrency === 64) ?? rs.find((r) => r.system === 'Herald (sqlite)');
@@ -210,7 +212,7 @@ process (\`herald serve\`, LOG_LEVEL=error). The receiver and the load generator
 | target | measured | result |
 |---|---|---|
 | end-to-end deliveries ≥ 1.0× the BullMQ + axios baseline | ${herald64?.value.toLocaleString('en-US')}/s vs ${hand64?.value.toLocaleString('en-US')}/s (×${herald64?.vs_bullmq_axios}) at concurrency ${herald64?.concurrency} | ${pass((herald64?.vs_bullmq_axios ?? 0) >= 1)} |
-| p99 event → receipt < 50 ms at ${lat.offered_per_s} events/s | p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms | ${pass(lat.p99 < 50)} |
+| p99 event → receipt < 50 ms at ${lat.offered_per_s} events/s | p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms | ${pass(lat.p99 < 50)} |${lats.slice(0, -1).map((l) => `\n| (for comparison) event → receipt at ${l.offered_per_s} events/s | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms | |`).join('')}
 | ≥ 2,000 creates/s with p99 < 50 ms (32 connections) | ${cre.value.toLocaleString('en-US')}/s, p50 ${cre.p50_ms} ms, p99 ${cre.p99_ms} ms | ${pass(cre.value >= 2000 && cre.p99_ms < 50)} |
 ${by('backlog').map((b) => `| 100k backlog under 300 MB RSS (heap: ${b.heap}) | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | ${pass(b.peak_rss_mb < 300)} |`).join('\n')}
 

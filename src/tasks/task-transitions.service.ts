@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
+import { EntityManager, In } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { insertMany } from '../database/sql.js';
@@ -65,11 +65,7 @@ export class TaskTransitions {
   // The round's new deliveries go into the queue straight after its commit (handOver), not through a relay round.
   private readonly changes = new MicroBatcher(async (batch: Change[]) => {
     const handOver: Delivery[] = [];
-    const tasks = await this.uow.run(async (em) => {
-      const changed: Array<Task | null> = [];
-      for (const c of batch) changed.push(await this.applyIn(em, c.taskId, c.to, c.patch, c.guard, handOver));
-      return changed;
-    });
+    const tasks = await this.uow.run((em) => this.applyRound(em, batch, handOver));
     this.outbox.handOver(handOver);
     return tasks;
   }, 64);
@@ -101,20 +97,44 @@ export class TaskTransitions {
 
   /** `handOver`: collects the deliveries planned, for the caller to hand over after its commit (else the relay). */
   async applyIn(em: EntityManager, taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}, handOver?: Delivery[]): Promise<Task | null> {
-    const from = guard.from ?? sourcesOf(to);
-    const before = await em.findOne(Task, { where: { id: taskId }, select: { id: true, status: true } });
-    if (!before || !from.includes(before.status)) return null;
-    const query = em
-      .createQueryBuilder()
-      .update(Task)
-      .set({ ...patch, status: to, updatedAt: new Date(), lastSequence: () => 'last_sequence + 1' })
-      .where('id = :id AND status IN (:...from)', { id: taskId, from });
-    if (guard.attempt !== undefined) query.andWhere('attempt = :attempt', { attempt: guard.attempt });
-    const result = await query.execute();
-    if (!result.affected) return null;
-    const task = await em.findOneByOrFail(Task, { id: taskId });
-    await this.recordEvents(em, [{ task, type: eventTypeFor(to, before.status) }], handOver);
-    return task;
+    return (await this.applyRound(em, [{ taskId, to, patch, guard }], handOver))[0];
+  }
+
+  /**
+   * Changes in the order given, then their events and deliveries together: one read of the current statuses, a
+   * conditional UPDATE and a read-back per change, and one INSERT each for the round's events and deliveries
+   * (every statement waits its turn on SQLite's single connection, so the count per change is what matters).
+   */
+  private async applyRound(em: EntityManager, batch: readonly Change[], handOver?: Delivery[]): Promise<Array<Task | null>> {
+    const ids = [...new Set(batch.map((c) => c.taskId))];
+    const rows = await em.find(Task, { where: { id: In(ids) }, select: { id: true, status: true } });
+    const status = new Map(rows.map((t) => [t.id, t.status]));
+    const events: Array<{ task: Task; type: TaskEventType }> = [];
+    const changed: Array<Task | null> = [];
+    for (const { taskId, to, patch, guard } of batch) {
+      const before = status.get(taskId);
+      const from = guard.from ?? sourcesOf(to);
+      if (!before || !from.includes(before)) {
+        changed.push(null);
+        continue;
+      }
+      const query = em
+        .createQueryBuilder()
+        .update(Task)
+        .set({ ...patch, status: to, updatedAt: new Date(), lastSequence: () => 'last_sequence + 1' })
+        .where('id = :id AND status IN (:...from)', { id: taskId, from });
+      if (guard.attempt !== undefined) query.andWhere('attempt = :attempt', { attempt: guard.attempt });
+      if (!(await query.execute()).affected) {
+        changed.push(null);
+        continue;
+      }
+      const task = await em.findOneByOrFail(Task, { id: taskId });
+      status.set(taskId, task.status);
+      events.push({ task, type: eventTypeFor(to, before) });
+      changed.push(task);
+    }
+    await this.recordEvents(em, events, handOver);
+    return changed;
   }
 
   /** Events of several tasks in one multi-row INSERT, with their deliveries planned together. */

@@ -45,6 +45,21 @@ export function eventFacts(task: Task, event: TaskEvent): EventFacts {
 }
 
 /** The state every new delivery starts in: a planned one, or a redelivery of an old one (same event, new row). */
+/**
+ * Within one batch of new deliveries: the progress ones that a newer event of the same task to the same target,
+ * also in the batch, makes worthless. Answers index → the newer sequence.
+ */
+export function supersededInBatch(rows: ReadonlyArray<Pick<Delivery, 'taskId' | 'target' | 'sequence' | 'eventType'>>): Map<number, number> {
+  const newest = new Map<string, number>();
+  for (const r of rows) if (r.taskId) newest.set(`${r.taskId}\u0000${r.target}`, Math.max(newest.get(`${r.taskId}\u0000${r.target}`) ?? -1, r.sequence));
+  const superseded = new Map<number, number>();
+  rows.forEach((r, i) => {
+    const top = r.taskId ? newest.get(`${r.taskId}\u0000${r.target}`)! : -1;
+    if (r.eventType === 'task.progress' && top > r.sequence) superseded.set(i, top);
+  });
+  return superseded;
+}
+
 export function freshDelivery(now: Date, firstDelayMs = 0) {
   return {
     id: uuidv7(),
@@ -95,7 +110,7 @@ export class DeliveryPlanner {
       for (const endpoint of subscribed) rows.push(this.toEndpoint(endpoint, { taskId: task.id, eventId: event.id, eventType: event.type, sequence: event.sequence, payload }));
     }
     const inserted = await this.insertMany(em, rows, handOver !== undefined);
-    handOver?.push(...inserted);
+    handOver?.push(...inserted.filter((d) => d.status === 'pending'));
     return rows.length;
   }
 
@@ -158,6 +173,8 @@ export class DeliveryPlanner {
     const rows = planned.map((d) =>
       em.create(Delivery, { ...d, ...freshDelivery(now, d.schedule[0] ?? 0), ...(handedOver ? { dispatchedAt: now } : {}) }),
     );
+    // Progress overtaken within this same batch is born superseded (supersedeStaleProgress covers earlier rows).
+    for (const [i, newer] of supersededInBatch(rows)) Object.assign(rows[i], { status: 'superseded', completedAt: now, lastError: `superseded by event ${newer}` });
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       await insertMany(em, Delivery, rows.slice(i, i + INSERT_CHUNK));
     }

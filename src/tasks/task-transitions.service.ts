@@ -102,38 +102,34 @@ export class TaskTransitions {
 
   /**
    * Changes in the order given, then their events and deliveries together: one read of the current statuses, a
-   * conditional UPDATE and a read-back per change, and one INSERT each for the round's events and deliveries
-   * (every statement waits its turn on SQLite's single connection, so the count per change is what matters).
+   * conditional UPDATE per change, one read-back of the changed tasks, and one INSERT each for the round's events
+   * and deliveries (every statement waits its turn on SQLite's single connection, so the count is what matters).
+   * A task changed twice in one round is read back after each change, so each event shows its own state.
    */
   private async applyRound(em: EntityManager, batch: readonly Change[], handOver?: Delivery[]): Promise<Array<Task | null>> {
     const ids = [...new Set(batch.map((c) => c.taskId))];
-    const rows = await em.find(Task, { where: { id: In(ids) }, select: { id: true, status: true } });
-    const status = new Map(rows.map((t) => [t.id, t.status]));
-    const events: Array<{ task: Task; type: TaskEventType }> = [];
-    const changed: Array<Task | null> = [];
-    for (const { taskId, to, patch, guard } of batch) {
+    const repeated = new Set(batch.filter((c, i) => batch.findIndex((o) => o.taskId === c.taskId) !== i).map((c) => c.taskId));
+    const status = new Map((await em.find(Task, { where: { id: In(ids) }, select: { id: true, status: true } })).map((t) => [t.id, t.status]));
+    const applied: Array<{ at: number; taskId: string; type: TaskEventType; task?: Task }> = [];
+    for (const [at, { taskId, to, patch, guard }] of batch.entries()) {
       const before = status.get(taskId);
-      const from = guard.from ?? sourcesOf(to);
-      if (!before || !from.includes(before)) {
-        changed.push(null);
-        continue;
-      }
+      if (!before || !(guard.from ?? sourcesOf(to)).includes(before)) continue;
       const query = em
         .createQueryBuilder()
         .update(Task)
         .set({ ...patch, status: to, updatedAt: new Date(), lastSequence: () => 'last_sequence + 1' })
-        .where('id = :id AND status IN (:...from)', { id: taskId, from });
+        .where('id = :id AND status IN (:...from)', { id: taskId, from: guard.from ?? sourcesOf(to) });
       if (guard.attempt !== undefined) query.andWhere('attempt = :attempt', { attempt: guard.attempt });
-      if (!(await query.execute()).affected) {
-        changed.push(null);
-        continue;
-      }
-      const task = await em.findOneByOrFail(Task, { id: taskId });
-      status.set(taskId, task.status);
-      events.push({ task, type: eventTypeFor(to, before) });
-      changed.push(task);
+      if (!(await query.execute()).affected) continue;
+      status.set(taskId, to);
+      const task = repeated.has(taskId) ? await em.findOneByOrFail(Task, { id: taskId }) : undefined;
+      applied.push({ at, taskId, type: eventTypeFor(to, before), task });
     }
-    await this.recordEvents(em, events, handOver);
+    const readBack = applied.filter((a) => !a.task).map((a) => a.taskId);
+    const fresh = new Map((readBack.length ? await em.find(Task, { where: { id: In(readBack) } }) : []).map((t) => [t.id, t]));
+    const changed: Array<Task | null> = batch.map(() => null);
+    for (const a of applied) changed[a.at] = a.task ??= fresh.get(a.taskId)!;
+    await this.recordEvents(em, applied.map((a) => ({ task: a.task!, type: a.type })), handOver);
     return changed;
   }
 

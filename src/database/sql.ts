@@ -51,3 +51,14 @@ export async function insertMany<T extends ObjectLiteral>(em: EntityManager, tar
   const sql = new Sql(em.connection);
   await em.query(`INSERT INTO ${driver.escape(meta.tableName)} (${names}) VALUES ${sql.rows(entities.length, columns.length)}`, values);
 }
+
+/**
+ * The reverse of insertMany: a row as the database returned it (column names; SQLite numbers, PostgreSQL bigint as
+ * text) → the entity, each column converted by TypeORM's driver. For hand-written SELECTs on a hot path.
+ */
+export function entityFromRow<T extends ObjectLiteral>(em: EntityManager, target: EntityTarget<T>, row: Record<string, unknown>): T {
+  const meta = em.connection.getMetadata(target);
+  const entity = meta.create() as T;
+  for (const c of meta.columns) if (c.databaseName in row) c.setEntityValue(entity, em.connection.driver.prepareHydratedValue(row[c.databaseName], c));
+  return entity;
+}

@@ -118,34 +118,3 @@ export class DeliveryAttempt {
   outcome: 'succeeded' | 'retry' | 'failed';
 }
 
-const epoch = (v: unknown): Date => new Date(Number(v));
-const epochOrNull = (v: unknown): Date | null => (v === null || v === undefined ? null : epoch(v));
-
-/**
- * A `deliveries` row as the database returns it (SQLite: numbers; PostgreSQL: bigint as text) → Delivery. For
- * the claim's hand-written SELECT, which TypeORM would otherwise hydrate column by column through its metadata.
- */
-export function deliveryFromRow(row: Record<string, unknown>): Delivery {
-  return Object.assign(new Delivery(), {
-    id: row.id as string,
-    tenantId: row.tenant_id as string,
-    taskId: (row.task_id as string | null) ?? null,
-    eventId: row.event_id as string,
-    eventType: row.event_type as DeliveryEventType,
-    sequence: Number(row.sequence),
-    target: row.target as string,
-    url: row.url as string,
-    headersSealed: (row.headers_sealed as string | null) ?? null,
-    payload: row.payload as string,
-    status: row.status as DeliveryStatus,
-    attempts: Number(row.attempts),
-    schedule: JSON.parse(row.schedule as string) as number[],
-    nextAttemptAt: epoch(row.next_attempt_at),
-    dispatchedAt: epochOrNull(row.dispatched_at),
-    lastStatusCode: row.last_status_code === null || row.last_status_code === undefined ? null : Number(row.last_status_code),
-    lastError: (row.last_error as string | null) ?? null,
-    createdAt: epoch(row.created_at),
-    updatedAt: epoch(row.updated_at),
-    completedAt: epochOrNull(row.completed_at),
-  });
-}

@@ -7,14 +7,14 @@ import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
-import { insertMany, Sql } from '../database/sql.js';
+import { entityFromRow, insertMany, Sql } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { activeSecrets, failingTooLong } from '../endpoints/endpoint-rules.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
 import { mustWait } from './delivery-order.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
-import { Delivery, DeliveryAttempt, deliveryFromRow, REQUEST_TARGET } from './delivery.entity.js';
+import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
 import { decide, Verdict } from './retry-policy.js';
 import { signatureHeader, signLegacy } from './signature.js';
@@ -175,7 +175,7 @@ export class DeliveryService {
       `SELECT d.*, (SELECT MIN(s.sequence) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'sending') AS lane_on_wire FROM deliveries d WHERE d.id IN (${this.sql.params(unique.length)})`,
       unique,
     )) as Array<Record<string, unknown>>;
-    const rows = found.filter((r) => r.status === 'pending').map(deliveryFromRow);
+    const rows = found.filter((r) => r.status === 'pending').map((r) => entityFromRow(em, Delivery, r));
     const byId = new Map(rows.map((r) => [r.id, r]));
     const onWire = found.flatMap((r) => (r.lane_on_wire === null || r.lane_on_wire === undefined ? [] : [{ id: '', taskId: r.task_id as string, target: r.target as string, sequence: Number(r.lane_on_wire) }]));
     const waiting = mustWait(rows, onWire);

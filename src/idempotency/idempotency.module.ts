@@ -11,7 +11,9 @@ export class IdempotentReplies {
   async respond(req: Request, res: Response, tenantId: string, work: () => Promise<Reply>): Promise<void> {
     const header = req.headers['idempotency-key'];
     const key = Array.isArray(header) ? header[0] : header;
-    send(res, await this.idempotency.run(tenantId, key, requestFingerprint(req.method, req.path, req.body), work));
+    // The fingerprint (a hash of the body) only matters under a key: most creates carry none.
+    const fingerprint = key === undefined ? '' : requestFingerprint(req.method, req.path, req.body);
+    send(res, await this.idempotency.run(tenantId, key, fingerprint, work));
   }
 }
 

@@ -35,4 +35,29 @@ describe('MicroBatcher', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason.message).toBe('bad 2');
   });
+
+  it('runs up to maxLanes batches at once, the items arriving meanwhile going to the next free lane', async () => {
+    let running = 0;
+    let most = 0;
+    const batches: number[][] = [];
+    const b = new MicroBatcher(
+      async (items: number[]) => {
+        batches.push(items);
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, 10));
+        running--;
+        return items;
+      },
+      128,
+      2,
+    );
+    const first = b.submit(1);
+    await new Promise((r) => setImmediate(r));
+    const second = b.submit(2);
+    await new Promise((r) => setImmediate(r));
+    const third = b.submit(3);
+    expect(await Promise.all([first, second, third])).toEqual([1, 2, 3]);
+    expect(most).toBe(2);
+    expect(batches).toEqual([[1], [2], [3]]);
+  });
 });

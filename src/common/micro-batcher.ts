@@ -12,22 +12,24 @@ interface Waiting<I, O> {
  */
 export class MicroBatcher<I, O> {
   private waiting: Array<Waiting<I, O>> = [];
-  private running = false;
+  private lanes = 0;
 
+  /** `maxLanes`: how many batches may run at once (1: one after another; more where the store takes them in parallel). */
   constructor(
     private readonly handle: (items: I[]) => Promise<O[]>,
     private readonly maxBatch = 128,
+    private readonly maxLanes = 1,
   ) {}
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });
-      if (!this.running) void this.drain();
+      if (this.lanes < this.maxLanes) void this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    this.running = true;
+    this.lanes++;
     // Let the callers of this tick join the first batch.
     await new Promise((resolve) => setImmediate(resolve));
     while (this.waiting.length > 0) {
@@ -39,7 +41,7 @@ export class MicroBatcher<I, O> {
         else for (const one of batch) await this.handle([one.item]).then((out) => this.settle([one], out), one.reject);
       }
     }
-    this.running = false;
+    this.lanes--;
   }
 
   private settle(batch: Array<Waiting<I, O>>, outputs: O[]): void {

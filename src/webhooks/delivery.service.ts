@@ -23,6 +23,11 @@ import { SendResult, WebhookSender } from './webhook-sender.js';
 
 export type DeliveryRun = Verdict | { outcome: 'skipped' } | { outcome: 'wait'; delayMs: number };
 
+// PostgreSQL's pool takes two ledger rounds at once (claims are conditional UPDATEs, so they cannot both win a
+// delivery; endpoints are updated in key order, so they cannot deadlock): measured +4–20 % at 64 on the wire, where
+// a third round gained nothing more. SQLite has one connection: its rounds run one after another.
+const POSTGRES_LEDGER_ROUNDS = 2;
+
 // When an earlier delivery to the same target is on the wire, a later one waits this long and looks again.
 const ORDER_WAIT_MS = 20;
 
@@ -60,7 +65,7 @@ interface Outcome {
 export class DeliveryService {
   private readonly logger = new Logger('Delivery');
   // The claims and attempt records of concurrent sends share one transaction per round (see MicroBatcher).
-  private readonly ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items));
+  private readonly ledger: MicroBatcher<LedgerItem, Claim | boolean>;
   private readonly recording = new Set<Promise<void>>();
   private readonly sql: Sql;
   private readonly postgres: boolean;
@@ -78,6 +83,7 @@ export class DeliveryService {
   ) {
     this.sql = new Sql(db);
     this.postgres = db.options.type === 'postgres';
+    this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), 128, this.postgres ? POSTGRES_LEDGER_ROUNDS : 1);
   }
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {
@@ -274,7 +280,8 @@ export class DeliveryService {
     const disabled = new Set<string>();
     const byEndpoint = new Map<string, Outcome[]>();
     for (const o of outcomes) if (o.delivery.target !== REQUEST_TARGET) byEndpoint.set(o.delivery.target, [...(byEndpoint.get(o.delivery.target) ?? []), o]);
-    for (const [endpointId, ofEndpoint] of byEndpoint) if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
+    // In key order, so that two rounds in flight lock endpoints in the same order.
+    for (const [endpointId, ofEndpoint] of [...byEndpoint].sort(([a], [b]) => a.localeCompare(b))) if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
     return outcomes.map((o) => disabled.has(o.delivery.target));
   }
 

@@ -7,7 +7,8 @@ import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typ
  * stored form (timestamps as epoch ms, JSON as text).
  */
 export class Sql {
-  private readonly postgres: boolean;
+  /** Whether the data source is PostgreSQL (else SQLite): the dialect, and what the caller may rely on. */
+  readonly postgres: boolean;
 
   constructor(db: DataSource) {
     this.postgres = db.options.type === 'postgres';

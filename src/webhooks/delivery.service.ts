@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, MoreThan, Not } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { v7 as uuidv7 } from 'uuid';
+import { InFlight } from '../common/in-flight.js';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
@@ -66,9 +67,9 @@ export class DeliveryService {
   private readonly logger = new Logger('Delivery');
   // The claims and attempt records of concurrent sends share one transaction per round (see MicroBatcher).
   private readonly ledger: MicroBatcher<LedgerItem, Claim | boolean>;
-  private readonly recording = new Set<Promise<void>>();
+  // Attempts recorded behind the send: shutdown waits for them before the database closes.
+  private readonly recording = new InFlight();
   private readonly sql: Sql;
-  private readonly postgres: boolean;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -82,8 +83,7 @@ export class DeliveryService {
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.sql = new Sql(db);
-    this.postgres = db.options.type === 'postgres';
-    this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), 128, this.postgres ? POSTGRES_LEDGER_ROUNDS : 1);
+    this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), 128, this.sql.postgres ? POSTGRES_LEDGER_ROUNDS : 1);
   }
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {
@@ -132,15 +132,12 @@ export class DeliveryService {
   }
 
   private recordBehind(recorded: Promise<void>): void {
-    const tracked = recorded
-      .catch((err: Error) => this.logger.error(`could not record a delivery attempt; the sweeper will hand it back: ${err.message}`))
-      .finally(() => this.recording.delete(tracked));
-    this.recording.add(tracked);
+    this.recording.track(recorded.catch((err: Error) => this.logger.error(`could not record a delivery attempt; the sweeper will hand it back: ${err.message}`)));
   }
 
   /** Resolves when every attempt recorded behind is committed (shutdown waits for it before the database closes). */
-  async settled(): Promise<void> {
-    while (this.recording.size > 0) await Promise.all([...this.recording]);
+  settled(): Promise<void> {
+    return this.recording.settled();
   }
 
   private observe(d: Delivery, result: SendResult, verdict: Verdict): void {
@@ -206,7 +203,7 @@ export class DeliveryService {
     if (claimed.size === 0) return answers;
     const ours = [...claimed];
     const set = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.sql.params(1)} WHERE id IN (${this.sql.params(ours.length, 2)})`;
-    if (!this.postgres) {
+    if (!this.sql.postgres) {
       // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending (and the key alone
       // keeps the lookup on the primary key, as above).
       await em.query(set, [now.getTime(), ...ours]);

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, In, IsNull, LessThan, Not } from 'typeorm';
+import { InFlight } from '../common/in-flight.js';
 import { IntervalLoop } from '../common/interval-loop.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
@@ -22,7 +23,7 @@ const POLL_MS = 250;
 export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('OutboxRelay');
   private readonly loop: IntervalLoop;
-  private readonly handing = new Set<Promise<void>>();
+  private readonly handing = new InFlight();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -33,7 +34,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
   ) {
     this.loop = new IntervalLoop('OutboxRelay', Math.min(POLL_MS, config.sweepIntervalMs), () => this.relay());
     signal.onKick(() => void this.loop.kick());
-    signal.onHandOver((deliveries) => this.track(this.handOver(deliveries)));
+    signal.onHandOver((deliveries) => this.handing.track(this.handOver(deliveries)));
   }
 
   onApplicationBootstrap(): void {
@@ -42,7 +43,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
 
   async onApplicationShutdown(): Promise<void> {
     await this.loop.stop();
-    while (this.handing.size > 0) await Promise.all([...this.handing]);
+    await this.handing.settled();
   }
 
   /**
@@ -60,11 +61,6 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
         .run((em) => em.update(Delivery, { id: In(ids), status: 'pending' }, { dispatchedAt: null }))
         .catch((e: Error) => this.logger.warn(`could not mark them undispatched either, the sweeper will: ${e.message}`));
     }
-  }
-
-  private track(work: Promise<void>): void {
-    const tracked = work.finally(() => this.handing.delete(tracked));
-    this.handing.add(tracked);
   }
 
   async relay(): Promise<number> {

@@ -6,7 +6,8 @@ export interface OrderKey {
   sequence: number;
 }
 
-const laneOf = (d: OrderKey) => `${d.taskId}\u0000${d.target}`;
+/** The ordering lane of a delivery: its task and target. */
+export const laneOf = (d: Pick<OrderKey, 'taskId' | 'target'>) => `${d.taskId}\u0000${d.target}`;
 
 /**
  * Per task and target, events go out in sequence: a delivery waits while an earlier one of the same task to

@@ -11,6 +11,7 @@ import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { subscribes } from '../endpoints/endpoint-rules.js';
 import { envelope } from '../endpoints/event-catalogue.js';
 import { taskView } from '../tasks/task-view.js';
+import { laneOf } from './delivery-order.js';
 import { Delivery, DeliveryEventType, REQUEST_TARGET } from './delivery.entity.js';
 import { conduitPayload, EventFacts, requestEventName, serializePayload } from './payloads.js';
 import { effectiveSchedule } from './retry-policy.js';
@@ -44,22 +45,22 @@ export function eventFacts(task: Task, event: TaskEvent): EventFacts {
   };
 }
 
-/** The state every new delivery starts in: a planned one, or a redelivery of an old one (same event, new row). */
 /**
  * Within one batch of new deliveries: the progress ones that a newer event of the same task to the same target,
  * also in the batch, makes worthless. Answers index → the newer sequence.
  */
 export function supersededInBatch(rows: ReadonlyArray<Pick<Delivery, 'taskId' | 'target' | 'sequence' | 'eventType'>>): Map<number, number> {
   const newest = new Map<string, number>();
-  for (const r of rows) if (r.taskId) newest.set(`${r.taskId}\u0000${r.target}`, Math.max(newest.get(`${r.taskId}\u0000${r.target}`) ?? -1, r.sequence));
+  for (const r of rows) if (r.taskId) newest.set(laneOf(r), Math.max(newest.get(laneOf(r)) ?? -1, r.sequence));
   const superseded = new Map<number, number>();
   rows.forEach((r, i) => {
-    const top = r.taskId ? newest.get(`${r.taskId}\u0000${r.target}`)! : -1;
+    const top = r.taskId ? newest.get(laneOf(r))! : -1;
     if (r.eventType === 'task.progress' && top > r.sequence) superseded.set(i, top);
   });
   return superseded;
 }
 
+/** The state every new delivery starts in: a planned one, or a redelivery of an old one (same event, new row). */
 export function freshDelivery(now: Date, firstDelayMs = 0) {
   return {
     id: uuidv7(),

@@ -119,10 +119,10 @@ export function heraldEnv(db, redis, dataDir, extra = {}) {
 /** Starts `herald serve` and waits for it (HTTP roles: /health/live; worker: a short settle). */
 export async function startHerald(env, nodeArgs = []) {
   const port = env.ROLE === 'worker' ? undefined : await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], { env: { ...env, ...(port ? { PORT: String(port) } : {}) }, stdio: ['ignore', 'ignore', process.env.HERALD_STDERR ? 'inherit' : 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], { env: { ...env, ...(port ? { PORT: String(port) } : {}) }, stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   let err = '';
-  child.stderr?.on('data', (d) => (err += d));
+  child.stderr.on('data', (d) => (err += d));
   const base = port ? `http://127.0.0.1:${port}` : undefined;
   if (base) await until(async () => (await fetch(`${base}/health/live`).catch(() => null))?.ok, 30_000, `herald start\n${err}`);
   else await sleep(1_500);

@@ -113,12 +113,13 @@ export class TaskTransitions {
     const applied: Array<{ at: number; taskId: string; type: TaskEventType; task?: Task }> = [];
     for (const [at, { taskId, to, patch, guard }] of batch.entries()) {
       const before = status.get(taskId);
-      if (!before || !(guard.from ?? sourcesOf(to)).includes(before)) continue;
+      const from = guard.from ?? sourcesOf(to);
+      if (!before || !from.includes(before)) continue;
       const query = em
         .createQueryBuilder()
         .update(Task)
         .set({ ...patch, status: to, updatedAt: new Date(), lastSequence: () => 'last_sequence + 1' })
-        .where('id = :id AND status IN (:...from)', { id: taskId, from: guard.from ?? sourcesOf(to) });
+        .where('id = :id AND status IN (:...from)', { id: taskId, from });
       if (guard.attempt !== undefined) query.andWhere('attempt = :attempt', { attempt: guard.attempt });
       if (!(await query.execute()).affected) continue;
       status.set(taskId, to);

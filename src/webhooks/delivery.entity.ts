@@ -117,4 +117,3 @@ export class DeliveryAttempt {
   @Column({ type: 'varchar', length: 16 })
   outcome: 'succeeded' | 'retry' | 'failed';
 }
-

@@ -1,25 +1,56 @@
 #!/usr/bin/env node
 // node bench/profile.mjs [sqlite|postgres] [n] [concurrency]: drains a preloaded outbox with Herald under
 // --cpu-prof and prints the top self-time functions (the profile is kept in the printed directory).
+// node bench/profile.mjs creates [seconds] [connections]: the same for task creation POSTs (SQLite).
 import { readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { createDatabase, heraldEnv, preloadOutbox, startHerald, startReceiver, startRedis, tempDir, until } from './lib.mjs';
 
-const [kind = 'sqlite', n = '5000', c = '64'] = process.argv.slice(2);
+const [mode = 'sqlite', a, b] = process.argv.slice(2);
 const receiver = await startReceiver();
 const redis = await startRedis();
 const tmp = tempDir();
-const db = await createDatabase(kind, tmp.dir);
-const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bprof', WEBHOOK_CONCURRENCY: c });
-await (await startHerald(env)).stop();
-await preloadOutbox(db, Number(n), receiver.url);
-receiver.reset();
 const profDir = path.join(tmp.dir, 'prof');
-const herald = await startHerald(env, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
-await until(() => receiver.state.count >= Number(n), 600_000, 'drain');
-const seconds = (receiver.state.last - receiver.state.first) / 1000;
-console.log(JSON.stringify({ kind, n: Number(n), concurrency: Number(c), per_s: Math.round(Number(n) / seconds) }));
-await herald.stop();
+const profArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+let db;
+if (mode === 'creates') {
+  const [seconds, connections] = [Number(a ?? 10), Number(b ?? 32)];
+  db = await createDatabase('sqlite', tmp.dir);
+  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bprofc', GENERATION_CONCURRENCY: '1', SIMULATOR_DURATION_MS: '600000' });
+  const herald = await startHerald(env, profArgs);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const body = JSON.stringify({ model: 'minimax-video', prompt: 'A serene mountain landscape with clouds', duration: 6, size: '1280x720' });
+  let count = 0;
+  const end = Date.now() + seconds * 1000;
+  const one = () =>
+    new Promise((resolve) => {
+      const req = http.request(`${herald.base}/v1/videos/generations/async`, { method: 'POST', agent, headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', () => (count++, resolve()));
+      });
+      req.on('error', resolve);
+      req.end(body);
+    });
+  await Promise.all(Array.from({ length: connections }, async () => {
+    while (Date.now() < end) await one();
+  }));
+  console.log(JSON.stringify({ mode, seconds, connections, per_s: Math.round(count / seconds) }));
+  agent.destroy();
+  await herald.stop();
+} else {
+  const [n, c] = [Number(a ?? 5000), b ?? '64'];
+  db = await createDatabase(mode, tmp.dir);
+  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bprof', WEBHOOK_CONCURRENCY: c });
+  await (await startHerald(env)).stop();
+  await preloadOutbox(db, n, receiver.url);
+  receiver.reset();
+  const herald = await startHerald(env, profArgs);
+  await until(() => receiver.state.count >= n, 600_000, 'drain');
+  const seconds = (receiver.state.last - receiver.state.first) / 1000;
+  console.log(JSON.stringify({ kind: mode, n, concurrency: Number(c), per_s: Math.round(n / seconds) }));
+  await herald.stop();
+}
 const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
 const profile = JSON.parse(readFileSync(path.join(profDir, file), 'utf8'));
 const self = new Map();
@@ -34,7 +65,7 @@ for (const node of profile.nodes) {
   self.set(key, (self.get(key) ?? 0) + t);
 }
 const pct = (t) => ((100 * t) / total).toFixed(1).padStart(5) + ' %';
-for (const [k, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(pct(t), k);
+for (const [k, t] of [...self].sort((x, y) => y[1] - x[1]).slice(0, 25)) console.log(pct(t), k);
 // Self time by package: where the process spends its CPU, coarsely.
 const byPackage = new Map();
 for (const node of profile.nodes) {
@@ -43,7 +74,7 @@ for (const node of profile.nodes) {
   byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + (dt.get(node.id) ?? 0));
 }
 console.log('-- by package');
-for (const [k, t] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(pct(t), k);
+for (const [k, t] of [...byPackage].sort((x, y) => y[1] - x[1]).slice(0, 18)) console.log(pct(t), k);
 console.log('profile:', path.join(profDir, file));
 await db.drop();
 process.exit(0);

@@ -46,7 +46,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        ObservabilityModule.forRoot(config),
+        ObservabilityModule,
         CryptoModule,
         DatabaseModule,
         BullModule.forRoot({ connection: redisOptionsFromUrl(config.redisUrl) as BullRedisOptions, prefix: config.queuePrefix }),

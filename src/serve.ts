@@ -1,11 +1,11 @@
 import { LogLevel as NestLogLevel, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Logger as PinoLogger } from 'nestjs-pino';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
 import { serveDashboard } from './dashboard/static.js';
+import { createRootLogger, PinoNestLogger, requestLogging } from './observability/logging.js';
 import { setupOpenApi } from './openapi.js';
 import { assertRedisReachable } from './redis/redis-options.js';
 
@@ -32,11 +32,12 @@ export interface RunningHerald {
 export async function startHerald(config: HeraldConfig, options: { printKey?: (key: string) => void } = {}): Promise<RunningHerald> {
   await assertRedisReachable(config.redisUrl);
   const logger = NEST_LEVELS[config.logLevel];
+  const log = createRootLogger(config);
   const module = AppModule.forRoot(config);
   const nestOptions = { logger, bufferLogs: logger !== false };
   const http = config.role === 'worker' ? undefined : await NestFactory.create<NestExpressApplication>(module, { ...nestOptions, bodyParser: false });
   const app = http ?? (await NestFactory.createApplicationContext(module, nestOptions));
-  if (logger !== false) app.useLogger(app.get(PinoLogger));
+  if (logger !== false) app.useLogger(new PinoNestLogger(log));
   app.enableShutdownHooks();
 
   let bootstrapKey: string | undefined;
@@ -49,6 +50,7 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
   let port: number | undefined;
   if (http) {
     http.disable('x-powered-by');
+    http.use(requestLogging(log));
     http.useBodyParser('json', { limit: config.bodyLimitBytes });
     setupOpenApi(http, config);
     serveDashboard(http);

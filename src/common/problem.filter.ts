@@ -103,11 +103,13 @@ export class ProblemFilter implements ExceptionFilter {
     const ctx = host.switchToHttp();
     const req = ctx.getRequest<Request>();
     const res = ctx.getResponse<Response>();
+    const id: unknown = (req as { id?: unknown }).id; // set by requestLogging
+    const requestId = typeof id === 'string' ? id : undefined;
     let ex = toDomainException(exception);
     let errorId: string | undefined;
     if (!ex || ex.code === ErrorCode.InternalError) {
       errorId = randomUUID();
-      this.logger.error(`error_id=${errorId} ${req.method} ${req.path}: ${(exception as Error)?.stack ?? String(exception)}`);
+      this.logger.error(`error_id=${errorId} request_id=${requestId} ${req.method} ${req.path}: ${(exception as Error)?.stack ?? String(exception)}`);
       ex = new DomainException(ErrorCode.InternalError, `An unexpected error occurred (error id ${errorId}).`);
     }
     if (res.headersSent) {
@@ -118,6 +120,6 @@ export class ProblemFilter implements ExceptionFilter {
     res
       .status(ex.status)
       .type('application/problem+json')
-      .send(JSON.stringify(problemBody(ex, req.originalUrl ?? req.url, errorId, typeof (req as { id?: unknown }).id === 'string' ? (req as { id: string }).id : undefined)));
+      .send(JSON.stringify(problemBody(ex, req.originalUrl ?? req.url, errorId, requestId)));
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { posterSize, progressSteps, SimulatorProvider } from './simulator.provider.js';
+import { poster, posterSize, progressSteps, SimulatorProvider } from './simulator.provider.js';
+import { renderPoster } from './png.js';
 import { ProviderError, type GenerationInput } from './provider.js';
 
 const input = (over: Partial<GenerationInput> = {}): GenerationInput => ({
@@ -53,6 +54,16 @@ describe('simulator provider', () => {
     const run = new SimulatorProvider(0).generate(input({ simulate: { duration_ms: 0, fail_at_percent: 45, error: 'Insufficient credits' } }), c);
     await expect(run).rejects.toThrow(new ProviderError('Insufficient credits', 'simulated_failure'));
     expect(seen).toEqual([10, 20, 30, 40]);
+  });
+
+  it('draws a poster once per size and seed and keeps the last few', () => {
+    const first = poster(64, 32, 7);
+    expect(first).toEqual(renderPoster(64, 32, 7));
+    expect(poster(64, 32, 7)).toBe(first);
+    expect(poster(64, 32, 8)).not.toEqual(first);
+    for (let seed = 100; seed < 140; seed++) poster(8, 8, seed);
+    expect(poster(64, 32, 7)).not.toBe(first);
+    expect(poster(64, 32, 7)).toEqual(first);
   });
 
   it('scales posters down to a small size, keeping the aspect ratio', () => {

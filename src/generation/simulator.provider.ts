@@ -5,6 +5,21 @@ import { renderPoster } from './png.js';
 
 export const SIMULATOR_STEPS = 10;
 const MAX_POSTER_SIDE = 256;
+// Drawing and compressing a poster costs ~0.2 ms of the event loop per image; the same prompt (or seed) draws the
+// same picture, so the last few are kept. Callers only read the bytes (written to a file, or base64).
+const POSTERS_KEPT = 32;
+const posters = new Map<string, Buffer>();
+
+/** The poster for a size and seed: drawn once, then kept while it is among the last POSTERS_KEPT asked for. */
+export function poster(width: number, height: number, seed: number): Buffer {
+  const key = `${width}x${height}:${seed}`;
+  const kept = posters.get(key);
+  posters.delete(key);
+  const png = kept ?? renderPoster(width, height, seed);
+  posters.set(key, png);
+  if (posters.size > POSTERS_KEPT) posters.delete(posters.keys().next().value!);
+  return png;
+}
 
 /** Progress messages by stage, in the words Conduit uses in its progress webhooks. */
 export function stageMessage(kind: 'video' | 'image', percent: number): string {
@@ -91,7 +106,7 @@ export class SimulatorProvider implements GenerationProvider {
     }
     const [w, h] = posterSize(input.options.size);
     return Array.from({ length: input.options.n ?? 1 }, (_, i) => ({
-      bytes: renderPoster(w, h, seed + i),
+      bytes: poster(w, h, seed + i),
       mimeType: 'image/png',
       extension: 'png',
       resolution: `${w}x${h}`,

@@ -1,9 +1,9 @@
 import sqlite3 from 'sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { Delivery } from '../webhooks/delivery.entity.js';
 import { freshDelivery } from '../webhooks/delivery-planner.js';
-import { entityFromRow, insertMany, Sql } from './sql.js';
+import { entityFromRow, insertMany, Sql, together } from './sql.js';
 
 const sql = (type: string) => new Sql({ options: { type } } as DataSource);
 
@@ -49,5 +49,52 @@ describe('insertMany and entityFromRow (real SQLite, the entity as mapped)', () 
     expect(back).toEqual(rows);
     expect(back[1].nextAttemptAt.getTime()).toBe(1_700_000_001_123);
     expect(back[1].taskId).toBeNull();
+  });
+});
+
+describe('together', () => {
+  const after = <T>(ms: number, value: T, fail = false) => new Promise<T>((resolve, reject) => setTimeout(() => (fail ? reject(new Error(String(value))) : resolve(value)), ms));
+  const on = (type: string) => ({ connection: { options: { type } } }) as EntityManager;
+
+  it('SQLite: starts every statement at once and answers each in the order given', async () => {
+    const started: number[] = [];
+    const statement = (i: number, ms: number) => () => (started.push(i), after(ms, i));
+    const answers = together(on('sqlite'), [statement(0, 10), statement(1, 1), statement(2, 0)]);
+    expect(started).toEqual([0, 1, 2]);
+    await expect(answers).resolves.toEqual([0, 1, 2]);
+  });
+
+  it('SQLite: throws the first failure only once every statement has settled', async () => {
+    const settled: string[] = [];
+    const slow = () => after(30, 'slow').then((v) => (settled.push(v), v));
+    await expect(together(on('sqlite'), [() => after(1, 'broken', true), slow])).rejects.toThrow('broken');
+    expect(settled).toEqual(['slow']);
+  });
+
+  it('PostgreSQL: one statement after another, stopping at the first failure', async () => {
+    const started: number[] = [];
+    const statement = (i: number, fail = false) => () => (started.push(i), after(1, i, fail));
+    const answers = together(on('postgres'), [statement(0), statement(1)]);
+    expect(started).toEqual([0]);
+    await expect(answers).resolves.toEqual([0, 1]);
+    await expect(together(on('postgres'), [statement(2, true), statement(3)])).rejects.toThrow('2');
+    expect(started).toEqual([0, 1, 2]);
+  });
+
+  it('on real SQLite: statements sent together in a transaction that fails leave nothing behind', async () => {
+    const db = new DataSource({ type: 'sqlite', database: ':memory:', entities: [], driver: sqlite3 });
+    await db.initialize();
+    try {
+      await db.query('CREATE TABLE t (id INTEGER PRIMARY KEY)');
+      const runner = db.createQueryRunner();
+      await runner.query('BEGIN IMMEDIATE');
+      const inserts = Array.from({ length: 20 }, (_, i) => () => runner.query('INSERT INTO t (id) VALUES (?)', [i]));
+      await expect(together(runner.manager, [...inserts, () => runner.query('INSERT INTO t (id) VALUES (?)', [3])])).rejects.toThrow(/UNIQUE/);
+      await runner.query('ROLLBACK');
+      await runner.release();
+      expect(await db.query('SELECT COUNT(*) AS n FROM t')).toEqual([{ n: 0 }]);
+    } finally {
+      await db.destroy();
+    }
   });
 });

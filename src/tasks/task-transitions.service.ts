@@ -2,10 +2,11 @@ import { Injectable } from '@nestjs/common';
 import { EntityManager, In } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { MicroBatcher } from '../common/micro-batcher.js';
-import { insertMany } from '../database/sql.js';
+import { insertMany, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
+import type { Endpoint } from '../endpoints/endpoint.entity.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
@@ -51,6 +52,21 @@ export function eventSnapshot(task: Task): Record<string, unknown> {
     result: task.result,
     attempt: task.attempt,
   };
+}
+
+/**
+ * A round's changes grouped so that no wave touches a task twice: wave k holds the k-th change of each task, in
+ * the order given (indexes into `taskIds`).
+ */
+export function wavesOf(taskIds: readonly string[]): number[][] {
+  const seen = new Map<string, number>();
+  const waves: number[][] = [];
+  taskIds.forEach((id, at) => {
+    const k = seen.get(id) ?? 0;
+    seen.set(id, k + 1);
+    (waves[k] ??= []).push(at);
+  });
+  return waves;
 }
 
 /**
@@ -101,41 +117,61 @@ export class TaskTransitions {
   }
 
   /**
-   * Changes in the order given, then their events and deliveries together: one read of the current statuses, a
-   * conditional UPDATE per change, one read-back of the changed tasks, and one INSERT each for the round's events
-   * and deliveries (every statement waits its turn on SQLite's single connection, so the count is what matters).
-   * A task changed twice in one round is read back after each change, so each event shows its own state.
+   * Changes in the order given, then their events and deliveries together: one read of the current statuses, the
+   * conditional UPDATEs in waves (the first change of each task together, then the second, …), one read-back of
+   * the changed tasks, and one INSERT each for the round's events and deliveries. Every statement waits its turn
+   * on SQLite's single connection and every await waits for the event loop, so the number of waits is what
+   * matters. A task changed again later in the round is read back after each wave, so each event shows its own state.
    */
   private async applyRound(em: EntityManager, batch: readonly Change[], handOver?: Delivery[]): Promise<Array<Task | null>> {
     const ids = [...new Set(batch.map((c) => c.taskId))];
-    const repeated = new Set(batch.filter((c, i) => batch.findIndex((o) => o.taskId === c.taskId) !== i).map((c) => c.taskId));
-    const status = new Map((await em.find(Task, { where: { id: In(ids) }, select: { id: true, status: true } })).map((t) => [t.id, t.status]));
+    const current = await em.find(Task, { where: { id: In(ids) }, select: { id: true, status: true, tenantId: true } });
+    const status = new Map(current.map((t) => [t.id, t.status]));
+    let endpoints: Map<string, Endpoint[]> | undefined;
     const applied: Array<{ at: number; taskId: string; type: TaskEventType; task?: Task }> = [];
-    for (const [at, { taskId, to, patch, guard }] of batch.entries()) {
-      const before = status.get(taskId);
-      const from = guard.from ?? sourcesOf(to);
-      if (!before || !from.includes(before)) continue;
-      const query = em
-        .createQueryBuilder()
-        .update(Task)
-        .set({ ...patch, status: to, updatedAt: new Date(), lastSequence: () => 'last_sequence + 1' })
-        .where('id = :id AND status IN (:...from)', { id: taskId, from });
-      if (guard.attempt !== undefined) query.andWhere('attempt = :attempt', { attempt: guard.attempt });
-      if (!(await query.execute()).affected) continue;
-      status.set(taskId, to);
-      const task = repeated.has(taskId) ? await em.findOneByOrFail(Task, { id: taskId }) : undefined;
-      applied.push({ at, taskId, type: eventTypeFor(to, before), task });
+    const waves = wavesOf(batch.map((c) => c.taskId));
+    for (const [w, wave] of waves.entries()) {
+      // Different tasks, different rows: the wave's UPDATEs go together, the first with the lookup of the
+      // endpoints the round's events are offered to.
+      const updates = wave.map((at) => () => this.update(em, batch[at], status.get(batch[at].taskId)));
+      const lookup = async () => ((endpoints = await this.planner.endpointsOf(em, current.map((t) => t.tenantId))), true);
+      const done = (await together(em, w === 0 ? [...updates, lookup] : updates)).slice(0, wave.length);
+      const changed = wave.filter((_, i) => done[i]).map((at) => ({ at, taskId: batch[at].taskId, type: eventTypeFor(batch[at].to, status.get(batch[at].taskId)) }));
+      for (const a of changed) status.set(a.taskId, batch[a.at].to);
+      const again = new Set((waves[w + 1] ?? []).map((at) => batch[at].taskId));
+      const readNow = changed.filter((a) => again.has(a.taskId)).map((a) => a.taskId);
+      const snapshots = new Map((readNow.length ? await em.find(Task, { where: { id: In(readNow) } }) : []).map((t) => [t.id, t]));
+      applied.push(...changed.map((a) => ({ ...a, task: snapshots.get(a.taskId) })));
     }
+    applied.sort((a, b) => a.at - b.at);
     const readBack = applied.filter((a) => !a.task).map((a) => a.taskId);
     const fresh = new Map((readBack.length ? await em.find(Task, { where: { id: In(readBack) } }) : []).map((t) => [t.id, t]));
-    const changed: Array<Task | null> = batch.map(() => null);
-    for (const a of applied) changed[a.at] = a.task ??= fresh.get(a.taskId)!;
-    await this.recordEvents(em, applied.map((a) => ({ task: a.task!, type: a.type })), handOver);
-    return changed;
+    const result: Array<Task | null> = batch.map(() => null);
+    for (const a of applied) result[a.at] = a.task ??= fresh.get(a.taskId)!;
+    await this.recordEvents(em, applied.map((a) => ({ task: a.task!, type: a.type })), handOver, endpoints);
+    return result;
+  }
+
+  /** One conditional UPDATE, when the state machine allows it from `before`; answers whether a row changed. */
+  private async update(em: EntityManager, { taskId, to, patch, guard }: Change, before: TaskStatus | undefined): Promise<boolean> {
+    const from = guard.from ?? sourcesOf(to);
+    if (!before || !from.includes(before)) return false;
+    const query = em
+      .createQueryBuilder()
+      .update(Task)
+      .set({ ...patch, status: to, updatedAt: new Date(), lastSequence: () => 'last_sequence + 1' })
+      .where('id = :id AND status IN (:...from)', { id: taskId, from });
+    if (guard.attempt !== undefined) query.andWhere('attempt = :attempt', { attempt: guard.attempt });
+    return Boolean((await query.execute()).affected);
   }
 
   /** Events of several tasks in one multi-row INSERT, with their deliveries planned together. */
-  async recordEvents(em: EntityManager, entries: ReadonlyArray<{ task: Task; type: TaskEventType }>, handOver?: Delivery[]): Promise<TaskEvent[]> {
+  async recordEvents(
+    em: EntityManager,
+    entries: ReadonlyArray<{ task: Task; type: TaskEventType }>,
+    handOver?: Delivery[],
+    endpoints?: Map<string, Endpoint[]>,
+  ): Promise<TaskEvent[]> {
     const events = entries.map(({ task, type }) =>
       em.create(TaskEvent, {
         id: uuidv7(),
@@ -147,8 +183,8 @@ export class TaskTransitions {
         createdAt: task.updatedAt,
       }),
     );
-    await insertMany(em, TaskEvent, events);
-    await this.planner.planMany(em, entries.map(({ task }, i) => ({ task, event: events[i] })), handOver);
+    // Events and deliveries reference the task, not each other: both INSERTs go together.
+    await together<unknown>(em, [() => insertMany(em, TaskEvent, events), () => this.planner.planMany(em, entries.map(({ task }, i) => ({ task, event: events[i] })), handOver, endpoints)]);
     return events;
   }
 }

@@ -107,6 +107,7 @@ export class TasksService {
   private async insertBatch(tasks: Task[]): Promise<void[]> {
     const handOver: Delivery[] = [];
     await this.uow.run(async (em) => {
+      // The tasks first: their events and deliveries reference them.
       await insertMany(em, Task, tasks);
       await this.transitions.recordEvents(em, tasks.map((task) => ({ task, type: 'task.queued' as const })), handOver);
     });

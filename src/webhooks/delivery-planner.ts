@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
+import { EntityManager, In } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
-import { insertMany } from '../database/sql.js';
+import { insertMany, together } from '../database/sql.js';
 import type { TaskEvent } from '../tasks/task-event.entity.js';
 import type { Task } from '../tasks/task.entity.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
@@ -89,28 +89,49 @@ export class DeliveryPlanner {
     return this.planMany(em, [{ task, event }]);
   }
 
+  /** The enabled endpoints of these tenants, by tenant: every event of a tenant is offered to its endpoints. */
+  async endpointsOf(em: EntityManager, tenantIds: Iterable<string>): Promise<Map<string, Endpoint[]>> {
+    const ids = [...new Set(tenantIds)];
+    const byTenant = new Map<string, Endpoint[]>(ids.map((id) => [id, []]));
+    for (const e of ids.length ? await em.find(Endpoint, { where: { tenantId: In(ids), status: 'enabled' } }) : []) byTenant.get(e.tenantId)!.push(e);
+    return byTenant;
+  }
+
   /**
-   * Deliveries for several task events written in one transaction: one endpoint lookup per tenant and one
-   * multi-row INSERT, so a batch of creates or transitions costs a few statements, not a few per event.
+   * Deliveries for several task events written in one transaction: one endpoint lookup (unless the caller made
+   * it: `endpoints`) and one multi-row INSERT, so a batch of creates or transitions costs a few
+   * statements, not a few per event.
    */
-  async planMany(em: EntityManager, events: ReadonlyArray<{ task: Task; event: TaskEvent }>, handOver?: Delivery[]): Promise<number> {
-    const endpointsOf = new Map<string, Endpoint[]>();
-    for (const tenantId of new Set(events.map((e) => e.task.tenantId))) {
-      endpointsOf.set(tenantId, await em.find(Endpoint, { where: { tenantId, status: 'enabled' } }));
-    }
+  async planMany(
+    em: EntityManager,
+    events: ReadonlyArray<{ task: Task; event: TaskEvent }>,
+    handOver?: Delivery[],
+    endpoints?: Map<string, Endpoint[]>,
+  ): Promise<number> {
+    const endpointsOf = endpoints ?? (await this.endpointsOf(em, events.map((e) => e.task.tenantId)));
     const rows: Planned[] = [];
+    // Per task and target, the newest event of this batch supersedes the earlier progress not yet sent.
+    const newest = new Map<string, { taskId: string; target: string; sequence: number }>();
     for (const { task, event } of events) {
       const toRequest = this.requestDelivery(task, event);
       const subscribed = endpointsOf.get(task.tenantId)!.filter((e) => subscribes(e.events, event.type));
       const targets = [...(toRequest ? [REQUEST_TARGET] : []), ...subscribed.map((e) => e.id)];
       // Only a task's first event (sequence 1) can have no earlier progress to supersede.
-      if (event.sequence > 1) for (const target of targets) await this.supersedeStaleProgress(em, task.id, target, event.sequence);
+      if (event.sequence > 1) {
+        for (const target of targets) {
+          const lane = laneOf({ taskId: task.id, target });
+          if ((newest.get(lane)?.sequence ?? 0) < event.sequence) newest.set(lane, { taskId: task.id, target, sequence: event.sequence });
+        }
+      }
       if (toRequest) rows.push(toRequest);
       if (subscribed.length === 0) continue;
       const payload = envelope(event.id, event.type, event.createdAt, taskView(task, this.config.publicBaseUrl));
       for (const endpoint of subscribed) rows.push(this.toEndpoint(endpoint, { taskId: task.id, eventId: event.id, eventType: event.type, sequence: event.sequence, payload }));
     }
-    const inserted = await this.insertMany(em, rows, handOver !== undefined);
+    // Different rows (the new ones are superseded in the batch already): sent together.
+    let inserted: Delivery[] = [];
+    const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined));
+    await together(em, [inserting, ...[...newest.values()].map((l) => () => this.supersedeStaleProgress(em, l.taskId, l.target, l.sequence))]);
     handOver?.push(...inserted.filter((d) => d.status === 'pending'));
     return rows.length;
   }

@@ -8,7 +8,7 @@ import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
-import { entityFromRow, insertMany, Sql } from '../database/sql.js';
+import { entityFromRow, insertMany, Sql, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { activeSecrets, failingTooLong } from '../endpoints/endpoint-rules.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
@@ -230,32 +230,37 @@ export class DeliveryService {
    */
   private async recordIn(em: EntityManager, outcomes: Outcome[]): Promise<boolean[]> {
     const now = new Date();
-    await insertMany(
-      em,
-      DeliveryAttempt,
-      outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) =>
-        Object.assign(new DeliveryAttempt(), {
-          id: uuidv7(),
-          deliveryId: delivery.id,
-          number: attempt,
-          startedAt: result.startedAt,
-          durationMs: result.durationMs,
-          statusCode: result.statusCode ?? null,
-          error: result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
-          responseSnippet: result.responseSnippet ?? null,
-          requestHeaders,
-          outcome: verdict.outcome,
-        }),
-      ),
+    const attempts = outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) =>
+      Object.assign(new DeliveryAttempt(), {
+        id: uuidv7(),
+        deliveryId: delivery.id,
+        number: attempt,
+        startedAt: result.startedAt,
+        durationMs: result.durationMs,
+        statusCode: result.statusCode ?? null,
+        error: result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
+        responseSnippet: result.responseSnippet ?? null,
+        requestHeaders,
+        outcome: verdict.outcome,
+      }),
     );
-    // Successes share one UPDATE per status code: the common case costs one statement per batch.
+    // Successes share one UPDATE per status code: the common case costs one statement per batch, sent together
+    // with the attempt log (different rows).
     const succeeded = new Map<number | null, string[]>();
     for (const { delivery: d, result, verdict } of outcomes) {
-      if (verdict.outcome === 'succeeded') {
-        const code = result.statusCode ?? null;
-        succeeded.set(code, [...(succeeded.get(code) ?? []), d.id]);
-        continue;
-      }
+      if (verdict.outcome === 'succeeded') succeeded.set(result.statusCode ?? null, [...(succeeded.get(result.statusCode ?? null) ?? []), d.id]);
+    }
+    await together<unknown>(em, [
+      () => insertMany(em, DeliveryAttempt, attempts),
+      ...[...succeeded].map(([code, ids]) => () =>
+        em.query(
+          `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.sql.params(1)}, last_error = NULL, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND status = 'sending'`,
+          [code, now.getTime(), now.getTime(), ...ids],
+        ),
+      ),
+    ]);
+    for (const { delivery: d, result, verdict } of outcomes) {
+      if (verdict.outcome === 'succeeded') continue;
       const last = { lastStatusCode: result.statusCode ?? null, lastError: verdict.reason, updatedAt: now };
       if (verdict.outcome === 'retry') {
         const superseded = d.eventType === 'task.progress' && (await this.hasNewer(em, d));
@@ -267,12 +272,6 @@ export class DeliveryService {
       } else {
         await em.update(Delivery, { id: d.id, status: 'sending' }, { ...last, status: 'failed', completedAt: now });
       }
-    }
-    for (const [code, ids] of succeeded) {
-      await em.query(
-        `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.sql.params(1)}, last_error = NULL, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND status = 'sending'`,
-        [code, now.getTime(), now.getTime(), ...ids],
-      );
     }
     const disabled = new Set<string>();
     const byEndpoint = new Map<string, Outcome[]>();

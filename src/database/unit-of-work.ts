@@ -1,27 +1,27 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
+import { Turns } from '../common/turns.js';
 
 /**
  * Runs a function in one database transaction.
  *
  * SQLite: one connection per process, so transactions from concurrent requests are queued here one after
  * another; and each starts with BEGIN IMMEDIATE, taking the write lock up front, because a deferred transaction
- * that tries to write after another process wrote fails with SQLITE_BUSY at once instead of waiting.
+ * that tries to write after another process wrote fails with SQLITE_BUSY at once instead of waiting. `urgent`
+ * work (the delivery ledger: a webhook waits on it) goes ahead of other transactions waiting their turn.
  */
 @Injectable()
 export class UnitOfWork {
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly turns = new Turns();
   private readonly sqlite: boolean;
 
   constructor(private readonly dataSource: DataSource) {
     this.sqlite = dataSource.options.type === 'sqlite';
   }
 
-  run<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+  run<T>(work: (em: EntityManager) => Promise<T>, { urgent = false } = {}): Promise<T> {
     if (!this.sqlite) return this.dataSource.transaction(work);
-    const next = this.tail.then(() => this.immediate(work));
-    this.tail = next.catch(() => undefined);
-    return next;
+    return this.turns.run(() => this.immediate(work), urgent);
   }
 
   private async immediate<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {

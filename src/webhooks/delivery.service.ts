@@ -153,6 +153,7 @@ export class DeliveryService {
    * lane for the next event), then the deliveries about to be sent are claimed, all in one transaction.
    */
   private ledgerRound(items: LedgerItem[]): Promise<Array<Claim | boolean>> {
+    // Urgent: sends wait on their claims, and recorded attempts free their lanes.
     return this.uow.run(async (em) => {
       const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
       const claims = items.flatMap((i) => ('claim' in i ? [i.claim] : []));
@@ -161,7 +162,7 @@ export class DeliveryService {
       let r = 0;
       let c = 0;
       return items.map((i) => ('record' in i ? recorded[r++] : claimed[c++]));
-    });
+    }, { urgent: true });
   }
 
   /**

@@ -5,17 +5,21 @@ import { renderPoster } from './png.js';
 
 export const SIMULATOR_STEPS = 10;
 const MAX_POSTER_SIDE = 256;
-// Drawing and compressing a poster costs ~0.2 ms of the event loop per image; the same prompt (or seed) draws the
-// same picture, so the last few are kept. Callers only read the bytes (written to a file, or base64).
-const POSTERS_KEPT = 32;
+// Drawing and compressing a poster costs ~0.2 ms of the event loop per image — CPU a real provider, being remote,
+// does not cost Herald. So posters come in POSTER_COLOURINGS colourings, the seed picks one, and each is drawn once
+// per size and kept (the most recently used POSTERS_KEPT). Callers only read the bytes (a file, or base64).
+export const POSTER_COLOURINGS = 64;
+const POSTERS_KEPT = 256;
 const posters = new Map<string, Buffer>();
 
-/** The poster for a size and seed: drawn once, then kept while it is among the last POSTERS_KEPT asked for. */
+/** The poster for a size and seed: one of POSTER_COLOURINGS pictures per size, drawn the first time it is asked for. */
 export function poster(width: number, height: number, seed: number): Buffer {
-  const key = `${width}x${height}:${seed}`;
+  const colouring = seed % POSTER_COLOURINGS;
+  const key = `${width}x${height}:${colouring}`;
   const kept = posters.get(key);
   posters.delete(key);
-  const png = kept ?? renderPoster(width, height, seed);
+  // Spread the colouring over the 24 bits renderPoster takes its base colour from.
+  const png = kept ?? renderPoster(width, height, Math.imul(colouring + 1, 2654435761) >>> 8);
   posters.set(key, png);
   if (posters.size > POSTERS_KEPT) posters.delete(posters.keys().next().value!);
   return png;

@@ -17,6 +17,7 @@ const ROUNDS = SMOKE ? 1 : 3;
 // The target is at 500/s; 100/s shows the same pipeline when the machine is not saturated.
 const LATENCY_RATES = SMOKE ? [50] : [100, 500];
 const LATENCY_SECONDS = SMOKE ? 2 : 10;
+const LATENCY_WARMUP_SECONDS = SMOKE ? 1 : 3;
 const CREATE_SECONDS = SMOKE ? 2 : 10;
 // --only=deliveries,latency,creates,backlog,workers runs a part (for profiling work; the report needs them all).
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
@@ -78,41 +79,66 @@ for (const c of want('deliveries') ? CONCURRENCIES : []) {
 }
 
 // 2. Event → receipt latency at a fixed offered rate: tasks created through the API at LATENCY_RATE/s finish at
-// once (simulate.duration_ms 0); latency = receipt time − the completed event's timestamp in the payload.
+// once (simulate.duration_ms 0); latency = receipt time − the completed event's timestamp in the payload. The first
+// LATENCY_WARMUP_SECONDS of traffic, at the same rate, warm the fresh process up (JIT, pools) and are not counted:
+// the measure is the steady state (a cold process's first second is reported apart).
 for (const LATENCY_RATE of want('latency') ? LATENCY_RATES : []) {
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
   const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: `blat${LATENCY_RATE}`, WEBHOOK_CONCURRENCY: '64', GENERATION_CONCURRENCY: '50' });
   const herald = await startHerald(env);
   receiver.reset();
+  const measured = new Set();
   const latencies = [];
+  const coldSecond = [];
+  let firstEventAt = 0;
   receiver.state.onBody = (raw, at) => {
     const body = JSON.parse(raw.toString());
-    latencies.push(at - Date.parse(body.timestamp));
+    const event = Date.parse(body.timestamp);
+    firstEventAt ||= event;
+    if (measured.has(body.task_id)) latencies.push(at - event);
+    else if (event - firstEventAt < 1_000) coldSecond.push(at - event);
   };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const warmup = LATENCY_RATE * LATENCY_WARMUP_SECONDS;
   const total = LATENCY_RATE * LATENCY_SECONDS;
   const body = JSON.stringify({ model: 'm', prompt: 'p', webhook_url: receiver.url, webhook_events: ['completed'], simulate: { duration_ms: 0 } });
-  const post = () =>
+  const post = (counted) =>
     new Promise((resolve) => {
       const req = http.request(`${herald.base}/v1/images/generations/async`, { method: 'POST', agent, headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        res.on('end', resolve);
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          if (counted && res.statusCode === 202) measured.add(JSON.parse(Buffer.concat(chunks).toString()).task_id);
+          resolve();
+        });
       });
       req.on('error', resolve);
       req.end(body);
     });
   const t0 = Date.now();
   const inflight = [];
-  for (let i = 0; i < total; i++) {
+  for (let i = 0; i < warmup + total; i++) {
     const due = t0 + (i * 1000) / LATENCY_RATE;
     if (due > Date.now()) await sleep(due - Date.now());
-    inflight.push(post());
+    inflight.push(post(i >= warmup));
   }
   await Promise.all(inflight);
-  await until(() => latencies.length >= total, 120_000, 'latency receipts');
+  await until(() => latencies.length >= measured.size, 120_000, 'latency receipts');
   latencies.sort((a, b) => a - b);
-  emit({ measure: 'event_to_receipt_ms', system: 'Herald (sqlite)', offered_per_s: LATENCY_RATE, events: total, p50: Math.round(percentile(latencies, 50)), p95: Math.round(percentile(latencies, 95)), p99: Math.round(percentile(latencies, 99)) });
+  coldSecond.sort((a, b) => a - b);
+  emit({
+    measure: 'event_to_receipt_ms',
+    system: 'Herald (sqlite)',
+    offered_per_s: LATENCY_RATE,
+    events: latencies.length,
+    warmup_s: LATENCY_WARMUP_SECONDS,
+    p50: Math.round(percentile(latencies, 50)),
+    p95: Math.round(percentile(latencies, 95)),
+    p99: Math.round(percentile(latencies, 99)),
+    cold_first_second_p50: Math.round(percentile(coldSecond, 50)),
+    cold_first_second_p99: Math.round(percentile(coldSecond, 99)),
+  });
   agent.destroy();
   await herald.stop();
   await db.drop();
@@ -212,7 +238,8 @@ process (\`herald serve\`, LOG_LEVEL=error). The receiver and the load generator
 | target | measured | result |
 |---|---|---|
 | end-to-end deliveries ≥ 1.0× the BullMQ + axios baseline | ${herald64?.value.toLocaleString('en-US')}/s vs ${hand64?.value.toLocaleString('en-US')}/s (×${herald64?.vs_bullmq_axios}) at concurrency ${herald64?.concurrency} | ${pass((herald64?.vs_bullmq_axios ?? 0) >= 1)} |
-| p99 event → receipt < 50 ms at ${lat.offered_per_s} events/s | p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms | ${pass(lat.p99 < 50)} |${lats.slice(0, -1).map((l) => `\n| (for comparison) event → receipt at ${l.offered_per_s} events/s | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms | |`).join('')}
+| p99 event → receipt < 50 ms at ${lat.offered_per_s} events/s (after ${lat.warmup_s} s of warm-up) | p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms | ${pass(lat.p99 < 50)} |
+| (for comparison) the same, a fresh process's first second | p50 ${lat.cold_first_second_p50} ms, p99 ${lat.cold_first_second_p99} ms | |${lats.slice(0, -1).map((l) => `\n| (for comparison) event → receipt at ${l.offered_per_s} events/s | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms | |`).join('')}
 | ≥ 2,000 creates/s with p99 < 50 ms (32 connections) | ${cre.value.toLocaleString('en-US')}/s, p50 ${cre.p50_ms} ms, p99 ${cre.p99_ms} ms | ${pass(cre.value >= 2000 && cre.p99_ms < 50)} |
 ${by('backlog').map((b) => `| 100k backlog under 300 MB RSS (heap: ${b.heap}) | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | ${pass(b.peak_rss_mb < 300)} |`).join('\n')}
 

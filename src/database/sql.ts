@@ -60,7 +60,7 @@ export async function insertMany<T extends ObjectLiteral>(em: EntityManager, tar
  * caller's ROLLBACK. PostgreSQL: one after another (pg deprecates a second query on a client already busy).
  */
 export async function together<T>(em: EntityManager, statements: ReadonlyArray<() => Promise<T>>): Promise<T[]> {
-  if (em.connection.options.type === 'postgres') {
+  if (new Sql(em.connection).postgres) {
     const values: T[] = [];
     for (const statement of statements) values.push(await statement());
     return values;

@@ -249,7 +249,9 @@ export class DeliveryService {
     // with the attempt log (different rows).
     const succeeded = new Map<number | null, string[]>();
     for (const { delivery: d, result, verdict } of outcomes) {
-      if (verdict.outcome === 'succeeded') succeeded.set(result.statusCode ?? null, [...(succeeded.get(result.statusCode ?? null) ?? []), d.id]);
+      if (verdict.outcome !== 'succeeded') continue;
+      const code = result.statusCode ?? null;
+      succeeded.set(code, [...(succeeded.get(code) ?? []), d.id]);
     }
     await together<unknown>(em, [
       () => insertMany(em, DeliveryAttempt, attempts),

@@ -112,6 +112,7 @@ export function heraldEnv(db, redis, dataDir, extra = {}) {
     WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
     RATE_LIMIT_PER_SECOND: '0',
     LOG_LEVEL: 'error',
+    ...JSON.parse(process.env.BENCH_HERALD_ENV ?? '{}'),
     ...extra,
   };
 }

@@ -183,10 +183,16 @@ if (want('creates')) {
 
 // 4. A 100k-delivery backlog: peak RSS of the Herald process and the drain rate.
 if (want('backlog')) {
-  // Twice: with V8's default heap sizing (it lets garbage pile up when memory is plentiful), and with the old
-  // generation capped as docs/SCALING.md suggests for memory-bound containers.
+  // Three times: Herald's default (HEAP_GROWING_PERCENT=100 bounds heap growth to 2× what survived the last full
+  // collection), V8's own heuristics (they let garbage pile up when memory is plentiful), and the old generation
+  // capped as docs/SCALING.md suggests for memory-bound containers.
   const capped = `--max-old-space-size=${HEAP_CAP_MB}`;
-  for (const [heap, extraEnv] of [['V8 default', {}], [capped, { NODE_OPTIONS: capped }]]) {
+  const heaps = [
+    ['Herald default (HEAP_GROWING_PERCENT=100)', {}],
+    ['V8 heuristics (HEAP_GROWING_PERCENT=0)', { HEAP_GROWING_PERCENT: '0' }],
+    [capped, { NODE_OPTIONS: capped }],
+  ];
+  for (const [heap, extraEnv] of heaps) {
     const { rate, peakRss, seconds } = await heraldDrain('sqlite', BACKLOG, 64, { sampleRss: true, extraEnv });
     emit({ measure: 'backlog', system: 'Herald (sqlite)', heap, deliveries: BACKLOG, drain_per_s: Math.round(rate), seconds: Math.round(seconds), peak_rss_mb: Math.round(peakRss) });
   }
@@ -241,7 +247,7 @@ process (\`herald serve\`, LOG_LEVEL=error). The receiver and the load generator
 | p99 event → receipt < 50 ms at ${lat.offered_per_s} events/s (after ${lat.warmup_s} s of warm-up) | p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms | ${pass(lat.p99 < 50)} |
 | (for comparison) the same, a fresh process's first second | p50 ${lat.cold_first_second_p50} ms, p99 ${lat.cold_first_second_p99} ms | |${lats.slice(0, -1).map((l) => `\n| (for comparison) event → receipt at ${l.offered_per_s} events/s | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms | |`).join('')}
 | ≥ 2,000 creates/s with p99 < 50 ms (32 connections) | ${cre.value.toLocaleString('en-US')}/s, p50 ${cre.p50_ms} ms, p99 ${cre.p99_ms} ms | ${pass(cre.value >= 2000 && cre.p99_ms < 50)} |
-${by('backlog').map((b) => `| 100k backlog under 300 MB RSS (heap: ${b.heap}) | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | ${pass(b.peak_rss_mb < 300)} |`).join('\n')}
+${by('backlog').map((b, i) => (i === 0 ? `| 100k backlog under 300 MB RSS (${b.heap}) | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | ${pass(b.peak_rss_mb < 300)} |` : `| (for comparison) the same, heap: ${b.heap} | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | |`)).join('\n')}
 
 ## Delivered webhooks per second (events already in the outbox → 2xx at the receiver)
 

@@ -5,6 +5,7 @@ import { AppModule } from './app.module.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
 import { serveDashboard } from './dashboard/static.js';
+import { applyHeapGrowing } from './observability/heap.js';
 import { createRootLogger, PinoNestLogger, requestLogging } from './observability/logging.js';
 import { setupOpenApi } from './openapi.js';
 import { assertRedisReachable } from './redis/redis-options.js';
@@ -31,6 +32,7 @@ export interface RunningHerald {
 /** Starts Herald in its configured role. Fails fast, with a message saying what to do, when Redis is unreachable. */
 export async function startHerald(config: HeraldConfig, options: { printKey?: (key: string) => void } = {}): Promise<RunningHerald> {
   await assertRedisReachable(config.redisUrl);
+  applyHeapGrowing(config.heapGrowingPercent);
   const logger = NEST_LEVELS[config.logLevel];
   const log = createRootLogger(config);
   const module = AppModule.forRoot(config);

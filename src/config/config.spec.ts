@@ -11,6 +11,7 @@ describe('loadConfig', () => {
     expect(c.webhook.retrySchedule).toEqual([0, 60_000, 300_000, 1_800_000, 7_200_000]);
     expect(c.webhook.timeoutMs).toBe(30_000);
     expect(c.webhook.userAgent).toMatch(/^Herald\/\d+\.\d+\.\d+/);
+    expect(c.heapGrowingPercent).toBe(100);
   });
 
   it('reads PostgreSQL from DATABASE_URL and sqlite paths relative to the working directory', () => {
@@ -25,12 +26,14 @@ describe('loadConfig', () => {
       ENCRYPTION_KEY: 'ab'.repeat(32),
       PORT: '8080',
       SIMULATOR_DURATION_MS: '0',
+      HEAP_GROWING_PERCENT: '0',
     });
     expect(c.webhook.retrySchedule).toEqual([0, 250, 60_000]);
     expect(c.webhook.allowedCidrs).toEqual(['127.0.0.0/8', '::1/128']);
     expect(c.encryptionKey?.length).toBe(32);
     expect(c.port).toBe(8080);
     expect(c.simulatorDurationMs).toBe(0);
+    expect(c.heapGrowingPercent).toBe(0);
   });
 
   it.each([
@@ -45,6 +48,8 @@ describe('loadConfig', () => {
     ['ENCRYPTION_KEY', 'short'],
     ['LOG_LEVEL', 'loud'],
     ['GENERATION_CONCURRENCY', '0'],
+    ['HEAP_GROWING_PERCENT', '-5'],
+    ['HEAP_GROWING_PERCENT', '2000'],
   ])('rejects %s=%s with a one-line message naming the variable', (name, value) => {
     let error: unknown;
     try {

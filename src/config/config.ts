@@ -84,6 +84,9 @@ export class EnvironmentVariables {
 
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000_000)
   RATE_LIMIT_PER_SECOND?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000)
+  HEAP_GROWING_PERCENT?: number;
 }
 
 export interface HeraldConfig {
@@ -114,6 +117,8 @@ export interface HeraldConfig {
   sweepIntervalMs: number;
   sseHeartbeatMs: number;
   rateLimitPerSecond: number;
+  /** How far V8 may grow the heap past what survived its last full collection (0 = V8's own heuristics). */
+  heapGrowingPercent: number;
 }
 
 /** A configuration value is wrong; the message names the variable and fits on one line. */
@@ -194,6 +199,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     sweepIntervalMs: vars.SWEEP_INTERVAL_MS ?? 5_000,
     sseHeartbeatMs: vars.SSE_HEARTBEAT_MS ?? 15_000,
     rateLimitPerSecond: vars.RATE_LIMIT_PER_SECOND ?? 1_000,
+    heapGrowingPercent: vars.HEAP_GROWING_PERCENT ?? 100,
   };
 }
 
@@ -203,4 +209,5 @@ export const ENV_NAMES = [
   'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_RETRY_SCHEDULE', 'WEBHOOK_ALLOWED_CIDRS', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_USER_AGENT',
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
   'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
+  'HEAP_GROWING_PERCENT',
 ];

@@ -39,4 +39,16 @@ describe('Gate', () => {
     await expect(gate.run(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(await gate.run(async () => 'next')).toBe('next');
   });
+
+  it('tells the work how long it waited for its place', async () => {
+    const gate = new Gate(1);
+    let release!: () => void;
+    const holder = gate.run(() => new Promise<void>((r) => (release = r)));
+    const waited = gate.run(async (ms) => ms);
+    await new Promise((r) => setTimeout(r, 30));
+    release();
+    await holder;
+    expect(await waited).toBeGreaterThanOrEqual(25);
+    expect(await gate.run(async (ms) => ms)).toBeLessThan(25);
+  });
 });

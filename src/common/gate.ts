@@ -8,11 +8,13 @@ export class Gate {
 
   constructor(private readonly limit: number) {}
 
-  async run<T>(work: () => Promise<T>): Promise<T> {
+  /** Runs `work` once a place is free, telling it how long it waited for the place (ms). */
+  async run<T>(work: (waitedMs: number) => Promise<T>): Promise<T> {
+    const arrived = performance.now();
     if (this.inside >= this.limit) await new Promise<void>((enter) => this.queue.push(enter));
     else this.inside++;
     try {
-      return await work();
+      return await work(performance.now() - arrived);
     } finally {
       // Hand the place straight to the next in line (the count stays), or give it back.
       const next = this.queue.shift();

@@ -20,12 +20,15 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
   }
 
   /**
-   * The worker holds twice as many jobs as may be on the wire (the sender's limit): a job spends most of its time
-   * waiting for its claim in the database's next round, and the spare jobs keep the wire full meanwhile
-   * (measured: 0.8× → ~1× the BullMQ + axios baseline at 64 on the wire, docs/BENCHMARKS.md).
+   * The worker holds more jobs than may be on the wire (the sender's limit): a job spends most of its time waiting
+   * for its claim in the database's next round, and the spare jobs keep the wire full meanwhile. It holds twice the
+   * wire's places, and at least enough to fill the ledger's rounds (128 on SQLite, 2 × 128 on PostgreSQL): measured
+   * at 16 on the wire, 32 → 128 jobs took SQLite from 0.78× to ~1× the BullMQ + axios baseline, and 128 → 256 gave
+   * PostgreSQL another 5–8 % (docs/BENCHMARKS.md, finding 23). A claim that waits long for the wire is confirmed
+   * before it is sent (DeliveryService), so holding many is safe with slow receivers too.
    */
   onApplicationBootstrap(): void {
-    this.worker.concurrency = JOBS_PER_SEND_SLOT * this.config.webhook.concurrency;
+    this.worker.concurrency = Math.max(JOBS_PER_SEND_SLOT * this.config.webhook.concurrency, this.deliveries.ledgerCapacity);
   }
 
   /**

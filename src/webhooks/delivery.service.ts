@@ -28,9 +28,17 @@ export type DeliveryRun = Verdict | { outcome: 'skipped' } | { outcome: 'wait'; 
 // delivery; endpoints are updated in key order, so they cannot deadlock): measured +4–20 % at 64 on the wire, where
 // a third round gained nothing more. SQLite has one connection: its rounds run one after another.
 const POSTGRES_LEDGER_ROUNDS = 2;
+// Claims and records that one ledger round takes at most.
+const LEDGER_ROUND_ITEMS = 128;
 
 // When an earlier delivery to the same target is on the wire, a later one waits this long and looks again.
 const ORDER_WAIT_MS = 20;
+
+// The sweeper hands a `sending` delivery back once its claim is older than the webhook timeout plus a margin of
+// 5 s or more. The worker holds more claimed jobs than it has places on the wire, so when slow receivers hold every
+// place a claim can wait longer than that margin: past this wait its clock is restarted (or, if the sweeper was
+// quicker, the send is dropped) so that one delivery is never on the wire twice. Fast receivers never wait this long.
+const CONFIRM_CLAIM_AFTER_MS = 1_000;
 
 /** Masks what must never be stored or shown: the caller's header values and the signatures. */
 export function redactRequestHeaders(headers: Record<string, string>, callerHeaderNames: readonly string[]): Record<string, string> {
@@ -70,6 +78,8 @@ export class DeliveryService {
   // Attempts recorded behind the send: shutdown waits for them before the database closes.
   private readonly recording = new InFlight();
   private readonly sql: Sql;
+  /** How many claims the ledger takes at once: a worker holding fewer jobs leaves its rounds part-empty. */
+  readonly ledgerCapacity: number;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -83,7 +93,9 @@ export class DeliveryService {
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.sql = new Sql(db);
-    this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), 128, this.sql.postgres ? POSTGRES_LEDGER_ROUNDS : 1);
+    const rounds = this.sql.postgres ? POSTGRES_LEDGER_ROUNDS : 1;
+    this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), LEDGER_ROUND_ITEMS, rounds);
+    this.ledgerCapacity = LEDGER_ROUND_ITEMS * rounds;
   }
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {
@@ -95,17 +107,15 @@ export class DeliveryService {
     const secrets = claim.secrets ?? (await this.secrets.forTenant(delivery.tenantId));
 
     const callerHeaders: Record<string, string> = delivery.headersSealed ? JSON.parse(this.box.decrypt(delivery.headersSealed)) : {};
-    const timestamp = Math.floor(Date.now() / 1000);
-    const headers = {
-      ...callerHeaders,
-      'Content-Type': 'application/json',
-      'User-Agent': this.config.webhook.userAgent,
-      'webhook-id': delivery.eventId,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(secrets, delivery.eventId, timestamp, delivery.payload),
-      'X-Signature': signLegacy(secrets[0], delivery.payload),
-    };
-    const result = await this.sender.send({ url: delivery.url, body: delivery.payload, headers });
+    let headers: Record<string, string> = {};
+    const result = await this.sender.sendWhenPlaced(async (waitedMs) => {
+      if (waitedMs > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(delivery.id))) return null;
+      // Signed as it leaves: a wait for the wire does not age the timestamp receivers check.
+      headers = this.signedHeaders(delivery, secrets, callerHeaders);
+      return { url: delivery.url, body: delivery.payload, headers };
+    });
+    // The sweeper handed the delivery back while it waited; whoever claims it next sends it.
+    if (!result) return { outcome: 'skipped' };
     const verdict = decide(result, attempt, delivery.schedule);
     const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) })
       .then((disabledOne) => {
@@ -119,6 +129,28 @@ export class DeliveryService {
     // and it is sent again with the same webhook-id (at least once, as promised).
     else this.recordBehind(recorded);
     return verdict;
+  }
+
+  private signedHeaders(delivery: Delivery, secrets: string[], callerHeaders: Record<string, string>): Record<string, string> {
+    const timestamp = Math.floor(Date.now() / 1000);
+    return {
+      ...callerHeaders,
+      'Content-Type': 'application/json',
+      'User-Agent': this.config.webhook.userAgent,
+      'webhook-id': delivery.eventId,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signatureHeader(secrets, delivery.eventId, timestamp, delivery.payload),
+      'X-Signature': signLegacy(secrets[0], delivery.payload),
+    };
+  }
+
+  /**
+   * Restarts a claim's clock before a send that waited long for the wire, so that the send ends within the
+   * sweeper's margin for it. False when the sweeper has already handed the delivery back (it is not ours to send).
+   */
+  private async confirmClaim(id: string): Promise<boolean> {
+    const result = await this.uow.run((em) => em.update(Delivery, { id, status: 'sending' }, { updatedAt: new Date() }), { urgent: true });
+    return (result.affected ?? 0) > 0;
   }
 
   /** A claim is answered by the ledger round with its Claim (the cast is the one place the item kinds meet). */

@@ -113,7 +113,8 @@ export class DeliverySweeper implements OnApplicationBootstrap, OnApplicationShu
   async sweep(): Promise<number> {
     const repo = this.db.getRepository(Delivery);
     const now = Date.now();
-    // A send is bounded by the webhook timeout; past that plus a margin its worker is gone.
+    // A send is bounded by the webhook timeout, and a claim that waited long for the wire restarts its clock before
+    // it is sent (DeliveryService.confirmClaim): past the timeout plus a margin, its worker is gone.
     const stuckBefore = new Date(now - this.config.webhook.timeoutMs - 5_000 - 2 * this.config.sweepIntervalMs);
     const stuck = await repo.find({ where: { status: 'sending', updatedAt: LessThan(stuckBefore) }, select: { id: true }, take: BATCH });
     const handBack = stuck.map((d) => d.id);

@@ -3,7 +3,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, eventually, type TestDatabase } from '../support/herald.js';
+import { DataSource } from 'typeorm';
+import { Delivery, DeliveryAttempt } from '../../src/webhooks/delivery.entity.js';
+import { createTestDatabase, eventually, startTestHerald, type TestDatabase } from '../support/herald.js';
 import { spawnHerald, startPrivateRedis } from '../support/processes.js';
 import { startReceiver } from '../support/receiver.js';
 
@@ -74,5 +76,33 @@ describe('crash safety', () => {
       expect(task.status).toBe('completed');
       expect(terminalFor(id)[0].body.status).toBe('completed');
     }
+  });
+});
+
+describe('claims waiting for the wire', () => {
+  it('does not send a delivery the sweeper handed back while it waited for a place on the wire', { timeout: 30_000 }, async () => {
+    // One place on the wire, held 2.5 s by the first webhook: the second one's claim waits behind it.
+    const receiver = await startReceiver({ respond: (_req, n) => ({ status: 200, delayMs: n === 1 ? 2_500 : 0 }) });
+    cleanups.push(() => receiver.close());
+    const h = await startTestHerald({ WEBHOOK_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: '10000' });
+    cleanups.push(() => h.stop());
+    const submit = async () =>
+      (await h.api('POST', '/v1/images/generations/async', { model: 'm', prompt: 'p', webhook_url: receiver.url(), webhook_events: ['completed'], simulate: { duration_ms: 0 } })).body
+        .task_id as string;
+    const first = await submit();
+    await eventually(async () => (receiver.forTask(first).length ? true : undefined));
+    const second = await submit();
+    const db = h.herald.app.get(DataSource);
+    await eventually(async () => ((await db.getRepository(Delivery).findOneBy({ taskId: second }))?.status === 'sending' ? true : undefined));
+    // What the sweeper does to a claim older than its margin (a worker that died, or one stuck behind slow receivers).
+    await db.getRepository(Delivery).update({ taskId: second, status: 'sending' }, { status: 'pending', dispatchedAt: null });
+
+    // Handed back, it is delivered again by whoever claims it next; the waiting claim does not send it as well.
+    await eventually(async () => ((await db.getRepository(Delivery).findOneBy({ taskId: second }))?.status === 'succeeded' ? true : undefined), { timeoutMs: 15_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(receiver.forTask(second)).toHaveLength(1);
+    expect(receiver.forTask(first)).toHaveLength(1);
+    const delivery = await db.getRepository(Delivery).findOneByOrFail({ taskId: second });
+    expect(await db.getRepository(DeliveryAttempt).countBy({ deliveryId: delivery.id })).toBe(1);
   });
 });

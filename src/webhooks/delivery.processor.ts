@@ -32,10 +32,12 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
   }
 
   /**
-   * Before anything closes: let the sends on the wire finish (the worker takes no new job), then wait for their
-   * attempts to be committed, so a clean shutdown leaves nothing `sending`.
+   * Before anything closes: let the sends on the wire finish (the worker takes no new job, and claimed jobs still
+   * waiting for the wire give their claim back), then wait for their attempts to be committed, so a clean shutdown
+   * leaves nothing `sending`.
    */
   async beforeApplicationShutdown(): Promise<void> {
+    this.deliveries.stopSending();
     try {
       await this.worker.close();
     } catch {

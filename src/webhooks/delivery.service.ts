@@ -77,6 +77,7 @@ export class DeliveryService {
   private readonly ledger: MicroBatcher<LedgerItem, Claim | boolean>;
   // Attempts recorded behind the send: shutdown waits for them before the database closes.
   private readonly recording = new InFlight();
+  private stopping = false;
   private readonly sql: Sql;
   /** How many claims the ledger takes at once: a worker holding fewer jobs leaves its rounds part-empty. */
   readonly ledgerCapacity: number;
@@ -109,12 +110,18 @@ export class DeliveryService {
     const callerHeaders: Record<string, string> = delivery.headersSealed ? JSON.parse(this.box.decrypt(delivery.headersSealed)) : {};
     let headers: Record<string, string> = {};
     const result = await this.sender.sendWhenPlaced(async (waitedMs) => {
+      // Shutting down: what is not on the wire yet is given back rather than sent, so shutdown waits only for the
+      // requests already out (another worker, or this one restarted, sends it).
+      if (this.stopping) {
+        await this.giveBack(delivery.id);
+        return null;
+      }
       if (waitedMs > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(delivery.id))) return null;
       // Signed as it leaves: a wait for the wire does not age the timestamp receivers check.
       headers = this.signedHeaders(delivery, secrets, callerHeaders);
       return { url: delivery.url, body: delivery.payload, headers };
     });
-    // The sweeper handed the delivery back while it waited; whoever claims it next sends it.
+    // Given back, by shutdown or by the sweeper while it waited: whoever claims it next sends it.
     if (!result) return { outcome: 'skipped' };
     const verdict = decide(result, attempt, delivery.schedule);
     const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) })
@@ -151,6 +158,19 @@ export class DeliveryService {
   private async confirmClaim(id: string): Promise<boolean> {
     const result = await this.uow.run((em) => em.update(Delivery, { id, status: 'sending' }, { updatedAt: new Date() }), { urgent: true });
     return (result.affected ?? 0) > 0;
+  }
+
+  /** Back to pending and undispatched, its attempt not counted, for the relay to hand out again. */
+  private async giveBack(id: string): Promise<void> {
+    await this.uow.run(
+      (em) => em.update(Delivery, { id, status: 'sending' }, { status: 'pending', attempts: () => 'attempts - 1', dispatchedAt: null, updatedAt: new Date() }),
+      { urgent: true },
+    );
+  }
+
+  /** From now on claims still waiting for the wire are given back instead of sent (the worker is closing). */
+  stopSending(): void {
+    this.stopping = true;
   }
 
   /** A claim is answered by the ledger round with its Claim (the cast is the one place the item kinds meet). */

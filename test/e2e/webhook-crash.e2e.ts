@@ -106,3 +106,36 @@ describe('claims waiting for the wire', () => {
     expect(await db.getRepository(DeliveryAttempt).countBy({ deliveryId: delivery.id })).toBe(1);
   });
 });
+
+describe('shutdown with claims waiting for the wire', () => {
+  it('gives waiting claims back instead of sending them, so shutdown waits only for the requests already out', { timeout: 30_000 }, async () => {
+    const receiver = await startReceiver({ respond: (_req, n) => ({ status: 200, delayMs: n === 1 ? 1_500 : 0 }) });
+    cleanups.push(() => receiver.close());
+    const env = { WEBHOOK_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: '10000' };
+    const h = await startTestHerald(env);
+    const submit = async () =>
+      (await h.api('POST', '/v1/images/generations/async', { model: 'm', prompt: 'p', webhook_url: receiver.url(), webhook_events: ['completed'], simulate: { duration_ms: 0 } })).body
+        .task_id as string;
+    const first = await submit();
+    await eventually(async () => (receiver.forTask(first).length ? true : undefined));
+    const waiting = [await submit(), await submit()];
+    const deliveries = h.herald.app.get(DataSource).getRepository(Delivery);
+    await eventually(async () => ((await deliveries.countBy({ status: 'sending' })) === 3 ? true : undefined));
+
+    const started = Date.now();
+    await h.herald.close();
+    // The request on the wire was answered and recorded; the two behind it were neither sent nor left `sending`.
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(receiver.received).toHaveLength(1);
+
+    const again = await startTestHerald(env, { keepData: h });
+    cleanups.push(() => again.stop());
+    const rows = again.herald.app.get(DataSource).getRepository(Delivery);
+    expect((await rows.findOneByOrFail({ taskId: first })).status).toBe('succeeded');
+    // Restarted, it sends them, each once, with its first attempt counted as the first.
+    await eventually(async () => (waiting.every((id) => receiver.forTask(id).length === 1) ? true : undefined), { timeoutMs: 15_000 });
+    await eventually(async () => ((await rows.countBy({ status: 'succeeded' })) === 3 ? true : undefined));
+    for (const id of waiting) expect(await rows.findOneByOrFail({ taskId: id })).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(receiver.received).toHaveLength(3);
+  });
+});

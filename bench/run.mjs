@@ -255,7 +255,8 @@ ${N.toLocaleString('en-US')} deliveries per run; each system ran ${ROUNDS} times
 Herald's figures include everything it does per webhook: claim in the database, decrypt headers, sign (Standard
 Webhooks + X-Signature), POST, record the attempt and the outcome. The baselines do none of that. Concurrency is
 the number of requests on the wire: BullMQ + axios runs that many jobs; Herald keeps that many requests on the wire
-(WEBHOOK_CONCURRENCY) and holds twice as many jobs, so that claims waiting for the database overlap the sends.
+(WEBHOOK_CONCURRENCY) and holds twice as many jobs, at least 128 (256 on PostgreSQL), so that claims waiting for
+the database overlap the sends.
 
 | system | concurrency | webhooks/s (median) | runs | × BullMQ+axios | × ceiling |
 |---|---|---|---|---|---|

@@ -183,12 +183,12 @@ if (want('creates')) {
 
 // 4. A 100k-delivery backlog: peak RSS of the Herald process and the drain rate.
 if (want('backlog')) {
-  // Three times: Herald's default (HEAP_GROWING_PERCENT=100 bounds heap growth to 2× what survived the last full
+  // Three times: Herald's default (HEAP_GROWING_PERCENT=150 bounds heap growth to 2.5× what survived the last full
   // collection), V8's own heuristics (they let garbage pile up when memory is plentiful), and the old generation
   // capped as docs/SCALING.md suggests for memory-bound containers.
   const capped = `--max-old-space-size=${HEAP_CAP_MB}`;
   const heaps = [
-    ['Herald default (HEAP_GROWING_PERCENT=100)', {}],
+    ['Herald default (HEAP_GROWING_PERCENT=150)', {}],
     ['V8 heuristics (HEAP_GROWING_PERCENT=0)', { HEAP_GROWING_PERCENT: '0' }],
     [capped, { NODE_OPTIONS: capped }],
   ];

@@ -11,7 +11,7 @@ describe('loadConfig', () => {
     expect(c.webhook.retrySchedule).toEqual([0, 60_000, 300_000, 1_800_000, 7_200_000]);
     expect(c.webhook.timeoutMs).toBe(30_000);
     expect(c.webhook.userAgent).toMatch(/^Herald\/\d+\.\d+\.\d+/);
-    expect(c.heapGrowingPercent).toBe(100);
+    expect(c.heapGrowingPercent).toBe(150);
   });
 
   it('reads PostgreSQL from DATABASE_URL and sqlite paths relative to the working directory', () => {

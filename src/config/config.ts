@@ -199,7 +199,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     sweepIntervalMs: vars.SWEEP_INTERVAL_MS ?? 5_000,
     sseHeartbeatMs: vars.SSE_HEARTBEAT_MS ?? 15_000,
     rateLimitPerSecond: vars.RATE_LIMIT_PER_SECOND ?? 1_000,
-    heapGrowingPercent: vars.HEAP_GROWING_PERCENT ?? 100,
+    heapGrowingPercent: vars.HEAP_GROWING_PERCENT ?? 150,
   };
 }
 

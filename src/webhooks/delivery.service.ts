@@ -113,10 +113,10 @@ export class DeliveryService {
       // Shutting down: what is not on the wire yet is given back rather than sent, so shutdown waits only for the
       // requests already out (another worker, or this one restarted, sends it).
       if (this.stopping) {
-        await this.giveBack(delivery.id);
+        await this.giveBack(delivery.id, attempt);
         return null;
       }
-      if (waitedMs > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(delivery.id))) return null;
+      if (waitedMs > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(delivery.id, attempt))) return null;
       // Signed as it leaves: a wait for the wire does not age the timestamp receivers check.
       headers = this.signedHeaders(delivery, secrets, callerHeaders);
       return { url: delivery.url, body: delivery.payload, headers };
@@ -155,15 +155,16 @@ export class DeliveryService {
    * Restarts a claim's clock before a send that waited long for the wire, so that the send ends within the
    * sweeper's margin for it. False when the sweeper has already handed the delivery back (it is not ours to send).
    */
-  private async confirmClaim(id: string): Promise<boolean> {
-    const result = await this.uow.run((em) => em.update(Delivery, { id, status: 'sending' }, { updatedAt: new Date() }), { urgent: true });
+  private async confirmClaim(id: string, attempt: number): Promise<boolean> {
+    // The attempt count tells our claim from a later one (handed back, then claimed again).
+    const result = await this.uow.run((em) => em.update(Delivery, { id, status: 'sending', attempts: attempt }, { updatedAt: new Date() }), { urgent: true });
     return (result.affected ?? 0) > 0;
   }
 
   /** Back to pending and undispatched, its attempt not counted, for the relay to hand out again. */
-  private async giveBack(id: string): Promise<void> {
+  private async giveBack(id: string, attempt: number): Promise<void> {
     await this.uow.run(
-      (em) => em.update(Delivery, { id, status: 'sending' }, { status: 'pending', attempts: () => 'attempts - 1', dispatchedAt: null, updatedAt: new Date() }),
+      (em) => em.update(Delivery, { id, status: 'sending', attempts: attempt }, { status: 'pending', attempts: () => 'attempts - 1', dispatchedAt: null, updatedAt: new Date() }),
       { urgent: true },
     );
   }

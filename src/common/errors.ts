@@ -19,6 +19,7 @@ export enum ErrorCode {
   EndpointNotFound = 'endpoint_not_found',
   EndpointDisabled = 'endpoint_disabled',
   RateLimited = 'rate_limited',
+  PollTimeout = 'poll_timeout',
   ServiceUnavailable = 'service_unavailable',
   InternalError = 'internal_error',
 }
@@ -54,6 +55,8 @@ export function statusForCode(code: ErrorCode): number {
       return 409;
     case ErrorCode.RateLimited:
       return 429;
+    case ErrorCode.PollTimeout:
+      return 408;
     case ErrorCode.ServiceUnavailable:
       return 503;
     case ErrorCode.InternalError:
@@ -71,6 +74,7 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',

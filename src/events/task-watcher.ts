@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, MoreThan } from 'typeorm';
 import { TaskEvent } from '../tasks/task-event.entity.js';
@@ -17,7 +17,11 @@ export function eventsAfter(db: DataSource, taskId: string, sequence: number, ta
  * database is read only when something happened (plus a slow safety poll).
  */
 @Injectable()
-export class TaskWatcher {
+export class TaskWatcher implements BeforeApplicationShutdown {
+  // Waits in progress (long polls, Prefer: wait), ended early on shutdown so the HTTP server can close.
+  private readonly waits = new Set<() => void>();
+  private shuttingDown = false;
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: EventBus,
@@ -56,19 +60,35 @@ export class TaskWatcher {
     return stop;
   }
 
-  /** Resolves true once the task has a terminal event, or false after `ms`. */
+  /** Resolves true once the task has a terminal event, or false after `ms` (or at once when shutting down). */
   untilTerminal(taskId: string, ms: number): Promise<boolean> {
+    if (this.shuttingDown) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const end = (terminal: boolean) => {
+        clearTimeout(timer);
         stop();
-        resolve(false);
-      }, ms);
+        this.waits.delete(giveUp);
+        resolve(terminal);
+      };
+      const giveUp = () => end(false);
+      const timer = setTimeout(giveUp, ms);
+      this.waits.add(giveUp);
       const stop = this.follow(taskId, 0, (events) => {
         if (!events.some((e) => isTerminalEvent(e.type))) return;
-        clearTimeout(timer);
-        resolve(true);
+        end(true);
         return 'stop';
       });
     });
+  }
+
+  /** True once the application is closing: a wait that ended early says so to its caller. */
+  get closing(): boolean {
+    return this.shuttingDown;
+  }
+
+  /** A long poll may hold its request for minutes: answer it now rather than hold the shutdown. */
+  beforeApplicationShutdown(): void {
+    this.shuttingDown = true;
+    for (const giveUp of [...this.waits]) giveUp();
   }
 }

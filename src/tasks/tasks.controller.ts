@@ -1,8 +1,10 @@
-import { ApiTags } from '@nestjs/swagger';
-import { Controller, Get, Param, Query, Res } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { TenantId } from '../auth/auth.guard.js';
-import { ListTasksQuery } from './dto/list-tasks.query.js';
+import { DomainException, ErrorCode } from '../common/errors.js';
+import { TaskWatcher } from '../events/task-watcher.js';
+import { ListTasksQuery, PollTaskQuery } from './dto/list-tasks.query.js';
 import { TaskPresenter } from './task-presenter.js';
 import { TasksService } from './tasks.service.js';
 
@@ -13,6 +15,7 @@ export class TasksController {
   constructor(
     private readonly tasks: TasksService,
     private readonly presenter: TaskPresenter,
+    private readonly watcher: TaskWatcher,
   ) {}
 
   @Get()
@@ -23,6 +26,27 @@ export class TasksController {
 
   @Get(':id')
   async get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: Response) {
+    return this.presenter.one(await this.tasks.get(tenantId, id), res);
+  }
+
+  /** Conduit's generic cancel (its SDK's `TasksService.cancelTask`): as DELETE on the task's own route. */
+  @Post(':id/cancel')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Cancel a task of any kind (Conduit route): 204, or 409 task_not_cancellable once terminal' })
+  async cancel(@TenantId() tenantId: string, @Param('id') id: string): Promise<void> {
+    await this.tasks.cancel(tenantId, id);
+  }
+
+  /** Conduit's long poll: the task once it is terminal, or 408 `poll_timeout` after `timeout` seconds. */
+  @Get(':id/poll')
+  @ApiOperation({ summary: 'Wait for a task to end (Conduit route): ?timeout=1–600 s (default 300); 408 poll_timeout if it does not' })
+  async poll(@TenantId() tenantId: string, @Param('id') id: string, @Query() query: PollTaskQuery, @Res({ passthrough: true }) res: Response) {
+    await this.tasks.get(tenantId, id);
+    const seconds = Math.min(Math.max(query.timeout ?? 300, 1), 600);
+    if (!(await this.watcher.untilTerminal(id, seconds * 1_000))) {
+      if (this.watcher.closing) throw new DomainException(ErrorCode.ServiceUnavailable, 'Herald is shutting down; poll again.', undefined, { 'Retry-After': '1' });
+      throw new DomainException(ErrorCode.PollTimeout, `Task ${id} did not finish within ${seconds} s; poll again or wait for its webhook.`);
+    }
     return this.presenter.one(await this.tasks.get(tenantId, id), res);
   }
 }

@@ -105,6 +105,48 @@ describe('video generation, as a Conduit client drives it', () => {
   });
 });
 
+describe('Conduit’s generic task routes (its SDK’s TasksService)', () => {
+  it('long-polls a task until it ends, and answers 408 poll_timeout when it does not end in time', async () => {
+    const quick = await h.api('POST', '/v1/images/generations/async', { model: 'm', prompt: 'p', simulate: { duration_ms: 300 } });
+    const done = await h.api('GET', `/v1/tasks/${quick.body.task_id}/poll?timeout=10&interval=2`);
+    expect(done.status).toBe(200);
+    expect(done.body).toMatchObject({ task_id: quick.body.task_id, status: 'completed', progress: 100 });
+    // Already ended: answered at once.
+    expect((await h.api('GET', `/v1/tasks/${quick.body.task_id}/poll`)).body.status).toBe('completed');
+
+    const slow = await h.api('POST', '/v1/videos/generations/async', video({ simulate: { duration_ms: 10_000 } }));
+    const started = Date.now();
+    const timedOut = await h.api('GET', `/v1/tasks/${slow.body.task_id}/poll?timeout=1`);
+    expect(timedOut.status).toBe(408);
+    expect(timedOut.headers.get('content-type')).toContain('application/problem+json');
+    expect(timedOut.body).toMatchObject({ status: 408, code: 'poll_timeout' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect((await h.api('GET', `/v1/tasks/${slow.body.task_id}/poll?timeout=soon`)).status).toBe(422);
+    expect((await h.api('GET', '/v1/tasks/00000000-0000-4000-8000-000000000000/poll?timeout=1')).status).toBe(404);
+
+    // POST /v1/tasks/{id}/cancel cancels a task of any kind, as DELETE on its own route does.
+    const cancelled = await h.api('POST', `/v1/tasks/${slow.body.task_id}/cancel`, {});
+    expect(cancelled.status).toBe(204);
+    expect((await waitForStatus(`/v1/tasks/${slow.body.task_id}`, ['cancelled'])).body.status).toBe('cancelled');
+    const again = await h.api('POST', `/v1/tasks/${slow.body.task_id}/cancel`, {});
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('task_not_cancellable');
+  });
+
+  it('answers a pending long poll with 503 at shutdown instead of holding the shutdown', { timeout: 20_000 }, async () => {
+    const own = await startTestHerald();
+    const slow = await own.api('POST', '/v1/videos/generations/async', video({ simulate: { duration_ms: 20_000 } }));
+    const polled = own.api('GET', `/v1/tasks/${slow.body.task_id}/poll?timeout=20`);
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    await own.stop();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const answer = await polled;
+    expect(answer.status).toBe(503);
+    expect(answer.headers.get('retry-after')).toBe('1');
+  });
+});
+
 describe('image generation', () => {
   it('serves status at /{id}/status and the tasks alias, with a real PNG', async () => {
     const created = await h.api('POST', '/v1/images/generations/async', { model: 'dall-e-3', prompt: 'a red fox', size: '512x256', n: 2 });

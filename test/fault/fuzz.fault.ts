@@ -28,6 +28,7 @@ const ROUTES: Array<[string, (id: typeof ids) => string]> = [
   ['GET', (i) => `/v1/tasks/${i.task}`],
   ['GET', (i) => `/v1/tasks/${i.task}/events`],
   ['GET', (i) => `/v1/tasks/${i.task}/deliveries`],
+  ['POST', (i) => `/v1/tasks/${i.task}/cancel`],
   ['GET', (i) => `/v1/deliveries/${i.delivery}`],
   ['POST', (i) => `/v1/deliveries/${i.delivery}/redeliver`],
   ['POST', () => '/v1/webhooks'],

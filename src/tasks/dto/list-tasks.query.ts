@@ -21,6 +21,16 @@ export class ListTasksQuery {
   cursor?: string;
 }
 
+/** Conduit's long poll: `timeout` seconds (clamped to 1–600 as Conduit does, default 300); `interval` is accepted
+ * for its clients and not needed (Herald answers on the task's terminal event, not by polling). */
+export class PollTaskQuery {
+  @IsOptional() @Type(() => Number) @IsInt()
+  timeout?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt()
+  interval?: number;
+}
+
 export class RetryTaskDto {
   /** Herald extension: replaces the simulator settings for the new attempt (e.g. to let it succeed). */
   @IsOptional() @IsObject() @ValidateNested() @Type(() => SimulateDto)

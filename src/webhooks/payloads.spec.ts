@@ -72,6 +72,7 @@ describe('Conduit payloads (seeds/001)', () => {
   it('uses image_generation_* and image_url for images, and echoes webhook_metadata as metadata', () => {
     const p = conduitPayload(facts({}, { kind: 'image', metadata: { order: 42 } }));
     expect(p).toMatchObject({ webhook_type: 'image_generation_completed', image_url: 'https://cdn.example.com/videos/generated-video.mp4', metadata: { order: 42 } });
+    expect(p?.image_urls).toEqual(['https://cdn.example.com/videos/generated-video.mp4']);
   });
 
   it('sends nothing for queued and started events', () => {

@@ -49,9 +49,14 @@ function generationSeconds(task: EventFacts['task']): number | undefined {
   return Math.round((task.completedAt.getTime() - task.startedAt.getTime()) / 100) / 10;
 }
 
+function imageUrls(task: EventFacts['task']): string[] {
+  return (task.result?.data ?? []).flatMap((d) => (d.url ? [d.url] : []));
+}
+
 /**
  * The per-request webhook body, exactly Conduit's (seeds/001) plus `event_id`, `event_type`, `sequence` and
- * `metadata`. Images use `image_generation_*` and `image_url`.
+ * `metadata`. Images use `image_generation_*` and `image_url`, and also carry `image_urls` (every image's URL), the
+ * field Conduit's server sends, so receivers written against either one find the images.
  */
 export function conduitPayload(facts: EventFacts): Record<string, unknown> | undefined {
   const { task } = facts;
@@ -84,7 +89,7 @@ export function conduitPayload(facts: EventFacts): Record<string, unknown> | und
     ...common,
     webhook_type: webhookType,
     timestamp,
-    ...(name === 'completed' ? { [task.kind === 'video' ? 'video_url' : 'image_url']: url } : { error: task.error }),
+    ...(name !== 'completed' ? { error: task.error } : task.kind === 'video' ? { video_url: url } : { image_url: url, image_urls: imageUrls(task) }),
     ...(generationSeconds(task) !== undefined ? { generation_duration_seconds: generationSeconds(task) } : {}),
     model: task.model,
     prompt: task.prompt,

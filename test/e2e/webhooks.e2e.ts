@@ -100,7 +100,7 @@ describe('per-request webhooks (seeds/001)', () => {
       const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
       expect(w.headers['x-signature']).toBe(`sha256=${createHmac('sha256', key).update(w.raw).digest('hex')}`);
     }
-    expect(hooks.find(terminal)!.body).toMatchObject({ webhook_type: 'image_generation_completed', image_url: expect.stringContaining('.png') });
+    expect(hooks.find(terminal)!.body).toMatchObject({ webhook_type: 'image_generation_completed', image_url: expect.stringContaining('.png'), image_urls: [expect.stringContaining('.png')] });
   });
 
   it('reports failure and cancellation with Conduit’s error text', async () => {

@@ -148,6 +148,8 @@ export class DeliveryService {
       'webhook-timestamp': String(timestamp),
       'webhook-signature': signatureHeader(secrets, delivery.eventId, timestamp, delivery.payload),
       'X-Signature': signLegacy(secrets[0], delivery.payload),
+      // Conduit's server marks its per-request webhooks so; receivers written against it route on these.
+      ...(delivery.target === REQUEST_TARGET ? { 'X-Webhook-Type': delivery.eventType === 'task.progress' ? 'progress' : 'completion', 'X-Webhook-Timestamp': String(timestamp) } : {}),
     };
   }
 

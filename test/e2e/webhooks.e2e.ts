@@ -99,6 +99,9 @@ describe('per-request webhooks (seeds/001)', () => {
       expect(verifier.verify(w.raw, w.headers as Record<string, string>)).toEqual(w.body);
       const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
       expect(w.headers['x-signature']).toBe(`sha256=${createHmac('sha256', key).update(w.raw).digest('hex')}`);
+      // As Conduit's server marks its webhooks.
+      expect(w.headers['x-webhook-type']).toBe(w.body.webhook_type.endsWith('_progress') ? 'progress' : 'completion');
+      expect(w.headers['x-webhook-timestamp']).toBe(w.headers['webhook-timestamp']);
     }
     expect(hooks.find(terminal)!.body).toMatchObject({ webhook_type: 'image_generation_completed', image_url: expect.stringContaining('.png'), image_urls: [expect.stringContaining('.png')] });
   });

@@ -157,18 +157,22 @@ export class DeliveryService {
    * Restarts a claim's clock before a send that waited long for the wire, so that the send ends within the
    * sweeper's margin for it. False when the sweeper has already handed the delivery back (it is not ours to send).
    */
-  private async confirmClaim(id: string, attempt: number): Promise<boolean> {
-    // The attempt count tells our claim from a later one (handed back, then claimed again).
-    const result = await this.uow.run((em) => em.update(Delivery, { id, status: 'sending', attempts: attempt }, { updatedAt: new Date() }), { urgent: true });
-    return (result.affected ?? 0) > 0;
+  private confirmClaim(id: string, attempt: number): Promise<boolean> {
+    return this.updateOurClaim(id, attempt, { updatedAt: new Date() });
   }
 
   /** Back to pending and undispatched, its attempt not counted, for the relay to hand out again. */
   private async giveBack(id: string, attempt: number): Promise<void> {
-    await this.uow.run(
-      (em) => em.update(Delivery, { id, status: 'sending', attempts: attempt }, { status: 'pending', attempts: () => 'attempts - 1', dispatchedAt: null, updatedAt: new Date() }),
-      { urgent: true },
-    );
+    await this.updateOurClaim(id, attempt, { status: 'pending', attempts: () => 'attempts - 1', dispatchedAt: null, updatedAt: new Date() });
+  }
+
+  /**
+   * Updates the delivery only while the claim is still ours: `sending`, with the attempt count our claim set (a
+   * later claim, after the sweeper handed it back, counts one more). Answers whether it was.
+   */
+  private async updateOurClaim(id: string, attempt: number, set: QueryDeepPartialEntity<Delivery>): Promise<boolean> {
+    const result = await this.uow.run((em) => em.update(Delivery, { id, status: 'sending', attempts: attempt }, set), { urgent: true });
+    return (result.affected ?? 0) > 0;
   }
 
   /** From now on claims still waiting for the wire are given back instead of sent (the worker is closing). */

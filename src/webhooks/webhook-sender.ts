@@ -93,8 +93,9 @@ export class WebhookSender implements OnApplicationShutdown {
     });
   }
 
+  /** Sends a request already built, once a place on the wire is free. */
   send(request: OutgoingRequest): Promise<SendResult> {
-    return this.onTheWire.run(() => this.attempt(request));
+    return this.sendWhenPlaced(async () => request) as Promise<SendResult>;
   }
 
   /**

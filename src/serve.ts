@@ -26,7 +26,7 @@ export interface RunningHerald {
   port?: number;
   /** Set when this start created the first API key (printed once). */
   bootstrapKey?: string;
-  app: { get<T>(type: abstract new (...args: never[]) => T): T };
+  app: { get<T>(typeOrToken: (abstract new (...args: never[]) => T) | string): T };
 }
 
 /** Starts Herald in its configured role. Fails fast, with a message saying what to do, when Redis is unreachable. */

@@ -11,9 +11,10 @@ import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { subscribes } from '../endpoints/endpoint-rules.js';
 import { envelope } from '../endpoints/event-catalogue.js';
 import { taskView } from '../tasks/task-view.js';
-import { laneOf } from './delivery-order.js';
+import { claimableAtBirth, LaneRow, laneOf } from './delivery-order.js';
 import { Delivery, DeliveryEventType, REQUEST_TARGET } from './delivery.entity.js';
 import { conduitPayload, EventFacts, requestEventName, serializePayload } from './payloads.js';
+import { OutboxSignal } from './outbox-signal.js';
 import { effectiveSchedule } from './retry-policy.js';
 
 type Planned = Pick<Delivery, 'tenantId' | 'taskId' | 'eventId' | 'eventType' | 'sequence' | 'target' | 'url' | 'headersSealed' | 'payload' | 'schedule'>;
@@ -82,7 +83,10 @@ export function freshDelivery(now: Date, firstDelayMs = 0) {
  */
 @Injectable()
 export class DeliveryPlanner {
-  constructor(@Inject(CONFIG) private readonly config: HeraldConfig) {}
+  constructor(
+    @Inject(CONFIG) private readonly config: HeraldConfig,
+    private readonly outbox: OutboxSignal,
+  ) {}
 
   /** Deliveries for one task event: the task's webhook_url (Conduit payload) and each subscribed endpoint (envelope). */
   plan(em: EntityManager, task: Task, event: TaskEvent): Promise<number> {
@@ -128,12 +132,37 @@ export class DeliveryPlanner {
       const payload = envelope(event.id, event.type, event.createdAt, taskView(task, this.config.publicBaseUrl));
       for (const endpoint of subscribed) rows.push(this.toEndpoint(endpoint, { taskId: task.id, eventId: event.id, eventType: event.type, sequence: event.sequence, payload }));
     }
+    const claimed = handOver ? await this.claimAtBirth(em, rows) : new Set<number>();
     // Different rows (the new ones are superseded in the batch already): sent together.
     let inserted: Delivery[] = [];
-    const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined));
+    const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined, claimed));
     await together(em, [inserting, ...[...newest.values()].map((l) => () => this.supersedeStaleProgress(em, l.taskId, l.target, l.sequence))]);
-    handOver?.push(...inserted.filter((d) => d.status === 'pending'));
+    handOver?.push(...inserted.filter((d) => d.status === 'pending' || d.status === 'sending'));
     return rows.length;
+  }
+
+  /**
+   * The new deliveries (by index) to write already claimed — `sending`, attempt 1 — because this process's webhook
+   * worker will send them right after the commit: the claim then costs no round of its own in the delivery ledger,
+   * which on a busy SQLite connection was most of the time from event to receipt. Only webhook_url deliveries due
+   * now and first in their lane (claimableAtBirth), as many as the worker has room for; endpoint deliveries, whose
+   * endpoint and secrets the claim checks, take the ordinary claim. Should the process die before sending, the
+   * sweeper hands a row left `sending` back after the webhook timeout, as for any claim.
+   */
+  private async claimAtBirth(em: EntityManager, rows: readonly Planned[]): Promise<Set<number>> {
+    const room = Math.min(this.outbox.roomHere(), INSERT_CHUNK);
+    if (room === 0) return new Set();
+    const superseded = supersededInBatch(rows);
+    const candidates = rows.flatMap((r, i) =>
+      r.target === REQUEST_TARGET && r.taskId && !superseded.has(i) && (r.schedule[0] ?? 0) === 0 ? [{ id: String(i), taskId: r.taskId, target: r.target, sequence: r.sequence }] : [],
+    );
+    if (candidates.length === 0) return new Set();
+    const taskIds = [...new Set(candidates.slice(0, room).map((c) => c.taskId))];
+    // By task only (the task_id index): few rows per task, filtered here.
+    const existing = await em.find(Delivery, { where: { taskId: In(taskIds), target: REQUEST_TARGET }, select: { id: true, taskId: true, target: true, sequence: true, status: true, eventType: true } });
+    const lanes: LaneRow[] = existing.map((d) => ({ id: d.id, taskId: d.taskId, target: d.target, sequence: d.sequence, status: d.status, eventType: d.eventType }));
+    const inLanes = new Set(taskIds);
+    return new Set([...claimableAtBirth(candidates.filter((c) => inLanes.has(c.taskId)), lanes, room)].map(Number));
   }
 
   /** An event that belongs to no task (webhook.test, webhook.disabled), to the given subscribed endpoints. */
@@ -190,10 +219,15 @@ export class DeliveryPlanner {
    * (OutboxSignal.handOver), so they are written as dispatched and the relay skips them; were the process to die
    * in between, the sweeper finds them (due, dispatched, not in Redis) and hands them back.
    */
-  async insertMany(em: EntityManager, planned: readonly Planned[], handedOver = false): Promise<Delivery[]> {
+  async insertMany(em: EntityManager, planned: readonly Planned[], handedOver = false, claimed: ReadonlySet<number> = new Set()): Promise<Delivery[]> {
     const now = new Date();
-    const rows = planned.map((d) =>
-      em.create(Delivery, { ...d, ...freshDelivery(now, d.schedule[0] ?? 0), ...(handedOver ? { dispatchedAt: now } : {}) }),
+    const rows = planned.map((d, i) =>
+      em.create(Delivery, {
+        ...d,
+        ...freshDelivery(now, d.schedule[0] ?? 0),
+        ...(handedOver ? { dispatchedAt: now } : {}),
+        ...(claimed.has(i) ? { status: 'sending' as const, attempts: 1 } : {}),
+      }),
     );
     // Progress overtaken within this same batch is born superseded (supersedeStaleProgress covers earlier rows).
     for (const [i, newer] of supersededInBatch(rows)) Object.assign(rows[i], { status: 'superseded', completedAt: now, lastError: `superseded by event ${newer}` });

@@ -1,9 +1,12 @@
 import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { BeforeApplicationShutdown, Inject, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Job } from 'bullmq';
+import { InFlight } from '../common/in-flight.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { DeliveryService } from './delivery.service.js';
+import { Delivery } from './delivery.entity.js';
+import { DeliveryRun, DeliveryService } from './delivery.service.js';
+import { OutboxSignal } from './outbox-signal.js';
 import { RetryLater, WEBHOOK_QUEUE, WebhookJob, WebhookJobData, webhookBackoff } from './webhook.queue.js';
 
 export const JOBS_PER_SEND_SLOT = 2;
@@ -12,8 +15,13 @@ export const JOBS_PER_SEND_SLOT = 2;
 @Processor(WEBHOOK_QUEUE, { settings: { backoffStrategy: webhookBackoff }, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 1_000 })
 export class DeliveryProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('WebhookWorker');
+  // First attempts of deliveries this process committed, sent here without a job (see takeHere).
+  private readonly here = new InFlight();
+  private hereCount = 0;
+  private closing = false;
   constructor(
     private readonly deliveries: DeliveryService,
+    private readonly signal: OutboxSignal,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     super();
@@ -29,6 +37,44 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
    */
   onApplicationBootstrap(): void {
     this.worker.concurrency = Math.max(JOBS_PER_SEND_SLOT * this.config.webhook.concurrency, this.deliveries.ledgerCapacity);
+    this.signal.sendHere({ room: () => this.room(), take: (deliveries) => this.take(deliveries) });
+  }
+
+  /**
+   * Deliveries this process has just committed (as dispatched) and that are due now are sent here, without a trip
+   * through Redis: a job's add, pick-up and finish cost more than the send itself and, on a busy process, most of the
+   * time from event to receipt. It takes as many as it holds jobs (the rest go into the queue), and always those the
+   * planner wrote already claimed for it (DeliveryPlanner.claimAtBirth asked for room first). Only the first try is
+   * sent so: a retry or an ordering wait goes into the queue with its delay. Should the process die first, the
+   * sweeper finds them (due, dispatched, not in Redis; or left sending) and hands them back, as for any hand-over.
+   */
+  private take(deliveries: Delivery[]): Delivery[] {
+    const now = Date.now();
+    const rest: Delivery[] = [];
+    for (const d of deliveries) {
+      if (d.status === 'sending') this.here.track(this.sendHere(d.id, () => this.deliveries.deliverClaimedAtBirth(d)));
+      else if (this.room() > 0 && d.nextAttemptAt.getTime() <= now) this.here.track(this.sendHere(d.id, () => this.deliveries.deliver(d.id)));
+      else rest.push(d);
+    }
+    return rest;
+  }
+
+  private room(): number {
+    return this.closing ? 0 : Math.max(0, this.worker.concurrency - this.hereCount);
+  }
+
+  private async sendHere(deliveryId: string, send: () => Promise<DeliveryRun>): Promise<void> {
+    this.hereCount++;
+    try {
+      const run = await send();
+      if (run.outcome === 'retry' || run.outcome === 'wait') this.signal.queue([{ id: deliveryId, nextAttemptAt: new Date(Date.now() + run.delayMs) }]);
+    } catch (err) {
+      // The database refused the claim or the record: the queue tries again, as it would a job that threw.
+      this.logger.warn(`delivery ${deliveryId} goes to the queue: ${(err as Error).message}`);
+      this.signal.queue([{ id: deliveryId, nextAttemptAt: new Date(Date.now() + 1_000) }]);
+    } finally {
+      this.hereCount--;
+    }
   }
 
   /**
@@ -38,11 +84,13 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
    */
   async beforeApplicationShutdown(): Promise<void> {
     this.deliveries.stopSending();
+    this.closing = true;
     try {
       await this.worker.close();
     } catch {
       // No worker in this role, or Redis is gone: nothing is on the wire then.
     }
+    await this.here.settled();
     await this.deliveries.settled();
   }
 

@@ -100,7 +100,15 @@ export class DeliveryService {
   }
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {
-    const claim = await this.claim(deliveryId);
+    return this.sendClaim(await this.claim(deliveryId));
+  }
+
+  /** A delivery the planner wrote already claimed (`sending`, attempt 1) for this process to send: no claim round. */
+  deliverClaimedAtBirth(delivery: Delivery): Promise<DeliveryRun> {
+    return this.sendClaim({ kind: 'claimed', delivery, attempt: delivery.attempts });
+  }
+
+  private async sendClaim(claim: Claim): Promise<DeliveryRun> {
     if (claim.kind === 'skipped') return { outcome: 'skipped' };
     if (claim.kind === 'wait') return { outcome: 'wait', delayMs: ORDER_WAIT_MS };
     if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };

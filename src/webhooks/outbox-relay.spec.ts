@@ -4,6 +4,7 @@ import type { HeraldConfig } from '../config/config.js';
 import type { UnitOfWork } from '../database/unit-of-work.js';
 import { OutboxRelay } from './outbox-relay.js';
 import { OutboxSignal } from './outbox-signal.js';
+import type { Delivery } from './delivery.entity.js';
 import type { WebhookQueue } from './webhook.queue.js';
 
 const config = { sweepIntervalMs: 1_000 } as HeraldConfig;
@@ -21,7 +22,7 @@ function relayWith(dispatch: () => Promise<void>) {
 describe('OutboxRelay hand-over (deliveries committed as dispatched by this process)', () => {
   it('puts handed-over deliveries straight into the queue', async () => {
     const { relay, signal, queue, update } = relayWith(async () => undefined);
-    signal.handOver([delivery]);
+    signal.queue([delivery]);
     await relay.onApplicationShutdown(); // waits for hand-overs in flight
     expect(queue.dispatch).toHaveBeenCalledWith([delivery]);
     expect(update).not.toHaveBeenCalled();
@@ -29,9 +30,34 @@ describe('OutboxRelay hand-over (deliveries committed as dispatched by this proc
 
   it('marks them undispatched again when Redis refuses, so the relay queues them later', async () => {
     const { relay, signal, update } = relayWith(() => Promise.reject(new Error('Connection is closed.')));
-    signal.handOver([delivery]);
+    signal.queue([delivery]);
     await relay.onApplicationShutdown();
     expect(update).toHaveBeenCalledTimes(1);
     expect(update.mock.calls[0]).toContainEqual({ dispatchedAt: null });
+  });
+});
+
+describe('OutboxSignal hand-over with a webhook worker in this process', () => {
+  const rows = [
+    { id: 'a', nextAttemptAt: new Date(), status: 'sending' },
+    { id: 'b', nextAttemptAt: new Date(), status: 'pending' },
+  ] as Delivery[];
+
+  it('queues only what the worker here did not take', async () => {
+    const { relay, signal, queue } = relayWith(async () => undefined);
+    signal.sendHere({ room: () => 1, take: (ds) => ds.filter((d) => d.status !== 'sending') });
+    expect(signal.roomHere()).toBe(1);
+    signal.handOver(rows);
+    await relay.onApplicationShutdown();
+    expect(queue.dispatch).toHaveBeenCalledWith([rows[1]]);
+  });
+
+  it('queues nothing when the worker here took everything, and has no room without a worker', async () => {
+    const { relay, signal, queue } = relayWith(async () => undefined);
+    expect(signal.roomHere()).toBe(0);
+    signal.sendHere({ room: () => 0, take: () => [] });
+    signal.handOver(rows);
+    await relay.onApplicationShutdown();
+    expect(queue.dispatch).not.toHaveBeenCalled();
   });
 });

@@ -34,7 +34,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
   ) {
     this.loop = new IntervalLoop('OutboxRelay', Math.min(POLL_MS, config.sweepIntervalMs), () => this.relay());
     signal.onKick(() => void this.loop.kick());
-    signal.onHandOver((deliveries) => this.handing.track(this.handOver(deliveries)));
+    signal.onQueue((deliveries) => this.handing.track(this.handOver(deliveries)));
   }
 
   onApplicationBootstrap(): void {

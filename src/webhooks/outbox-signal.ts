@@ -1,35 +1,60 @@
 import { Injectable } from '@nestjs/common';
+import type { Delivery } from './delivery.entity.js';
 
 export interface HandedOver {
   id: string;
   nextAttemptAt: Date;
 }
 
+/** The webhook worker of this process, where it runs one (ROLE=all|worker): it sends just-committed deliveries. */
+export interface LocalSender {
+  /** How many more deliveries it would take now (0 once it is closing). */
+  room(): number;
+  /** Takes those it sends; answers the rest. It always takes the ones written already claimed (`sending`). */
+  take(deliveries: Delivery[]): Delivery[];
+}
+
 /**
- * From those who commit deliveries to this process's outbox relay: `kick` — deliveries were committed, relay them
- * now rather than at the next poll; `handOver` — these just-committed deliveries (written as dispatched) go
- * straight into the queue, without a relay round.
+ * From those who commit deliveries to this process's webhook worker and outbox relay: `kick` — deliveries were
+ * committed, relay them now rather than at the next poll; `handOver` — these just-committed deliveries (written as
+ * dispatched) are sent by this process's worker if it has room, else go straight into the queue, without a relay
+ * round; `queue` — into the queue, whatever the room.
  */
 @Injectable()
 export class OutboxSignal {
   private kicked: (() => void) | undefined;
-  private handed: ((deliveries: HandedOver[]) => void) | undefined;
+  private queued: ((deliveries: HandedOver[]) => void) | undefined;
+  private local: LocalSender | undefined;
 
   onKick(listener: () => void): void {
     this.kicked = listener;
   }
 
-  onHandOver(listener: (deliveries: HandedOver[]) => void): void {
-    this.handed = listener;
+  onQueue(listener: (deliveries: HandedOver[]) => void): void {
+    this.queued = listener;
+  }
+
+  sendHere(sender: LocalSender): void {
+    this.local = sender;
+  }
+
+  /** How many new deliveries this process's worker would send at once (the planner claims that many at birth). */
+  roomHere(): number {
+    return this.local?.room() ?? 0;
   }
 
   kick(): void {
     this.kicked?.();
   }
 
-  handOver(deliveries: HandedOver[]): void {
+  handOver(deliveries: Delivery[]): void {
+    if (deliveries.length === 0) return;
+    this.queue(this.local ? this.local.take(deliveries) : deliveries);
+  }
+
+  queue(deliveries: HandedOver[]): void {
     if (deliveries.length === 0) return;
     // No relay in this process (never the case in a running Herald): the sweeper will find them.
-    this.handed?.(deliveries);
+    this.queued?.(deliveries);
   }
 }

@@ -2,9 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataSource } from 'typeorm';
 import { Delivery, DeliveryAttempt } from '../../src/webhooks/delivery.entity.js';
+import { WEBHOOK_QUEUE } from '../../src/webhooks/webhook.queue.js';
 import { createTestDatabase, eventually, startTestHerald, type TestDatabase } from '../support/herald.js';
 import { spawnHerald, startPrivateRedis } from '../support/processes.js';
 import { startReceiver } from '../support/receiver.js';
@@ -137,5 +140,77 @@ describe('shutdown with claims waiting for the wire', () => {
     await eventually(async () => ((await rows.countBy({ status: 'succeeded' })) === 3 ? true : undefined));
     for (const id of waiting) expect(await rows.findOneByOrFail({ taskId: id })).toMatchObject({ status: 'succeeded', attempts: 1 });
     expect(receiver.received).toHaveLength(3);
+  });
+});
+
+describe('webhooks sent by the process that finished the task', () => {
+  it('sends the first attempt without the queue, and leaves its retries to the queue', { timeout: 30_000 }, async () => {
+    const receiver = await startReceiver({ respond: (_req, n) => ({ status: n === 1 ? 503 : 200 }) });
+    cleanups.push(() => receiver.close());
+    const h = await startTestHerald({ WEBHOOK_RETRY_SCHEDULE: '0s,300ms' });
+    cleanups.push(() => h.stop());
+    // With the webhook queue paused, only what bypasses it can reach the receiver.
+    const queue = h.herald.app.get<Queue>(getQueueToken(WEBHOOK_QUEUE));
+    await queue.pause();
+    const { body } = await h.api('POST', '/v1/images/generations/async', { model: 'm', prompt: 'p', webhook_url: receiver.url(), webhook_events: ['completed'], simulate: { duration_ms: 0 } });
+    const taskId = body.task_id as string;
+    await eventually(async () => (receiver.forTask(taskId).length === 1 ? true : undefined));
+    const deliveries = h.herald.app.get(DataSource).getRepository(Delivery);
+    await eventually(async () => ((await deliveries.findOneBy({ taskId }))?.status === 'pending' ? true : undefined));
+    // The retry waits in the queue: nothing more arrives while it is paused, well past the 300 ms backoff.
+    await new Promise((r) => setTimeout(r, 800));
+    expect(receiver.forTask(taskId)).toHaveLength(1);
+
+    await queue.resume();
+    await eventually(async () => ((await deliveries.findOneBy({ taskId }))?.status === 'succeeded' ? true : undefined));
+    const [first, second] = receiver.forTask(taskId);
+    expect(second.headers['webhook-id']).toBe(first.headers['webhook-id']);
+    expect(await deliveries.findOneByOrFail({ taskId })).toMatchObject({ status: 'succeeded', attempts: 2 });
+  });
+
+  it('keeps a task\'s webhooks in order when they are sent at once', { timeout: 30_000 }, async () => {
+    // Each webhook holds the receiver a little, so a later event of the task is ready while an earlier one is out.
+    const receiver = await startReceiver({ respond: () => ({ status: 200, delayMs: 30 }) });
+    cleanups.push(() => receiver.close());
+    const h = await startTestHerald({ SIMULATOR_DURATION_MS: '100' });
+    cleanups.push(() => h.stop());
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', webhook_url: receiver.url(), simulate: { duration_ms: 60 } })).body.task_id);
+    await eventually(async () => (ids.every((id) => receiver.forTask(id).some((w) => w.body.webhook_type.endsWith('_completed'))) ? true : undefined));
+    for (const id of ids) {
+      const sequences = receiver.forTask(id).map((w) => w.body.sequence as number);
+      expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+      expect(receiver.forTask(id).at(-1)!.body.status).toBe('completed');
+    }
+  });
+
+  it('sends again, with the same webhook-id, a webhook whose process died while it was on the wire', { timeout: 60_000 }, async () => {
+    const receiver = await startReceiver({ respond: (_req, n) => ({ status: 200, delayMs: n === 1 ? 10_000 : 0 }) });
+    cleanups.push(() => receiver.close());
+    const redis = await startPrivateRedis();
+    cleanups.push(() => redis.stop());
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'herald-born-'));
+    const db: TestDatabase = await createTestDatabase(dataDir);
+    cleanups.push(() => db.drop());
+    const apiKey = `hk_born_${randomBytes(12).toString('hex')}`;
+    const env = { DATA_DIR: dataDir, DATABASE_URL: db.url, REDIS_URL: redis.url, BOOTSTRAP_API_KEY: apiKey, WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8', SWEEP_INTERVAL_MS: '200', WEBHOOK_TIMEOUT_MS: '1000' };
+    const first = await spawnHerald(env);
+    cleanups.push(() => first.kill9());
+    const res = await fetch(`${first.baseUrl}/v1/images/generations/async`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', prompt: 'p', webhook_url: receiver.url(), webhook_events: ['completed'], simulate: { duration_ms: 0 } }),
+    });
+    const taskId = ((await res.json()) as { task_id: string }).task_id;
+    await eventually(async () => (receiver.forTask(taskId).length === 1 ? true : undefined));
+    await first.kill9();
+
+    const second = await spawnHerald(env);
+    cleanups.push(() => second.kill9());
+    // Left `sending` by the dead process; the sweeper hands it back after the timeout and its margin.
+    await eventually(async () => (receiver.forTask(taskId).length === 2 ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+    const [a, b] = receiver.forTask(taskId);
+    expect(b.headers['webhook-id']).toBe(a.headers['webhook-id']);
+    expect(b.body.status).toBe('completed');
   });
 });

@@ -255,8 +255,9 @@ ${N.toLocaleString('en-US')} deliveries per run; each system ran ${ROUNDS} times
 Herald's figures include everything it does per webhook: claim in the database, decrypt headers, sign (Standard
 Webhooks + X-Signature), POST, record the attempt and the outcome. The baselines do none of that. Concurrency is
 the number of requests on the wire: BullMQ + axios runs that many jobs; Herald keeps that many requests on the wire
-(WEBHOOK_CONCURRENCY) and holds twice as many jobs, at least 128 (256 on PostgreSQL), so that claims waiting for
-the database overlap the sends.
+(WEBHOOK_CONCURRENCY) and holds twice as many deliveries, at least 128 (256 on PostgreSQL), so that claims waiting
+for the database overlap the sends. Its relay hands due deliveries from the outbox to the worker in the same
+process as it has room, so a first attempt costs no BullMQ job (docs/WEBHOOKS.md).
 
 | system | concurrency | webhooks/s (median) | runs | × BullMQ+axios | × ceiling |
 |---|---|---|---|---|---|

@@ -150,7 +150,7 @@ export class DeliveryPlanner {
    * sweeper hands a row left `sending` back after the webhook timeout, as for any claim.
    */
   private async claimAtBirth(em: EntityManager, rows: readonly Planned[]): Promise<Set<number>> {
-    const room = Math.min(this.outbox.roomHere(), INSERT_CHUNK);
+    const room = Math.min(this.outbox.roomHere() ?? 0, INSERT_CHUNK);
     if (room === 0) return new Set();
     const superseded = supersededInBatch(rows);
     const candidates = rows.flatMap((r, i) =>

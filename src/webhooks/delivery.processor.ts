@@ -74,6 +74,7 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
       this.signal.queue([{ id: deliveryId, nextAttemptAt: new Date(Date.now() + 1_000) }]);
     } finally {
       this.hereCount--;
+      this.signal.roomFreed();
     }
   }
 

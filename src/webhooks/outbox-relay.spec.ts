@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { DataSource } from 'typeorm';
 import type { HeraldConfig } from '../config/config.js';
 import type { UnitOfWork } from '../database/unit-of-work.js';
-import { OutboxRelay } from './outbox-relay.js';
+import { OutboxRelay, splitForHere } from './outbox-relay.js';
 import { OutboxSignal } from './outbox-signal.js';
 import type { Delivery } from './delivery.entity.js';
 import type { WebhookQueue } from './webhook.queue.js';
@@ -15,7 +15,7 @@ function relayWith(dispatch: () => Promise<void>) {
   const uow = { run: (work: (em: unknown) => Promise<unknown>) => work({ update }) } as unknown as UnitOfWork;
   const queue = { dispatch: vi.fn(dispatch) } as unknown as WebhookQueue;
   const signal = new OutboxSignal();
-  const relay = new OutboxRelay({} as DataSource, uow, queue, signal, config);
+  const relay = new OutboxRelay({ options: { type: 'sqlite' } } as DataSource, uow, queue, signal, config);
   return { relay, signal, queue, update };
 }
 
@@ -54,10 +54,28 @@ describe('OutboxSignal hand-over with a webhook worker in this process', () => {
 
   it('queues nothing when the worker here took everything, and has no room without a worker', async () => {
     const { relay, signal, queue } = relayWith(async () => undefined);
-    expect(signal.roomHere()).toBe(0);
+    expect(signal.roomHere()).toBeUndefined();
     signal.sendHere({ room: () => 0, take: () => [] });
     signal.handOver(rows);
     await relay.onApplicationShutdown();
     expect(queue.dispatch).not.toHaveBeenCalled();
+  });
+});
+
+describe('splitForHere (a relay batch, oldest due first)', () => {
+  const now = 1_000_000;
+  const due = (id: string) => ({ id, nextAttemptAt: new Date(now - 10) });
+  const later = (id: string) => ({ id, nextAttemptAt: new Date(now + 60_000) });
+
+  it('queues everything where no webhook worker runs', () => {
+    expect(splitForHere([due('a'), later('b')], undefined, now)).toEqual({ here: [], queued: [due('a'), later('b')], leftBehind: false });
+  });
+
+  it('sends what is due here within the room, queues what is not due, and leaves the rest for the next room', () => {
+    expect(splitForHere([due('a'), due('b'), due('c'), later('d')], 2, now)).toEqual({ here: [due('a'), due('b')], queued: [later('d')], leftBehind: true });
+  });
+
+  it('leaves every due delivery undispatched while the worker here has no room (it is closing or full)', () => {
+    expect(splitForHere([due('a')], 0, now)).toEqual({ here: [], queued: [], leftBehind: true });
   });
 });

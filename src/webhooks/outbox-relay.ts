@@ -5,6 +5,7 @@ import { InFlight } from '../common/in-flight.js';
 import { IntervalLoop } from '../common/interval-loop.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
+import { Sql } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { Delivery } from './delivery.entity.js';
 import { HandedOver, OutboxSignal } from './outbox-signal.js';
@@ -14,6 +15,8 @@ const BATCH = 500;
 const MAX_ROUNDS = 40;
 // Another process's commits are picked up within this long; this process's own are relayed at once (kick).
 const POLL_MS = 250;
+// Free room in this process's webhook worker that is worth a relay round (a SELECT and an UPDATE) to fill.
+const ROOM_WORTH_A_ROUND = 32;
 
 /**
  * Moves committed, undispatched deliveries from the database into the BullMQ `webhooks` queue, in batches.
@@ -24,17 +27,22 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
   private readonly logger = new Logger('OutboxRelay');
   private readonly loop: IntervalLoop;
   private readonly handing = new InFlight();
+  private readonly sql: Sql;
+  // The last round left due deliveries for this process's webhook worker, which had no room then.
+  private waitingForRoom = false;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly uow: UnitOfWork,
     private readonly queue: WebhookQueue,
-    signal: OutboxSignal,
+    private readonly signal: OutboxSignal,
     @Inject(CONFIG) config: HeraldConfig,
   ) {
     this.loop = new IntervalLoop('OutboxRelay', Math.min(POLL_MS, config.sweepIntervalMs), () => this.relay());
     signal.onKick(() => void this.loop.kick());
+    this.sql = new Sql(db);
     signal.onQueue((deliveries) => this.handing.track(this.handOver(deliveries)));
+    signal.onRoomFreed(() => this.roomFreed());
   }
 
   onApplicationBootstrap(): void {
@@ -63,6 +71,13 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
     }
   }
 
+  /**
+   * Moves undispatched deliveries on, in batches. Where this process runs a webhook worker, those due now are sent
+   * by it, as many as it has room for (a job's add, pick-up and finish in Redis cost about a fifth of a webhook's
+   * CPU); due ones beyond its room stay undispatched until the worker frees room and calls for the next round
+   * (`roomFreed`), or another process takes them. What is not due yet goes into the queue with its delay, and a
+   * process without a webhook worker (ROLE=api) queues everything.
+   */
   async relay(): Promise<number> {
     let relayed = 0;
     for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -73,14 +88,58 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
         take: BATCH,
       });
       if (batch.length === 0) break;
-      await this.queue.dispatch(batch);
-      const ids = batch.map((d) => d.id);
-      await this.uow.run((em) => em.update(Delivery, { id: In(ids), dispatchedAt: IsNull() }, { dispatchedAt: new Date() }));
-      relayed += batch.length;
+      const { here, queued, leftBehind } = splitForHere(batch, this.signal.roomHere(), Date.now());
+      if (queued.length) await this.queue.dispatch(queued);
+      const mine = await this.markDispatched([...here, ...queued].map((d) => d.id));
+      this.signal.handOver(here.filter((d) => mine.has(d.id)));
+      relayed += here.length + queued.length;
+      if (leftBehind) {
+        this.waitingForRoom = true;
+        break;
+      }
       if (batch.length < BATCH) break;
     }
     return relayed;
   }
+
+  /** The webhook worker here finished sends: if due deliveries were left for want of room, relay again. */
+  roomFreed(): void {
+    if (!this.waitingForRoom || (this.signal.roomHere() ?? 0) < ROOM_WORTH_A_ROUND) return;
+    this.waitingForRoom = false;
+    void this.loop.kick();
+  }
+
+  /** Marks these dispatched; answers the ids this call marked (on PostgreSQL another process may have been first). */
+  private async markDispatched(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const now = new Date();
+    if (!this.sql.postgres) {
+      await this.uow.run((em) => em.update(Delivery, { id: In(ids), dispatchedAt: IsNull() }, { dispatchedAt: now }));
+      return new Set(ids);
+    }
+    const result = await this.uow.run((em) =>
+      em.query(`UPDATE deliveries SET dispatched_at = $1 WHERE id IN (${this.sql.params(ids.length, 2)}) AND dispatched_at IS NULL RETURNING id`, [now.getTime(), ...ids]),
+    );
+    return new Set(this.sql.returned<{ id: string }>(result).map((r) => r.id));
+  }
+}
+
+/**
+ * A relay batch (oldest due first): what this process's webhook worker sends (due, within its room), what goes into
+ * the queue (not due yet; or everything, without a worker here: room 0 and no worker), and whether due deliveries
+ * were left for the worker's next room.
+ */
+export function splitForHere<T extends HandedOver>(batch: readonly T[], room: number | undefined, now: number): { here: T[]; queued: T[]; leftBehind: boolean } {
+  if (room === undefined) return { here: [], queued: [...batch], leftBehind: false };
+  const here: T[] = [];
+  const queued: T[] = [];
+  let leftBehind = false;
+  for (const d of batch) {
+    if (d.nextAttemptAt.getTime() > now) queued.push(d);
+    else if (here.length < room) here.push(d);
+    else leftBehind = true;
+  }
+  return { here, queued, leftBehind };
 }
 
 /**

@@ -25,6 +25,7 @@ export class OutboxSignal {
   private kicked: (() => void) | undefined;
   private queued: ((deliveries: HandedOver[]) => void) | undefined;
   private local: LocalSender | undefined;
+  private freed: (() => void) | undefined;
 
   onKick(listener: () => void): void {
     this.kicked = listener;
@@ -34,13 +35,22 @@ export class OutboxSignal {
     this.queued = listener;
   }
 
+  onRoomFreed(listener: () => void): void {
+    this.freed = listener;
+  }
+
   sendHere(sender: LocalSender): void {
     this.local = sender;
   }
 
-  /** How many new deliveries this process's worker would send at once (the planner claims that many at birth). */
-  roomHere(): number {
-    return this.local?.room() ?? 0;
+  /** How many more deliveries this process's webhook worker would send now; undefined without one here. */
+  roomHere(): number | undefined {
+    return this.local?.room();
+  }
+
+  /** From the webhook worker here: sends finished, so it has room again (the relay may have left it deliveries). */
+  roomFreed(): void {
+    this.freed?.();
   }
 
   kick(): void {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,7 +6,9 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataSource } from 'typeorm';
-import { Delivery, DeliveryAttempt } from '../../src/webhooks/delivery.entity.js';
+import { DeliveryPlanner } from '../../src/webhooks/delivery-planner.js';
+import { Delivery, DeliveryAttempt, REQUEST_TARGET } from '../../src/webhooks/delivery.entity.js';
+import { OutboxSignal } from '../../src/webhooks/outbox-signal.js';
 import { WEBHOOK_QUEUE } from '../../src/webhooks/webhook.queue.js';
 import { createTestDatabase, eventually, startTestHerald, type TestDatabase } from '../support/herald.js';
 import { spawnHerald, startPrivateRedis } from '../support/processes.js';
@@ -212,5 +214,33 @@ describe('webhooks sent by the process that finished the task', () => {
     const [a, b] = receiver.forTask(taskId);
     expect(b.headers['webhook-id']).toBe(a.headers['webhook-id']);
     expect(b.body.status).toBe('completed');
+  });
+});
+
+describe('a backlog in the outbox', () => {
+  it('is drained by the worker in the same process, past the deliveries it holds, with the queue paused', { timeout: 60_000 }, async () => {
+    const receiver = await startReceiver();
+    cleanups.push(() => receiver.close());
+    const h = await startTestHerald({ WEBHOOK_CONCURRENCY: '4' });
+    cleanups.push(() => h.stop());
+    await h.herald.app.get<Queue>(getQueueToken(WEBHOOK_QUEUE)).pause();
+    const db = h.herald.app.get(DataSource);
+    const [{ id: tenantId }] = (await db.query('SELECT id FROM tenants')) as Array<{ id: string }>;
+    // Three times what the worker holds (128), written undispatched, as a redelivery or a recovery writes them.
+    const BACKLOG = 384;
+    const planner = h.herald.app.get(DeliveryPlanner);
+    await db.transaction((em) =>
+      planner.insertMany(
+        em,
+        Array.from({ length: BACKLOG }, (_, i) => {
+          const eventId = randomUUID();
+          return { tenantId, taskId: null, eventId, eventType: 'webhook.test' as const, sequence: 0, target: REQUEST_TARGET, url: receiver.url(), headersSealed: null, payload: JSON.stringify({ n: i }), schedule: [0] };
+        }),
+      ),
+    );
+    h.herald.app.get(OutboxSignal).kick();
+    await eventually(async () => (receiver.received.length >= BACKLOG ? true : undefined), { timeoutMs: 30_000 });
+    await eventually(async () => ((await db.getRepository(Delivery).countBy({ status: 'succeeded' })) === BACKLOG ? true : undefined));
+    expect(new Set(receiver.received.map((w) => w.headers['webhook-id'])).size).toBe(BACKLOG);
   });
 });

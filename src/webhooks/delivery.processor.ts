@@ -11,11 +11,14 @@ import { RetryLater, WEBHOOK_QUEUE, WebhookJob, WebhookJobData, webhookBackoff }
 
 export const JOBS_PER_SEND_SLOT = 2;
 
-/** Thin: one line per job name. A retry throws, and the backoff strategy waits the delay the rules chose. */
+/**
+ * The webhook worker: BullMQ jobs (one line per job name; a retry throws, and the backoff strategy waits the delay
+ * the rules chose), and the first attempts this process sends without a job (take).
+ */
 @Processor(WEBHOOK_QUEUE, { settings: { backoffStrategy: webhookBackoff }, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 1_000 })
 export class DeliveryProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('WebhookWorker');
-  // First attempts of deliveries this process committed, sent here without a job (see takeHere).
+  // First attempts sent here without a job: deliveries this process committed or its relay took (see take).
   private readonly here = new InFlight();
   private hereCount = 0;
   private closing = false;
@@ -41,12 +44,13 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
   }
 
   /**
-   * Deliveries this process has just committed (as dispatched) and that are due now are sent here, without a trip
-   * through Redis: a job's add, pick-up and finish cost more than the send itself and, on a busy process, most of the
-   * time from event to receipt. It takes as many as it holds jobs (the rest go into the queue), and always those the
-   * planner wrote already claimed for it (DeliveryPlanner.claimAtBirth asked for room first). Only the first try is
-   * sent so: a retry or an ordering wait goes into the queue with its delay. Should the process die first, the
-   * sweeper finds them (due, dispatched, not in Redis; or left sending) and hands them back, as for any hand-over.
+   * Deliveries this process has just committed, or its relay has just taken from the outbox (both marked
+   * dispatched), and that are due now are sent here, without a trip through Redis: a job's add, pick-up and finish
+   * cost about a fifth of a webhook's CPU and, on a busy process, most of the time from event to receipt. It takes
+   * as many as it holds jobs (the rest go into the queue), and always those the planner wrote already claimed for it
+   * (DeliveryPlanner.claimAtBirth asked for room first). Only the first try is sent so: a retry or an ordering wait
+   * goes into the queue with its delay. Should the process die first, the sweeper finds them (due, dispatched, not
+   * in Redis; or left sending) and hands them back, as for any hand-over.
    */
   private take(deliveries: Delivery[]): Delivery[] {
     const now = Date.now();

@@ -7,10 +7,22 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
+/**
+ * Writes the reply as it is. Not through Express's `res.json`, which also hashes every body for an ETag and checks
+ * the request's freshness: these replies are answers to POSTs and decisions made now (and replayed as stored), never
+ * conditional GETs, and on the create path those steps cost more than the write itself.
+ */
 export function send(res: Response, reply: Reply): void {
   for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
-  if (reply.body === undefined) res.status(reply.status).end();
-  else res.status(reply.status).json(reply.body);
+  res.statusCode = reply.status;
+  if (reply.body === undefined) {
+    res.end();
+    return;
+  }
+  const json = JSON.stringify(reply.body);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(json));
+  res.end(json);
 }
 
 export const MAX_PREFER_WAIT_S = 60;

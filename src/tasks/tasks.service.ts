@@ -97,7 +97,8 @@ export class TasksService {
       completedAt: null,
     });
     await this.intake.submit(task);
-    this.transitions.committed(task, { handedOver: true });
+    // No signal on the event bus: nobody can be following a task whose id has not been answered yet (followers
+    // subscribe, then read the events), so a PUBLISH per create would reach no one.
     this.metrics.tasksCreated.inc({ kind });
     await this.enqueue(task);
     return task;

@@ -46,10 +46,10 @@ fuzzing, every error being \`application/problem+json\`.
 
 ## Decisions
 
-- **Redis down → creates are accepted.** The database is the source of truth: a create is committed and answered
-  202 even when Redis does not answer (the enqueue waits at most 2 s); the generation sweeper enqueues it once
-  Redis is back. Reads never touch Redis. Rate limiting and the event bus fail open. \`/health/ready\` reports 503 so
-  a load balancer can still drain the instance if you prefer.
+- **Redis down → creates are accepted.** The database is the source of truth: a create is answered 202 once it is
+  committed, Redis answering or not (its generation job is added after the answer, waiting at most 2 s); the
+  generation sweeper enqueues it once Redis is back. Reads never touch Redis. Rate limiting and the event bus fail
+  open. \`/health/ready\` reports 503 so a load balancer can still drain the instance if you prefer.
 - **At-least-once.** A worker killed between the receiver's 2xx and the attempt's record sends that webhook again
   with the same \`webhook-id\` (the "repeated deliveries" figure). Receivers deduplicate on it.
 - **Secrets.** API keys are stored as SHA-256 and looked up by hash (no comparison of secrets in application

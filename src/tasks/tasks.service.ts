@@ -1,9 +1,10 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, LessThan, MoreThanOrEqual } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { DomainException, ErrorCode, FieldError, taskNotFound } from '../common/errors.js';
 import { validationFailed } from '../common/validation.js';
+import { InFlight } from '../common/in-flight.js';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
@@ -26,7 +27,8 @@ import { GenerationOptions, Task, TaskKind } from './task.entity.js';
 
 const MAX_METADATA_BYTES = 64 * 1024;
 const MAX_RETRY_DELAY_MS = 7 * 86_400_000;
-// Enqueueing waits this long for Redis; past it the task stays pending in the database and the sweeper enqueues it.
+// A generation job's add waits this long for Redis (shutdown waits for adds in flight too); past it the task stays
+// pending in the database and the sweeper enqueues it.
 const ENQUEUE_WAIT_MS = 2_000;
 
 export interface TaskPage {
@@ -35,11 +37,13 @@ export interface TaskPage {
 }
 
 @Injectable()
-export class TasksService {
+export class TasksService implements BeforeApplicationShutdown {
   private readonly logger = new Logger('Tasks');
   private readonly allowedCidrs: Cidr[];
   // Concurrent creates share one transaction (group commit); each caller still gets its own answer.
   private readonly intake = new MicroBatcher((tasks: Task[]) => this.insertBatch(tasks), 100);
+  // Generation jobs being added for tasks already answered; shutdown waits for them before Redis closes.
+  private readonly enqueuing = new InFlight();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -100,8 +104,14 @@ export class TasksService {
     // No signal on the event bus: nobody can be following a task whose id has not been answered yet (followers
     // subscribe, then read the events), so a PUBLISH per create would reach no one.
     this.metrics.tasksCreated.inc({ kind });
-    await this.enqueue(task);
+    // Answered once committed: the database is the truth, and the generation sweeper enqueues any task whose job
+    // did not make it into Redis. Waiting for the add kept every create a Redis round trip longer.
+    this.enqueuing.track(this.enqueue(task));
     return task;
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.enqueuing.settled();
   }
 
   /** New tasks, their queued events and deliveries: one transaction and a few multi-row INSERTs per batch. */

@@ -19,28 +19,33 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
 });
 
+/** A private Redis, database and data dir for Herald processes a test kills -9 (spawnHerald), with their env. */
+async function killableSetup(extra: Record<string, string> = {}) {
+  const redis = await startPrivateRedis();
+  cleanups.push(() => redis.stop());
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'herald-crash-'));
+  const db: TestDatabase = await createTestDatabase(dataDir);
+  cleanups.push(() => db.drop());
+  const apiKey = `hk_crash_${randomBytes(12).toString('hex')}`;
+  const env = {
+    DATA_DIR: dataDir,
+    DATABASE_URL: db.url,
+    REDIS_URL: redis.url,
+    BOOTSTRAP_API_KEY: apiKey,
+    WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
+    SWEEP_INTERVAL_MS: '200',
+    WEBHOOK_TIMEOUT_MS: '1000',
+    ...extra,
+  };
+  return { env, apiKey, redis };
+}
+
 describe('crash safety', () => {
   it('delivers every terminal webhook after the worker is killed -9 mid-run and Redis is flushed', { timeout: 120_000 }, async () => {
     const AUTH = 'Bearer crash-test';
     const receiver = await startReceiver({ authorization: AUTH });
     cleanups.push(() => receiver.close());
-    const redis = await startPrivateRedis();
-    cleanups.push(() => redis.stop());
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'herald-crash-'));
-    const db: TestDatabase = await createTestDatabase(dataDir);
-    cleanups.push(() => db.drop());
-    const apiKey = `hk_crash_${randomBytes(12).toString('hex')}`;
-    const env = {
-      DATA_DIR: dataDir,
-      DATABASE_URL: db.url,
-      REDIS_URL: redis.url,
-      BOOTSTRAP_API_KEY: apiKey,
-      WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
-      SIMULATOR_DURATION_MS: '1500',
-      SWEEP_INTERVAL_MS: '200',
-      WEBHOOK_TIMEOUT_MS: '1000',
-      WEBHOOK_RETRY_SCHEDULE: '0s,100ms,200ms,500ms,1s,2s',
-    };
+    const { env, apiKey, redis } = await killableSetup({ SIMULATOR_DURATION_MS: '1500', WEBHOOK_RETRY_SCHEDULE: '0s,100ms,200ms,500ms,1s,2s' });
 
     const first = await spawnHerald(env);
     cleanups.push(() => first.kill9());
@@ -189,13 +194,7 @@ describe('webhooks sent by the process that finished the task', () => {
   it('sends again, with the same webhook-id, a webhook whose process died while it was on the wire', { timeout: 60_000 }, async () => {
     const receiver = await startReceiver({ respond: (_req, n) => ({ status: 200, delayMs: n === 1 ? 10_000 : 0 }) });
     cleanups.push(() => receiver.close());
-    const redis = await startPrivateRedis();
-    cleanups.push(() => redis.stop());
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'herald-born-'));
-    const db: TestDatabase = await createTestDatabase(dataDir);
-    cleanups.push(() => db.drop());
-    const apiKey = `hk_born_${randomBytes(12).toString('hex')}`;
-    const env = { DATA_DIR: dataDir, DATABASE_URL: db.url, REDIS_URL: redis.url, BOOTSTRAP_API_KEY: apiKey, WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8', SWEEP_INTERVAL_MS: '200', WEBHOOK_TIMEOUT_MS: '1000' };
+    const { env, apiKey } = await killableSetup();
     const first = await spawnHerald(env);
     cleanups.push(() => first.kill9());
     const res = await fetch(`${first.baseUrl}/v1/images/generations/async`, {

@@ -19,8 +19,9 @@ const POLL_MS = 250;
 const ROOM_WORTH_A_ROUND = 32;
 
 /**
- * Moves committed, undispatched deliveries from the database into the BullMQ `webhooks` queue, in batches.
- * Safe in many processes at once: the job id is the delivery id, so a second add is a no-op.
+ * Moves committed, undispatched deliveries on from the database, in batches: to this process's webhook worker as it
+ * has room, else into the BullMQ `webhooks` queue (see relay). Safe in many processes at once: the job id is the
+ * delivery id, so a second add is a no-op, and a delivery is sent only by whoever claims it.
  */
 @Injectable()
 export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdown {

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
@@ -83,10 +84,15 @@ export function freshDelivery(now: Date, firstDelayMs = 0) {
  */
 @Injectable()
 export class DeliveryPlanner {
+  private readonly sql: Sql;
+
   constructor(
+    @InjectDataSource() db: DataSource,
     @Inject(CONFIG) private readonly config: HeraldConfig,
     private readonly outbox: OutboxSignal,
-  ) {}
+  ) {
+    this.sql = new Sql(db);
+  }
 
   /** Deliveries for one task event: the task's webhook_url (Conduit payload) and each subscribed endpoint (envelope). */
   plan(em: EntityManager, task: Task, event: TaskEvent): Promise<number> {
@@ -99,8 +105,7 @@ export class DeliveryPlanner {
     const byTenant = new Map<string, Endpoint[]>(ids.map((id) => [id, []]));
     if (ids.length === 0) return byTenant;
     // Written as SQL: every round of creates and task changes asks, and TypeORM's find() cost more than the query.
-    const sql = new Sql(em.connection);
-    const rows = (await em.query(`SELECT * FROM webhook_endpoints WHERE tenant_id IN (${sql.params(ids.length)}) AND status = 'enabled'`, ids)) as Array<Record<string, unknown>>;
+    const rows = (await em.query(`SELECT * FROM webhook_endpoints WHERE tenant_id IN (${this.sql.params(ids.length)}) AND status = 'enabled'`, ids)) as Array<Record<string, unknown>>;
     for (const row of rows) {
       const e = entityFromRow(em, Endpoint, row);
       byTenant.get(e.tenantId)!.push(e);
@@ -166,9 +171,8 @@ export class DeliveryPlanner {
     if (candidates.length === 0) return new Set();
     const taskIds = [...new Set(candidates.slice(0, room).map((c) => c.taskId))];
     // By task and target (their index; no status in the WHERE, see DeliveryService.claimIn): few rows per task.
-    const sql = new Sql(em.connection);
     const existing = (await em.query(
-      `SELECT id, task_id, target, sequence, status, event_type FROM deliveries WHERE task_id IN (${sql.params(taskIds.length)}) AND target = '${REQUEST_TARGET}'`,
+      `SELECT id, task_id, target, sequence, status, event_type FROM deliveries WHERE task_id IN (${this.sql.params(taskIds.length)}) AND target = '${REQUEST_TARGET}'`,
       taskIds,
     )) as Array<Record<string, unknown>>;
     const lanes: LaneRow[] = existing.map((d) => ({ id: String(d.id), taskId: String(d.task_id), target: String(d.target), sequence: Number(d.sequence), status: String(d.status), eventType: String(d.event_type) }));

@@ -127,7 +127,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
 
 /**
  * A relay batch (oldest due first): what this process's webhook worker sends (due, within its room), what goes into
- * the queue (not due yet; or everything, without a worker here: room 0 and no worker), and whether due deliveries
+ * the queue (not due yet; or everything where no webhook worker runs: room undefined), and whether due deliveries
  * were left for the worker's next room.
  */
 export function splitForHere<T extends HandedOver>(batch: readonly T[], room: number | undefined, now: number): { here: T[]; queued: T[]; leftBehind: boolean } {

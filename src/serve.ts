@@ -1,8 +1,9 @@
 import { LogLevel as NestLogLevel, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
+import { everyAddress, httpAdapter, onEveryRequest, useJsonBodies } from './common/http-server.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
 import { serveDashboard } from './dashboard/static.js';
 import { applyHeapGrowing } from './observability/heap.js';
@@ -37,7 +38,7 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
   const log = createRootLogger(config);
   const module = AppModule.forRoot(config);
   const nestOptions = { logger, bufferLogs: logger !== false };
-  const http = config.role === 'worker' ? undefined : await NestFactory.create<NestExpressApplication>(module, { ...nestOptions, bodyParser: false });
+  const http = config.role === 'worker' ? undefined : await NestFactory.create<NestFastifyApplication>(module, httpAdapter(config.bodyLimitBytes), { ...nestOptions, bodyParser: false });
   const app = http ?? (await NestFactory.createApplicationContext(module, nestOptions));
   if (logger !== false) app.useLogger(new PinoNestLogger(log));
   app.enableShutdownHooks();
@@ -51,13 +52,12 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
 
   let port: number | undefined;
   if (http) {
-    http.disable('x-powered-by');
-    http.use(requestLogging(log));
-    http.useBodyParser('json', { limit: config.bodyLimitBytes });
+    onEveryRequest(http, requestLogging(log));
+    useJsonBodies(http, config.bodyLimitBytes);
     setupOpenApi(http, config);
     serveDashboard(http);
-    const server = await http.listen(config.port, config.host as string);
-    const address = server.address();
+    await http.listen(config.port, config.host ?? everyAddress());
+    const address = http.getHttpServer().address();
     port = typeof address === 'object' && address ? address.port : config.port;
     new Logger('Herald').log(`Herald ${config.version} (${config.role}) listening on port ${port}`);
   } else {

@@ -1,6 +1,6 @@
 import { CanActivate, createParamDecorator, ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { DomainException, ErrorCode } from '../common/errors.js';
 import { ApiKeysService, Principal } from './api-keys.service.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -9,7 +9,7 @@ const IS_PUBLIC = 'herald:public';
 /** Marks a route or controller as reachable without an API key (health, artifacts, docs). */
 export const Public = () => SetMetadata(IS_PUBLIC, true);
 
-type AuthedRequest = Request & { principal?: Principal };
+type AuthedRequest = FastifyRequest & { principal?: Principal };
 
 /** Every route needs `Authorization: Bearer <key>` unless marked @Public(). */
 @Injectable()

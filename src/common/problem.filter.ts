@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { DomainException, ErrorCode, FieldError, statusForCode, titleForStatus } from './errors.js';
 
@@ -13,25 +13,6 @@ export interface Problem {
   errors?: FieldError[];
   error_id?: string;
   request_id?: string;
-}
-
-/** Body-parser and other Express-level errors carry `type`; map them to our codes. */
-function fromExpressError(err: { type?: string; status?: number; statusCode?: number; message?: string }): DomainException | undefined {
-  switch (err.type) {
-    case 'entity.parse.failed':
-      return new DomainException(ErrorCode.MalformedJson, 'The request body is not valid JSON.');
-    case 'entity.too.large':
-      return new DomainException(ErrorCode.PayloadTooLarge, 'The request body is larger than the server accepts.');
-    case 'encoding.unsupported':
-    case 'charset.unsupported':
-      return new DomainException(ErrorCode.UnsupportedMediaType, err.message ?? 'Unsupported content encoding.');
-    case 'request.aborted':
-    case 'request.size.invalid':
-    case 'stream.encoding.set':
-      return new DomainException(ErrorCode.MalformedJson, err.message ?? 'The request body could not be read.');
-    default:
-      return undefined;
-  }
 }
 
 function fromHttpException(err: HttpException): DomainException {
@@ -69,12 +50,8 @@ function fromHttpException(err: HttpException): DomainException {
 
 export function toDomainException(exception: unknown): DomainException | undefined {
   if (exception instanceof DomainException) return exception;
-  if (exception instanceof HttpException) {
-    const cause = (exception as { cause?: unknown }).cause;
-    const fromCause = cause && typeof cause === 'object' ? fromExpressError(cause as object) : undefined;
-    return fromCause ?? fromHttpException(exception);
-  }
-  if (exception && typeof exception === 'object') return fromExpressError(exception as object);
+  // Fastify's own errors (body too large, unsupported media type, …) reach here as HttpExceptions of their status.
+  if (exception instanceof HttpException) return fromHttpException(exception);
   return undefined;
 }
 
@@ -101,24 +78,25 @@ export class ProblemFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     if (host.getType() !== 'http') throw exception;
     const ctx = host.switchToHttp();
-    const req = ctx.getRequest<Request>();
-    const res = ctx.getResponse<Response>();
-    const id: unknown = (req as { id?: unknown }).id; // set by requestLogging
+    const req = ctx.getRequest<FastifyRequest>();
+    const res = ctx.getResponse<FastifyReply>();
+    const id: unknown = (req.raw as { id?: unknown }).id; // set by requestLogging
+    const path = req.url.split('?')[0];
     const requestId = typeof id === 'string' ? id : undefined;
     let ex = toDomainException(exception);
     let errorId: string | undefined;
     if (!ex || ex.code === ErrorCode.InternalError) {
       errorId = randomUUID();
-      this.logger.error(`error_id=${errorId} request_id=${requestId} ${req.method} ${req.path}: ${(exception as Error)?.stack ?? String(exception)}`);
+      this.logger.error(`error_id=${errorId} request_id=${requestId} ${req.method} ${path}: ${(exception as Error)?.stack ?? String(exception)}`);
       ex = new DomainException(ErrorCode.InternalError, `An unexpected error occurred (error id ${errorId}).`);
     }
-    if (res.headersSent) {
-      res.end();
+    if (res.sent || res.raw.headersSent) {
+      res.raw.end();
       return;
     }
-    for (const [name, value] of Object.entries(ex.headers ?? {})) res.setHeader(name, value);
-    res
+    void res
       .status(ex.status)
+      .headers(ex.headers ?? {})
       .type('application/problem+json')
       .send(JSON.stringify(problemBody(ex, req.originalUrl ?? req.url, errorId, requestId)));
   }

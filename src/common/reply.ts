@@ -1,4 +1,4 @@
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 
 /** A response decided by the handler at run time (status included), so it can be stored and replayed. */
 export interface Reply {
@@ -7,22 +7,14 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
-/**
- * Writes the reply as it is. Not through Express's `res.json`, which also hashes every body for an ETag and checks
- * the request's freshness: these replies are answers to POSTs and decisions made now (and replayed as stored), never
- * conditional GETs, and on the create path those steps cost more than the write itself.
- */
-export function send(res: Response, reply: Reply): void {
-  for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
-  res.statusCode = reply.status;
+/** Writes the reply as it is: status, headers, and the body as JSON (none when undefined). */
+export function send(res: FastifyReply, reply: Reply): void {
+  res.status(reply.status).headers(reply.headers ?? {});
   if (reply.body === undefined) {
-    res.end();
+    void res.send();
     return;
   }
-  const json = JSON.stringify(reply.body);
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(json));
-  res.end(json);
+  void res.type('application/json; charset=utf-8').send(JSON.stringify(reply.body));
 }
 
 export const MAX_PREFER_WAIT_S = 60;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import '@fastify/static'; // reply.sendFile
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 
 /** The built dashboard (Vite writes it to dist/ui), found from the compiled code or from src (tests). */
 export function dashboardDir(): string | undefined {
@@ -11,12 +12,15 @@ export function dashboardDir(): string | undefined {
   return undefined;
 }
 
-/** Serves the dashboard at /dashboard from the same process; the API key stays in the browser session. */
-export function serveDashboard(app: NestExpressApplication): void {
+/** Serves the dashboard at /dashboard/ from the same process; the API key stays in the browser session. */
+export function serveDashboard(app: NestFastifyApplication): void {
   const dir = dashboardDir();
-  // Relative asset paths need the trailing slash; Express routes ignore it, so compare the raw URL.
-  app.use('/dashboard', (req: { originalUrl: string }, res: { redirect(code: number, to: string): void }, next: () => void) =>
-    req.originalUrl === '/dashboard' ? res.redirect(301, '/dashboard/') : next(),
-  );
-  if (dir) app.useStaticAssets(dir, { prefix: '/dashboard/', index: 'index.html', fallthrough: true });
+  if (!dir) return;
+  app.useStaticAssets({ root: dir, prefix: '/dashboard/', index: false });
+  // The page: /dashboard redirects to /dashboard/, whose relative asset paths need the slash. Routes ignore a
+  // trailing slash, so this one route answers both and tells them apart by the URL as sent.
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .get('/dashboard', (req, reply) => (req.url.split('?')[0] === '/dashboard' ? reply.redirect('/dashboard/', 301) : reply.sendFile('index.html')));
 }

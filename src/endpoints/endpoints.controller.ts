@@ -1,6 +1,6 @@
 import { ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, Res } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { IdempotentReplies } from '../idempotency/idempotency.module.js';
 import { ApiKeysService } from '../auth/api-keys.service.js';
 import { TenantId } from '../auth/auth.guard.js';
@@ -31,7 +31,7 @@ export class EndpointsController {
   }
 
   @Post('webhooks')
-  create(@TenantId() tenantId: string, @Body() body: CreateEndpointDto, @Req() req: Request, @Res() res: Response) {
+  create(@TenantId() tenantId: string, @Body() body: CreateEndpointDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.idempotent.respond(req, res, tenantId, async () => {
       const { endpoint, secret } = await this.endpoints.create(tenantId, body);
       return { status: 201, body: endpointView(endpoint, secret) };
@@ -60,12 +60,12 @@ export class EndpointsController {
   }
 
   @Post('webhooks/:id/test')
-  test(@TenantId() tenantId: string, @Param('id') id: string, @Req() req: Request, @Res() res: Response) {
+  test(@TenantId() tenantId: string, @Param('id') id: string, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.idempotent.respond(req, res, tenantId, async () => ({ status: 202, body: deliveryView(await this.endpoints.sendTest(tenantId, id)) }));
   }
 
   @Post('webhooks/:id/rotate-secret')
-  rotate(@TenantId() tenantId: string, @Param('id') id: string, @Req() req: Request, @Res() res: Response) {
+  rotate(@TenantId() tenantId: string, @Param('id') id: string, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.idempotent.respond(req, res, tenantId, async () => {
       const { secret, previousSecretExpiresAt } = await this.endpoints.rotateSecret(tenantId, id);
       return { status: 200, body: { secret, previous_secret_expires_at: previousSecretExpiresAt.toISOString() } };
@@ -73,7 +73,7 @@ export class EndpointsController {
   }
 
   @Post('webhooks/:id/recover')
-  recover(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RecoverDto, @Req() req: Request, @Res() res: Response) {
+  recover(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RecoverDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.idempotent.respond(req, res, tenantId, async () => ({ status: 202, body: { recovered: await this.endpoints.recover(tenantId, id, new Date(body.since)) } }));
   }
 

@@ -1,6 +1,6 @@
 import { ApiTags } from '@nestjs/swagger';
 import { Controller, Get, Param, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { Public } from '../auth/auth.guard.js';
 import { DomainException, ErrorCode } from '../common/errors.js';
 import { ArtifactStore } from './artifact-store.js';
@@ -13,12 +13,13 @@ export class ArtifactsController {
   constructor(private readonly store: ArtifactStore) {}
 
   @Get(':name')
-  async get(@Param('name') name: string, @Res() res: Response): Promise<void> {
+  async get(@Param('name') name: string, @Res() res: FastifyReply): Promise<void> {
     const artifact = await this.store.read(name);
     if (!artifact) throw new DomainException(ErrorCode.NotFound, `No artifact named ${name}.`);
-    res.setHeader('Content-Type', artifact.mimeType);
-    res.setHeader('Cache-Control', 'public, max-age=86400, immutable');
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.send(artifact.bytes);
+    await res
+      .header('Content-Type', artifact.mimeType)
+      .header('Cache-Control', 'public, max-age=86400, immutable')
+      .header('X-Content-Type-Options', 'nosniff')
+      .send(artifact.bytes);
   }
 }

@@ -1,5 +1,5 @@
 import { Global, Injectable, Module } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Reply, send } from '../common/reply.js';
 import { IdempotencyService, requestFingerprint } from './idempotency.service.js';
 
@@ -8,11 +8,11 @@ import { IdempotencyService, requestFingerprint } from './idempotency.service.js
 export class IdempotentReplies {
   constructor(private readonly idempotency: IdempotencyService) {}
 
-  async respond(req: Request, res: Response, tenantId: string, work: () => Promise<Reply>): Promise<void> {
+  async respond(req: FastifyRequest, res: FastifyReply, tenantId: string, work: () => Promise<Reply>): Promise<void> {
     const header = req.headers['idempotency-key'];
     const key = Array.isArray(header) ? header[0] : header;
     // The fingerprint (a hash of the body) only matters under a key: most creates carry none.
-    const fingerprint = key === undefined ? '' : requestFingerprint(req.method, req.path, req.body);
+    const fingerprint = key === undefined ? '' : requestFingerprint(req.method, req.url.split('?')[0], req.body);
     send(res, await this.idempotency.run(tenantId, key, fingerprint, work));
   }
 }

@@ -1,7 +1,7 @@
 import { ApiBody, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { EXAMPLES } from '../openapi.js';
 import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { preferredWait, Reply } from '../common/reply.js';
 import { TaskWatcher } from '../events/task-watcher.js';
 import { IdempotentReplies } from '../idempotency/idempotency.module.js';
@@ -37,10 +37,10 @@ abstract class GenerationRoutes {
   ) {}
 
   /** 202 at once; with `Prefer: wait=N`, 200 with the finished task if it ends within N s, else 202 after N s. */
-  protected createTask(tenantId: string, body: CreateGenerationDto, req: Request, res: Response): Promise<void> {
+  protected createTask(tenantId: string, body: CreateGenerationDto, req: FastifyRequest, res: FastifyReply): Promise<void> {
     return this.idempotent.respond(req, res, tenantId, async (): Promise<Reply> => {
       const task = await this.tasks.create(tenantId, this.kind, body);
-      const wait = preferredWait(req.get('prefer'));
+      const wait = preferredWait(req.headers.prefer?.toString());
       if (!wait) return { status: 202, body: createdView(task, this.config.publicBaseUrl) };
       const headers = { 'Preference-Applied': `wait=${wait}` };
       const finished = await this.watcher.untilTerminal(task.id, wait * 1_000);
@@ -50,7 +50,7 @@ abstract class GenerationRoutes {
     });
   }
 
-  protected async status(tenantId: string, id: string, res: Response) {
+  protected async status(tenantId: string, id: string, res: FastifyReply) {
     return this.presenter.one(await this.tasks.get(tenantId, id, this.kind), res);
   }
 
@@ -58,7 +58,7 @@ abstract class GenerationRoutes {
     await this.tasks.cancel(tenantId, id, this.kind);
   }
 
-  protected retryTask(tenantId: string, id: string, body: RetryTaskDto, req: Request, res: Response): Promise<void> {
+  protected retryTask(tenantId: string, id: string, body: RetryTaskDto, req: FastifyRequest, res: FastifyReply): Promise<void> {
     return this.idempotent.respond(req, res, tenantId, async () => ({ status: 202, body: await this.presenter.view(await this.tasks.retry(tenantId, id, this.kind, body)) }));
   }
 }
@@ -70,12 +70,12 @@ export class VideosController extends GenerationRoutes {
 
   @Post('async')
   @CreateRouteDocs()
-  create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: Request, @Res() res: Response) {
+  create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.createTask(tenantId, body, req, res);
   }
 
   @Get('tasks/:id')
-  get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: Response) {
+  get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
     return this.status(tenantId, id, res);
   }
 
@@ -86,7 +86,7 @@ export class VideosController extends GenerationRoutes {
   }
 
   @Post('tasks/:id/retry')
-  retry(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RetryTaskDto, @Req() req: Request, @Res() res: Response) {
+  retry(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RetryTaskDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.retryTask(tenantId, id, body, req, res);
   }
 }
@@ -98,17 +98,17 @@ export class ImagesController extends GenerationRoutes {
 
   @Post('async')
   @CreateRouteDocs()
-  create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: Request, @Res() res: Response) {
+  create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.createTask(tenantId, body, req, res);
   }
 
   @Get(':id/status')
-  get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: Response) {
+  get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
     return this.status(tenantId, id, res);
   }
 
   @Get('tasks/:id')
-  getAlias(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: Response) {
+  getAlias(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
     return this.status(tenantId, id, res);
   }
 
@@ -119,7 +119,7 @@ export class ImagesController extends GenerationRoutes {
   }
 
   @Post('tasks/:id/retry')
-  retry(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RetryTaskDto, @Req() req: Request, @Res() res: Response) {
+  retry(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RetryTaskDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.retryTask(tenantId, id, body, req, res);
   }
 }

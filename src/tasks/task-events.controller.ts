@@ -1,7 +1,7 @@
 import { ApiTags } from '@nestjs/swagger';
 import { Controller, Get, Headers, Inject, Param, Query, Req, Res } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DataSource } from 'typeorm';
 import { TenantId } from '../auth/auth.guard.js';
 import { CONFIG } from '../config/config.module.js';
@@ -49,10 +49,13 @@ export class TaskEventsController {
     @Param('id') id: string,
     @Headers('last-event-id') lastEventId: string | undefined,
     @Query('last_event_id') lastEventQuery: string | undefined,
-    @Req() req: Request,
-    @Res() res: Response,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
   ): Promise<void> {
     await this.tasks.get(tenantId, id);
+    // A stream written to the socket as events come: Fastify lets go of this response.
+    reply.hijack();
+    const res = reply.raw;
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',
@@ -74,7 +77,7 @@ export class TaskEventsController {
         return 'stop';
       }
     });
-    req.on('close', () => {
+    req.raw.on('close', () => {
       clearInterval(heartbeat);
       stop();
     });

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { DeliveryLog } from '../webhooks/delivery-log.js';
@@ -15,9 +15,9 @@ export class TaskPresenter {
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {}
 
-  async one(task: Task, res: Response): Promise<TaskView> {
+  async one(task: Task, res: FastifyReply): Promise<TaskView> {
     const after = pollAfterSeconds(task);
-    if (after !== undefined) res.setHeader('Retry-After', String(after));
+    if (after !== undefined) void res.header('Retry-After', String(after));
     return this.view(task);
   }
 

@@ -1,6 +1,6 @@
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { TenantId } from '../auth/auth.guard.js';
 import { DomainException, ErrorCode } from '../common/errors.js';
 import { TaskWatcher } from '../events/task-watcher.js';
@@ -25,7 +25,7 @@ export class TasksController {
   }
 
   @Get(':id')
-  async get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: Response) {
+  async get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
     return this.presenter.one(await this.tasks.get(tenantId, id), res);
   }
 
@@ -40,7 +40,7 @@ export class TasksController {
   /** Conduit's long poll: the task once it is terminal, or 408 `poll_timeout` after `timeout` seconds. */
   @Get(':id/poll')
   @ApiOperation({ summary: 'Wait for a task to end (Conduit route): ?timeout=1–600 s (default 300); 408 poll_timeout if it does not' })
-  async poll(@TenantId() tenantId: string, @Param('id') id: string, @Query() query: PollTaskQuery, @Res({ passthrough: true }) res: Response) {
+  async poll(@TenantId() tenantId: string, @Param('id') id: string, @Query() query: PollTaskQuery, @Res({ passthrough: true }) res: FastifyReply) {
     await this.tasks.get(tenantId, id);
     const seconds = Math.min(Math.max(query.timeout ?? 300, 1), 600);
     if (!(await this.watcher.untilTerminal(id, seconds * 1_000))) {

@@ -1,6 +1,6 @@
 import { ApiTags } from '@nestjs/swagger';
 import { Controller, Get, Param, Post, Req, Res } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { IdempotentReplies } from '../idempotency/idempotency.module.js';
 import { TenantId } from '../auth/auth.guard.js';
 import { DomainException, ErrorCode } from '../common/errors.js';
@@ -34,7 +34,7 @@ export class DeliveriesController {
   }
 
   @Post('deliveries/:id/redeliver')
-  redeliver(@TenantId() tenantId: string, @Param('id') id: string, @Req() req: Request, @Res() res: Response) {
+  redeliver(@TenantId() tenantId: string, @Param('id') id: string, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.idempotent.respond(req, res, tenantId, async () => {
       const copy = await this.deliveries.redeliver(tenantId, id);
       if (!copy) throw new DomainException(ErrorCode.DeliveryNotFound, `No delivery with id ${id}.`);

@@ -207,6 +207,18 @@ describe('bad input is a clear 4xx problem, never a 500', () => {
     expect(huge.body.code).toBe('payload_too_large');
   });
 
+  it('answers a body that is not JSON with 415, reads an empty JSON body as {}, and ignores a trailing slash', async () => {
+    const headers = { authorization: `Bearer ${h.apiKey}` };
+    const form = await fetch(`${h.baseUrl}/v1/videos/generations/async`, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: 'model=m&prompt=p' });
+    expect(form.status).toBe(415);
+    expect(form.headers.get('content-type')).toContain('application/problem+json');
+    expect((await form.json()).code).toBe('unsupported_media_type');
+    const created = await h.api('POST', '/v1/videos/generations/async', video({ simulate: { duration_ms: 60_000 } }));
+    const cancel = await fetch(`${h.baseUrl}/v1/tasks/${created.body.task_id}/cancel`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' } });
+    expect(cancel.status).toBe(204);
+    expect((await h.api('GET', `/v1/tasks/${created.body.task_id}/`)).body.status).toBe('cancelled');
+  });
+
   it('validates nested Herald extensions by path', async () => {
     const res = await h.api('POST', '/v1/videos/generations/async', video({ simulate: { fail_at_percent: 150 }, webhook_events: ['completed', 'exploded'], webhook_retry: { schedule: ['soon'] } }));
     expect(res.status).toBe(422);

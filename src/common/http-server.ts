@@ -1,0 +1,63 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { networkInterfaces } from 'node:os';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DomainException, ErrorCode } from './errors.js';
+
+/**
+ * The HTTP server under Nest: Fastify. Nest on Express spent about twice the CPU per request on the create path
+ * (Express swaps the prototypes of every request and response, and its router and body parser walk layers of
+ * middleware); see docs/BENCHMARKS.md, finding 27.
+ */
+export function httpAdapter(bodyLimitBytes: number): FastifyAdapter {
+  return new FastifyAdapter({
+    bodyLimit: bodyLimitBytes,
+    // Routes answer with or without a trailing slash (/v1/tasks/ is /v1/tasks), as they did on Express.
+    routerOptions: { ignoreTrailingSlash: true },
+    // While closing, a request on a kept-alive connection is still answered by Herald (and told Connection: close),
+    // not with Fastify's own 503 body, which is not problem+json.
+    return503OnClosing: false,
+  });
+}
+
+/** Herald's JSON body reader, with the limit; see parseJsonBody. */
+export function useJsonBodies(app: NestFastifyApplication, bodyLimitBytes: number): void {
+  app.useBodyParser('application/json', { bodyLimit: bodyLimitBytes }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+}
+
+/**
+ * A JSON body as clients of the Express version saw it read: an empty body is `{}` (some clients send a JSON
+ * content type on a POST without a body), only an object or an array is a body (anything else, or text that is not
+ * JSON, is 400 malformed_json), and validation of the fields comes after.
+ */
+export function parseJsonBody(body: Buffer | string): unknown {
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  const first = /\S/.exec(text)?.[0];
+  if (first === undefined) return {};
+  if (first !== '{' && first !== '[') throw malformed();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw malformed();
+  }
+}
+
+const malformed = () => new DomainException(ErrorCode.MalformedJson, 'The request body is not valid JSON.');
+
+/** Runs a Node-style middleware (req, res, next) on every request, before routing: `onRequest`. */
+export function onEveryRequest(app: NestFastifyApplication, middleware: (req: IncomingMessage, res: ServerResponse, next: () => void) => void): void {
+  app.getHttpAdapter().getInstance().addHook('onRequest', (req, reply, done) => middleware(req.raw, reply.raw, () => done()));
+}
+
+/**
+ * Where to listen without HOST: Node's own default (every IPv6 and IPv4 address, or every IPv4 one on a host
+ * without IPv6). Fastify's default would be localhost only, which a container's port mapping cannot reach.
+ */
+export function everyAddress(): string {
+  return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6')) ? '::' : '0.0.0.0';
+}

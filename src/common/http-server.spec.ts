@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DomainException, ErrorCode } from './errors.js';
-import { parseJsonBody } from './http-server.js';
+import { parseJsonBody, pathOf } from './http-server.js';
 
 const code = (body: string) => {
   try {
@@ -28,5 +28,12 @@ describe('JSON request bodies', () => {
     expect(code('null')).toBe(ErrorCode.MalformedJson);
     expect(code('12')).toBe(ErrorCode.MalformedJson);
     expect(code('\u0000\u0001')).toBe(ErrorCode.MalformedJson);
+  });
+});
+
+describe('pathOf', () => {
+  it('drops the query string', () => {
+    expect(pathOf('/dashboard?x=1')).toBe('/dashboard');
+    expect(pathOf('/v1/tasks')).toBe('/v1/tasks');
   });
 });

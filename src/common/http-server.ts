@@ -19,15 +19,9 @@ export function httpAdapter(bodyLimitBytes: number): FastifyAdapter {
   });
 }
 
-/** Herald's JSON body reader, with the limit; see parseJsonBody. */
+/** Herald's JSON body reader, with the limit; see parseJsonBody (Nest passes what it throws on to `done`). */
 export function useJsonBodies(app: NestFastifyApplication, bodyLimitBytes: number): void {
-  app.useBodyParser('application/json', { bodyLimit: bodyLimitBytes }, (_req, body, done) => {
-    try {
-      done(null, parseJsonBody(body));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
+  app.useBodyParser('application/json', { bodyLimit: bodyLimitBytes }, (_req, body, done) => done(null, parseJsonBody(body)));
 }
 
 /**
@@ -48,6 +42,11 @@ export function parseJsonBody(body: Buffer | string): unknown {
 }
 
 const malformed = () => new DomainException(ErrorCode.MalformedJson, 'The request body is not valid JSON.');
+
+/** A request URL's path, without the query string (Fastify's requests have no `path`). */
+export function pathOf(url: string): string {
+  return url.split('?')[0];
+}
 
 /** Runs a Node-style middleware (req, res, next) on every request, before routing: `onRequest`. */
 export function onEveryRequest(app: NestFastifyApplication, middleware: (req: IncomingMessage, res: ServerResponse, next: () => void) => void): void {

@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { DomainException, ErrorCode, FieldError, statusForCode, titleForStatus } from './errors.js';
+import { pathOf } from './http-server.js';
 
 export interface Problem {
   type: string;
@@ -81,13 +82,12 @@ export class ProblemFilter implements ExceptionFilter {
     const req = ctx.getRequest<FastifyRequest>();
     const res = ctx.getResponse<FastifyReply>();
     const id: unknown = (req.raw as { id?: unknown }).id; // set by requestLogging
-    const path = req.url.split('?')[0];
     const requestId = typeof id === 'string' ? id : undefined;
     let ex = toDomainException(exception);
     let errorId: string | undefined;
     if (!ex || ex.code === ErrorCode.InternalError) {
       errorId = randomUUID();
-      this.logger.error(`error_id=${errorId} request_id=${requestId} ${req.method} ${path}: ${(exception as Error)?.stack ?? String(exception)}`);
+      this.logger.error(`error_id=${errorId} request_id=${requestId} ${req.method} ${pathOf(req.url)}: ${(exception as Error)?.stack ?? String(exception)}`);
       ex = new DomainException(ErrorCode.InternalError, `An unexpected error occurred (error id ${errorId}).`);
     }
     if (res.sent || res.raw.headersSent) {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import '@fastify/static'; // reply.sendFile
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { pathOf } from '../common/http-server.js';
 
 /** The built dashboard (Vite writes it to dist/ui), found from the compiled code or from src (tests). */
 export function dashboardDir(): string | undefined {
@@ -22,5 +23,5 @@ export function serveDashboard(app: NestFastifyApplication): void {
   app
     .getHttpAdapter()
     .getInstance()
-    .get('/dashboard', (req, reply) => (req.url.split('?')[0] === '/dashboard' ? reply.redirect('/dashboard/', 301) : reply.sendFile('index.html')));
+    .get('/dashboard', (req, reply) => (pathOf(req.url) === '/dashboard' ? reply.redirect('/dashboard/', 301) : reply.sendFile('index.html')));
 }

@@ -1,5 +1,6 @@
 import { Global, Injectable, Module } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { pathOf } from '../common/http-server.js';
 import { Reply, send } from '../common/reply.js';
 import { IdempotencyService, requestFingerprint } from './idempotency.service.js';
 
@@ -12,7 +13,7 @@ export class IdempotentReplies {
     const header = req.headers['idempotency-key'];
     const key = Array.isArray(header) ? header[0] : header;
     // The fingerprint (a hash of the body) only matters under a key: most creates carry none.
-    const fingerprint = key === undefined ? '' : requestFingerprint(req.method, req.url.split('?')[0], req.body);
+    const fingerprint = key === undefined ? '' : requestFingerprint(req.method, pathOf(req.url), req.body);
     send(res, await this.idempotency.run(tenantId, key, fingerprint, work));
   }
 }

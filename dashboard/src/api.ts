@@ -24,9 +24,11 @@ export const session = {
   },
 };
 
-export async function api<T = any>(method: string, path: string, body?: unknown, key = session.key()): Promise<T> {
+/** A JSON API call with the session's key (or `key`); `signal` cancels it when the page asking is gone. */
+export async function api<T = any>(method: string, path: string, body?: unknown, { key = session.key(), signal }: { key?: string | null; signal?: AbortSignal } = {}): Promise<T> {
   const res = await fetch(path, {
     method,
+    signal,
     headers: { authorization: `Bearer ${key ?? ''}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });

@@ -1,4 +1,4 @@
-import { render } from 'preact';
+import { render, type ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { session } from './api';
 import { EndpointsPage } from './endpoints';
@@ -7,6 +7,17 @@ import { SignIn } from './sign-in';
 import { TaskPage } from './task-page';
 import { TasksPage } from './tasks';
 import './styles.css';
+
+/**
+ * The sections of the dashboard, in menu order: `#/<path>` opens `page()`, `#/<path>/<id>` opens `page(id)`.
+ * A new page is one entry here.
+ */
+const SECTIONS: Array<{ path: string; label: string; page: (id?: string) => ComponentChildren }> = [
+  { path: '', label: 'Overview', page: () => <OverviewPage /> },
+  // Keyed by id, so moving from one task to another starts a fresh page (its own state and SSE stream).
+  { path: 'tasks', label: 'Tasks', page: (id) => (id ? <TaskPage key={id} id={id} /> : <TasksPage />) },
+  { path: 'endpoints', label: 'Endpoints', page: () => <EndpointsPage /> },
+];
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash || '#/');
@@ -21,28 +32,24 @@ function useHash(): string {
 function App() {
   const hash = useHash();
   if (!session.key()) return <SignIn />;
-  const [, section, id] = hash.slice(1).split('/');
-  const page =
-    section === 'tasks' && id ? <TaskPage id={id} /> : section === 'tasks' ? <TasksPage /> : section === 'endpoints' ? <EndpointsPage /> : <OverviewPage />;
-  const link = (href: string, label: string, active: boolean) => (
-    <a href={href} aria-current={active ? 'page' : undefined}>
-      {label}
-    </a>
-  );
+  const [, path = '', id] = hash.slice(1).split('/');
+  const section = SECTIONS.find((s) => s.path === path) ?? SECTIONS[0];
   return (
     <>
       <header class="top">
         <strong class="brand">Herald</strong>
         <nav aria-label="Main">
-          {link('#/', 'Overview', !section)}
-          {link('#/tasks', 'Tasks', section === 'tasks')}
-          {link('#/endpoints', 'Endpoints', section === 'endpoints')}
+          {SECTIONS.map((s) => (
+            <a key={s.path} href={`#/${s.path}`} aria-current={s === section ? 'page' : undefined}>
+              {s.label}
+            </a>
+          ))}
         </nav>
         <button type="button" class="link" onClick={session.signOut}>
           Sign out
         </button>
       </header>
-      <main>{page}</main>
+      <main>{section.page(id || undefined)}</main>
     </>
   );
 }

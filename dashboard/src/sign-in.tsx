@@ -7,7 +7,7 @@ export function SignIn() {
   const submit = async (e: Event) => {
     e.preventDefault();
     try {
-      await api('GET', '/v1/tasks?limit=1', undefined, key.trim());
+      await api('GET', '/v1/tasks?limit=1', undefined, { key: key.trim() });
       session.signIn(key.trim());
       location.reload();
     } catch (err) {

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { age, api, ApiError, streamEvents } from './api';
 import { Notice, ProgressBar, Status } from './ui';
 
@@ -12,7 +12,7 @@ interface Task {
   prompt: string;
   error: string | null;
   created_at: string;
-  result: { data: Array<{ url?: string }> } | null;
+  result: { data: ResultItem[] } | null;
   webhook: { url: string } | null;
 }
 interface Event_ {
@@ -105,18 +105,61 @@ function DeliveryRow({ d, onRedeliver }: { d: Delivery; onRedeliver: () => void 
   );
 }
 
+interface ResultItem {
+  url?: string;
+  b64_json?: string;
+  metadata?: { mime_type?: string; resolution?: string };
+}
+
+/** The generated files themselves: an image, or a player for a video, with the link below. */
+function ResultMedia({ task }: { task: Task }) {
+  const items = task.result?.data ?? [];
+  return (
+    <>
+      {items.map((item, i) => {
+        const type = item.metadata?.mime_type ?? (task.kind === 'video' ? 'video/mp4' : 'image/png');
+        const src = item.url ?? (item.b64_json ? `data:${type};base64,${item.b64_json}` : undefined);
+        if (!src) return null;
+        const label = `Generated ${task.kind}${items.length > 1 ? ` ${i + 1}` : ''}: ${task.prompt}`;
+        return (
+          <figure class="result" key={i}>
+            {type.startsWith('video/') ? <video controls preload="metadata" src={src} aria-label={label} /> : <img src={src} alt={label} />}
+            <figcaption>
+              {item.url ? <a href={item.url}>{item.url}</a> : 'Returned inline (b64_json)'}
+              {item.metadata?.resolution ? ` · ${item.metadata.resolution}` : ''}
+            </figcaption>
+          </figure>
+        );
+      })}
+    </>
+  );
+}
+
+/** One task's page. The router keys it by task id, so each task gets fresh state and its own SSE stream. */
 export function TaskPage({ id }: { id: string }) {
   const [task, setTask] = useState<Task | null>(null);
+  const [missing, setMissing] = useState<string | null>(null);
   const [events, setEvents] = useState<Event_[]>([]);
   const [deliveries, setDeliveries] = useState<Delivery[]>([]);
   const [notice, setNotice] = useState<{ text: string; kind?: 'error' } | null>(null);
+  // Aborted when the page goes: the SSE stream and any load still in flight end with it.
+  const life = useRef<AbortController | null>(null);
   const load = async () => {
-    setTask(await api('GET', `/v1/tasks/${id}`));
-    setDeliveries((await api<{ data: Delivery[] }>('GET', `/v1/tasks/${id}/deliveries`)).data);
+    const signal = life.current?.signal;
+    try {
+      const [t, d] = await Promise.all([
+        api<Task>('GET', `/v1/tasks/${id}`, undefined, { signal }),
+        api<{ data: Delivery[] }>('GET', `/v1/tasks/${id}/deliveries`, undefined, { signal }),
+      ]);
+      setTask(t);
+      setDeliveries(d.data);
+    } catch (err) {
+      if (!signal?.aborted && err instanceof ApiError && err.problem.status === 404) setMissing(err.problem.detail);
+    }
   };
 
   useEffect(() => {
-    const abort = new AbortController();
+    const abort = (life.current = new AbortController());
     void load();
     // Live: the SSE stream replays the timeline, then follows it; each event refreshes the task and deliveries.
     void streamEvents(
@@ -143,6 +186,15 @@ export function TaskPage({ id }: { id: string }) {
       setNotice({ text: err instanceof ApiError ? err.problem.detail : `${label} failed`, kind: 'error' });
     }
   };
+  if (missing)
+    return (
+      <section>
+        <p>
+          <a href="#/tasks">← Tasks</a>
+        </p>
+        <Notice kind="error">{missing}</Notice>
+      </section>
+    );
   if (!task) return <p>Loading…</p>;
   const base = task.kind === 'video' ? '/v1/videos/generations' : '/v1/images/generations';
   return (
@@ -171,15 +223,8 @@ export function TaskPage({ id }: { id: string }) {
             <dd>{task.error}</dd>
           </>
         )}
-        {task.result?.data[0]?.url && (
-          <>
-            <dt>Result</dt>
-            <dd>
-              <a href={task.result.data[0].url}>{task.result.data[0].url}</a>
-            </dd>
-          </>
-        )}
       </dl>
+      <ResultMedia task={task} />
       <div class="row">
         <button type="button" disabled={!['pending', 'processing'].includes(task.status)} onClick={() => act('Cancel', 'DELETE', `${base}/${id}`)}>
           Cancel
@@ -201,24 +246,26 @@ export function TaskPage({ id }: { id: string }) {
       {deliveries.length === 0 ? (
         <p>No deliveries{task.webhook ? ' yet' : ': this task has no webhook_url and no endpoint subscribes to it'}.</p>
       ) : (
-        <table>
-          <caption class="visually-hidden">Webhook deliveries of this task</caption>
-          <thead>
-            <tr>
-              <th scope="col">Event</th>
-              <th scope="col">Target</th>
-              <th scope="col">Status</th>
-              <th scope="col">Attempts</th>
-              <th scope="col">Last code</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {deliveries.map((d) => (
-              <DeliveryRow key={d.id} d={d} onRedeliver={() => act('Redeliver', 'POST', `/v1/deliveries/${d.id}/redeliver`)} />
-            ))}
-          </tbody>
-        </table>
+        <div class="table-scroll">
+          <table>
+            <caption class="visually-hidden">Webhook deliveries of this task</caption>
+            <thead>
+              <tr>
+                <th scope="col">Event</th>
+                <th scope="col">Target</th>
+                <th scope="col">Status</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Last code</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {deliveries.map((d) => (
+                <DeliveryRow key={d.id} d={d} onRedeliver={() => act('Redeliver', 'POST', `/v1/deliveries/${d.id}/redeliver`)} />
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );

@@ -79,39 +79,41 @@ export function TasksPage() {
           </select>
         </label>
       </div>
-      <table>
-        <caption class="visually-hidden">Tasks, newest first, refreshed every second</caption>
-        <thead>
-          <tr>
-            <th scope="col">Task</th>
-            <th scope="col">Status</th>
-            <th scope="col">Kind</th>
-            <th scope="col">Model</th>
-            <th scope="col">Progress</th>
-            <th scope="col">Age</th>
-          </tr>
-        </thead>
-        <tbody>
-          {page?.data.map((t) => (
-            <tr key={t.task_id}>
-              <td>
-                <a href={`#/tasks/${t.task_id}`} class="mono">
-                  {t.task_id.slice(0, 13)}…
-                </a>
-              </td>
-              <td>
-                <Status value={t.status} />
-              </td>
-              <td>{t.kind}</td>
-              <td>{t.model}</td>
-              <td>
-                <ProgressBar value={t.progress} label={`Task ${t.task_id} progress`} /> {t.progress}%
-              </td>
-              <td>{age(t.created_at)}</td>
+      <div class="table-scroll">
+        <table>
+          <caption class="visually-hidden">Tasks, newest first, refreshed every second</caption>
+          <thead>
+            <tr>
+              <th scope="col">Task</th>
+              <th scope="col">Status</th>
+              <th scope="col">Kind</th>
+              <th scope="col">Model</th>
+              <th scope="col">Progress</th>
+              <th scope="col">Age</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {page?.data.map((t) => (
+              <tr key={t.task_id}>
+                <td>
+                  <a href={`#/tasks/${t.task_id}`} class="mono">
+                    {t.task_id.slice(0, 13)}…
+                  </a>
+                </td>
+                <td>
+                  <Status value={t.status} />
+                </td>
+                <td>{t.kind}</td>
+                <td>{t.model}</td>
+                <td>
+                  <ProgressBar value={t.progress} label={`Task ${t.task_id} progress`} /> {t.progress}%
+                </td>
+                <td>{age(t.created_at)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
       {page && page.data.length === 0 && <p>No tasks yet.</p>}
       <div class="row">
         <button type="button" disabled={!cursors.length} onClick={() => setCursors(cursors.slice(0, -1))}>

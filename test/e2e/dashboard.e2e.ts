@@ -14,6 +14,8 @@ let h: TestHerald;
 let receiver: Receiver;
 let browser: Browser;
 let page: Page;
+let videoTaskId: string;
+let imageTaskId: string;
 
 // The browser test runs once (with SQLite); the API under it is covered on both databases by the other files.
 describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a real browser', () => {
@@ -45,6 +47,16 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     expect(await page.evaluate(() => localStorage.length)).toBe(0);
   });
 
+  it('has a favicon, and /favicon.ico leads to it', async () => {
+    const href = await page.locator('link[rel="icon"]').getAttribute('href');
+    const icon = await fetch(new URL(href!, h.baseUrl));
+    expect(icon.status).toBe(200);
+    expect(icon.headers.get('content-type')).toContain('image/svg+xml');
+    const ico = await fetch(`${h.baseUrl}/favicon.ico`);
+    expect(ico.status).toBe(200);
+    expect(await ico.text()).toContain('<svg');
+  });
+
   it('shows a task progress to completed live, with its timeline and deliveries; redelivers', async () => {
     const created = await h.api('POST', '/v1/videos/generations/async', { model: 'minimax-video', prompt: 'A serene mountain landscape with clouds', webhook_url: receiver.url(), webhook_events: ['completed'] });
     const id = created.body.task_id as string;
@@ -58,6 +70,11 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     await expect.poll(() => page.locator('.status').first().textContent(), { timeout: 10_000 }).toBe('completed');
     await expect.poll(() => page.locator('.timeline li').last().textContent(), { timeout: 5_000 }).toContain('task.completed');
     expect(await page.getByLabel('Task progress').evaluate((el) => (el as HTMLProgressElement).value)).toBe(100);
+    // The video itself is on the page, in a player, not only its URL.
+    const url = (await h.api('GET', `/v1/tasks/${id}`)).body.result.data[0].url as string;
+    const player = page.locator('video[controls]');
+    expect(await player.getAttribute('src')).toBe(url);
+    videoTaskId = id;
 
     const row = page.getByRole('row', { name: /task\.completed/ });
     await expect.poll(() => row.textContent(), { timeout: 10_000 }).toContain('succeeded');
@@ -71,6 +88,50 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     await eventually(async () => (receiver.forTask(id).length === 2 ? true : undefined));
     const [first, second] = receiver.forTask(id);
     expect(second.headers['webhook-id']).toBe(first.headers['webhook-id']);
+  });
+
+  it('shows a completed image task\'s picture, loaded', async () => {
+    const created = await h.api('POST', '/v1/images/generations/async', { model: 'flux-schnell', prompt: 'A lighthouse at dusk', simulate: { duration_ms: 200 } });
+    imageTaskId = created.body.task_id as string;
+    await page.goto(`${h.baseUrl}/dashboard/#/tasks/${imageTaskId}`);
+    await expect.poll(() => page.locator('.status').first().textContent(), { timeout: 10_000 }).toBe('completed');
+    const img = page.getByRole('img', { name: /Generated image: A lighthouse at dusk/ });
+    await expect.poll(() => img.evaluate((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth), { timeout: 5_000 }).toBeGreaterThan(0);
+    expect(await page.locator('video').count()).toBe(0);
+  });
+
+  it('moving from one task to another by URL shows only the second task, and closes the first one\'s stream', async () => {
+    // A is the completed image task; B runs for a minute, so none of A's events (task.completed) can be B's.
+    const a = imageTaskId;
+    const b = (await h.api('POST', '/v1/videos/generations/async', { model: 'minimax-video', prompt: 'A slow sunrise', simulate: { duration_ms: 60_000 } })).body.task_id as string;
+    // A stream is closed when its request ends: finished by the server (a terminal task) or aborted by the page.
+    const closed: string[] = [];
+    const onClosed = (r: { url(): string }) => closed.push(r.url());
+    page.on('requestfailed', onClosed).on('requestfinished', onClosed);
+    await page.goto(`${h.baseUrl}/dashboard/#/tasks/${a}`);
+    await expect.poll(() => page.locator('.timeline li').last().textContent(), { timeout: 5_000 }).toContain('task.completed');
+
+    await page.goto(`${h.baseUrl}/dashboard/#/tasks/${b}`);
+    await page.getByRole('heading', { name: `Task ${b}` }).waitFor();
+    const timeline = () => page.locator('.timeline li').allTextContents();
+    await expect.poll(async () => (await timeline())[0] ?? '', { timeout: 5_000 }).toContain('task.queued');
+    await expect.poll(async () => (await timeline()).some((e) => e.includes('task.started')), { timeout: 5_000 }).toBe(true);
+    expect((await timeline()).filter((e) => e.includes('task.completed'))).toEqual([]);
+    // B's timeline is B's events, in order, as the API lists them (a prefix: B is still running).
+    const apiEvents = (await h.api('GET', `/v1/tasks/${b}/events`)).body.data as Array<{ type: string }>;
+    const shown = (await timeline()).map((e) => e.split(' ')[1]);
+    expect(apiEvents.map((e) => e.type).slice(0, shown.length)).toEqual(shown);
+    expect(await page.locator('.result').count()).toBe(0);
+
+    // And back: A's own page again, replayed from its start.
+    await page.goBack();
+    await page.getByRole('heading', { name: `Task ${a}` }).waitFor();
+    await expect.poll(() => page.locator('.timeline li').last().textContent(), { timeout: 5_000 }).toContain('task.completed');
+    expect(await page.locator('.timeline li').first().textContent()).toContain('task.queued');
+    // B still runs, so only the page can have closed its stream.
+    await expect.poll(() => closed.some((u) => u.endsWith(`/v1/tasks/${b}/events/stream`))).toBe(true);
+    page.off('requestfailed', onClosed).off('requestfinished', onClosed);
+    await h.api('DELETE', `/v1/videos/generations/${b}`);
   });
 
   it('creates an endpoint (secret shown once), sends it a test event, and rotates its secret', async () => {
@@ -92,10 +153,51 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     await page.screenshot({ path: path.join(SHOTS, 'endpoints.png'), fullPage: true });
   });
 
-  it('shows the overview: deliveries per minute, success rate, queue depth', async () => {
+  it('fits a phone: no page wider than the screen; wide tables scroll inside their box', async () => {
+    await page.setViewportSize({ width: 375, height: 812 });
+    try {
+      for (const [route, name] of [
+        ['#/', 'overview'],
+        ['#/tasks', 'tasks'],
+        [`#/tasks/${videoTaskId}`, 'task'],
+        [`#/tasks/${imageTaskId}`, 'image-task'],
+        ['#/endpoints', 'endpoints'],
+      ] as const) {
+        await page.goto(`${h.baseUrl}/dashboard/${route}`);
+        await page.locator('main h1').waitFor();
+        if (name === 'task') await page.getByRole('table', { name: 'Webhook deliveries of this task' }).waitFor();
+        if (name === 'overview') await page.getByRole('table', { name: 'Jobs in each queue by state' }).waitFor();
+        const widths = await page.evaluate(() => ({ page: document.documentElement.scrollWidth, body: document.body.scrollWidth, screen: innerWidth }));
+        expect({ name, ...widths }).toEqual({ name, page: widths.screen, body: widths.screen, screen: 375 });
+        if (name === 'task') await page.screenshot({ path: path.join(SHOTS, 'phone-task.png'), fullPage: true });
+      }
+      // The deliveries table is wider than the phone and scrolls within its own box.
+      await page.goto(`${h.baseUrl}/dashboard/#/tasks/${videoTaskId}`);
+      const box = page.locator('.table-scroll').first();
+      await box.waitFor();
+      expect(await box.evaluate((el) => el.scrollWidth > el.clientWidth)).toBe(true);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 860 });
+    }
+  });
+
+  it('shows the overview: success rate, a readable queue table, a chart with axes and legend', async () => {
     await page.goto(`${h.baseUrl}/dashboard/#/`);
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
     await expect.poll(() => page.locator('.card').nth(1).textContent()).toMatch(/\d+(\.\d)?%/);
+    // The queue card is a labelled table: one column per queue, one row per job state.
+    const queues = page.getByRole('table', { name: 'Jobs in each queue by state' });
+    expect(await queues.getByRole('columnheader').allTextContents()).toEqual(['Jobs', 'Generation', 'Webhooks']);
+    expect(await queues.getByRole('rowheader').allTextContents()).toEqual(['Waiting', 'Active', 'Delayed (retry later)', 'Failed']);
+    expect(await queues.getByRole('row', { name: /Failed/ }).getByRole('cell').allTextContents()).toEqual([expect.stringMatching(/^\d+$/), expect.stringMatching(/^\d+$/)]);
+    // The chart has a title, a legend, a labelled count axis from 0 and time labels.
+    const chart = page.getByRole('figure', { name: 'Deliveries per minute, last hour' });
+    expect(await chart.textContent()).toMatch(/succeeded.*failed/);
+    const axis = await chart.locator('.axis text').allTextContents();
+    expect(axis).toContain('0');
+    expect(axis).toContain('deliveries / min');
+    expect(axis.filter((t) => /^\d{1,2}:\d{2}/.test(t)).length).toBeGreaterThanOrEqual(3);
+    expect(await chart.getByRole('img').getAttribute('aria-label')).toMatch(/[1-9]\d* succeeded/);
     await page.screenshot({ path: path.join(SHOTS, 'overview.png') });
     await page.goto(`${h.baseUrl}/dashboard/#/`);
     await page.getByRole('button', { name: 'Sign out' }).click();

@@ -1,10 +1,10 @@
-// Sends `count` POSTs of `size` bytes one after another, each on its own connection (declared Content-Length, or
+// Sends `count` requests (POST unless a method is given) of `size` bytes one after another, each on its own connection (declared Content-Length, or
 // chunked), and prints, as JSON, what each request's client saw first: the answer's status, code and media type, or
 // the socket error (EPIPE, ECONNRESET) that took its place. A process of its own, so that the server's event loop
 // does not pace the client as it would in the test's process.
 import http from 'node:http';
 
-const [url, key, size, mode, count] = process.argv.slice(2);
+const [url, key, size, mode, count, method = 'POST'] = process.argv.slice(2);
 const piece = Buffer.alloc(64 * 1024, 'x');
 piece.write('{"model":"m","prompt":"p","blob":"');
 
@@ -17,7 +17,7 @@ function once() {
     };
     const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
     if (mode !== 'chunked') headers['content-length'] = Number(size);
-    const req = http.request(url, { method: 'POST', agent: false, headers }, (res) => {
+    const req = http.request(url, { method, agent: false, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (text += c));

@@ -1,6 +1,8 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { DomainException, ErrorCode } from './errors.js';
-import { clientErrorResponse, MAX_JSON_DEPTH, nestsDeeperThan, parseJsonBody, pathOf } from './http-server.js';
+import { clientErrorResponse, drainRefusedBody, MAX_JSON_DEPTH, nestsDeeperThan, parseJsonBody, pathOf } from './http-server.js';
 
 const code = (body: string) => {
   try {
@@ -72,6 +74,49 @@ describe('clientErrorResponse', () => {
     expect(parse(clientErrorResponse({ code: 'HPE_INVALID_METHOD', rawPacket: Buffer.from('\u0000\u0001 junk') })).body).toMatchObject({ status: 400, code: 'bad_request', instance: '/' });
     expect(parse(clientErrorResponse({ code: 'HPE_INVALID_HEADER_TOKEN' })).statusLine).toBe('HTTP/1.1 400 Bad Request');
     expect(parse(clientErrorResponse({ code: 'ERR_HTTP_REQUEST_TIMEOUT' })).body).toMatchObject({ status: 408, code: 'request_timeout' });
+  });
+});
+
+describe('drainRefusedBody', () => {
+  async function exchange(maxBytes: number, send: (req: http.ClientRequest) => void) {
+    let drained = -1;
+    const server = http.createServer((req, res) => {
+      void drainRefusedBody(req, maxBytes, 5_000).then(() => {
+        drained = req.socket.bytesRead;
+        res.writeHead(413, { connection: 'close' }).end('too large');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = http.request({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', method: 'POST', agent: false }, (res) => resolve(res.statusCode!));
+        req.on('error', reject);
+        send(req);
+      });
+      return { status, drained };
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  }
+
+  it('answers once the whole body has been read', async () => {
+    const { status, drained } = await exchange(1_000_000, (req) => req.end(Buffer.alloc(300_000)));
+    expect(status).toBe(413);
+    expect(drained).toBeGreaterThanOrEqual(300_000);
+  });
+
+  it('answers a body that never ends once maxBytes of it have been read', async () => {
+    const { status, drained } = await exchange(200_000, (req) => {
+      const chunk = Buffer.alloc(16_384);
+      const pump = () => {
+        while (!req.destroyed && req.write(chunk));
+        if (!req.destroyed) req.once('drain', pump);
+      };
+      pump();
+    });
+    expect(status).toBe(413);
+    expect(drained).toBeGreaterThan(200_000);
   });
 });
 

@@ -142,7 +142,9 @@ const CLIENT_ERROR_LINGER_MS = 2_000;
 export function answerClientError(err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   if (socket.writableEnded) return; // the parser's later errors on the same connection
-  if (socket.writable) socket.end(clientErrorResponse(err));
+  // A broken body after a request began: its answer may be half written already, so only hang up.
+  const started = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+  if (socket.writable && !started) socket.end(clientErrorResponse(err));
   else socket.destroy();
   const timer = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS);
   timer.unref();

@@ -100,6 +100,9 @@ describe('request headers over the limit', () => {
     expect(res.status).toBe(400);
     expect(res.headers).toContain('content-type: application/problem+json');
     expect(res.body).toMatchObject({ status: 400, code: 'bad_request' });
+    const chunks = await rawExchange(`POST /v1/videos/generations/async HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${h.apiKey}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`);
+    expect(chunks.status).toBe(400);
+    expect(chunks.headers).toContain('content-type: application/problem+json');
   });
 });
 

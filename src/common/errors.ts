@@ -2,6 +2,9 @@
 export enum ErrorCode {
   ValidationFailed = 'validation_failed',
   MalformedJson = 'malformed_json',
+  BadRequest = 'bad_request',
+  HeadersTooLarge = 'headers_too_large',
+  RequestTimeout = 'request_timeout',
   PayloadTooLarge = 'payload_too_large',
   UnsupportedMediaType = 'unsupported_media_type',
   Unauthorized = 'unauthorized',
@@ -31,7 +34,10 @@ export function statusForCode(code: ErrorCode): number {
     case ErrorCode.IdempotencyConflict:
       return 422;
     case ErrorCode.MalformedJson:
+    case ErrorCode.BadRequest:
       return 400;
+    case ErrorCode.HeadersTooLarge:
+      return 431;
     case ErrorCode.PayloadTooLarge:
       return 413;
     case ErrorCode.UnsupportedMediaType:
@@ -56,6 +62,7 @@ export function statusForCode(code: ErrorCode): number {
     case ErrorCode.RateLimited:
       return 429;
     case ErrorCode.PollTimeout:
+    case ErrorCode.RequestTimeout:
       return 408;
     case ErrorCode.ServiceUnavailable:
       return 503;
@@ -80,6 +87,7 @@ const TITLES: Record<number, string> = {
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };

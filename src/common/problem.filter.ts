@@ -84,6 +84,8 @@ export class ProblemFilter implements ExceptionFilter {
     const id: unknown = (req.raw as { id?: unknown }).id; // set by requestLogging
     const requestId = typeof id === 'string' ? id : undefined;
     let ex = toDomainException(exception);
+    // A client that hung up mid-body ("aborted"): nobody is left to answer, and it is not Herald's fault.
+    if (!ex && req.raw.destroyed && (exception as { code?: unknown })?.code === 'ECONNRESET') return;
     let errorId: string | undefined;
     if (!ex || ex.code === ErrorCode.InternalError) {
       errorId = randomUUID();

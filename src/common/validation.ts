@@ -1,12 +1,45 @@
 import { ArgumentMetadata, Injectable, ValidationError, ValidationPipe } from '@nestjs/common';
 import { DomainException, ErrorCode, FieldError } from './errors.js';
 
-/** Flattens class-validator's tree into `{field: "simulate.fail_at_percent", message}` entries. */
+// A field's type checks, with what to say when the value is not of that type (class-validator's own words for
+// some of them, such as "must be a number conforming to the specified constraints", say less).
+const TYPE_CHECKS: Array<[constraint: string, wrongType: (value: unknown) => boolean, message: string]> = [
+  ['isString', (v) => typeof v !== 'string', 'must be a string'],
+  ['isNumber', (v) => typeof v !== 'number' || !Number.isFinite(v), 'must be a number'],
+  ['isInt', (v) => !Number.isInteger(v), 'must be an integer'],
+  ['isBoolean', (v) => typeof v !== 'boolean', 'must be a boolean'],
+  ['isObject', (v) => typeof v !== 'object' || v === null || Array.isArray(v), 'must be an object'],
+  ['isArray', (v) => !Array.isArray(v), 'must be an array'],
+];
+
+/**
+ * The one message that names a field's real fault. class-validator reports every constraint the value fails (a
+ * missing prompt fails isString, isNotEmpty and maxLength alike), so: missing is "is required", then a wrong type,
+ * then the first other constraint (range, length, pattern, allowed values).
+ */
+export function faultOf(e: Pick<ValidationError, 'property' | 'value' | 'constraints'>): string | undefined {
+  const constraints = e.constraints ?? {};
+  const failed = Object.keys(constraints);
+  if (failed.length === 0) return undefined;
+  // An optional field that is absent is never checked, so a failing absent field is a required one.
+  if (e.value === undefined) return `${e.property} is required`;
+  for (const [constraint, wrongType, message] of TYPE_CHECKS) {
+    if (!(constraint in constraints)) continue;
+    // On an array a scalar check is one made on each element: class-validator's "each value in … must be …" says so.
+    if (Array.isArray(e.value) && constraint !== 'isArray' && constraint !== 'isObject') return constraints[constraint];
+    if (wrongType(e.value)) return `${e.property} ${message}`;
+  }
+  return constraints[failed.find((c) => c !== 'nestedValidation') ?? failed[0]];
+}
+
+/** Flattens class-validator's tree into `{field: "simulate.fail_at_percent", message}` entries, one per field. */
 export function fieldErrors(errors: ValidationError[], parent = ''): FieldError[] {
   return errors.flatMap((e) => {
     const field = parent ? `${parent}.${e.property}` : e.property;
-    const own = Object.values(e.constraints ?? {}).map((message) => ({ field, message }));
-    return own.concat(fieldErrors(e.children ?? [], field));
+    const message = faultOf(e);
+    const own = message === undefined ? [] : [{ field, message }];
+    // A field of the wrong type has no children worth naming.
+    return message !== undefined ? own : own.concat(fieldErrors(e.children ?? [], field));
   });
 }
 
@@ -24,8 +57,8 @@ export class RequestValidationPipe extends ValidationPipe {
       transform: true,
       whitelist: false,
       forbidUnknownValues: false,
-      validationError: { target: false, value: false },
-      stopAtFirstError: true,
+      // The value is read by faultOf (missing or of the wrong type) and never leaves fieldErrors.
+      validationError: { target: false, value: true },
       exceptionFactory: (errors) => validationFailed(fieldErrors(errors)),
     });
   }
@@ -34,7 +67,7 @@ export class RequestValidationPipe extends ValidationPipe {
     if (metadata.type === 'body' && metadata.metatype && metadata.metatype !== Object) {
       value ??= {};
       if (typeof value !== 'object' || Array.isArray(value)) {
-        throw new DomainException(ErrorCode.ValidationFailed, 'The request body must be a JSON object.', [{ field: 'body', message: 'must be a JSON object' }]);
+        throw new DomainException(ErrorCode.MalformedJson, 'The request body must be a JSON object.');
       }
     }
     return super.transform(value, metadata);

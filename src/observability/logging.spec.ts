@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRootLogger, PinoNestLogger, requestLogging } from './logging.js';
+import { createRootLogger, PinoNestLogger, redactUrl, requestLogging } from './logging.js';
 
 function capture(logLevel: 'info' | 'error' = 'info') {
   const lines: Record<string, unknown>[] = [];
@@ -30,6 +30,23 @@ describe('PinoNestLogger', () => {
   });
 });
 
+describe('redactUrl', () => {
+  it('hides the value of every credential-like query parameter, whatever its case or encoding', () => {
+    expect(redactUrl('/v1/tasks?api_key=hk_abc&limit=5')).toBe('/v1/tasks?api_key=***&limit=5');
+    expect(redactUrl('/x?API_KEY=a&Token=b&access_token=c&client_secret=d&password=e&signature=f&sig=g&auth=h&key=i&X-Api-Key=j')).toBe(
+      '/x?API_KEY=***&Token=***&access_token=***&client_secret=***&password=***&signature=***&sig=***&auth=***&key=***&X-Api-Key=***',
+    );
+    expect(redactUrl('/x?api%5Fkey=hk_abc&a%75th=1')).toBe('/x?api%5Fkey=***&a%75th=***');
+  });
+
+  it('hides a Herald API key or signing secret under any name, and keeps everything else', () => {
+    expect(redactUrl('/x?q=hk_abc&w=whsec_xyz&hk_bare&status=failed&cursor=01ab')).toBe('/x?q=***&w=***&***&status=failed&cursor=01ab');
+    expect(redactUrl('/v1/tasks')).toBe('/v1/tasks');
+    expect(redactUrl('/v1/tasks?status=completed&limit=5')).toBe('/v1/tasks?status=completed&limit=5');
+    expect(redactUrl('/x?%E0%A4%A=1&')).toBe('/x?%E0%A4%A=1&');
+  });
+});
+
 describe('requestLogging', () => {
   let server: http.Server | undefined;
   afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
@@ -53,6 +70,14 @@ describe('requestLogging', () => {
     expect(lines[0]).toMatchObject({ level: 30, msg: 'request completed', req: { id: 'req-1', method: 'GET', url: '/v1/tasks?x=1', headers: { 'idempotency-key': 'k1' } }, res: { statusCode: 200 } });
     expect(typeof lines[0].responseTime).toBe('number');
     expect(JSON.stringify(lines)).not.toContain('hk_secret');
+  });
+
+  it('writes a credential sent in the query string as ***', async () => {
+    const { lines, base } = await serve('info');
+    await fetch(`${base}/v1/tasks?api_key=hk_live_secret&limit=2`);
+    await settle();
+    expect((lines[0].req as { url: string }).url).toBe('/v1/tasks?api_key=***&limit=2');
+    expect(JSON.stringify(lines)).not.toContain('hk_live_secret');
   });
 
   it('makes up an id when the given one is not sane, and keeps probes out of the log', async () => {

@@ -64,6 +64,38 @@ export class PinoNestLogger implements LoggerService {
 
 type RequestWithId = IncomingMessage & { id?: string };
 
+// Query parameters whose value may be a credential: a key sent as ?api_key= is refused, but must not reach the log.
+const CREDENTIAL_PARAM = /key|token|secret|passw|pwd|signature|^sig$|auth|credential|session|cookie/i;
+const HERALD_SECRET = /^\s*(hk_|whsec_)/i;
+
+/**
+ * A request URL as it may be logged: the value of every query parameter whose name looks like a credential
+ * (api_key, token, access_token, secret, password, signature, auth, …, any case, percent-encoded or not) and of
+ * any that holds a Herald API key or signing secret is replaced by ***.
+ */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((part) => {
+      const eq = part.indexOf('=');
+      if (eq < 0) return HERALD_SECRET.test(decoded(part)) ? '***' : part;
+      const name = part.slice(0, eq);
+      return CREDENTIAL_PARAM.test(decoded(name)) || HERALD_SECRET.test(decoded(part.slice(eq + 1))) ? `${name}=***` : part;
+    });
+  return `${url.slice(0, q)}?${query.join('&')}`;
+}
+
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return text;
+  }
+}
+
 /**
  * Gives every request an id (the caller's X-Request-Id when it is sane, so logs line up across services), echoes it
  * in the response, and logs one line when the response is done: 5xx at error, the rest at info.
@@ -81,7 +113,7 @@ export function requestLogging(log: Logger) {
         if (!log.isLevelEnabled(level)) return;
         log[level](
           {
-            req: { id, method: req.method, url: req.url, headers: { 'user-agent': req.headers['user-agent'], 'idempotency-key': req.headers['idempotency-key'] } },
+            req: { id, method: req.method, url: redactUrl(req.url ?? ''), headers: { 'user-agent': req.headers['user-agent'], 'idempotency-key': req.headers['idempotency-key'] } },
             res: { statusCode: res.statusCode },
             responseTime: Math.round(performance.now() - started),
           },

@@ -196,12 +196,13 @@ describe('bad input is a clear 4xx problem, never a 500', () => {
     expect(long.body.errors[0].field).toBe('prompt');
   });
 
-  it('answers malformed JSON with 400, a non-object body with 422, and an oversized body with 413', async () => {
+  it('answers malformed JSON and a non-object body with 400, and an oversized body with 413', async () => {
     const malformed = await h.api('POST', '/v1/videos/generations/async', '{"model":');
     expect(malformed.status).toBe(400);
     expect(malformed.body.code).toBe('malformed_json');
     const array = await h.api('POST', '/v1/videos/generations/async', '[1,2]');
-    expect(array.status).toBe(422);
+    expect(array.status).toBe(400);
+    expect(array.body.code).toBe('malformed_json');
     const huge = await h.api('POST', '/v1/videos/generations/async', video({ blob: 'x'.repeat(1_100_000) }));
     expect(huge.status).toBe(413);
     expect(huge.body.code).toBe('payload_too_large');

@@ -17,7 +17,7 @@ export class CreateEndpointDto {
   @IsOptional() @IsObject()
   headers?: Record<string, unknown>;
 
-  @IsOptional() @Matches(SECRET, { message: 'secret must be whsec_ followed by the base64 of at least 24 random bytes' })
+  @IsOptional() @IsString() @Matches(SECRET, { message: 'secret must be whsec_ followed by the base64 of at least 24 random bytes' })
   secret?: string;
 
   @IsOptional() @IsIn(['enabled', 'disabled'])

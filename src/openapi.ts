@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { DocumentBuilder, getSchemaPath, SwaggerModule, type CallbacksObject, type PathItemObject } from '@nestjs/swagger';
+import { documentSharedProblems, PROBLEM_SCHEMA } from './common/api-problems.js';
 import type { HeraldConfig } from './config/config.js';
 import { EVENT_CATALOGUE } from './endpoints/event-catalogue.js';
 
@@ -58,6 +59,37 @@ export const EXAMPLES = {
   envelope: { id: 'evt_abc123', type: 'task.completed', created: 1707148800, data: { task_id: '…', status: 'completed' } },
 };
 
+/** The webhooks Herald sends, as OpenAPI callbacks of the routes that ask for them (OpenAPI 3.0 has no top-level webhooks). */
+const webhookCallback = (operationId: string, summary: string, schemas: string[]): PathItemObject => ({
+  post: {
+    operationId,
+    summary,
+    description: 'Signed as docs/WEBHOOKS.md says (webhook-id, webhook-timestamp, webhook-signature); deduplicate on webhook-id.',
+    parameters: ['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => ({ name, in: 'header', required: true, schema: { type: 'string' } })),
+    requestBody: {
+      required: true,
+      content: { 'application/json': { schema: schemas.length === 1 ? { $ref: getSchemaPath(schemas[0]) } : { anyOf: schemas.map((s) => ({ $ref: getSchemaPath(s) })) } } },
+    },
+    responses: {
+      '2XX': { description: 'Received; any 2xx within WEBHOOK_TIMEOUT_MS ends the delivery.' },
+      '4XX': { description: '410 stops the delivery, 408 and 429 are retried, any other 4xx is final.' },
+      '5XX': { description: 'Retried on the schedule (webhook_retry or WEBHOOK_RETRY_SCHEDULE).' },
+    },
+  },
+});
+
+/** The per-request webhooks a create route's `webhook_url` receives (seeds/001); `kind` keeps operationIds unique. */
+export const taskWebhooks = (kind: string): CallbacksObject => ({
+  taskWebhook: {
+    '{$request.body#/webhook_url}': webhookCallback(`receive${kind}TaskWebhook`, 'Progress and terminal webhooks of this task', ['ConduitProgressWebhook', 'ConduitCompletedWebhook']),
+  },
+});
+
+/** The envelopes a registered endpoint receives (seeds/000). */
+export const ENDPOINT_WEBHOOKS: CallbacksObject = {
+  endpointEvent: { '{$request.body#/url}': webhookCallback('receiveEndpointEvent', 'Events the endpoint subscribed to', ['EndpointEnvelope']) },
+};
+
 /** OpenAPI 3 document at /docs (UI, served locally) and /docs-json, with the webhook payloads as schemas. */
 export function setupOpenApi(app: INestApplication, config: HeraldConfig): void {
   const document = SwaggerModule.createDocument(
@@ -65,20 +97,27 @@ export function setupOpenApi(app: INestApplication, config: HeraldConfig): void 
     new DocumentBuilder()
       .setTitle('Herald')
       .setDescription(
-        'Async generation jobs with signed webhook callbacks, wire-compatible with Conduit. Webhook payloads are listed under ' +
-          'Schemas (ConduitProgressWebhook, ConduitCompletedWebhook, EndpointEnvelope); see docs/WEBHOOKS.md.',
+        'Async generation jobs with signed webhook callbacks, wire-compatible with Conduit. The webhooks are the callbacks ' +
+          'of the create routes (per-request webhook_url) and of POST /v1/webhooks (registered endpoints); see docs/WEBHOOKS.md. ' +
+          'Every error is application/problem+json (the Problem schema) with a stable `code`.',
       )
       .setVersion(config.version)
-      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API key: Authorization: Bearer hk_…' }, 'bearer')
+      .setLicense('MIT', 'https://spdx.org/licenses/MIT.html')
+      // Relative, so "Try it out" works from whichever host serves these docs; the path keeps a proxy's prefix.
+      .addServer(new URL(config.publicBaseUrl).pathname.replace(/(.)\/+$/, '$1'), 'This Herald (the path of PUBLIC_BASE_URL)')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'hk_… API key', description: 'API key: Authorization: Bearer hk_…' }, 'bearer')
       .addSecurityRequirements('bearer')
       .build(),
   );
   document.components ??= {};
   document.components.schemas = {
     ...document.components.schemas,
+    Problem: PROBLEM_SCHEMA,
     ConduitProgressWebhook: { type: 'object', description: 'Per-request progress webhook (seeds/001)', example: EXAMPLES.progressWebhook },
     ConduitCompletedWebhook: { type: 'object', description: 'Per-request completed / failed / cancelled webhook (seeds/001)', example: EXAMPLES.completedWebhook },
     EndpointEnvelope: { type: 'object', description: `Envelope sent to registered endpoints (seeds/000); types: ${EVENT_CATALOGUE.map((e) => e.type).join(', ')}`, example: EXAMPLES.envelope },
   };
+  delete document.info.contact; // DocumentBuilder's empty default, which tells a reader nothing
+  documentSharedProblems(document);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
 }

@@ -68,7 +68,10 @@ export function problemsByStatus(codes: ErrorCode[]): Map<number, ErrorCode[]> {
 
 /**
  * Documents the problems a route answers besides the ones every route shares (see documentSharedProblems), as
- * application/problem+json of the Problem schema. One call per route: a second one would replace a shared status.
+ * application/problem+json of the Problem schema, e.g. `@ApiProblems(ErrorCode.TaskNotFound, ...IDEMPOTENCY_PROBLEMS)`
+ * beside `@ApiOperation({ operationId, summary })` and the success `@ApiResponse`. One call per route: two calls
+ * naming codes of the same status would keep only the last one's. A route that documents a shared status itself
+ * (a worker route's own 401) keeps its own.
  */
 export function ApiProblems(...codes: ErrorCode[]) {
   return applyDecorators(

@@ -1,7 +1,9 @@
 import type { INestApplication } from '@nestjs/common';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { DocumentBuilder, getSchemaPath, SwaggerModule, type CallbacksObject, type PathItemObject, type SchemaObject } from '@nestjs/swagger';
+import { documentSharedProblems, PROBLEM_SCHEMA } from './common/api-problems.js';
 import type { HeraldConfig } from './config/config.js';
 import { EVENT_CATALOGUE } from './endpoints/event-catalogue.js';
+import { TERMINAL_STATUSES } from './tasks/task-state.js';
 
 /** Examples quoted from seeds/001 (Conduit) and seeds/000 (envelopes). */
 export const EXAMPLES = {
@@ -58,6 +60,97 @@ export const EXAMPLES = {
   envelope: { id: 'evt_abc123', type: 'task.completed', created: 1707148800, data: { task_id: '…', status: 'completed' } },
 };
 
+const text = { type: 'string' } as const;
+const added = {
+  event_type: { type: 'string', description: 'Same as webhook_type' },
+  event_id: { type: 'string', description: 'Same on every retry (and the webhook-id header): deduplicate on it' },
+  sequence: { type: 'integer', description: 'Per task, increasing: ignore an event older than one you have' },
+  metadata: { type: 'object', additionalProperties: true, description: 'The task’s webhook_metadata' },
+} as const;
+
+/** The bodies of the webhooks, as conduitPayload (webhooks/payloads.ts) and envelope (endpoints/event-catalogue.ts) write them. */
+const WEBHOOK_SCHEMAS: Record<string, SchemaObject> = {
+  ConduitProgressWebhook: {
+    type: 'object',
+    description: 'Per-request progress webhook (seeds/001)',
+    required: ['task_id', 'status', 'webhook_type', 'timestamp', 'progress_percentage', 'event_id', 'sequence'],
+    properties: {
+      task_id: text,
+      status: text,
+      webhook_type: { type: 'string', enum: ['video_generation_progress', 'image_generation_progress'] },
+      timestamp: { type: 'string', format: 'date-time' },
+      progress_percentage: { type: 'integer', minimum: 0, maximum: 100 },
+      message: { type: 'string', nullable: true },
+      estimated_seconds_remaining: { type: 'integer' },
+      ...added,
+    },
+    example: EXAMPLES.progressWebhook,
+  },
+  ConduitCompletedWebhook: {
+    type: 'object',
+    description: 'Per-request completed / failed / cancelled webhook (seeds/001); `error` unless completed',
+    required: ['task_id', 'status', 'webhook_type', 'timestamp', 'model', 'prompt', 'event_id', 'sequence'],
+    properties: {
+      task_id: text,
+      status: { type: 'string', enum: [...TERMINAL_STATUSES] },
+      webhook_type: { type: 'string', enum: ['video_generation_completed', 'image_generation_completed'] },
+      timestamp: { type: 'string', format: 'date-time' },
+      video_url: { type: 'string', nullable: true },
+      image_url: { type: 'string', nullable: true },
+      image_urls: { type: 'array', items: text },
+      error: { type: 'string', nullable: true },
+      generation_duration_seconds: { type: 'number' },
+      model: text,
+      prompt: text,
+      ...added,
+    },
+    example: EXAMPLES.completedWebhook,
+  },
+  EndpointEnvelope: {
+    type: 'object',
+    description: 'Envelope sent to registered endpoints (seeds/000)',
+    required: ['id', 'type', 'created', 'data'],
+    properties: {
+      id: text,
+      type: { type: 'string', enum: EVENT_CATALOGUE.map((e) => e.type) },
+      created: { type: 'integer', description: 'Unix seconds' },
+      data: { type: 'object', additionalProperties: true },
+    },
+    example: EXAMPLES.envelope,
+  },
+};
+
+/** The webhooks Herald sends, as OpenAPI callbacks of the routes that ask for them (OpenAPI 3.0 has no top-level webhooks). */
+const webhookCallback = (operationId: string, summary: string, schemas: string[]): PathItemObject => ({
+  post: {
+    operationId,
+    summary,
+    description: 'Signed as docs/WEBHOOKS.md says (webhook-id, webhook-timestamp, webhook-signature); deduplicate on webhook-id.',
+    parameters: ['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => ({ name, in: 'header', required: true, schema: { type: 'string' } })),
+    requestBody: {
+      required: true,
+      content: { 'application/json': { schema: schemas.length === 1 ? { $ref: getSchemaPath(schemas[0]) } : { oneOf: schemas.map((s) => ({ $ref: getSchemaPath(s) })) } } },
+    },
+    responses: {
+      '2XX': { description: 'Received; any 2xx within WEBHOOK_TIMEOUT_MS ends the delivery.' },
+      '4XX': { description: '410 stops the delivery, 408 and 429 are retried, any other 4xx is final.' },
+      '5XX': { description: 'Retried on the schedule (webhook_retry or WEBHOOK_RETRY_SCHEDULE).' },
+    },
+  },
+});
+
+/** The per-request webhooks a create route's `webhook_url` receives (seeds/001); `kind` keeps operationIds unique. */
+export const taskWebhooks = (kind: string): CallbacksObject => ({
+  taskWebhook: {
+    '{$request.body#/webhook_url}': webhookCallback(`receive${kind}TaskWebhook`, 'Progress and terminal webhooks of this task', ['ConduitProgressWebhook', 'ConduitCompletedWebhook']),
+  },
+});
+
+/** The envelopes a registered endpoint receives (seeds/000). */
+export const ENDPOINT_WEBHOOKS: CallbacksObject = {
+  endpointEvent: { '{$request.body#/url}': webhookCallback('receiveEndpointEvent', 'Events the endpoint subscribed to', ['EndpointEnvelope']) },
+};
+
 /** OpenAPI 3 document at /docs (UI, served locally) and /docs-json, with the webhook payloads as schemas. */
 export function setupOpenApi(app: INestApplication, config: HeraldConfig): void {
   const document = SwaggerModule.createDocument(
@@ -65,20 +158,25 @@ export function setupOpenApi(app: INestApplication, config: HeraldConfig): void 
     new DocumentBuilder()
       .setTitle('Herald')
       .setDescription(
-        'Async generation jobs with signed webhook callbacks, wire-compatible with Conduit. Webhook payloads are listed under ' +
-          'Schemas (ConduitProgressWebhook, ConduitCompletedWebhook, EndpointEnvelope); see docs/WEBHOOKS.md.',
+        'Async generation jobs with signed webhook callbacks, wire-compatible with Conduit. The webhooks are the callbacks ' +
+          'of the create routes (per-request webhook_url) and of POST /v1/webhooks (registered endpoints); see docs/WEBHOOKS.md. ' +
+          'Every error is application/problem+json (the Problem schema) with a stable `code`.',
       )
       .setVersion(config.version)
-      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API key: Authorization: Bearer hk_…' }, 'bearer')
+      .setLicense('MIT', 'https://spdx.org/licenses/MIT.html')
+      // Relative, so "Try it out" works from whichever host serves these docs; the path keeps a proxy's prefix.
+      .addServer(new URL(config.publicBaseUrl).pathname.replace(/(.)\/+$/, '$1'), 'This Herald (the path of PUBLIC_BASE_URL)')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'hk_… API key', description: 'API key: Authorization: Bearer hk_…' }, 'bearer')
       .addSecurityRequirements('bearer')
       .build(),
   );
   document.components ??= {};
   document.components.schemas = {
     ...document.components.schemas,
-    ConduitProgressWebhook: { type: 'object', description: 'Per-request progress webhook (seeds/001)', example: EXAMPLES.progressWebhook },
-    ConduitCompletedWebhook: { type: 'object', description: 'Per-request completed / failed / cancelled webhook (seeds/001)', example: EXAMPLES.completedWebhook },
-    EndpointEnvelope: { type: 'object', description: `Envelope sent to registered endpoints (seeds/000); types: ${EVENT_CATALOGUE.map((e) => e.type).join(', ')}`, example: EXAMPLES.envelope },
+    Problem: PROBLEM_SCHEMA,
+    ...WEBHOOK_SCHEMAS,
   };
+  delete document.info.contact; // DocumentBuilder's empty default, which tells a reader nothing
+  documentSharedProblems(document);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
 }

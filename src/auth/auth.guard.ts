@@ -1,4 +1,5 @@
-import { CanActivate, createParamDecorator, ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
+import { applyDecorators, CanActivate, createParamDecorator, ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
+import { ApiSecurity } from '@nestjs/swagger';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { DomainException, ErrorCode } from '../common/errors.js';
@@ -6,8 +7,11 @@ import { ApiKeysService, Principal } from './api-keys.service.js';
 import { RateLimiter } from './rate-limiter.js';
 
 const IS_PUBLIC = 'herald:public';
-/** Marks a route or controller as reachable without an API key (health, artifacts, docs). */
-export const Public = () => SetMetadata(IS_PUBLIC, true);
+/**
+ * Marks a route or controller as reachable without an API key (health, artifacts, docs). The empty security
+ * requirement tells the OpenAPI document too (documentSharedProblems then leaves out the guard's 401 and 429).
+ */
+export const Public = () => applyDecorators(SetMetadata(IS_PUBLIC, true), ApiSecurity({}));
 
 type AuthedRequest = FastifyRequest & { principal?: Principal };
 

@@ -1,6 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { DataSource, In, MoreThanOrEqual, Not, IsNull } from 'typeorm';
 import { TenantId } from '../auth/auth.guard.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
@@ -33,6 +33,7 @@ export class OverviewController {
   ) {}
 
   @Get()
+  @ApiOperation({ operationId: 'getOverview', summary: 'Delivery rate and success, failing endpoints and queue depth (the dashboard’s overview)' })
   async overview(@TenantId() tenantId: string) {
     const now = new Date();
     const hourAgo = new Date(now.getTime() - 3_600_000);

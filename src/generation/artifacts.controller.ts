@@ -1,4 +1,5 @@
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiProblems } from '../common/api-problems.js';
 import { Controller, Get, Param, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { Public } from '../auth/auth.guard.js';
@@ -13,6 +14,9 @@ export class ArtifactsController {
   constructor(private readonly store: ArtifactStore) {}
 
   @Get(':name')
+  @ApiOperation({ operationId: 'getArtifact', summary: 'Download a generated file (public, like a CDN URL)' })
+  @ApiResponse({ status: 200, description: 'The file, with its media type; cacheable for a day', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } })
+  @ApiProblems(ErrorCode.NotFound)
   async get(@Param('name') name: string, @Res() res: FastifyReply): Promise<void> {
     const artifact = await this.store.read(name);
     if (!artifact) throw new DomainException(ErrorCode.NotFound, `No artifact named ${name}.`);

@@ -1,4 +1,5 @@
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiProblems } from '../common/api-problems.js';
 import { Controller, Get, Inject } from '@nestjs/common';
 import { HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { Public } from '../auth/auth.guard.js';
@@ -21,12 +22,16 @@ export class HealthController {
 
   /** The process is up and serving HTTP. */
   @Get('live')
+  @ApiOperation({ operationId: 'getLiveness', summary: 'Liveness: the process serves HTTP' })
   live() {
     return { status: 'ok', version: this.config.version, role: this.config.role };
   }
 
   /** Ready for traffic: the database and Redis both answer. Down answers 503 problem+json naming what is down. */
   @Get('ready')
+  @ApiOperation({ operationId: 'getReadiness', summary: 'Readiness: the database and Redis both answer' })
+  @ApiResponse({ status: 200, description: 'Ready, with each check' })
+  @ApiProblems(ErrorCode.ServiceUnavailable)
   async ready() {
     try {
       return await this.health.check([

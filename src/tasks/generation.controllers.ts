@@ -1,5 +1,7 @@
-import { ApiBody, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { EXAMPLES } from '../openapi.js';
+import { ApiBody, ApiExcludeEndpoint, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiIdempotent, ApiProblems, IDEMPOTENCY_PROBLEMS } from '../common/api-problems.js';
+import { ErrorCode } from '../common/errors.js';
+import { EXAMPLES, taskWebhooks } from '../openapi.js';
 import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { preferredWait, Reply } from '../common/reply.js';
@@ -15,13 +17,36 @@ import { createdView } from './task-view.js';
 import type { TaskKind } from './task.entity.js';
 import { TasksService } from './tasks.service.js';
 
-/** OpenAPI for the create route of both kinds: the seeds' request, and each answer it can get. */
-const CreateRouteDocs = () =>
+/** OpenAPI for the routes of both kinds: the seeds' request, and each answer it can get. */
+type Kind = 'Video' | 'Image';
+const aTask = (kind: Kind) => (kind === 'Image' ? 'an image task' : 'a video task');
+const CreateRouteDocs = (kind: Kind) =>
   applyDecorators(
+    ApiOperation({ operationId: `create${kind}Task`, summary: `Start ${aTask(kind)}`, callbacks: taskWebhooks(kind) }),
     ApiBody({ type: CreateGenerationDto, examples: { conduit: { summary: 'seeds/001 request', value: EXAMPLES.createVideo } } }),
     ApiResponse({ status: 202, description: 'Accepted; poll check_status_url or wait for webhooks', schema: { example: EXAMPLES.created } }),
     ApiResponse({ status: 200, description: 'With Prefer: wait=N, the finished task when it ended within N seconds' }),
-    ApiResponse({ status: 422, description: 'A known field has a wrong type or range (problem+json naming it)' }),
+    ApiIdempotent(),
+    ApiProblems(ErrorCode.ValidationFailed, ErrorCode.WebhookUrlBlocked, ...IDEMPOTENCY_PROBLEMS),
+  );
+const StatusRouteDocs = (kind: Kind, description?: string) =>
+  applyDecorators(
+    ApiOperation({ operationId: `get${kind}Task`, summary: `Get ${aTask(kind)} with its result`, description }),
+    ApiResponse({ status: 200, description: 'The task; Retry-After while it has not ended' }),
+    ApiProblems(ErrorCode.TaskNotFound),
+  );
+const CancelRouteDocs = (kind: Kind) =>
+  applyDecorators(
+    ApiOperation({ operationId: `cancel${kind}Task`, summary: `Cancel ${aTask(kind)}` }),
+    ApiResponse({ status: 204, description: 'Cancelled; its cancelled webhook follows' }),
+    ApiProblems(ErrorCode.TaskNotFound, ErrorCode.TaskNotCancellable),
+  );
+const RetryRouteDocs = (kind: Kind) =>
+  applyDecorators(
+    ApiOperation({ operationId: `retry${kind}Task`, summary: `Retry ${aTask(kind)} that failed or timed out` }),
+    ApiResponse({ status: 202, description: 'The task, queued for a new attempt' }),
+    ApiIdempotent(),
+    ApiProblems(ErrorCode.TaskNotFound, ErrorCode.TaskNotRetryable, ...IDEMPOTENCY_PROBLEMS),
   );
 
 /** The Conduit routes shared by both kinds; the subclasses fix the kind and the paths. */
@@ -69,23 +94,26 @@ export class VideosController extends GenerationRoutes {
   protected readonly kind = 'video';
 
   @Post('async')
-  @CreateRouteDocs()
+  @CreateRouteDocs('Video')
   create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.createTask(tenantId, body, req, res);
   }
 
   @Get('tasks/:id')
+  @StatusRouteDocs('Video')
   get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
     return this.status(tenantId, id, res);
   }
 
   @Delete(':id')
+  @CancelRouteDocs('Video')
   @HttpCode(204)
   cancel(@TenantId() tenantId: string, @Param('id') id: string) {
     return this.cancelTask(tenantId, id);
   }
 
   @Post('tasks/:id/retry')
+  @RetryRouteDocs('Video')
   retry(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RetryTaskDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.retryTask(tenantId, id, body, req, res);
   }
@@ -97,28 +125,33 @@ export class ImagesController extends GenerationRoutes {
   protected readonly kind = 'image';
 
   @Post('async')
-  @CreateRouteDocs()
+  @CreateRouteDocs('Image')
   create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.createTask(tenantId, body, req, res);
   }
 
   @Get(':id/status')
+  @StatusRouteDocs('Image', 'Also at GET /v1/images/generations/tasks/{id}, as for videos.')
   get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
     return this.status(tenantId, id, res);
   }
 
+  // The same route under the videos' path; left out of the document, where it would be ambiguous with :id/status.
   @Get('tasks/:id')
+  @ApiExcludeEndpoint()
   getAlias(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
     return this.status(tenantId, id, res);
   }
 
   @Delete(':id')
+  @CancelRouteDocs('Image')
   @HttpCode(204)
   cancel(@TenantId() tenantId: string, @Param('id') id: string) {
     return this.cancelTask(tenantId, id);
   }
 
   @Post('tasks/:id/retry')
+  @RetryRouteDocs('Image')
   retry(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RetryTaskDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.retryTask(tenantId, id, body, req, res);
   }

@@ -1,4 +1,6 @@
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiProblems } from '../common/api-problems.js';
+import { ErrorCode } from '../common/errors.js';
 import { Controller, Get, Headers, Inject, Param, Query, Req, Res } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -37,6 +39,9 @@ export class TaskEventsController {
 
   /** The task's events in order; `?after=<sequence>` for the ones after a known point. */
   @Get()
+  @ApiOperation({ operationId: 'listTaskEvents', summary: 'List a task’s events in order' })
+  @ApiResponse({ status: 200, description: '{data}: the events after `after` (a sequence), up to 1,000' })
+  @ApiProblems(ErrorCode.TaskNotFound)
   async list(@TenantId() tenantId: string, @Param('id') id: string, @Query('after') after?: string) {
     await this.tasks.get(tenantId, id);
     return { data: (await eventsAfter(this.db, id, sequenceFrom(after), 1_000)).map(eventView) };
@@ -44,6 +49,10 @@ export class TaskEventsController {
 
   /** Server-Sent Events: replays from Last-Event-ID, then streams live; heartbeats; closes after the terminal event. */
   @Get('stream')
+  @ApiOperation({ operationId: 'streamTaskEvents', summary: 'Stream a task’s events (Server-Sent Events)' })
+  @ApiProduces('text/event-stream')
+  @ApiResponse({ status: 200, description: 'text/event-stream from Last-Event-ID (or ?last_event_id), live after; closes after the terminal event', content: { 'text/event-stream': { schema: { type: 'string' } } } })
+  @ApiProblems(ErrorCode.TaskNotFound)
   async stream(
     @TenantId() tenantId: string,
     @Param('id') id: string,

@@ -1,4 +1,5 @@
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiIdempotent, ApiProblems, IDEMPOTENCY_PROBLEMS } from '../common/api-problems.js';
 import { Controller, Get, Param, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { IdempotentReplies } from '../idempotency/idempotency.module.js';
@@ -22,18 +23,28 @@ export class DeliveriesController {
   ) {}
 
   @Get('tasks/:id/deliveries')
+  @ApiOperation({ operationId: 'listTaskDeliveries', summary: 'List the webhook deliveries of a task' })
+  @ApiResponse({ status: 200, description: '{data}: every delivery of the task’s events' })
+  @ApiProblems(ErrorCode.TaskNotFound)
   async forTask(@TenantId() tenantId: string, @Param('id') id: string) {
     await this.tasks.get(tenantId, id);
     return { data: (await this.log.forTask(tenantId, id)).map(deliveryView) };
   }
 
   @Get('deliveries/:id')
+  @ApiOperation({ operationId: 'getDelivery', summary: 'Get a delivery with its attempt log' })
+  @ApiResponse({ status: 200, description: 'The delivery and attempt_log' })
+  @ApiProblems(ErrorCode.DeliveryNotFound)
   async get(@TenantId() tenantId: string, @Param('id') id: string) {
     const { delivery, attempts } = await this.log.get(tenantId, id);
     return { ...deliveryView(delivery), attempt_log: attempts.map(attemptView) };
   }
 
   @Post('deliveries/:id/redeliver')
+  @ApiOperation({ operationId: 'redeliverDelivery', summary: 'Send a delivery’s event again (same webhook-id)' })
+  @ApiResponse({ status: 202, description: 'The new delivery' })
+  @ApiIdempotent()
+  @ApiProblems(ErrorCode.DeliveryNotFound, ...IDEMPOTENCY_PROBLEMS)
   redeliver(@TenantId() tenantId: string, @Param('id') id: string, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     return this.idempotent.respond(req, res, tenantId, async () => {
       const copy = await this.deliveries.redeliver(tenantId, id);

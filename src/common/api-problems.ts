@@ -28,7 +28,10 @@ export const PROBLEM_SCHEMA: SchemaObject & { properties: Record<keyof Problem, 
 /** What each code means to a client; a new code fails to compile until it is described here. */
 const MEANING: Record<ErrorCode, string> = {
   [ErrorCode.ValidationFailed]: 'a field has a wrong type or range; `errors` names each one',
-  [ErrorCode.MalformedJson]: 'the body is not JSON, or JSON that is not an object or array',
+  [ErrorCode.BadRequest]: 'the request is not valid HTTP',
+  [ErrorCode.HeadersTooLarge]: 'the request headers are over the server limit',
+  [ErrorCode.RequestTimeout]: 'the request did not arrive in time',
+  [ErrorCode.MalformedJson]: 'the body is not JSON, nests deeper than 32 levels, or is not a JSON object',
   [ErrorCode.PayloadTooLarge]: 'the body is over BODY_LIMIT_BYTES',
   [ErrorCode.UnsupportedMediaType]: 'the body is neither JSON nor text (form-encoded, multipart, …)',
   [ErrorCode.Unauthorized]: 'no API key, or not a valid one: send `Authorization: Bearer hk_…`',
@@ -112,7 +115,7 @@ export function documentSharedProblems(document: OpenAPIObject): void {
       const shared = [...(isPublic ? [] : GUARD), ...(WITH_BODY.has(method) ? BODY_READER : [])];
       const responses = operation.responses;
       for (const [status, group] of problemsByStatus(shared)) responses[status] ??= problemResponse(group, `${titleForStatus(status)}.`);
-      responses['4XX'] ??= problemResponse([], 'Any other client error, e.g. 431 when the request headers are over the limit.');
+      responses['4XX'] ??= problemResponse([ErrorCode.BadRequest, ErrorCode.HeadersTooLarge, ErrorCode.RequestTimeout], 'Any other client error, answered by the HTTP server before routing:');
       responses['5XX'] ??= problemResponse([ErrorCode.InternalError], 'Server error.');
     }
   }

@@ -1,7 +1,7 @@
 import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
-// SWC compiles the tests so decorator metadata matches what `nest build` emits.
+// SWC compiles the tests so decorator metadata matches what the build (TypeScript, scripts/build.mjs) emits.
 const plugins = [swc.vite({ module: { type: 'es6' }, jsc: { target: 'es2023', parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true } } })];
 
 const e2e = (name: string, db: string) => ({

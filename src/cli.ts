@@ -7,7 +7,7 @@ import { ConfigError, HeraldConfig, loadConfig, ROLES } from './config/config.js
 import { loadOrCreateKey, SecretBox } from './crypto/secret-box.js';
 import { dataSourceOptions, openDatabase, runMigrations } from './database/data-source.js';
 import { UnitOfWork } from './database/unit-of-work.js';
-import { formatSummary, listen } from './receiver/listen.js';
+import { formatSummary, listen, parseSecrets, type ListenSecret } from './receiver/listen.js';
 import { startHerald } from './serve.js';
 
 const USAGE = `Usage: herald <command> [options]
@@ -18,8 +18,10 @@ Commands:
   keys create --tenant NAME [--label L]      create an API key; the key alone is the last line of output
   keys list                                  list API keys (prefixes only)
   keys revoke ID                             revoke an API key
-  listen [--port 4000] [--secret whsec_…] [--forward-to URL] [--fail-rate 0.2] [--strict]
-                                             a local webhook receiver that verifies and prints each event
+  listen [--port 4000] [--secret [label=]whsec_…]… [--forward-to URL] [--fail-rate 0.2] [--strict]
+                                             a local webhook receiver that verifies and prints each event;
+                                             repeat --secret (or comma-separate) for the tenant secret and
+                                             each registered endpoint's own secret
 
 Configuration comes from the environment (and ./.env if present); see README.md.`;
 
@@ -74,17 +76,23 @@ async function main(argv: string[]): Promise<void> {
     case 'listen': {
       const { values } = parseArgs({
         args: argv.slice(1),
-        options: { port: { type: 'string' }, host: { type: 'string' }, secret: { type: 'string' }, 'forward-to': { type: 'string' }, 'fail-rate': { type: 'string' }, strict: { type: 'boolean' } },
+        options: { port: { type: 'string' }, host: { type: 'string' }, secret: { type: 'string', multiple: true }, 'forward-to': { type: 'string' }, 'fail-rate': { type: 'string' }, strict: { type: 'boolean' } },
       });
       const port = Number(values.port ?? 4000);
       const failRate = Number(values['fail-rate'] ?? 0);
       if (!Number.isInteger(port) || port < 0 || port > 65535) fail('--port must be a port number');
       if (!(failRate >= 0 && failRate <= 1)) fail('--fail-rate must be between 0 and 1');
       if (values['forward-to'] && !/^https?:\/\//.test(values['forward-to'])) fail('--forward-to must be an http(s) URL');
-      const secret = values.secret ?? process.env.HERALD_WEBHOOK_SECRET;
-      const receiver = await listen({ port, host: values.host, secret, forwardTo: values['forward-to'], failRate, strict: values.strict });
+      let secrets: ListenSecret[] = [];
+      try {
+        secrets = parseSecrets(values.secret?.length ? values.secret : [process.env.HERALD_WEBHOOK_SECRETS ?? '', process.env.HERALD_WEBHOOK_SECRET ?? '']);
+      } catch (err) {
+        fail((err as Error).message);
+      }
+      const verifying = secrets.length === 0 ? 'no --secret: signatures unverified' : secrets.length === 1 ? 'verifying signatures' : `verifying signatures with ${secrets.length} secrets (${secrets.map((s) => s.label).join(', ')})`;
+      const receiver = await listen({ port, host: values.host, secrets, forwardTo: values['forward-to'], failRate, strict: values.strict });
       process.stdout.write(
-        `herald listen: receiving on http://${values.host ?? '127.0.0.1'}:${receiver.port}/ — ${secret ? 'verifying signatures' : 'no --secret: signatures unverified'}` +
+        `herald listen: receiving on http://${values.host ?? '127.0.0.1'}:${receiver.port}/ — ${verifying}` +
           `${values['forward-to'] ? `, forwarding to ${values['forward-to']}` : ''}${failRate ? `, failing ${Math.round(failRate * 100)}% on purpose` : ''}. Ctrl-C to stop.\n`,
       );
       for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -6,10 +6,13 @@ import { ApiKeysService } from './auth/api-keys.service.js';
 import { everyAddress, httpAdapter, onEveryRequest, useJsonBodies } from './common/http-server.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
 import { serveDashboard } from './dashboard/static.js';
+import { GenerationProcessor } from './generation/generation.processor.js';
 import { applyHeapGrowing } from './observability/heap.js';
 import { createRootLogger, PinoNestLogger, requestLogging } from './observability/logging.js';
+import { shutdownMessage, type ShutdownReport } from './observability/shutdown-report.js';
 import { setupOpenApi } from './openapi.js';
 import { assertRedisReachable } from './redis/redis-options.js';
+import { DeliveryService } from './webhooks/delivery.service.js';
 
 const NEST_LEVELS: Record<LogLevel, NestLogLevel[] | false> = {
   silent: false,
@@ -63,5 +66,26 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
   } else {
     new Logger('Herald').log(`Herald ${config.version} worker started`);
   }
-  return { close: () => app.close(), port, bootstrapKey, app };
+  const close = async () => {
+    const started = performance.now();
+    log.info('shutdown: taking no new work; letting requests on the wire finish and handing the rest back');
+    await app.close();
+    // Roles without a worker have neither provider: nothing was held there.
+    const held = <T>(type: abstract new (...args: never[]) => T): T | undefined => {
+      try {
+        return app.get(type, { strict: false });
+      } catch {
+        return undefined;
+      }
+    };
+    const webhooks = held(DeliveryService)?.shutdown;
+    const report: ShutdownReport = {
+      generationHandedBack: held(GenerationProcessor)?.handedBack ?? 0,
+      webhooksFinished: webhooks?.finished ?? 0,
+      webhooksGivenBack: webhooks?.givenBack ?? 0,
+      durationMs: Math.round(performance.now() - started),
+    };
+    log.info(report, shutdownMessage(report));
+  };
+  return { close, port, bootstrapKey, app };
 }

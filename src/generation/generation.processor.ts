@@ -12,6 +12,8 @@ import { GenerationRunner } from './generation.runner.js';
 export class GenerationProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('GenerationWorker');
   private readonly shutdown = new AbortController();
+  /** Running generations this process handed back to the queue on shutdown (for the shutdown log line). */
+  handedBack = 0;
 
   constructor(
     private readonly runner: GenerationRunner,
@@ -45,6 +47,7 @@ export class GenerationProcessor extends WorkerHost implements OnApplicationBoot
           // Hand the job back: another worker (or this one after restart) resumes from the recorded progress.
           this.logger.log(`handing back task ${job.data.taskId} on shutdown`);
           await job.moveToDelayed(Date.now() + 100, token);
+          this.handedBack++;
           throw new DelayedError();
         }
       default:

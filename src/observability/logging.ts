@@ -17,6 +17,9 @@ export function createRootLogger(config: Pick<HeraldConfig, 'logLevel' | 'role'>
   return stream ? pino(options, stream) : pino(options);
 }
 
+// Nest's start-up chatter (a line per module and per route) is for debugging the wiring, not for operators.
+const NEST_WIRING_CONTEXTS = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestFactory', 'NestApplication']);
+
 /**
  * Nest's Logger calls, written through pino. Nest passes the context last and, for errors, a stack before it.
  * Request ids are not attached from async context: that needs AsyncLocalStorage, whose promise hooks cost every
@@ -27,7 +30,8 @@ export class PinoNestLogger implements LoggerService {
   constructor(private readonly pino: Logger) {}
 
   log(message: unknown, ...rest: unknown[]): void {
-    this.write('info', message, rest);
+    const context = rest[rest.length - 1];
+    this.write(typeof context === 'string' && NEST_WIRING_CONTEXTS.has(context) ? 'debug' : 'info', message, rest);
   }
   error(message: unknown, ...rest: unknown[]): void {
     this.write('error', message, rest);

@@ -1,12 +1,44 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifyWebhook, WebhookVerificationError } from './verify.js';
+import { matchWebhook, WebhookVerificationError } from './verify.js';
+
+/** A secret to verify with, and how the output names it. */
+export interface ListenSecret {
+  label: string;
+  secret: string;
+}
+
+const LABELLED = /^([^=,\s]+)=(whsec_\S+)$/;
+const SECRET = /^(whsec_)?[A-Za-z0-9+/]+={0,2}$/;
+
+/**
+ * `--secret` values into the secrets to try, in order: each value may hold several, comma-separated, and each may
+ * be named `label=whsec_…`. An unnamed one is called by its place and last four characters (`#2 …x9Qk`), so the
+ * output never shows a whole secret. Throws with a message for the command line on anything else.
+ */
+export function parseSecrets(values: readonly string[]): ListenSecret[] {
+  const items = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const secrets: ListenSecret[] = [];
+  for (const item of items) {
+    const named = LABELLED.exec(item);
+    const secret = named ? named[2] : item;
+    if (!SECRET.test(secret)) throw new Error(`--secret "${named ? named[1] + '=…' : '…' + item.slice(-4)}" is not a whsec_… secret (name one with label=whsec_…)`);
+    if (secrets.some((s) => s.secret === secret)) continue;
+    secrets.push({ label: named ? named[1] : `#${secrets.length + 1} …${secret.slice(-4)}`, secret });
+  }
+  return secrets;
+}
 
 export interface ListenOptions {
   port: number;
   host?: string;
-  /** whsec_… secret; without one, signatures are reported as unverified. */
+  /** One whsec_… secret (as `secrets: [{ label, secret }]`). */
   secret?: string;
+  /**
+   * The secrets to verify with: a webhook signed with any one of them is valid, and the line says which when
+   * there are several. Without any, signatures are reported as unverified.
+   */
+  secrets?: ListenSecret[];
   /** Forward each request (method, headers, raw body) to this URL and answer with its status. */
   forwardTo?: string;
   /** Answer 500 at this rate (0–1), to watch Herald retry. */
@@ -20,6 +52,8 @@ export interface ListenOptions {
 export interface ListenSummary {
   received: number;
   valid: number;
+  /** Valid webhooks per secret label, when verifying with several secrets. */
+  validBy?: Record<string, number>;
   invalid: number;
   unverified: number;
   simulatedFailures: number;
@@ -33,13 +67,14 @@ export interface WebhookLine {
   sequence?: number;
   status?: string;
   attempt: number;
-  signature: 'valid' | 'unverified' | { invalid: string };
+  /** `{ valid: label }` names the secret that matched when there were several. */
+  signature: 'valid' | 'unverified' | { valid: string } | { invalid: string };
   answer: number;
 }
 
 /** One readable line per webhook: time, type, task, sequence, status, attempt, signature, our answer. */
 export function formatLine(l: WebhookLine): string {
-  const sig = typeof l.signature === 'string' ? l.signature : `INVALID (${l.signature.invalid})`;
+  const sig = typeof l.signature === 'string' ? l.signature : 'valid' in l.signature ? `valid (${l.signature.valid})` : `INVALID (${l.signature.invalid})`;
   return [
     l.at.toISOString().slice(11, 23),
     l.type.padEnd(28),
@@ -53,7 +88,8 @@ export function formatLine(l: WebhookLine): string {
 }
 
 export function formatSummary(s: ListenSummary): string {
-  return `received ${s.received} webhooks: ${s.valid} valid, ${s.invalid} invalid, ${s.unverified} unverified; ${s.simulatedFailures} simulated failures; ${s.duplicates} repeats of an earlier webhook-id`;
+  const by = s.validBy ? ` (${Object.entries(s.validBy).map(([label, n]) => `${label}: ${n}`).join(', ')})` : '';
+  return `received ${s.received} webhooks: ${s.valid} valid${by}, ${s.invalid} invalid, ${s.unverified} unverified; ${s.simulatedFailures} simulated failures; ${s.duplicates} repeats of an earlier webhook-id`;
 }
 
 /** What a body says about itself: Conduit payloads (`webhook_type`, `task_id`) or envelopes (`type`, `data`). */
@@ -65,12 +101,20 @@ export function describeBody(body: unknown): Pick<WebhookLine, 'type' | 'taskId'
   return { type: b.webhook_type ?? 'unknown', taskId: b.task_id, sequence: b.sequence, status: b.status };
 }
 
+/** Printed once, at the first signature no secret matches: the usual cause is the other kind of secret. */
+export const SECRET_HINT =
+  'hint: no --secret matched that signature. A task\'s webhook_url deliveries are signed with the tenant secret (GET /v1/webhooks/secret); ' +
+  'a registered endpoint\'s with its own secret (shown when it was created or rotated). Pass each: --secret tenant=whsec_… --secret orders=whsec_…';
+
 /** A local receiver for development: verifies, prints, optionally forwards or fails on purpose. */
 export async function listen(options: ListenOptions): Promise<{ port: number; summary: () => ListenSummary; close: () => Promise<ListenSummary> }> {
   const print = options.print ?? ((line: string) => process.stdout.write(line + '\n'));
   const random = options.random ?? Math.random;
   const seen = new Map<string, number>();
+  const secrets = options.secrets ?? (options.secret ? parseSecrets([options.secret]) : []);
   const summary: ListenSummary = { received: 0, valid: 0, invalid: 0, unverified: 0, simulatedFailures: 0, duplicates: 0 };
+  if (secrets.length > 1) summary.validBy = Object.fromEntries(secrets.map((s) => [s.label, 0]));
+  let hinted = false;
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -84,14 +128,21 @@ export async function listen(options: ListenOptions): Promise<{ port: number; su
       if (attempt > 1) summary.duplicates++;
       let body: unknown;
       let signature: WebhookLine['signature'] = 'unverified';
-      if (options.secret) {
+      if (secrets.length) {
         try {
-          body = verifyWebhook(options.secret, req.headers, raw);
-          signature = 'valid';
+          const matched = matchWebhook(secrets.map((s) => s.secret), req.headers, raw);
+          body = matched.event;
+          const label = secrets[matched.secretIndex].label;
+          signature = secrets.length > 1 ? { valid: label } : 'valid';
           summary.valid++;
+          if (summary.validBy) summary.validBy[label]++;
         } catch (err) {
           signature = { invalid: err instanceof WebhookVerificationError ? err.reason : 'error' };
           summary.invalid++;
+          if (signature.invalid === 'invalid_signature' && !hinted) {
+            hinted = true;
+            print(SECRET_HINT);
+          }
         }
       } else {
         summary.unverified++;

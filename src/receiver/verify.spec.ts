@@ -1,7 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { signatureHeader, signLegacy } from '../webhooks/signature.js';
-import { verifyLegacySignature, verifyWebhook, WebhookVerificationError } from './verify.js';
+import { matchWebhook, verifyLegacySignature, verifyWebhook, WebhookVerificationError } from './verify.js';
 
 const VECTOR = {
   secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
@@ -29,6 +29,15 @@ describe('verifyWebhook', () => {
 
   it('accepts any one matching signature in the list, and other versions are ignored', () => {
     expect(verifyWebhook(VECTOR.secret, headers({ 'webhook-signature': `v2,abc v1,Zm9v ${VECTOR.signature}` }), VECTOR.body, { now: at })).toBeTruthy();
+  });
+
+  it('takes several secrets (tenant and endpoints): any one verifies, and matchWebhook says which', () => {
+    const other = 'whsec_' + Buffer.alloc(24, 7).toString('base64');
+    expect(verifyWebhook([other, VECTOR.secret], headers(), VECTOR.body, { now: at })).toEqual({ test: 2432232314 });
+    expect(matchWebhook([other, VECTOR.secret], headers(), VECTOR.body, { now: at })).toEqual({ event: { test: 2432232314 }, secretIndex: 1 });
+    expect(matchWebhook(VECTOR.secret, headers(), VECTOR.body, { now: at }).secretIndex).toBe(0);
+    expect(reason(() => verifyWebhook([other, other], headers(), VECTOR.body, { now: at }))).toBe('invalid_signature');
+    expect(() => verifyWebhook([], headers(), VECTOR.body, { now: at })).toThrow(TypeError);
   });
 
   it('reads Node headers in any case, string arrays, WHATWG Headers and Buffers', () => {

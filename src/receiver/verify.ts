@@ -3,6 +3,8 @@
  *
  *   import { verifyWebhook } from 'herald/verify';
  *   const event = verifyWebhook(process.env.HERALD_WEBHOOK_SECRET, req.headers, rawBody);
+ *   // or several secrets (the tenant's and registered endpoints'): any one of them verifies
+ *   const event = verifyWebhook([tenantSecret, endpointSecret], req.headers, rawBody);
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
@@ -55,8 +57,19 @@ function text(body: string | Uint8Array): string {
  * Checks a Standard Webhooks signature (`webhook-id`, `webhook-timestamp`, `webhook-signature`: any one of the
  * space-separated `v1,<base64>` entries may match, as during a secret rotation) and the timestamp window, then
  * returns the parsed event. Throws WebhookVerificationError otherwise. Pass the raw body, not re-serialized JSON.
+ *
+ * `secret` may be several secrets: a webhook signed with any one of them verifies. A receiver that takes both
+ * `webhook_url` deliveries (signed with the tenant secret) and a registered endpoint's (signed with that
+ * endpoint's own secret) passes both; `matchWebhook` also says which one matched.
  */
-export function verifyWebhook<T = unknown>(secret: string, headers: HeaderSource, rawBody: string | Uint8Array, options: VerifyOptions = {}): T {
+export function verifyWebhook<T = unknown>(secret: string | readonly string[], headers: HeaderSource, rawBody: string | Uint8Array, options: VerifyOptions = {}): T {
+  return matchWebhook<T>(secret, headers, rawBody, options).event;
+}
+
+/** As verifyWebhook, and answers the index (in `secrets`) of the first secret the signature matched. */
+export function matchWebhook<T = unknown>(secrets: string | readonly string[], headers: HeaderSource, rawBody: string | Uint8Array, options: VerifyOptions = {}): { event: T; secretIndex: number } {
+  const candidates = typeof secrets === 'string' ? [secrets] : secrets;
+  if (candidates.length === 0) throw new TypeError('verifyWebhook needs at least one secret');
   const id = readHeader(headers, 'webhook-id');
   const timestamp = readHeader(headers, 'webhook-timestamp');
   const signatures = readHeader(headers, 'webhook-signature');
@@ -69,14 +82,21 @@ export function verifyWebhook<T = unknown>(secret: string, headers: HeaderSource
   if (skew < -tolerance) throw new WebhookVerificationError('timestamp_too_old', `webhook-timestamp is ${-skew} s old (tolerance ${tolerance} s)`);
   if (skew > tolerance) throw new WebhookVerificationError('timestamp_too_new', `webhook-timestamp is ${skew} s in the future (tolerance ${tolerance} s)`);
   const body = text(rawBody);
-  const expected = createHmac('sha256', keyOf(secret)).update(`${id}.${timestamp}.${body}`).digest('base64');
-  const matches = signatures
+  const given = signatures
     .split(' ')
     .map((s) => s.split(','))
-    .some(([version, signature]) => version === 'v1' && signature !== undefined && equal(signature, expected));
-  if (!matches) throw new WebhookVerificationError('invalid_signature', 'no webhook-signature entry matches this secret and body');
+    .filter(([version, signature]) => version === 'v1' && signature !== undefined)
+    .map(([, signature]) => signature);
+  const secretIndex = candidates.findIndex((secret) => {
+    const expected = createHmac('sha256', keyOf(secret)).update(`${id}.${timestamp}.${body}`).digest('base64');
+    return given.some((signature) => equal(signature, expected));
+  });
+  if (secretIndex < 0) {
+    const which = candidates.length === 1 ? 'this secret' : `any of the ${candidates.length} secrets`;
+    throw new WebhookVerificationError('invalid_signature', `no webhook-signature entry matches ${which} and body`);
+  }
   try {
-    return JSON.parse(body) as T;
+    return { event: JSON.parse(body) as T, secretIndex };
   } catch {
     throw new WebhookVerificationError('invalid_json', 'the body is not JSON');
   }

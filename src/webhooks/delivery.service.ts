@@ -78,6 +78,8 @@ export class DeliveryService {
   // Attempts recorded behind the send: shutdown waits for them before the database closes.
   private readonly recording = new InFlight();
   private stopping = false;
+  /** Since stopSending: requests that were on the wire and finished, and claims given back unsent (shutdown log). */
+  readonly shutdown = { finished: 0, givenBack: 0 };
   private readonly sql: Sql;
   /** How many claims the ledger takes at once: a worker holding fewer jobs leaves its rounds part-empty. */
   readonly ledgerCapacity: number;
@@ -121,7 +123,7 @@ export class DeliveryService {
       // Shutting down: what is not on the wire yet is given back rather than sent, so shutdown waits only for the
       // requests already out (another worker, or this one restarted, sends it).
       if (this.stopping) {
-        await this.giveBack(delivery.id, attempt);
+        if (await this.giveBack(delivery.id, attempt)) this.shutdown.givenBack++;
         return null;
       }
       if (waitedMs > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(delivery.id, attempt))) return null;
@@ -131,6 +133,7 @@ export class DeliveryService {
     });
     // Given back, by shutdown or by the sweeper while it waited: whoever claims it next sends it.
     if (!result) return { outcome: 'skipped' };
+    if (this.stopping) this.shutdown.finished++;
     const verdict = decide(result, attempt, delivery.schedule);
     const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) })
       .then((disabledOne) => {
@@ -170,8 +173,8 @@ export class DeliveryService {
   }
 
   /** Back to pending and undispatched, its attempt not counted, for the relay to hand out again. */
-  private async giveBack(id: string, attempt: number): Promise<void> {
-    await this.updateOurClaim(id, attempt, { status: 'pending', attempts: () => 'attempts - 1', dispatchedAt: null, updatedAt: new Date() });
+  private giveBack(id: string, attempt: number): Promise<boolean> {
+    return this.updateOurClaim(id, attempt, { status: 'pending', attempts: () => 'attempts - 1', dispatchedAt: null, updatedAt: new Date() });
   }
 
   /**

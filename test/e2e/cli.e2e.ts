@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,5 +69,39 @@ describe('herald CLI', () => {
     const res = await runCli(['frobnicate'], {});
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('Usage: herald');
+  });
+});
+
+/** Every file under dist/ with its size and modification time, to tell whether a command rebuilt anything. */
+function distSnapshot(): string[] {
+  const files: string[] = [];
+  const visit = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) visit(p);
+      else files.push(`${p} ${statSync(p).size} ${statSync(p).mtimeMs}`);
+    }
+  };
+  visit(path.resolve('dist'));
+  return files.sort();
+}
+
+describe('running the CLI from a checkout', () => {
+  it('runs the documented `npm run -s herald -- …` without building or touching dist/', () => {
+    const before = distSnapshot();
+    const res = spawnSync('npm', ['run', '-s', 'herald', '--', '--help'], { encoding: 'utf8', timeout: 20_000 });
+    expect(res.status).toBe(0);
+    expect(res.stdout.startsWith('Usage: herald')).toBe(true);
+    expect(distSnapshot()).toEqual(before);
+  });
+
+  it('leaves a fresh dist/ alone when npm runs prepare (npm install), so a running server keeps its files', () => {
+    const check = spawnSync(process.execPath, ['scripts/build.mjs', '--check'], { encoding: 'utf8' });
+    expect(check.status, 'dist/ is older than the sources: npm run build before these tests').toBe(0);
+    const before = distSnapshot();
+    const res = spawnSync('npm', ['run', '-s', 'prepare'], { encoding: 'utf8', timeout: 60_000 });
+    expect(res.status).toBe(0);
+    expect(res.stdout).toContain('not rebuilding');
+    expect(distSnapshot()).toEqual(before);
   });
 });

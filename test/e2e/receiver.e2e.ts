@@ -54,6 +54,44 @@ describe('herald listen', () => {
     expect(listener.output()).toMatch(/received \d+ webhooks: \d+ valid, 1 invalid/);
   });
 
+  it('verifies webhook_url deliveries (tenant secret) and a registered endpoint’s (its own secret) with one listener, naming the secret', async () => {
+    const port = await freePort();
+    const endpoint = (await h.api('POST', '/v1/webhooks', { url: `http://127.0.0.1:${port}/endpoint`, events: ['task.completed'] })).body as { id: string; secret: string };
+    expect(endpoint.secret).not.toBe(secret);
+    try {
+      // Repeated and comma-separated forms alike.
+      const listener = await start([CLI, 'listen', '--port', String(port), '--secret', `tenant=${secret}`, '--secret', `orders=${endpoint.secret},${secret}`], {}, 'receiving on');
+      expect(listener.output()).toContain('verifying signatures with 2 secrets (tenant, orders)');
+      const created = await h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', webhook_url: `http://127.0.0.1:${port}/hook`, webhook_events: ['completed'], simulate: { duration_ms: 100 } });
+      const id = created.body.task_id as string;
+      const line = (type: string) => listener.output().split('\n').find((l) => l.includes(type) && l.includes(`task=${id}`));
+      await eventually(async () => (line('video_generation_completed') && line('task.completed') ? true : undefined));
+      expect(line('video_generation_completed')).toContain('signature=valid (tenant)');
+      expect(line('task.completed')).toContain('signature=valid (orders)');
+      expect(listener.output()).not.toContain('INVALID');
+
+      const exited = new Promise((r) => listener.child.once('exit', r));
+      listener.child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(listener.output()).toMatch(/2 valid \(tenant: 1, orders: 1\), 0 invalid/);
+    } finally {
+      await h.api('DELETE', `/v1/webhooks/${endpoint.id}`);
+    }
+  });
+
+  it('with only the tenant secret, marks an endpoint’s delivery INVALID and says which secret it needs', async () => {
+    const port = await freePort();
+    const endpoint = (await h.api('POST', '/v1/webhooks', { url: `http://127.0.0.1:${port}/endpoint`, events: ['task.completed'] })).body as { id: string };
+    try {
+      const listener = await start([CLI, 'listen', '--port', String(port)], { HERALD_WEBHOOK_SECRET: secret }, 'receiving on');
+      await h.api('POST', '/v1/images/generations/async', { model: 'm', prompt: 'p', simulate: { duration_ms: 0 } });
+      await eventually(async () => (listener.output().includes('INVALID (invalid_signature)') ? true : undefined));
+      expect(listener.output()).toContain('a registered endpoint\'s with its own secret');
+    } finally {
+      await h.api('DELETE', `/v1/webhooks/${endpoint.id}`);
+    }
+  });
+
   it('fails on purpose with --fail-rate so Herald’s retries can be watched', async () => {
     const port = await freePort();
     const listener = await start([CLI, 'listen', '--port', String(port), '--secret', secret, '--fail-rate', '1'], {}, 'receiving on');

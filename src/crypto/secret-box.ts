@@ -20,13 +20,13 @@ export class SecretBox {
   /** The plaintext; throws SealedValueError when the value was sealed with another key or is damaged. */
   decrypt(sealed: string): string {
     const [version, iv, tag, body] = sealed.split('.');
-    if (version !== VERSION || !iv || !tag || body === undefined) throw new SealedValueError('is not a sealed value (damaged)');
+    if (version !== VERSION || !iv || !tag || body === undefined) throw new SealedValueError('the stored value is not a sealed value (damaged)');
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
       return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
     } catch {
-      throw new SealedValueError('does not decrypt with this ENCRYPTION_KEY (sealed with another key, or damaged)');
+      throw new SealedValueError('the sealed value does not decrypt with this ENCRYPTION_KEY (sealed with another key, or damaged)');
     }
   }
 }

@@ -153,19 +153,19 @@ export class DeliveryService {
    */
   private async prepare(delivery: Delivery, endpointSecrets?: () => string[]): Promise<{ secrets: string[]; callerHeaders: Record<string, string> } | { unpreparable: SendResult }> {
     const unpreparable = (what: string, err: Error) => ({
-      unpreparable: { startedAt: new Date(), durationMs: 0, error: `cannot prepare the request: ${what} ${err.message}`, errorCode: UNPREPARABLE },
+      unpreparable: { startedAt: new Date(), durationMs: 0, error: `cannot prepare the request (${what}): ${err.message}`, errorCode: UNPREPARABLE },
     });
     let secrets: string[];
     try {
       secrets = endpointSecrets ? endpointSecrets() : await this.secrets.forTenant(delivery.tenantId);
     } catch (err) {
-      if (err instanceof SealedValueError) return unpreparable('the signing secret', err);
+      if (err instanceof SealedValueError) return unpreparable('signing secret', err);
       throw err;
     }
     try {
       return { secrets, callerHeaders: delivery.headersSealed ? (JSON.parse(this.box.decrypt(delivery.headersSealed)) as Record<string, string>) : {} };
     } catch (err) {
-      if (err instanceof SealedValueError || err instanceof SyntaxError) return unpreparable('the stored webhook_headers', err);
+      if (err instanceof SealedValueError || err instanceof SyntaxError) return unpreparable('stored headers', err);
       throw err;
     }
   }

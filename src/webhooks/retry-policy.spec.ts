@@ -33,7 +33,7 @@ describe('retry policy', () => {
   it('fails at once, on the first attempt, when the request cannot be prepared or sent (no retry can fix it)', () => {
     const undici = decide({ error: 'UND_ERR_INVALID_ARG: invalid x-foo header', errorCode: 'UND_ERR_INVALID_ARG' }, 1, SCHEDULE, noJitter);
     expect(undici).toEqual({ outcome: 'failed', reason: 'UND_ERR_INVALID_ARG: invalid x-foo header (not retried: no retry can fix it)' });
-    const unpreparable = decide({ error: 'cannot prepare the request: a stored secret does not decrypt', errorCode: UNPREPARABLE }, 1, SCHEDULE, noJitter);
+    const unpreparable = decide({ error: 'cannot prepare the request (signing secret): the sealed value does not decrypt', errorCode: UNPREPARABLE }, 1, SCHEDULE, noJitter);
     expect(unpreparable).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('cannot prepare the request') });
   });
 

@@ -116,7 +116,7 @@ describe('a delivery that cannot be prepared', () => {
     expect(again.status).toBe(202);
     const done = await finished(again.body.id);
     expect(done).toMatchObject({ status: 'failed', attempts: 1, last_error: expect.stringContaining('cannot prepare the request') });
-    expect(done.attempt_log).toEqual([expect.objectContaining({ number: 1, outcome: 'failed', error: expect.stringMatching(/cannot prepare the request: the stored webhook_headers does not decrypt/) })]);
+    expect(done.attempt_log).toEqual([expect.objectContaining({ number: 1, outcome: 'failed', error: expect.stringMatching(/cannot prepare the request \(stored headers\): the sealed value does not decrypt with this ENCRYPTION_KEY/) })]);
     // Nothing was sent for it, and it stays failed (no loop back to the queue).
     await new Promise((r) => setTimeout(r, 300));
     expect(receiver.forTask(id).length).toBe(before);
@@ -131,7 +131,7 @@ describe('a delivery that cannot be prepared', () => {
     expect(test.status).toBe(202);
     const done = await finished(test.body.id);
     expect(done).toMatchObject({ status: 'failed', attempts: 1 });
-    expect(done.attempt_log[0].error).toMatch(/cannot prepare the request: the signing secret does not decrypt/);
+    expect(done.attempt_log[0].error).toMatch(/cannot prepare the request \(signing secret\): the sealed value does not decrypt/);
     const ok = await h.api('POST', `/v1/webhooks/${healthy.body.id}/test`);
     expect(await finished(ok.body.id)).toMatchObject({ status: 'succeeded' });
     await h.api('DELETE', `/v1/webhooks/${broken.body.id}`);

@@ -43,6 +43,7 @@ fuzzing, every error being \`application/problem+json\`.
 | | SIGTERM under load | the process stops taking work, hands running generations back, lets in-flight HTTP deliveries finish and gives claimed ones not yet on the wire back, exits 0; after a restart nothing is missing |
 | \`test/fault/fuzz.fault.ts\` | 10,000 generated bad requests (fast-check, fixed seed) over every route: junk JSON, wrong types, huge strings, odd content types, idempotency keys, Prefer values, mangled ids | no response ≥ 500; every error is problem+json |
 | \`test/fault/security.fault.ts\` | 44 SSRF address forms (decimal, octal, hex, short, IPv4-mapped, NAT64, 6to4, Teredo, ULA, metadata…) for tasks and endpoints; a host name that resolves to loopback; another tenant's ids on 20 routes; oversized body and headers; a burst over the rate limit | 422 \`webhook_url_blocked\` for every form; the name is refused at connect time without connecting; 404 on every route; no API key, header value or endpoint secret in any response; 413 and 431; 429 with \`Retry-After\` |
+| \`test/fault/key-mismatch.fault.ts\` | 100 tasks with sealed \`webhook_headers\`, the receiver down; Herald killed, then restarted with another \`ENCRYPTION_KEY\`, then from a new \`DATA_DIR\` beside the same database | both starts refused with one line naming \`ENCRYPTION_KEY\` and \`DATA_DIR\`, exit 1, no key file left in the new \`DATA_DIR\`; restarted with the right key, every pending webhook arrives with its header |
 
 ## Decisions
 
@@ -55,6 +56,11 @@ fuzzing, every error being \`application/problem+json\`.
 - **Secrets.** API keys are stored as SHA-256 and looked up by hash (no comparison of secrets in application
   code); signature checks use \`crypto.timingSafeEqual\`. Webhook header values and signing secrets are sealed with
   AES-256-GCM; they appear in no response, log line or attempt record (values are masked as \`***\`).
+- **Wrong key → refuse to start.** The database keeps a check value of its encryption key; a start with another
+  key (or with a freshly generated one in a new \`DATA_DIR\`) is refused in one line before anything runs, rather
+  than sealing new secrets with it while every stored one fails to open. A delivery that still cannot be prepared
+  (a damaged sealed value) or that undici refuses to send fails at its first attempt, with the reason in its
+  attempt log, instead of going back to the queue.
 - **Limits.** Request bodies: \`BODY_LIMIT_BYTES\` (1 MiB) → 413; request headers: Node's 16 KiB → 431; 
   \`RATE_LIMIT_PER_SECOND\` (1,000) per API key, shared by every API process through Redis → 429 with \`Retry-After\`.
 `;

@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApiKeysService } from './auth/api-keys.service.js';
 import { ConfigError, HeraldConfig, loadConfig, ROLES } from './config/config.js';
-import { loadOrCreateKey, SecretBox } from './crypto/secret-box.js';
+import { ensureEncryptionKey } from './crypto/key-check.js';
+import { SecretBox } from './crypto/secret-box.js';
 import { dataSourceOptions, openDatabase, runMigrations } from './database/data-source.js';
 import { UnitOfWork } from './database/unit-of-work.js';
 import { formatSummary, listen, parseSecrets, type ListenSecret } from './receiver/listen.js';
@@ -43,7 +44,7 @@ async function withKeys<T>(work: (keys: ApiKeysService) => Promise<T>): Promise<
   const cfg = config();
   const ds = await openDatabase(dataSourceOptions(cfg), { migrate: true });
   try {
-    return await work(new ApiKeysService(ds, new UnitOfWork(ds), new SecretBox(loadOrCreateKey(cfg.encryptionKey, cfg.dataDir))));
+    return await work(new ApiKeysService(ds, new UnitOfWork(ds), new SecretBox((await ensureEncryptionKey(cfg, ds))!)));
   } finally {
     await ds.destroy();
   }
@@ -106,8 +107,14 @@ async function main(argv: string[]): Promise<void> {
     case 'migrate': {
       const cfg = config();
       const ds = await openDatabase(dataSourceOptions(cfg), { migrate: false });
-      const applied = await runMigrations(ds);
-      await ds.destroy();
+      let applied: string[];
+      try {
+        applied = await runMigrations(ds);
+        // Checked when this host has a key (none is made here: migrating needs none), so a wrong one shows now.
+        await ensureEncryptionKey(cfg, ds, { generate: false });
+      } finally {
+        await ds.destroy();
+      }
       process.stdout.write(applied.length ? `Applied ${applied.join(', ')}\n` : 'Database is up to date\n');
       return;
     }

@@ -5,6 +5,7 @@ import { AppModule } from './app.module.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
 import { everyAddress, httpAdapter, onEveryRequest, useJsonBodies } from './common/http-server.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
+import { checkEncryptionKey } from './crypto/key-check.js';
 import { serveDashboard } from './dashboard/static.js';
 import { GenerationProcessor } from './generation/generation.processor.js';
 import { applyHeapGrowing } from './observability/heap.js';
@@ -33,9 +34,13 @@ export interface RunningHerald {
   app: { get<T>(typeOrToken: (abstract new (...args: never[]) => T) | string): T };
 }
 
-/** Starts Herald in its configured role. Fails fast, with a message saying what to do, when Redis is unreachable. */
+/**
+ * Starts Herald in its configured role. Fails fast, with a message saying what to do, when Redis is unreachable or
+ * the encryption key is not the one the database was written with.
+ */
 export async function startHerald(config: HeraldConfig, options: { printKey?: (key: string) => void } = {}): Promise<RunningHerald> {
   await assertRedisReachable(config.redisUrl);
+  await checkEncryptionKey(config);
   applyHeapGrowing(config.heapGrowingPercent);
   const logger = NEST_LEVELS[config.logLevel];
   const log = createRootLogger(config);

@@ -7,7 +7,7 @@ import { InFlight } from '../common/in-flight.js';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { SecretBox } from '../crypto/secret-box.js';
+import { SealedValueError, SecretBox } from '../crypto/secret-box.js';
 import { entityFromRow, insertMany, Sql, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { activeSecrets, failingTooLong } from '../endpoints/endpoint-rules.js';
@@ -17,7 +17,7 @@ import { mustWait } from './delivery-order.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
-import { decide, Verdict } from './retry-policy.js';
+import { decide, UNPREPARABLE, Verdict } from './retry-policy.js';
 import { signatureHeader, signLegacy } from './signature.js';
 import { SigningSecrets } from './signing-secrets.js';
 import { SendResult, WebhookSender } from './webhook-sender.js';
@@ -54,7 +54,7 @@ export function redactRequestHeaders(headers: Record<string, string>, callerHead
 }
 
 type Claim =
-  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: string[] }
+  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[] }
   | { kind: 'skipped' }
   | { kind: 'wait' }
   | { kind: 'refused'; reason: string };
@@ -115,11 +115,11 @@ export class DeliveryService {
     if (claim.kind === 'wait') return { outcome: 'wait', delayMs: ORDER_WAIT_MS };
     if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };
     const { delivery, attempt } = claim;
-    const secrets = claim.secrets ?? (await this.secrets.forTenant(delivery.tenantId));
-
-    const callerHeaders: Record<string, string> = delivery.headersSealed ? JSON.parse(this.box.decrypt(delivery.headersSealed)) : {};
+    const prepared = await this.prepare(delivery, claim.secrets);
+    const { secrets, callerHeaders } = 'unpreparable' in prepared ? { secrets: [], callerHeaders: {} } : prepared;
     let headers: Record<string, string> = {};
-    const result = await this.sender.sendWhenPlaced(async (waitedMs) => {
+    // A request that cannot be prepared is not sent: it is recorded as a failed attempt, final (see retry-policy).
+    const result = 'unpreparable' in prepared ? prepared.unpreparable : await this.sender.sendWhenPlaced(async (waitedMs) => {
       // Shutting down: what is not on the wire yet is given back rather than sent, so shutdown waits only for the
       // requests already out (another worker, or this one restarted, sends it).
       if (this.stopping) {
@@ -147,6 +147,30 @@ export class DeliveryService {
     // and it is sent again with the same webhook-id (at least once, as promised).
     else this.recordBehind(recorded);
     return verdict;
+  }
+
+  /**
+   * The signing secrets and the caller's headers, opened from their sealed form. A sealed value that does not open
+   * (another ENCRYPTION_KEY, or damage) makes the delivery unpreparable, an attempt no retry can fix; other errors
+   * (the database) are thrown, and the delivery is tried again.
+   */
+  private async prepare(delivery: Delivery, endpointSecrets?: () => string[]): Promise<{ secrets: string[]; callerHeaders: Record<string, string> } | { unpreparable: SendResult }> {
+    const unpreparable = (what: string, err: Error) => ({
+      unpreparable: { startedAt: new Date(), durationMs: 0, error: `cannot prepare the request (${what}): ${err.message}`, errorCode: UNPREPARABLE },
+    });
+    let secrets: string[];
+    try {
+      secrets = endpointSecrets ? endpointSecrets() : await this.secrets.forTenant(delivery.tenantId);
+    } catch (err) {
+      if (err instanceof SealedValueError) return unpreparable('signing secret', err);
+      throw err;
+    }
+    try {
+      return { secrets, callerHeaders: delivery.headersSealed ? (JSON.parse(this.box.decrypt(delivery.headersSealed)) as Record<string, string>) : {} };
+    } catch (err) {
+      if (err instanceof SealedValueError || err instanceof SyntaxError) return unpreparable('stored headers', err);
+      throw err;
+    }
   }
 
   private signedHeaders(delivery: Delivery, secrets: string[], callerHeaders: Record<string, string>): Record<string, string> {
@@ -286,13 +310,19 @@ export class DeliveryService {
   }
 
   /** Request targets sign with the tenant's secret (looked up after the claim, cached); endpoints with their own. */
-  private resolveTarget(d: Delivery, endpoints: Map<string, Endpoint>, now: Date): { secrets?: string[] } | { refused: string } {
+  private resolveTarget(d: Delivery, endpoints: Map<string, Endpoint>, now: Date): { secrets?: () => string[] } | { refused: string } {
     if (d.target === REQUEST_TARGET) return {};
     const endpoint = endpoints.get(d.target);
     if (!endpoint) return { refused: 'endpoint deleted' };
     if (endpoint.status !== 'enabled') return { refused: `endpoint disabled: ${endpoint.disabledReason ?? 'by its owner'}` };
-    const previous = endpoint.previousSecretSealed ? this.box.decrypt(endpoint.previousSecretSealed) : null;
-    return { secrets: activeSecrets(this.box.decrypt(endpoint.secretSealed), previous, endpoint.previousSecretExpiresAt, now) };
+    // Opened when the request is prepared, outside the claim's transaction: a secret that does not open fails that
+    // one delivery (with an attempt saying why), not the whole round of claims.
+    return {
+      secrets: () => {
+        const previous = endpoint.previousSecretSealed ? this.box.decrypt(endpoint.previousSecretSealed) : null;
+        return activeSecrets(this.box.decrypt(endpoint.secretSealed), previous, endpoint.previousSecretExpiresAt, now);
+      },
+    };
   }
 
   /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decide, effectiveSchedule, isRetryable, jitter, parseRetryAfter } from './retry-policy.js';
+import { decide, effectiveSchedule, isPermanentError, isRetryable, jitter, parseRetryAfter, UNPREPARABLE } from './retry-policy.js';
 
 const SCHEDULE = [0, 60_000, 300_000, 1_800_000, 7_200_000];
 const noJitter = () => 0.5;
@@ -28,6 +28,23 @@ describe('retry policy', () => {
 
   it('never retries an address the SSRF policy refuses', () => {
     expect(isRetryable({ error: 'blocked', blocked: true })).toBe(false);
+  });
+
+  it('fails at once, on the first attempt, when the request cannot be prepared or sent (no retry can fix it)', () => {
+    const undici = decide({ error: 'UND_ERR_INVALID_ARG: invalid x-foo header', errorCode: 'UND_ERR_INVALID_ARG' }, 1, SCHEDULE, noJitter);
+    expect(undici).toEqual({ outcome: 'failed', reason: 'UND_ERR_INVALID_ARG: invalid x-foo header (not retried: no retry can fix it)' });
+    const unpreparable = decide({ error: 'cannot prepare the request (signing secret): the sealed value does not decrypt', errorCode: UNPREPARABLE }, 1, SCHEDULE, noJitter);
+    expect(unpreparable).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('cannot prepare the request') });
+  });
+
+  it('classifies invalid-request codes as permanent and network or timeout codes as worth a retry', () => {
+    for (const code of [UNPREPARABLE, 'UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_URL', 'ERR_INVALID_CHAR']) expect(isPermanentError(code), code).toBe(true);
+    for (const code of [undefined, 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']) {
+      expect(isPermanentError(code), code).toBe(false);
+      expect(decide({ error: 'x', errorCode: code }, 1, SCHEDULE, noJitter)).toMatchObject({ outcome: 'retry' });
+    }
+    // An answer decides by its status code, whatever error came with it.
+    expect(isRetryable({ statusCode: 503, errorCode: 'UND_ERR_INVALID_ARG' })).toBe(true);
   });
 
   it('honours a longer Retry-After on 429', () => {

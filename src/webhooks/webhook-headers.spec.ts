@@ -22,6 +22,14 @@ describe('webhook header rules', () => {
     expect(webhookHeaderErrors({ 'X-A': 'x'.repeat(1_024) })).toEqual([]);
   });
 
+  it('refuses values that cannot be sent: above U+00FF, controls, DEL; accepts tab and Latin-1', () => {
+    for (const bad of ['a\u2028b', 'emoji \u{1F600}', 'caf\u0100', 'a\u0000b', 'a\u001bb', 'a\u007fb']) {
+      expect(webhookHeaderErrors({ 'X-Foo': bad }), JSON.stringify(bad)).toEqual([{ field: 'webhook_headers.X-Foo', message: expect.stringContaining('U+00FF') }]);
+    }
+    expect(webhookHeaderErrors({ 'X-Foo': 'bad\u2028' }, 'headers')[0].field).toBe('headers.X-Foo');
+    expect(webhookHeaderErrors({ 'X-A': 'tab\there', 'X-B': 'caf\u00e9 \u00ff', 'X-C': '' })).toEqual([]);
+  });
+
   it('allows at most 20 headers and no duplicate names', () => {
     const many = Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`X-H${i}`, 'v']));
     expect(webhookHeaderErrors(many)[0].field).toBe('webhook_headers');

@@ -7,6 +7,16 @@ export const MAX_HEADER_VALUE_LENGTH = 1_024;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const RESERVED = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'te', 'upgrade', 'x-signature', 'user-agent', 'keep-alive', 'trailer', 'expect']);
 
+// RFC 9110 field-value characters: visible ASCII, space, tab and obs-text (U+0080-U+00FF), the set undici sends.
+// No CR, LF or other control characters (header injection), nothing above U+00FF (it cannot be put on the wire).
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+export const HEADER_VALUE_RULE = 'header value may hold only visible ASCII, spaces, tabs and Latin-1 characters (up to U+00FF): no CR, LF, control characters, emoji or other characters above U+00FF';
+
+/** Whether a header value can be sent as it is (RFC 9110 field-value, as undici checks it). */
+export function isSendableHeaderValue(value: string): boolean {
+  return FIELD_VALUE.test(value);
+}
+
 export function isReservedHeader(name: string): boolean {
   const lower = name.toLowerCase();
   return RESERVED.has(lower) || lower.startsWith('proxy-') || lower.startsWith('webhook-');
@@ -28,8 +38,7 @@ export function webhookHeaderErrors(headers: Record<string, unknown>, field = 'w
     seen.add(name.toLowerCase());
     if (typeof value !== 'string') errors.push({ field: at, message: 'header value must be a string' });
     else if (value.length > MAX_HEADER_VALUE_LENGTH) errors.push({ field: at, message: `header value must be at most ${MAX_HEADER_VALUE_LENGTH} characters` });
-    // Visible ASCII, space and tab, plus obs-text; never CR, LF or other controls (header injection).
-    else if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) errors.push({ field: at, message: 'header value must not contain CR, LF or control characters' });
+    else if (!isSendableHeaderValue(value)) errors.push({ field: at, message: HEADER_VALUE_RULE });
   }
   return errors;
 }

@@ -115,6 +115,16 @@ describe('WebhookSender (the one outbound client) against a local server', () =>
     const refused = await open.send({ url: 'http://127.0.0.1:1/', body: '{}', headers: {} });
     expect(refused.blocked).toBeUndefined();
     expect(refused.error).toMatch(/ECONNREFUSED/);
+    expect(refused.errorCode).toBe('ECONNREFUSED');
     await open.onApplicationShutdown();
+  });
+
+  it('reports a header value undici cannot send with its code, without sending anything', async () => {
+    const s = sender();
+    const result = await s.send({ url: `${base}/ok`, body: '{}', headers: { 'X-Foo': 'a\u2028b' } });
+    expect(result).toMatchObject({ errorCode: 'UND_ERR_INVALID_ARG', error: expect.stringMatching(/^UND_ERR_INVALID_ARG: /) });
+    expect(result.statusCode).toBeUndefined();
+    expect(seen).toHaveLength(0);
+    await s.onApplicationShutdown();
   });
 });

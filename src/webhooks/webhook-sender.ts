@@ -50,12 +50,15 @@ export function guardedLookup(allowed: readonly Cidr[]) {
 
 type Outcome = Omit<SendResult, 'startedAt' | 'durationMs'>;
 
-/** What a failed request comes to: blocked by the address policy (never retried) or a network error. */
+/**
+ * What a failed request comes to: blocked by the address policy (never retried), or an error with its code, which
+ * the retry policy reads (a request undici refuses to send is final, a network error is retried).
+ */
 function failure(err: unknown): Outcome {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e.cause?.code ?? e.code;
   if (code === 'EBLOCKED') return { error: `blocked: ${e.cause?.message ?? e.message}`, blocked: true };
-  return { error: `${code ?? 'error'}: ${e.message ?? 'request failed'}` };
+  return { error: `${code ?? 'error'}: ${e.message ?? 'request failed'}`, ...(code ? { errorCode: code } : {}) };
 }
 
 /** A header's value from undici's raw list (name, value, name, value…), names compared case-insensitively. */

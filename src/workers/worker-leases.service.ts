@@ -109,7 +109,8 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     void this.registry.touch(task.leaseWorkerId);
     const expires = new Date(now.getTime() + Math.round(this.config.workers.leaseSeconds * 1000));
     const guard = { from: ['processing' as const], attempt: task.attempt, lease: { id: leaseId, liveAt: now } };
-    const progress = dto.progress === undefined ? task.progress : wholePercent(dto.progress);
+    // Progress never goes back for the client: a worker resuming a lost lease from scratch reports lower numbers.
+    const progress = dto.progress === undefined ? task.progress : Math.max(task.progress, wholePercent(dto.progress));
     const message = dto.message ?? task.message;
     let renewed: boolean;
     if (progress !== task.progress || message !== task.message) {

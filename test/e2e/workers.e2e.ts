@@ -215,6 +215,9 @@ describe('lease expiry', () => {
     const second = await leaseTask(id, { worker_id: 'w-takes-over', models: [m] });
     expect(second).toMatchObject({ task_id: id, attempt: 1, resume_from_percent: 30 });
     expect(second.lease_id).not.toBe(first.lease_id);
+    // Starting over, the new worker reports less: the client's progress does not go back.
+    expect((await beat(second.lease_id, { progress: 10 })).status).toBe(200);
+    expect((await task(id)).progress).toBe(30);
     // The first worker's late completion cannot overtake the new lease.
     expect((await complete(first.lease_id, { outputs: [{ url: 'https://cdn.example/x.mp4' }] })).status).toBe(410);
     // The second lease expires too: that was the last one (WORKER_MAX_LEASES=2).

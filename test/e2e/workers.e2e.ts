@@ -250,6 +250,11 @@ describe('fail', () => {
     expect(await task(id)).toMatchObject({ status: 'failed', error: 'Insufficient credits', error_code: 'insufficient_credits' });
     const hook = await eventually(async () => receiver.forTask(id).find((r) => r.body.status === 'failed'));
     expect(hook.body).toMatchObject({ webhook_type: 'video_generation_completed', error: 'Insufficient credits' });
+    // The client retries: a new attempt waits for a worker again, from the start.
+    expect((await h.api('POST', `/v1/videos/generations/tasks/${id}/retry`)).status).toBe(202);
+    const again = await leaseTask(id, { models: [m] });
+    expect(again).toMatchObject({ attempt: 2, resume_from_percent: 0 });
+    expect((await beat(job.lease_id)).status).toBe(410);
   });
 
   it('puts a retryable failure back in the queue, counting it toward WORKER_MAX_LEASES', async () => {
@@ -437,6 +442,30 @@ describe('Herald restarted while a lease is out', () => {
       expect(events).toEqual(['task.queued', 'task.started', 'task.progress', 'task.completed']);
     } finally {
       await own.stop();
+    }
+  });
+});
+
+describe('two Herald processes sharing the database', () => {
+  it('never hand one task to two workers', async () => {
+    const a = await startTestHerald(ENV);
+    const b = await startTestHerald(ENV, { keepData: a });
+    try {
+      const m = model('shared');
+      const created = await Promise.all(Array.from({ length: 20 }, () => a.api('POST', '/v1/images/generations/async', { model: m, prompt: 'p' })));
+      const leaseFrom = (x: TestHerald, n: number) =>
+        fetch(`${x.baseUrl}/v1/worker/leases`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${WORKER_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ worker_id: `w-${n}`, models: [m], max_jobs: 3 }),
+        }).then(async (r) => (await r.json()).jobs as Array<{ task_id: string }>);
+      const rounds = await Promise.all(Array.from({ length: 10 }, (_, n) => leaseFrom(n % 2 ? a : b, n)));
+      const leased = rounds.flat().map((j) => j.task_id);
+      expect(new Set(leased).size).toBe(leased.length);
+      expect(leased.sort()).toEqual(created.map((c) => c.body.task_id).sort());
+    } finally {
+      await b.herald.close();
+      await a.stop();
     }
   });
 });

@@ -122,7 +122,7 @@ async function main(argv: string[]): Promise<void> {
         if (values.worker) {
           if (values.tenant) fail('keys create --worker takes no --tenant: worker tokens serve every tenant');
           const created = await withKeys((_, s) => s.workerTokens.create(values.label));
-          process.stdout.write(`Created worker token ${created.id}. It works only on /v1/worker/* and is shown only once:\n${created.token}\n`);
+          process.stdout.write(`Created worker token ${created.id} (valid only on /v1/worker/*). It is shown only once:\n${created.token}\n`);
           return;
         }
         if (!values.tenant || !/^[A-Za-z0-9_.-]{1,100}$/.test(values.tenant)) fail('keys create needs --tenant NAME (letters, digits, _ . -)');

@@ -41,7 +41,7 @@ describe('herald CLI', () => {
 
   it('creates a worker token that works only on /v1/worker/*, lists it, shows its worker, and revokes it', async () => {
     const created = await runCli(['keys', 'create', '--worker', '--label', 'gpu-box'], env);
-    expect(created.code).toBe(0);
+    expect(created.code, created.stderr).toBe(0);
     const token = created.stdout.trim().split('\n').at(-1)!;
     expect(token).toMatch(/^hw_[A-Za-z0-9_-]{43}$/);
     const lease = () =>

@@ -3,7 +3,8 @@ import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
-import { everyAddress, httpAdapter, onEveryRequest, useJsonBodies } from './common/http-server.js';
+import { WorkerTokensService } from './auth/worker-tokens.service.js';
+import { everyAddress, httpAdapter, onEveryRequest, useJsonBodies, useRawUploads } from './common/http-server.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
 import { checkEncryptionKey } from './crypto/key-check.js';
 import { serveDashboard } from './dashboard/static.js';
@@ -14,6 +15,7 @@ import { shutdownMessage, type ShutdownReport } from './observability/shutdown-r
 import { setupOpenApi } from './openapi.js';
 import { assertRedisReachable } from './redis/redis-options.js';
 import { DeliveryService } from './webhooks/delivery.service.js';
+import { isArtifactUpload } from './workers/worker-protocol.controller.js';
 
 const NEST_LEVELS: Record<LogLevel, NestLogLevel[] | false> = {
   silent: false,
@@ -57,11 +59,13 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
     bootstrapKey = created.key;
     options.printKey?.(created.key);
   }
+  await app.get(WorkerTokensService).bootstrap(config.workers.bootstrapToken);
 
   let port: number | undefined;
   if (http) {
     onEveryRequest(http, requestLogging(log));
     useJsonBodies(http, config.bodyLimitBytes);
+    useRawUploads(http, isArtifactUpload);
     setupOpenApi(http, config);
     serveDashboard(http);
     await http.listen(config.port, config.host ?? everyAddress());

@@ -9,6 +9,7 @@ import { dataSourceOptions, openDatabase, runMigrations } from './database/data-
 import { UnitOfWork } from './database/unit-of-work.js';
 import { formatSummary, listen } from './receiver/listen.js';
 import { startHerald } from './serve.js';
+import { parseWorkerCommand, runWorkerCommand } from './worker-sdk/command.js';
 
 const USAGE = `Usage: herald <command> [options]
 
@@ -20,6 +21,8 @@ Commands:
   keys revoke ID                             revoke an API key
   listen [--port 4000] [--secret whsec_…] [--forward-to URL] [--fail-rate 0.2] [--strict]
                                              a local webhook receiver that verifies and prints each event
+  worker --url U --token T --models M[,M2…] --module ./gen.mjs [--concurrency N] [--kinds video,image]
+                                             pull jobs from Herald and run the module's default export on each
 
 Configuration comes from the environment (and ./.env if present); see README.md.`;
 
@@ -93,6 +96,12 @@ async function main(argv: string[]): Promise<void> {
           process.exit(0);
         });
       }
+      return;
+    }
+    case 'worker': {
+      const command = parseWorkerCommand(argv.slice(1), process.env);
+      if (typeof command === 'string') fail(command);
+      await runWorkerCommand(command);
       return;
     }
     case 'migrate': {

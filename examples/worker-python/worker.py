@@ -7,6 +7,7 @@ PNG and completes the lease. Replace `generate` with your model call.
 
     HERALD_URL=http://localhost:3000 HERALD_WORKER_TOKEN=hw_... HERALD_MODELS=flux-dev python3 worker.py
 """
+import hashlib
 import json
 import os
 import signal
@@ -113,6 +114,8 @@ def run(job):
             print(f"job {job['task_id']} stopped: {lease.reason}", flush=True)
             return
         call("PUT", f"/v1/worker/leases/{lease.id}/artifacts/image.png", image, content_type="image/png")
+        print(f"job {job['task_id']} uploaded image.png ({len(image)} bytes, sha256 {hashlib.sha256(image).hexdigest()})",
+              flush=True)
         call("POST", f"/v1/worker/leases/{lease.id}/complete", {"outputs": [
             {"artifact": "image.png", "mime_type": "image/png", "metadata": {"generator": "worker.py"}}]})
         print(f"job {job['task_id']} completed", flush=True)

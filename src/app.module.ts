@@ -24,6 +24,7 @@ import { TasksApiModule } from './tasks/tasks-api.module.js';
 import { TasksCoreModule } from './tasks/tasks-core.module.js';
 import { DeliveriesController } from './webhooks/deliveries.controller.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
+import { WorkersModule } from './workers/workers.module.js';
 
 /** HTTP surface: routes, auth guard, the one exception filter and the validation pipe. */
 @Module({
@@ -54,6 +55,7 @@ export class AppModule {
         AuthModule,
         GenerationModule.register({ worker: processJobs }),
         WebhooksModule.register({ worker: processJobs }),
+        WorkersModule.register({ http: serveHttp, sweeper: processJobs }),
         ...(serveHttp ? [HttpModule] : []),
       ],
     };

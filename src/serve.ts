@@ -3,13 +3,15 @@ import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
-import { everyAddress, httpAdapter, onEveryRequest, useJsonBodies } from './common/http-server.js';
+import { WorkerTokensService } from './auth/worker-tokens.service.js';
+import { everyAddress, httpAdapter, onEveryRequest, useJsonBodies, useRawUploads } from './common/http-server.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
 import { serveDashboard } from './dashboard/static.js';
 import { applyHeapGrowing } from './observability/heap.js';
 import { createRootLogger, PinoNestLogger, requestLogging } from './observability/logging.js';
 import { setupOpenApi } from './openapi.js';
 import { assertRedisReachable } from './redis/redis-options.js';
+import { isArtifactUpload } from './workers/worker-protocol.controller.js';
 
 const NEST_LEVELS: Record<LogLevel, NestLogLevel[] | false> = {
   silent: false,
@@ -49,11 +51,13 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
     bootstrapKey = created.key;
     options.printKey?.(created.key);
   }
+  await app.get(WorkerTokensService).bootstrap(config.workers.bootstrapToken);
 
   let port: number | undefined;
   if (http) {
     onEveryRequest(http, requestLogging(log));
     useJsonBodies(http, config.bodyLimitBytes);
+    useRawUploads(http, isArtifactUpload);
     setupOpenApi(http, config);
     serveDashboard(http);
     await http.listen(config.port, config.host ?? everyAddress());

@@ -18,6 +18,8 @@ export enum ErrorCode {
   DeliveryNotFound = 'delivery_not_found',
   EndpointNotFound = 'endpoint_not_found',
   EndpointDisabled = 'endpoint_disabled',
+  LeaseNotFound = 'lease_not_found',
+  LeaseExpired = 'lease_expired',
   RateLimited = 'rate_limited',
   PollTimeout = 'poll_timeout',
   ServiceUnavailable = 'service_unavailable',
@@ -45,7 +47,10 @@ export function statusForCode(code: ErrorCode): number {
     case ErrorCode.TaskNotFound:
     case ErrorCode.DeliveryNotFound:
     case ErrorCode.EndpointNotFound:
+    case ErrorCode.LeaseNotFound:
       return 404;
+    case ErrorCode.LeaseExpired:
+      return 410;
     case ErrorCode.MethodNotAllowed:
       return 405;
     case ErrorCode.TaskNotCancellable:
@@ -76,6 +81,7 @@ const TITLES: Record<number, string> = {
   405: 'Method Not Allowed',
   408: 'Request Timeout',
   409: 'Conflict',
+  410: 'Gone',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',

@@ -4,6 +4,7 @@ import { IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, validat
 import { Type } from 'class-transformer';
 import path from 'node:path';
 import { parseSchedule } from './durations.js';
+import { parseModelRoutes, type ModelRoute } from '../workers/model-routes.js';
 import { HERALD_VERSION } from '../version.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;
@@ -87,6 +88,21 @@ export class EnvironmentVariables {
 
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000)
   HEAP_GROWING_PERCENT?: number;
+
+  @IsOptional() @IsString()
+  MODEL_ROUTES?: string;
+
+  @IsOptional() @Type(() => Number) @IsNumber({ allowNaN: false, allowInfinity: false }) @Min(0.05) @Max(3_600)
+  WORKER_LEASE_SECONDS?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100)
+  WORKER_MAX_LEASES?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_099_511_627_776)
+  ARTIFACT_MAX_BYTES?: number;
+
+  @IsOptional() @Matches(/^[A-Za-z0-9_\-.]{16,200}$/, { message: 'BOOTSTRAP_WORKER_TOKEN must be 16–200 characters of A-Z a-z 0-9 _ - .' })
+  BOOTSTRAP_WORKER_TOKEN?: string;
 }
 
 export interface HeraldConfig {
@@ -119,6 +135,10 @@ export interface HeraldConfig {
   rateLimitPerSecond: number;
   /** How far V8 may grow the heap past what survived its last full collection (0 = V8's own heuristics). */
   heapGrowingPercent: number;
+  /** MODEL_ROUTES: which provider runs a model, first match wins. */
+  modelRoutes: ModelRoute[];
+  workers: { leaseSeconds: number; maxLeases: number; bootstrapToken?: string };
+  artifactMaxBytes: number;
 }
 
 /** A configuration value is wrong; the message names the variable and fits on one line. */
@@ -200,6 +220,9 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     sseHeartbeatMs: vars.SSE_HEARTBEAT_MS ?? 15_000,
     rateLimitPerSecond: vars.RATE_LIMIT_PER_SECOND ?? 1_000,
     heapGrowingPercent: vars.HEAP_GROWING_PERCENT ?? 150,
+    modelRoutes: field('MODEL_ROUTES', () => parseModelRoutes(vars.MODEL_ROUTES ?? '*=simulator')),
+    workers: { leaseSeconds: vars.WORKER_LEASE_SECONDS ?? 30, maxLeases: vars.WORKER_MAX_LEASES ?? 3, bootstrapToken: vars.BOOTSTRAP_WORKER_TOKEN },
+    artifactMaxBytes: vars.ARTIFACT_MAX_BYTES ?? 512 * 1_048_576,
   };
 }
 
@@ -209,5 +232,5 @@ export const ENV_NAMES = [
   'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_RETRY_SCHEDULE', 'WEBHOOK_ALLOWED_CIDRS', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_USER_AGENT',
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
   'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
-  'HEAP_GROWING_PERCENT',
+  'HEAP_GROWING_PERCENT', 'MODEL_ROUTES', 'WORKER_LEASE_SECONDS', 'WORKER_MAX_LEASES', 'ARTIFACT_MAX_BYTES', 'BOOTSTRAP_WORKER_TOKEN',
 ];

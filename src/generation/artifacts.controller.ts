@@ -14,12 +14,14 @@ export class ArtifactsController {
 
   @Get(':name')
   async get(@Param('name') name: string, @Res() res: FastifyReply): Promise<void> {
-    const artifact = await this.store.read(name);
+    const artifact = await this.store.open(name);
     if (!artifact) throw new DomainException(ErrorCode.NotFound, `No artifact named ${name}.`);
+    // Streamed: a worker's video may be hundreds of megabytes.
     await res
       .header('Content-Type', artifact.mimeType)
+      .header('Content-Length', String(artifact.sizeBytes))
       .header('Cache-Control', 'public, max-age=86400, immutable')
       .header('X-Content-Type-Options', 'nosniff')
-      .send(artifact.bytes);
+      .send(artifact.stream);
   }
 }

@@ -14,15 +14,21 @@ import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
 import { Task } from './task.entity.js';
 
-type Guard = { from?: TaskStatus[]; attempt?: number };
-interface Change {
+/**
+ * `lease`: the change also needs the task's lease to be this one (`id`, or none when null) and, with `liveAt`,
+ * unexpired at that time, so a worker's change can never overtake a lease that replaced or outlived its own.
+ */
+type Guard = { from?: TaskStatus[]; attempt?: number; lease?: { id: string | null; liveAt?: Date } };
+export interface Change {
   taskId: string;
   to: TaskStatus;
   patch: TaskPatch;
   guard: Guard;
 }
 
-export type TaskPatch = Partial<Pick<Task, 'progress' | 'message' | 'result' | 'error' | 'errorCode' | 'startedAt' | 'completedAt' | 'attempt' | 'deadlineAt'>>;
+export type TaskPatch = Partial<
+  Pick<Task, 'progress' | 'message' | 'result' | 'error' | 'errorCode' | 'startedAt' | 'completedAt' | 'attempt' | 'deadlineAt' | 'leaseId' | 'leaseWorkerId' | 'leaseExpiresAt' | 'leaseCount'>
+>;
 
 /** The event each status change reports. Timed-out tasks report as failures (status "timedout" in the data). */
 export function eventTypeFor(to: TaskStatus, from?: TaskStatus): TaskEventType {
@@ -116,6 +122,11 @@ export class TaskTransitions {
     return (await this.applyRound(em, [{ taskId, to, patch, guard }], handOver))[0];
   }
 
+  /** Several changes inside the caller's transaction (a worker leasing several tasks at once). */
+  async applyManyIn(em: EntityManager, changes: readonly Change[], handOver?: Delivery[]): Promise<Array<Task | null>> {
+    return changes.length ? this.applyRound(em, changes, handOver) : [];
+  }
+
   /**
    * Changes in the order given, then their events and deliveries together: one read of the current statuses, the
    * conditional UPDATEs in waves (the first change of each task together, then the second, …), one read-back of
@@ -162,6 +173,11 @@ export class TaskTransitions {
       .set({ ...patch, status: to, updatedAt: new Date(), lastSequence: () => 'last_sequence + 1' })
       .where('id = :id AND status IN (:...from)', { id: taskId, from });
     if (guard.attempt !== undefined) query.andWhere('attempt = :attempt', { attempt: guard.attempt });
+    if (guard.lease) {
+      if (guard.lease.id === null) query.andWhere('lease_id IS NULL');
+      else query.andWhere('lease_id = :leaseId', { leaseId: guard.lease.id });
+      if (guard.lease.liveAt) query.andWhere('lease_expires_at > :liveAt', { liveAt: guard.lease.liveAt.getTime() });
+    }
     return Boolean((await query.execute()).affected);
   }
 

@@ -15,6 +15,8 @@ import { insertMany } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { GenerationQueue } from '../generation/generation.queue.js';
 import { GENERATION_PROVIDER, GenerationProvider } from '../generation/provider.js';
+import { EventBus } from '../events/event-bus.js';
+import { routeFor } from '../workers/model-routes.js';
 import { checkWebhookUrl, parseCidrs, Cidr } from '../webhooks/address-policy.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
@@ -53,6 +55,7 @@ export class TasksService implements BeforeApplicationShutdown {
     private readonly queue: GenerationQueue,
     private readonly box: SecretBox,
     private readonly metrics: Metrics,
+    private readonly bus: EventBus,
     @Inject(GENERATION_PROVIDER) private readonly provider: GenerationProvider,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
@@ -99,6 +102,11 @@ export class TasksService implements BeforeApplicationShutdown {
       updatedAt: now,
       startedAt: null,
       completedAt: null,
+      provider: routeFor(this.config.modelRoutes, dto.model),
+      leaseId: null,
+      leaseWorkerId: null,
+      leaseExpiresAt: null,
+      leaseCount: 0,
     });
     await this.intake.submit(task);
     // No signal on the event bus: nobody can be following a task whose id has not been answered yet (followers
@@ -189,6 +197,9 @@ export class TasksService implements BeforeApplicationShutdown {
           startedAt: null,
           completedAt: null,
           deadlineAt: task.timeoutSeconds ? new Date(now.getTime() + task.timeoutSeconds * 1000) : null,
+          leaseId: null,
+          leaseExpiresAt: null,
+          leaseCount: 0,
         },
         { attempt: task.attempt },
       );
@@ -200,6 +211,8 @@ export class TasksService implements BeforeApplicationShutdown {
   }
 
   private async enqueue(task: Task): Promise<void> {
+    // Worker-routed tasks wait in the database (the tasks table is their queue); long-polling workers are woken.
+    if (task.provider === 'workers') return this.bus.publishWork({ model: task.model, kind: task.kind });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ENQUEUE_WAIT_MS} ms`)), ENQUEUE_WAIT_MS);

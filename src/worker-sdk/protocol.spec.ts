@@ -12,6 +12,8 @@ describe('failureBody', () => {
     expect(failureBody('bad prompt')).toEqual({ error: 'bad prompt' });
     expect(failureBody(42)).toEqual({ error: '42' });
     expect(failureBody(Object.assign(new Error('x'), { code: 5 }))).toEqual({ error: 'x' });
+    expect(failureBody(Object.assign(new Error('x'), { code: 'has spaces' }))).toEqual({ error: 'x' });
+    expect(failureBody(new Error('e'.repeat(3_000))).error).toHaveLength(2_000);
   });
 });
 

@@ -59,8 +59,9 @@ export class JobError extends Error {
 export function failureBody(thrown: unknown): FailBody {
   const err = thrown as { message?: unknown; code?: unknown; retryable?: unknown } | null;
   const message = typeof thrown === 'string' ? thrown : typeof err?.message === 'string' && err.message ? err.message : String(thrown);
-  const body: FailBody = { error: message.slice(0, 4_000) };
-  if (typeof err?.code === 'string' && err.code) body.code = err.code;
+  const body: FailBody = { error: message.slice(0, 2_000) };
+  // Herald takes codes of 1-64 letters, digits, _ . - (they become the task's error_code); others are left out.
+  if (typeof err?.code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(err.code)) body.code = err.code;
   if (typeof err?.retryable === 'boolean') body.retryable = err.retryable;
   return body;
 }

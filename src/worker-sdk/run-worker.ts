@@ -225,7 +225,7 @@ function runJob(client: WorkerClient, job: Job, handler: Handler, log: (level: L
         log('info', `job ${job.task_id} completed`);
       } catch (err) {
         // Herald refused the outputs (an unknown artifact name, say): the task fails with the reason, not silently.
-        if (err instanceof HeraldHttpError && err.status === 422) await sendFail({ error: `Herald refused the outputs: ${err.message}`, code: 'invalid_outputs', retryable: false });
+        if (err instanceof HeraldHttpError && err.status === 422) await sendFail({ error: `Herald refused the outputs: ${err.message}`.slice(0, 2_000), code: 'invalid_outputs', retryable: false });
       }
       return;
     }

@@ -122,7 +122,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
             await em
               .createQueryBuilder()
               .update('tasks')
-              .set({ lease_expires_at: expires.getTime() })
+              .set({ leaseExpiresAt: expires })
               .where("id = :id AND lease_id = :leaseId AND status = 'processing' AND lease_expires_at > :now", { id: task.id, leaseId, now: now.getTime() })
               .execute()
           ).affected,
@@ -226,7 +226,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
   /** The worker learns of the cancel (or timeout) now; its lease ends with this answer. */
   private async cancelled(task: Task, leaseId: string, reason: string): Promise<{ cancel: true; reason: string }> {
     const ended = await this.uow.run(async (em) =>
-      Boolean((await em.createQueryBuilder().update('tasks').set({ lease_id: null, lease_expires_at: null }).where('id = :id AND lease_id = :leaseId', { id: task.id, leaseId }).execute()).affected),
+      Boolean((await em.createQueryBuilder().update('tasks').set({ leaseId: null, leaseExpiresAt: null }).where('id = :id AND lease_id = :leaseId', { id: task.id, leaseId }).execute()).affected),
     );
     if (!ended) throw leaseGone('the lease ended');
     this.metrics.workerLeases.inc({ outcome: 'cancelled' });

@@ -6,6 +6,7 @@ import { OverviewPage } from './overview';
 import { SignIn } from './sign-in';
 import { TaskPage } from './task-page';
 import { TasksPage } from './tasks';
+import { WorkersPage } from './workers';
 import './styles.css';
 
 function useHash(): string {
@@ -23,7 +24,7 @@ function App() {
   if (!session.key()) return <SignIn />;
   const [, section, id] = hash.slice(1).split('/');
   const page =
-    section === 'tasks' && id ? <TaskPage id={id} /> : section === 'tasks' ? <TasksPage /> : section === 'endpoints' ? <EndpointsPage /> : <OverviewPage />;
+    section === 'tasks' && id ? <TaskPage id={id} /> : section === 'tasks' ? <TasksPage /> : section === 'endpoints' ? <EndpointsPage /> : section === 'workers' ? <WorkersPage /> : <OverviewPage />;
   const link = (href: string, label: string, active: boolean) => (
     <a href={href} aria-current={active ? 'page' : undefined}>
       {label}
@@ -37,6 +38,7 @@ function App() {
           {link('#/', 'Overview', !section)}
           {link('#/tasks', 'Tasks', section === 'tasks')}
           {link('#/endpoints', 'Endpoints', section === 'endpoints')}
+          {link('#/workers', 'Workers', section === 'workers')}
         </nav>
         <button type="button" class="link" onClick={session.signOut}>
           Sign out

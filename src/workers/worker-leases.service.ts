@@ -109,7 +109,8 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     void this.registry.touch(task.leaseWorkerId);
     const expires = new Date(now.getTime() + Math.round(this.config.workers.leaseSeconds * 1000));
     const guard = { from: ['processing' as const], attempt: task.attempt, lease: { id: leaseId, liveAt: now } };
-    const progress = dto.progress === undefined ? task.progress : wholePercent(dto.progress);
+    // Progress never goes back for the client: a worker resuming a lost lease from scratch reports lower numbers.
+    const progress = dto.progress === undefined ? task.progress : Math.max(task.progress, wholePercent(dto.progress));
     const message = dto.message ?? task.message;
     let renewed: boolean;
     if (progress !== task.progress || message !== task.message) {
@@ -121,7 +122,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
           (
             await em
               .createQueryBuilder()
-              .update('tasks')
+              .update(Task)
               .set({ leaseExpiresAt: expires })
               .where("id = :id AND lease_id = :leaseId AND status = 'processing' AND lease_expires_at > :now", { id: task.id, leaseId, now: now.getTime() })
               .execute()
@@ -226,7 +227,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
   /** The worker learns of the cancel (or timeout) now; its lease ends with this answer. */
   private async cancelled(task: Task, leaseId: string, reason: string): Promise<{ cancel: true; reason: string }> {
     const ended = await this.uow.run(async (em) =>
-      Boolean((await em.createQueryBuilder().update('tasks').set({ leaseId: null, leaseExpiresAt: null }).where('id = :id AND lease_id = :leaseId', { id: task.id, leaseId }).execute()).affected),
+      Boolean((await em.createQueryBuilder().update(Task).set({ leaseId: null, leaseExpiresAt: null }).where('id = :id AND lease_id = :leaseId', { id: task.id, leaseId }).execute()).affected),
     );
     if (!ended) throw leaseGone('the lease ended');
     this.metrics.workerLeases.inc({ outcome: 'cancelled' });

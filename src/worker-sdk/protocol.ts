@@ -14,14 +14,15 @@ export interface Job {
   model: string;
   prompt: string;
   params: Record<string, unknown>;
+  /** Every key is present; null when the client did not send it. */
   options: {
-    duration?: number;
-    size?: string;
-    fps?: number;
-    style?: string;
-    n?: number;
-    seed?: number;
-    response_format?: 'url' | 'b64_json';
+    duration: number | null;
+    size: string | null;
+    fps: number | null;
+    style: string | null;
+    n: number | null;
+    seed: number | null;
+    response_format: 'url' | 'b64_json' | null;
   };
   /** The progress an earlier, lost lease had reported: start from here if the work allows it. */
   resume_from_percent: number;

@@ -84,7 +84,7 @@ async function fakeHerald() {
         model: 'flux-dev',
         prompt: 'a lighthouse',
         params: {},
-        options: { size: '64x64', n: 1 },
+        options: { duration: null, size: '64x64', fps: null, style: null, n: 1, seed: null, response_format: null },
         resume_from_percent: 0,
         ...job,
       });

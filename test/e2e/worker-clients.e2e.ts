@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from '../support/cli.js';
 import { eventually, startTestHerald, type TestHerald } from '../support/herald.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
+import { JobError, runWorker } from '../../src/worker-sdk/index.js';
 
 // Real worker processes (the two examples, through `herald worker` and through the SDK directly) against a real
 // Herald. Each test routes its own model names to workers, so no worker takes another test's task.
@@ -19,7 +21,7 @@ let poster: (width: number, height: number, seed: number) => Buffer;
 
 beforeAll(async () => {
   ({ poster } = await import(pathToFileURL(path.resolve('examples/worker-node/gen.mjs')).href));
-  h = await startTestHerald({ MODEL_ROUTES: 'py-*=workers,flux-*=workers,resume-*=workers,cancel-*=workers,*=simulator', BOOTSTRAP_WORKER_TOKEN: WORKER_TOKEN, WORKER_LEASE_SECONDS: String(LEASE_SECONDS) });
+  h = await startTestHerald({ MODEL_ROUTES: 'py-*=workers,flux-*=workers,resume-*=workers,cancel-*=workers,sdk-*=workers,*=simulator', BOOTSTRAP_WORKER_TOKEN: WORKER_TOKEN, WORKER_LEASE_SECONDS: String(LEASE_SECONDS) });
   receiver = await startReceiver();
 });
 afterAll(async () => {
@@ -149,5 +151,52 @@ describe('cancel', () => {
     await sdk.waitFor(`job ${id} dropped`);
     expect((await task('images', id)).status).toBe('cancelled');
     expect(sdk.output()).not.toContain(`job ${id} completed`);
+  });
+});
+
+/**
+ * stop() aborts the worker's open long-poll; fetch keeps that socket, and Herald's close then waits for it (a
+ * server-side shutdown issue, reported). Swapping this process's fetch pool for a fresh one closes the sockets.
+ */
+async function dropClientConnections() {
+  const key = Symbol.for('undici.globalDispatcher.1');
+  const previous = (globalThis as Record<symbol, { destroy(): Promise<void> }>)[key];
+  const { Agent } = await import('undici');
+  (globalThis as Record<symbol, unknown>)[key] = new Agent();
+  await previous?.destroy();
+}
+
+describe('the SDK in process', () => {
+  it('streams an upload from a Node stream (chunked) that Herald serves byte-exact, and a thrown JobError fails the task with its error and code', async () => {
+    const bytes = randomBytes(3 * 65_536 + 17);
+    const worker = runWorker({
+      url: h.baseUrl,
+      token: WORKER_TOKEN,
+      models: ['sdk-*'],
+      waitSeconds: 5,
+      log: () => undefined,
+      handler: async (job, ctx) => {
+        if (job.prompt === 'refuse me') throw new JobError('the safety filter refused the prompt', { code: 'content_policy' });
+        await ctx.progress(50, 'half way');
+        const chunks = Array.from({ length: 4 }, (_, i) => bytes.subarray(i * 65_536, (i + 1) * 65_536));
+        await ctx.upload('clip.bin', Readable.from(chunks), 'application/octet-stream');
+        return { outputs: [{ artifact: 'clip.bin', mime_type: 'video/mp4', metadata: { frames: 3 } }], revised_prompt: 'a calmer sea' };
+      },
+    });
+    try {
+      const ok = (await h.api('POST', '/v1/videos/generations/async', { model: 'sdk-video', prompt: 'a sea' })).body.task_id as string;
+      const refused = (await h.api('POST', '/v1/videos/generations/async', { model: 'sdk-video', prompt: 'refuse me' })).body.task_id as string;
+
+      const done = await terminal('videos', ok);
+      expect(done.status).toBe('completed');
+      expect(done.result.data[0]).toMatchObject({ revised_prompt: 'a calmer sea', metadata: { frames: 3, mime_type: 'video/mp4', file_size_bytes: bytes.length } });
+      expect((await download(done.result.data[0].url)).bytes.equals(bytes)).toBe(true);
+
+      const failed = await terminal('videos', refused);
+      expect(failed).toMatchObject({ status: 'failed', error: 'the safety filter refused the prompt', error_code: 'content_policy' });
+    } finally {
+      await worker.stop({ graceMs: 0 });
+      await dropClientConnections();
+    }
   });
 });

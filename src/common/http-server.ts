@@ -80,7 +80,10 @@ export function useRawUploads(app: NestFastifyApplication, matches: (method: str
     }
     done();
   });
-  fastify.addContentTypeParser(RAW_UPLOAD_TYPE, (_req, payload, done) => done(null, payload));
+  // Sent by hand to any other route, the private type is refused like any type Herald does not read.
+  fastify.addContentTypeParser(RAW_UPLOAD_TYPE, (req, payload, done) =>
+    matches(req.method, req.url) ? done(null, payload) : done(new DomainException(ErrorCode.UnsupportedMediaType, `Content-Type ${RAW_UPLOAD_TYPE} is not accepted here.`), undefined),
+  );
 }
 
 /** The Content-Type an upload was sent with (see useRawUploads). */

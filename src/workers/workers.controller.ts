@@ -1,6 +1,5 @@
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Controller, Get, Inject } from '@nestjs/common';
-import { TenantId } from '../auth/auth.guard.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { modelCatalog } from './model-catalog.js';
@@ -8,7 +7,7 @@ import { WorkerRegistry } from './worker-registry.js';
 
 const STARTED_AT = new Date();
 
-/** Read-only views for tenants (API key): the workers serving this Herald, and the models it offers. */
+/** Read-only views for tenants (any API key: the global guard), the workers serving this Herald and its models. */
 @ApiTags('workers')
 @Controller('v1')
 export class WorkersController {
@@ -20,13 +19,13 @@ export class WorkersController {
   /** Workers are global (they serve every tenant's worker-routed tasks); tenants see them read-only. */
   @Get('workers')
   @ApiOperation({ summary: 'Workers seen by this Herald: id, label, models, kinds, leases held, last seen' })
-  async workers(@TenantId() _tenantId: string) {
+  async workers() {
     return { data: await this.registry.list() };
   }
 
   @Get('models')
   @ApiOperation({ summary: 'Models offered (OpenAI list shape): the exact ids of MODEL_ROUTES and of online workers' })
-  async models(@TenantId() _tenantId: string) {
+  async models() {
     const catalog = await this.catalog();
     return { object: 'list', data: catalog.map((m) => ({ id: m.id, object: 'model', created: Math.floor(m.created.getTime() / 1000), owned_by: m.provider })) };
   }
@@ -34,7 +33,7 @@ export class WorkersController {
   /** Conduit's discovery shape, as its Node SDK's discovery.getModels() reads it. */
   @Get('discovery/models')
   @ApiOperation({ summary: "Models offered, in Conduit's discovery shape ({data: [{id, provider, display_name, capabilities, last_verified}], count})" })
-  async discovery(@TenantId() _tenantId: string) {
+  async discovery() {
     const data = (await this.catalog()).map((m) => ({
       id: m.id,
       provider: m.provider,

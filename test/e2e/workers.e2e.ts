@@ -8,7 +8,8 @@ const WORKER_TOKEN = `hw_test_${randomBytes(16).toString('hex')}`;
 const ENV = {
   MODEL_ROUTES: 't-*=workers,*=simulator',
   BOOTSTRAP_WORKER_TOKEN: WORKER_TOKEN,
-  WORKER_LEASE_SECONDS: '0.6',
+  // Long enough for a loaded machine; the expiry tests run against a Herald of their own with a short lease.
+  WORKER_LEASE_SECONDS: '30',
   WORKER_MAX_LEASES: '2',
   SWEEP_INTERVAL_MS: '100',
   ARTIFACT_MAX_BYTES: '65536',
@@ -78,7 +79,7 @@ describe('worker protocol: a full cycle', () => {
       params: { camera: 'pan' },
       options: { duration: 6, size: '1280x720', fps: null, style: null, n: null, seed: 7, response_format: null },
       resume_from_percent: 0,
-      lease_seconds: 0.6,
+      lease_seconds: 30,
     });
     expect(Date.parse(job.lease_expires_at)).toBeGreaterThan(Date.now() - 1_000);
     expect((await task(id)).status).toBe('processing');
@@ -198,6 +199,17 @@ describe('cancel and timeout reach the worker at its next heartbeat', () => {
 });
 
 describe('lease expiry', () => {
+  let main: TestHerald;
+  beforeAll(async () => {
+    main = h;
+    h = await startTestHerald({ ...ENV, WORKER_LEASE_SECONDS: '1' });
+  });
+  afterAll(async () => {
+    const short = h;
+    h = main;
+    await short?.stop();
+  });
+
   it('puts the task back with its progress, then fails it with worker_lost after WORKER_MAX_LEASES leases', async () => {
     const m = model('expiry');
     const id = (await createVideo(m)).body.task_id;
@@ -215,9 +227,6 @@ describe('lease expiry', () => {
     const second = await leaseTask(id, { worker_id: 'w-takes-over', models: [m] });
     expect(second).toMatchObject({ task_id: id, attempt: 1, resume_from_percent: 30 });
     expect(second.lease_id).not.toBe(first.lease_id);
-    // Starting over, the new worker reports less: the client's progress does not go back.
-    expect((await beat(second.lease_id, { progress: 10 })).status).toBe(200);
-    expect((await task(id)).progress).toBe(30);
     // The first worker's late completion cannot overtake the new lease.
     expect((await complete(first.lease_id, { outputs: [{ url: 'https://cdn.example/x.mp4' }] })).status).toBe(410);
     // The second lease expires too: that was the last one (WORKER_MAX_LEASES=2).
@@ -241,16 +250,25 @@ describe('fail', () => {
     expect(await task(id)).toMatchObject({ status: 'failed', error: 'Insufficient credits', error_code: 'insufficient_credits' });
     const hook = await eventually(async () => receiver.forTask(id).find((r) => r.body.status === 'failed'));
     expect(hook.body).toMatchObject({ webhook_type: 'video_generation_completed', error: 'Insufficient credits' });
+    // The client retries: a new attempt waits for a worker again, from the start.
+    expect((await h.api('POST', `/v1/videos/generations/tasks/${id}/retry`)).status).toBe(202);
+    const again = await leaseTask(id, { models: [m] });
+    expect(again).toMatchObject({ attempt: 2, resume_from_percent: 0 });
+    expect((await beat(job.lease_id)).status).toBe(410);
   });
 
   it('puts a retryable failure back in the queue, counting it toward WORKER_MAX_LEASES', async () => {
     const m = model('retryable');
     const id = (await createVideo(m)).body.task_id;
     const first = await leaseTask(id, { models: [m] });
+    expect((await beat(first.lease_id, { progress: 50 })).status).toBe(200);
     expect((await fail(first.lease_id, { error: 'CUDA out of memory', retryable: true })).body).toMatchObject({ status: 'processing', requeued: true });
     expect((await task(id)).status).toBe('processing');
     const second = await leaseTask(id, { models: [m] });
-    expect(second.attempt).toBe(1);
+    expect(second).toMatchObject({ attempt: 1, resume_from_percent: 50 });
+    // Starting over, the new worker reports less: the client's progress does not go back.
+    expect((await beat(second.lease_id, { progress: 10 })).status).toBe(200);
+    expect((await task(id)).progress).toBe(50);
     const last = await fail(second.lease_id, { error: 'CUDA out of memory', code: 'oom', retryable: true });
     expect(last.body).toMatchObject({ status: 'failed', requeued: false });
     expect(await task(id)).toMatchObject({ status: 'failed', error: 'CUDA out of memory', error_code: 'oom' });
@@ -322,8 +340,35 @@ describe('bad input', () => {
     expect(missing.body.errors[0].field).toBe('outputs.0.artifact');
     expect((await fail(job.lease_id, { code: 'x' })).status).toBe(422);
     expect((await worker('PUT', `/v1/worker/leases/${job.lease_id}/artifacts/.hidden`, Buffer.from('x'))).status).toBe(422);
+    const smuggled = await h.api('POST', '/v1/videos/generations/async', JSON.stringify({ model: m, prompt: 'p' }), { 'content-type': 'application/x-herald-raw-upload' });
+    expect(smuggled.status).toBe(415);
+    expect(smuggled.headers.get('content-type')).toMatch(/problem\+json/);
     // Bad bodies changed nothing: the lease is still good.
     expect((await beat(job.lease_id)).body.cancel).toBe(false);
+  });
+
+  it('never answers a malformed request with a 5xx, on any worker route', async () => {
+    const m = model('odd');
+    const id = (await createVideo(m)).body.task_id;
+    const job = await leaseTask(id, { models: [m] });
+    const leaseIds = [job.lease_id, 'x'.repeat(90), '%00', `${id}_zz`, '019adbd6-2a3e-7d4c-9b1e-2f4a5c6d7e8f_0123456789abcdef01234567'];
+    const bodies = ['null', '[]', '"text"', '42', '{', '{"models":"x"}', '{"worker_id":5,"models":[1]}', '{"outputs":[null]}', '{"outputs":[1]}', '{"outputs":[{"artifact":"a","metadata":[]}]}', '{"outputs":[{"url":"ftp://x"}]}', '{"progress":null}', '{"progress":1e309}', '{"error":null}', '{"error":"e","retryable":"yes"}', '{"message":{"a":1}}'];
+    const problems: string[] = [];
+    for (const leaseId of leaseIds) {
+      for (const route of ['heartbeat', 'complete', 'fail']) {
+        for (const body of bodies) {
+          const res = await fetch(`${h.baseUrl}/v1/worker/leases/${encodeURIComponent(leaseId)}/${route}`, { method: 'POST', headers: { authorization: `Bearer ${WORKER_TOKEN}`, 'content-type': 'application/json' }, body });
+          if (res.status >= 500 || (res.status >= 400 && !String(res.headers.get('content-type')).includes('problem+json'))) problems.push(`${route} ${leaseId.slice(0, 40)} ${body} → ${res.status}`);
+        }
+      }
+      const put = await fetch(`${h.baseUrl}/v1/worker/leases/${encodeURIComponent(leaseId)}/artifacts/${encodeURIComponent('a b')}`, { method: 'PUT', headers: { authorization: `Bearer ${WORKER_TOKEN}` }, body: 'x' });
+      if (put.status >= 500) problems.push(`PUT ${leaseId.slice(0, 40)} → ${put.status}`);
+    }
+    for (const body of bodies) {
+      const res = await fetch(`${h.baseUrl}/v1/worker/leases`, { method: 'POST', headers: { authorization: `Bearer ${WORKER_TOKEN}`, 'content-type': 'application/json' }, body });
+      if (res.status >= 500) problems.push(`lease ${body} → ${res.status}`);
+    }
+    expect(problems).toEqual([]);
   });
 
   it('answers 413 for an artifact over ARTIFACT_MAX_BYTES, declared or streamed, and keeps nothing of it', async () => {
@@ -397,6 +442,30 @@ describe('Herald restarted while a lease is out', () => {
       expect(events).toEqual(['task.queued', 'task.started', 'task.progress', 'task.completed']);
     } finally {
       await own.stop();
+    }
+  });
+});
+
+describe('two Herald processes sharing the database', () => {
+  it('never hand one task to two workers', async () => {
+    const a = await startTestHerald(ENV);
+    const b = await startTestHerald(ENV, { keepData: a });
+    try {
+      const m = model('shared');
+      const created = await Promise.all(Array.from({ length: 20 }, () => a.api('POST', '/v1/images/generations/async', { model: m, prompt: 'p' })));
+      const leaseFrom = (x: TestHerald, n: number) =>
+        fetch(`${x.baseUrl}/v1/worker/leases`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${WORKER_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ worker_id: `w-${n}`, models: [m], max_jobs: 3 }),
+        }).then(async (r) => (await r.json()).jobs as Array<{ task_id: string }>);
+      const rounds = await Promise.all(Array.from({ length: 10 }, (_, n) => leaseFrom(n % 2 ? a : b, n)));
+      const leased = rounds.flat().map((j) => j.task_id);
+      expect(new Set(leased).size).toBe(leased.length);
+      expect(leased.sort()).toEqual(created.map((c) => c.body.task_id).sort());
+    } finally {
+      await b.herald.close();
+      await a.stop();
     }
   });
 });

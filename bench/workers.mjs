@@ -45,7 +45,7 @@ function poster(base, apiKey, connections) {
   return { create, close: () => agent.destroy() };
 }
 
-export async function workersBench({ redis, tasks, workers, rate, seconds, warmupSeconds, emit }) {
+export async function workersBench({ redis, tasks, workers, rates, seconds, warmupSeconds, emit }) {
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
   const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bwrk', MODEL_ROUTES: 'bench-*=workers,*=simulator', BOOTSTRAP_WORKER_TOKEN: WORKER_TOKEN });
@@ -64,36 +64,39 @@ export async function workersBench({ redis, tasks, workers, rate, seconds, warmu
   emit({ measure: 'worker_cycles_per_s', system: 'Herald workers (sqlite)', workers, tasks: created, value: Math.round(heraldRate), vs_bullmq: +(heraldRate / bullRate).toFixed(2) });
   emit({ measure: 'worker_cycles_per_s', system: 'bare BullMQ Worker', workers, tasks: created, value: Math.round(bullRate) });
 
-  // 2. Latency: the same idle workers long-poll while tasks are created at `rate`/s; create sent → job in a handler.
-  const sentAt = new Map();
+  // 2. Latency: the same idle workers long-poll while tasks are created at each rate; create sent → job in a handler.
+  await pool.stop();
   const leasedAt = new Map();
-  const latencyPool = (await pool.stop(), startWorkers(herald.base, workers, (job) => leasedAt.set(job.task_id, performance.now())));
-  await sleep(500); // every worker is waiting in a long-poll
-  const warmup = rate * warmupSeconds;
-  const total = warmup + rate * seconds;
-  const measured = [];
-  const start = performance.now();
-  const inflight = [];
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate;
-    if (due > performance.now()) await sleep(due - performance.now());
-    const at = performance.now();
-    inflight.push(client.create().then((id) => id && (sentAt.set(id, at), i >= warmup && measured.push(id))));
+  const latencyPool = startWorkers(herald.base, workers, (job) => leasedAt.set(job.task_id, performance.now()));
+  for (const rate of rates) {
+    await sleep(500); // every worker is waiting in a long-poll
+    const sentAt = new Map();
+    const warmup = rate * warmupSeconds;
+    const total = warmup + rate * seconds;
+    const measured = [];
+    const start = performance.now();
+    const inflight = [];
+    for (let i = 0; i < total; i++) {
+      const due = start + (i * 1000) / rate;
+      if (due > performance.now()) await sleep(due - performance.now());
+      const at = performance.now();
+      inflight.push(client.create().then((id) => id && (sentAt.set(id, at), i >= warmup && measured.push(id))));
+    }
+    await Promise.all(inflight);
+    await until(() => measured.every((id) => leasedAt.has(id)), 600_000, 'every task leased');
+    const latencies = measured.map((id) => leasedAt.get(id) - sentAt.get(id)).sort((a, b) => a - b);
+    emit({
+      measure: 'create_to_lease_ms',
+      system: 'Herald workers (sqlite)',
+      offered_per_s: rate,
+      workers,
+      tasks: latencies.length,
+      warmup_s: warmupSeconds,
+      p50: +percentile(latencies, 50).toFixed(1),
+      p95: +percentile(latencies, 95).toFixed(1),
+      p99: +percentile(latencies, 99).toFixed(1),
+    });
   }
-  await Promise.all(inflight);
-  await until(() => measured.every((id) => leasedAt.has(id)), 60_000, 'every task leased');
-  const latencies = measured.map((id) => leasedAt.get(id) - sentAt.get(id)).sort((a, b) => a - b);
-  emit({
-    measure: 'create_to_lease_ms',
-    system: 'Herald workers (sqlite)',
-    offered_per_s: rate,
-    workers,
-    tasks: latencies.length,
-    warmup_s: warmupSeconds,
-    p50: +percentile(latencies, 50).toFixed(1),
-    p95: +percentile(latencies, 95).toFixed(1),
-    p99: +percentile(latencies, 99).toFixed(1),
-  });
   await latencyPool.stop();
   client.close();
   await herald.stop();

@@ -7,6 +7,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { bullmqAxios } from './baselines/bullmq-axios.mjs';
 import { rawPostLoop } from './baselines/raw-post.mjs';
+import { workersBench } from './workers.mjs';
 import { createDatabase, heraldEnv, PAYLOAD, percentile, preloadOutbox, sleep, startHerald, startReceiver, startRedis, tempDir, until } from './lib.mjs';
 
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
@@ -19,7 +20,7 @@ const LATENCY_RATES = SMOKE ? [50] : [100, 500];
 const LATENCY_SECONDS = SMOKE ? 2 : 10;
 const LATENCY_WARMUP_SECONDS = SMOKE ? 1 : 3;
 const CREATE_SECONDS = SMOKE ? 2 : 10;
-// --only=deliveries,latency,creates,backlog,workers runs a part (for profiling work; the report needs them all).
+// --only=deliveries,latency,creates,backlog,scale-out,workers runs a part (for profiling work; the report needs them all).
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const want = (part) => !ONLY || ONLY.includes(part);
 const HEAP_CAP_MB = 128;
@@ -199,9 +200,15 @@ if (want('backlog')) {
 }
 
 // 5. Scale-out: PostgreSQL with 1 vs 2 worker processes.
-for (const workers of want('workers') ? [1, 2] : []) {
+for (const workers of want('scale-out') ? [1, 2] : []) {
   const { rate } = await heraldDrain('postgres', N, 64, { workers });
   emit({ measure: 'deliveries_per_s_by_workers', system: 'Herald (postgres)', workers, concurrency: 64, value: Math.round(rate) });
+}
+
+// 6. Bring-your-own workers over HTTP: lease → complete cycles with 32 workers vs a bare BullMQ Worker, and
+// create → lease latency at 200 tasks/s (and 50/s for comparison).
+if (want('workers')) {
+  await workersBench({ redis, tasks: SMOKE ? 300 : 10_000, workers: 32, rates: SMOKE ? [50] : [50, 200], seconds: LATENCY_SECONDS, warmupSeconds: LATENCY_WARMUP_SECONDS, emit });
 }
 
 await receiver.close();
@@ -231,6 +238,11 @@ function report(rs) {
   const lat = lats[lats.length - 1];
   const cre = by('creates_per_s')[0];
   const scale = by('deliveries_per_s_by_workers');
+  const cycles = by('worker_cycles_per_s');
+  const leaseLats = by('create_to_lease_ms');
+  const leaseLat = leaseLats[leaseLats.length - 1];
+  const ownWorkers = cycles.find((r) => r.vs_bullmq !== undefined);
+  const bareBull = cycles.find((r) => r.vs_bullmq === undefined);
   const herald64 = rs.find((r) => r.system === 'Herald (sqlite)' && r.concurrency === 64) ?? rs.find((r) => r.system === 'Herald (sqlite)');
   const hand64 = rs.find((r) => r.system === 'BullMQ + axios by hand' && r.concurrency === herald64?.concurrency);
   const pass = (ok) => (ok ? 'pass' : '**miss**');
@@ -247,7 +259,7 @@ process (\`herald serve\`, LOG_LEVEL=error). The receiver and the load generator
 | p99 event → receipt < 50 ms at ${lat.offered_per_s} events/s (after ${lat.warmup_s} s of warm-up) | p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms | ${pass(lat.p99 < 50)} |
 | (for comparison) the same, a fresh process's first second | p50 ${lat.cold_first_second_p50} ms, p99 ${lat.cold_first_second_p99} ms | |${lats.slice(0, -1).map((l) => `\n| (for comparison) event → receipt at ${l.offered_per_s} events/s | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms | |`).join('')}
 | ≥ 2,000 creates/s with p99 < 50 ms (32 connections) | ${cre.value.toLocaleString('en-US')}/s, p50 ${cre.p50_ms} ms, p99 ${cre.p99_ms} ms | ${pass(cre.value >= 2000 && cre.p99_ms < 50)} |
-${by('backlog').map((b, i) => (i === 0 ? `| 100k backlog under 300 MB RSS (${b.heap}) | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | ${pass(b.peak_rss_mb < 300)} |` : `| (for comparison) the same, heap: ${b.heap} | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | |`)).join('\n')}
+${ownWorkers ? `| worker lease → complete cycles ≥ 0.5× a bare BullMQ Worker (${ownWorkers.workers} workers) | ${ownWorkers.value.toLocaleString('en-US')}/s vs ${bareBull?.value.toLocaleString('en-US')}/s (×${ownWorkers.vs_bullmq}) | ${pass(ownWorkers.vs_bullmq >= 0.5)} |\n` : ''}${leaseLat ? `| p99 create → lease < 50 ms at ${leaseLat.offered_per_s} tasks/s | p50 ${leaseLat.p50} ms, p95 ${leaseLat.p95} ms, p99 ${leaseLat.p99} ms | ${pass(leaseLat.p99 < 50)} |\n` : ''}${by('backlog').map((b, i) => (i === 0 ? `| 100k backlog under 300 MB RSS (${b.heap}) | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | ${pass(b.peak_rss_mb < 300)} |` : `| (for comparison) the same, heap: ${b.heap} | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | |`)).join('\n')}
 
 ## Delivered webhooks per second (events already in the outbox → 2xx at the receiver)
 
@@ -272,6 +284,25 @@ ${scale.map((r) => `| ${r.workers} | ${r.value.toLocaleString('en-US')} |`).join
 On a 2-core machine a second worker process competes with the first, PostgreSQL, Redis and the receiver for the
 same cores; on real hardware add workers until PostgreSQL saturates (see [SCALING.md](SCALING.md)).
 
+## Workers over HTTP (docs/WORKERS.md)
+
+${ownWorkers ? `${ownWorkers.tasks.toLocaleString('en-US')} tasks routed to workers (\`MODEL_ROUTES=bench-*=workers\`) wait in the queue; then ${ownWorkers.workers} workers (the SDK's
+\`runWorker\`, one job at a time each, all in the benchmark process) long-poll \`POST /v1/worker/leases\` and complete each job at
+once with a \`{url}\` output. Each cycle is two HTTP requests and Herald's guarded state changes with their events. The
+baseline is a bare BullMQ Worker (concurrency ${ownWorkers.workers}) taking the same number of no-op jobs: Redis only.
+
+| system | workers | cycles/s | × bare BullMQ |
+|---|---|---|---|
+${cycles.map((r) => `| ${r.system} | ${r.workers} | ${r.value.toLocaleString('en-US')} | ${r.vs_bullmq ?? ''} |`).join('\n')}
+` : ''}${leaseLat ? `
+Create → lease: the same ${leaseLat.workers} workers wait in long-polls while tasks are created at a fixed rate through the API
+(${leaseLat.warmup_s} s of warm-up at that rate not counted); latency is from sending the create to the job reaching a handler, on
+one clock. An offered rate above the cycle rate measures the queue that builds up, not the wake-up.
+
+| offered tasks/s | tasks | p50 ms | p95 ms | p99 ms |
+|---|---|---|---|---|
+${leaseLats.map((l) => `| ${l.offered_per_s} | ${l.tasks.toLocaleString('en-US')} | ${l.p50} | ${l.p95} | ${l.p99} |`).join('\n')}
+` : ''}
 ## Raw results
 
 \`\`\`

@@ -13,6 +13,7 @@ import { dataSourceOptions, openDatabase, runMigrations } from './database/data-
 import { UnitOfWork } from './database/unit-of-work.js';
 import { formatSummary, listen, parseSecrets, type ListenSecret } from './receiver/listen.js';
 import { startHerald } from './serve.js';
+import { parseWorkerCommand, runWorkerCommand } from './worker-sdk/command.js';
 
 const USAGE = `Usage: herald <command> [options]
 
@@ -28,6 +29,8 @@ Commands:
                                              a local webhook receiver that verifies and prints each event;
                                              repeat --secret (or comma-separate) for the tenant secret and
                                              each registered endpoint's own secret
+  worker --url U --token T --models M[,M2…] --module ./gen.mjs [--concurrency N] [--kinds video,image]
+                                             pull jobs from Herald and run the module's default export on each
 
 Configuration comes from the environment (and ./.env if present); see README.md.`;
 
@@ -115,6 +118,12 @@ async function main(argv: string[]): Promise<void> {
           process.exit(0);
         });
       }
+      return;
+    }
+    case 'worker': {
+      const command = parseWorkerCommand(argv.slice(1), process.env);
+      if (typeof command === 'string') fail(command);
+      await runWorkerCommand(command);
       return;
     }
     case 'migrate': {

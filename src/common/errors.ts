@@ -19,6 +19,7 @@ export enum ErrorCode {
   EndpointNotFound = 'endpoint_not_found',
   EndpointDisabled = 'endpoint_disabled',
   RateLimited = 'rate_limited',
+  StreamLimitReached = 'stream_limit_reached',
   PollTimeout = 'poll_timeout',
   ServiceUnavailable = 'service_unavailable',
   InternalError = 'internal_error',
@@ -54,6 +55,7 @@ export function statusForCode(code: ErrorCode): number {
     case ErrorCode.EndpointDisabled:
       return 409;
     case ErrorCode.RateLimited:
+    case ErrorCode.StreamLimitReached:
       return 429;
     case ErrorCode.PollTimeout:
       return 408;

@@ -85,6 +85,12 @@ export class EnvironmentVariables {
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000_000)
   RATE_LIMIT_PER_SECOND?: number;
 
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
+  STREAM_MAX_CONNECTIONS_PER_KEY?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1_024) @Max(1_073_741_824)
+  STREAM_BUFFER_LIMIT_BYTES?: number;
+
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000)
   HEAP_GROWING_PERCENT?: number;
 }
@@ -117,6 +123,8 @@ export interface HeraldConfig {
   sweepIntervalMs: number;
   sseHeartbeatMs: number;
   rateLimitPerSecond: number;
+  /** Tenant-wide streams (SSE + WebSocket): open connections per API key and process, and a connection's unsent bytes. */
+  streams: { maxConnectionsPerKey: number; bufferLimitBytes: number };
   /** How far V8 may grow the heap past what survived its last full collection (0 = V8's own heuristics). */
   heapGrowingPercent: number;
 }
@@ -199,6 +207,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     sweepIntervalMs: vars.SWEEP_INTERVAL_MS ?? 5_000,
     sseHeartbeatMs: vars.SSE_HEARTBEAT_MS ?? 15_000,
     rateLimitPerSecond: vars.RATE_LIMIT_PER_SECOND ?? 1_000,
+    streams: { maxConnectionsPerKey: vars.STREAM_MAX_CONNECTIONS_PER_KEY ?? 100, bufferLimitBytes: vars.STREAM_BUFFER_LIMIT_BYTES ?? 1_048_576 },
     heapGrowingPercent: vars.HEAP_GROWING_PERCENT ?? 150,
   };
 }
@@ -209,5 +218,5 @@ export const ENV_NAMES = [
   'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_RETRY_SCHEDULE', 'WEBHOOK_ALLOWED_CIDRS', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_USER_AGENT',
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
   'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
-  'HEAP_GROWING_PERCENT',
+  'HEAP_GROWING_PERCENT', 'STREAM_MAX_CONNECTIONS_PER_KEY', 'STREAM_BUFFER_LIMIT_BYTES',
 ];

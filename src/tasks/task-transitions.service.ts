@@ -10,6 +10,7 @@ import type { Endpoint } from '../endpoints/endpoint.entity.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
+import { claimCursors } from './event-cursor.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
 import { Task } from './task.entity.js';
@@ -52,6 +53,13 @@ export function eventSnapshot(task: Task): Record<string, unknown> {
     result: task.result,
     attempt: task.attempt,
   };
+}
+
+/** The next cursor of the tenant's claimed block, moving it on by one (events are numbered in the round's order). */
+function bump(next: Map<string, number>, tenantId: string): number {
+  const cursor = next.get(tenantId)!;
+  next.set(tenantId, cursor + 1);
+  return cursor;
 }
 
 /**
@@ -101,7 +109,13 @@ export class TaskTransitions {
   committed(task: Task, { handedOver = false } = {}): void {
     if (!handedOver) this.outbox.kick();
     this.bus.publish({ taskId: task.id, sequence: task.lastSequence, status: task.status });
+    this.bus.publishTenant(task.tenantId);
     if (isTerminal(task.status)) this.metrics.tasksFinished.inc({ kind: task.kind, status: task.status });
+  }
+
+  /** After a commit of new events of the tenant: wakes its tenant-wide streams in every process. */
+  announce(tenantId: string): void {
+    this.bus.publishTenant(tenantId);
   }
 
   /** Returns the updated task, or null when the task was not in a state that allows `to` (or not at `attempt`). */
@@ -172,12 +186,17 @@ export class TaskTransitions {
     handOver?: Delivery[],
     endpoints?: Map<string, Endpoint[]>,
   ): Promise<TaskEvent[]> {
+    if (entries.length === 0) return [];
+    const perTenant = new Map<string, number>();
+    for (const { task } of entries) perTenant.set(task.tenantId, (perTenant.get(task.tenantId) ?? 0) + 1);
+    const next = await claimCursors(em, perTenant);
     const events = entries.map(({ task, type }) =>
       em.create(TaskEvent, {
         id: uuidv7(),
         taskId: task.id,
         tenantId: task.tenantId,
         sequence: task.lastSequence,
+        cursor: bump(next, task.tenantId),
         type,
         data: eventSnapshot(task),
         createdAt: task.updatedAt,

@@ -101,7 +101,7 @@ export class TasksService implements BeforeApplicationShutdown {
       completedAt: null,
     });
     await this.intake.submit(task);
-    // No signal on the event bus: nobody can be following a task whose id has not been answered yet (followers
+    // No signal on the task's channel (insertBatch signals the tenant's): nobody can be following a task whose id has not been answered yet (followers
     // subscribe, then read the events), so a PUBLISH per create would reach no one.
     this.metrics.tasksCreated.inc({ kind });
     // Answered once committed: the database is the truth, and the generation sweeper enqueues any task whose job
@@ -123,6 +123,8 @@ export class TasksService implements BeforeApplicationShutdown {
       await this.transitions.recordEvents(em, tasks.map((task) => ({ task, type: 'task.queued' as const })), handOver);
     });
     this.outbox.handOver(handOver);
+    // Tenant-wide streams are followed before any task id is known: one signal per tenant of the batch.
+    for (const tenantId of new Set(tasks.map((t) => t.tenantId))) this.transitions.announce(tenantId);
     return tasks.map(() => undefined);
   }
 

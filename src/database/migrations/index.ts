@@ -3,6 +3,7 @@ import { Deliveries1763900000000 } from './1763900000000-Deliveries.js';
 import { Endpoints1764000000000 } from './1764000000000-Endpoints.js';
 import { IdempotencyKeys1764100000000 } from './1764100000000-IdempotencyKeys.js';
 import { UndispatchedIndex1764200000000 } from './1764200000000-UndispatchedIndex.js';
+import { EventCursor1765200000000 } from './1765200000000-EventCursor.js';
 
 /** Every migration, in order. Listed explicitly so the build needs no glob loading (ESM-safe). */
-export const MIGRATIONS = [Initial1763800000000, Deliveries1763900000000, Endpoints1764000000000, IdempotencyKeys1764100000000, UndispatchedIndex1764200000000];
+export const MIGRATIONS = [Initial1763800000000, Deliveries1763900000000, Endpoints1764000000000, IdempotencyKeys1764100000000, UndispatchedIndex1764200000000, EventCursor1765200000000];

@@ -38,7 +38,7 @@ type ClientMessage =
 export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('EventsGateway');
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024, perMessageDeflate: false, clientTracking: true });
-  private readonly alive = new WeakSet<WebSocket>();
+  private readonly missed = new WeakMap<WebSocket, number>();
   private pinger: NodeJS.Timeout | undefined;
   private server: Server | undefined;
 
@@ -54,13 +54,15 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
     this.server = this.adapterHost.httpAdapter?.getHttpServer() as Server | undefined;
     this.server?.on('upgrade', this.onUpgrade);
     // Protocol-level pings keep idle connections open through proxies, and find peers that went away silently.
+    // Two pings without an answer (a heartbeat interval each) and the peer is taken as gone.
     this.pinger = setInterval(() => {
       for (const ws of this.wss.clients) {
-        if (!this.alive.has(ws)) {
+        const missed = this.missed.get(ws) ?? 0;
+        if (missed >= 2) {
           ws.terminate();
           continue;
         }
-        this.alive.delete(ws);
+        this.missed.set(ws, missed + 1);
         ws.ping();
       }
     }, this.config.sseHeartbeatMs);
@@ -92,8 +94,7 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
   }
 
   private connected(ws: WebSocket, principal: Principal | null): void {
-    this.alive.add(ws);
-    ws.on('pong', () => this.alive.add(ws));
+    ws.on('pong', () => this.missed.set(ws, 0));
     const session = new WsSession(ws, this.streams, this.keys, this.db);
     if (principal) session.authenticated(principal);
     else {

@@ -14,7 +14,8 @@ import { matches, type StreamFilter } from './stream-filter.js';
 
 // Without a signal the feed still reads the database at this pace: a lost pub/sub message delays, never loses.
 const SAFETY_POLL_MS = 2_000;
-// Open streams re-check their keys at this pace (from the database), so a revoked key's streams end within 5 s.
+// Open streams re-check their keys at this pace (from the database), so a revoked key's streams end within 5 s;
+// and their backlogs, so a reader that stopped after a burst is dropped even when nothing more is sent.
 const REVOCATION_CHECK_MS = 2_000;
 const PAGE = 500;
 
@@ -104,9 +105,15 @@ export class StreamConnection {
 
   send(events: readonly StreamEvent[]): void {
     if (this.closed) return;
+    // A client that does not read leaves its bytes here: still past the bound when more is due, it is dropped,
+    // not buffered further. (Checked before writing, so one burst bigger than the bound is not a reason.)
+    if (this.sink.buffered() > this.limit) return this.close('slow');
     this.sink.send(events);
-    // A client that does not read leaves its bytes here: past the bound it is dropped, not buffered further.
-    if (this.sink.buffered() > this.limit) this.close('slow');
+  }
+
+  /** Past the bound at a periodic check too: the last burst before a quiet spell does not escape it. */
+  checkBacklog(): void {
+    if (!this.closed && this.sink.buffered() > this.limit) this.close('slow');
   }
 
   /** Ends the connection from Herald's side (the sink says why to the client). */
@@ -325,6 +332,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
 
   private async closeRevoked(): Promise<void> {
     if (this.byKey.size === 0) return;
+    for (const set of [...this.byKey.values()]) for (const c of [...set]) c.checkBacklog();
     const keyIds = [...this.byKey.keys()];
     const valid = await this.keys.stillValid(keyIds).catch(() => undefined);
     if (!valid) return;

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { age, api, ApiError, streamEvents } from './api';
+import { age, api, ApiError, onTenantEvents } from './api';
 import { Notice, ProgressBar, Status } from './ui';
 
 interface Task {
@@ -116,20 +116,19 @@ export function TaskPage({ id }: { id: string }) {
   };
 
   useEffect(() => {
-    const abort = new AbortController();
     void load();
-    // Live: the SSE stream replays the timeline, then follows it; each event refreshes the task and deliveries.
-    void streamEvents(
-      `/v1/tasks/${id}/events/stream`,
-      (_, e: Event_) => {
-        setEvents((all) => (all.some((x) => x.sequence === e.sequence) ? all : [...all, e]));
-        void load();
-      },
-      abort.signal,
-    ).catch(() => undefined);
+    const add = (list: Event_[]) =>
+      setEvents((all) => [...all, ...list.filter((e) => !all.some((x) => x.sequence === e.sequence))].sort((a, b) => a.sequence - b.sequence));
+    // Live: the tab's one tenant stream (opened first), then the timeline so far; each event refreshes the task.
+    const live = onTenantEvents((_, e: Event_ & { task_id: string }) => {
+      if (e.task_id !== id) return;
+      add([e]);
+      void load();
+    });
+    void live.open.then(async () => add((await api<{ data: Event_[] }>('GET', `/v1/tasks/${id}/events`)).data)).catch(() => undefined);
     const timer = setInterval(load, 3_000);
     return () => {
-      abort.abort();
+      live.stop();
       clearInterval(timer);
     };
   }, [id]);

@@ -85,12 +85,13 @@ export class EventsController {
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     });
-    res.write(`retry: 2000\n\n`);
     heartbeat = setInterval(() => res.writableEnded || res.write(`: heartbeat ${new Date().toISOString()}\n\n`), this.config.sseHeartbeatMs);
     req.raw.socket.on('close', () => {
       clearInterval(heartbeat);
       connection.ended();
     });
     await this.streams.subscribe(connection, query.filter, resumed ?? query.after);
+    // Sent once subscribed: a client that sees the stream open knows every later event will come through it.
+    if (!res.writableEnded) res.write(`retry: 2000\n\n`);
   }
 }

@@ -259,7 +259,8 @@ if (want('streams')) {
       ({ child, out }) =>
         new Promise((resolve) => {
           child.stdout.on('data', () => {
-            const line = out().split('\n').find((l) => l.startsWith('{'));
+            // The result is one line, possibly in several chunks: parse it once it is whole.
+            const line = out().split('\n').find((l, i, all) => l.startsWith('{') && i < all.length - 1);
             if (line) resolve(JSON.parse(line));
           });
           child.stdin.write('report\n');
@@ -267,7 +268,7 @@ if (want('streams')) {
     ),
   );
   const hist = new Array(60_001).fill(0);
-  for (const r of results) r.hist.forEach((n, ms) => (hist[ms] += n));
+  for (const r of results) for (const [ms, n] of r.hist) hist[ms] += n;
   const total = hist.reduce((a, b) => a + b, 0);
   const pct = (p) => {
     let seen = 0;

@@ -41,6 +41,8 @@ for (let i = 0; i < N; i++) {
 process.stdin.on('data', (d) => {
   if (!String(d).includes('report')) return;
   const sorted = [...perClient].sort((a, b) => a - b);
-  process.stdout.write(JSON.stringify({ hist: Array.from(hist), received, outOfOrder, closed, minPerClient: sorted[0], maxPerClient: sorted[sorted.length - 1] }) + '\n');
+  const sparse = [];
+  hist.forEach((n, ms) => n && sparse.push([ms, n]));
+  process.stdout.write(JSON.stringify({ hist: sparse, received, outOfOrder, closed, minPerClient: sorted[0], maxPerClient: sorted[sorted.length - 1] }) + '\n');
   process.exit(0);
 });

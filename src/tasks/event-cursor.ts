@@ -43,3 +43,10 @@ export async function claimCursors(em: EntityManager, counts: ReadonlyMap<string
   }
   return first;
 }
+
+/** How many events each tenant gets in a batch: what claimCursors takes. */
+export function countByTenant(entries: ReadonlyArray<{ task: { tenantId: string } }>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const { task } of entries) counts.set(task.tenantId, (counts.get(task.tenantId) ?? 0) + 1);
+  return counts;
+}

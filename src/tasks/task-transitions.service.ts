@@ -10,7 +10,7 @@ import type { Endpoint } from '../endpoints/endpoint.entity.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
-import { claimCursors } from './event-cursor.js';
+import { claimCursors, countByTenant } from './event-cursor.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
 import { Task } from './task.entity.js';
@@ -185,11 +185,11 @@ export class TaskTransitions {
     entries: ReadonlyArray<{ task: Task; type: TaskEventType }>,
     handOver?: Delivery[],
     endpoints?: Map<string, Endpoint[]>,
+    claimed?: Map<string, number>,
   ): Promise<TaskEvent[]> {
     if (entries.length === 0) return [];
-    const perTenant = new Map<string, number>();
-    for (const { task } of entries) perTenant.set(task.tenantId, (perTenant.get(task.tenantId) ?? 0) + 1);
-    const next = await claimCursors(em, perTenant);
+    // `claimed`: the caller took the cursors already (claimCursors(em, countByTenant(entries))), alongside other work.
+    const next = new Map(claimed ?? (await claimCursors(em, countByTenant(entries))));
     const events = entries.map(({ task, type }) =>
       em.create(TaskEvent, {
         id: uuidv7(),

@@ -211,7 +211,7 @@ for (const workers of want('workers') ? [1, 2] : []) {
 // transaction, so commit → receipt and a little more), counted for events created after the warm-up. The
 // subscribers run in two child processes, which share the 2 cores with Herald.
 if (want('streams')) {
-  const SUBSCRIBERS = SMOKE ? 50 : 1_000;
+  const SUBSCRIBERS = Number(process.env.BENCH_STREAM_SUBSCRIBERS ?? (SMOKE ? 50 : 1_000));
   const EVENTS_PER_S = SMOKE ? 60 : 500;
   const seconds = SMOKE ? 3 : 10;
   const warmupSeconds = SMOKE ? 1 : 3;
@@ -233,6 +233,9 @@ if (want('streams')) {
   });
   await until(() => clients.every((c) => c.out().includes('ready')), 120_000, `${SUBSCRIBERS} subscribers`);
   const rssSubscribed = api.rssMb();
+  // CPU seconds of a process so far (utime + stime), to tell Herald's share of the cores from the subscribers'.
+  const cpuOf = (pid) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0) / 100;
+  const cpu0 = { api: cpuOf(api.pid), worker: cpuOf(worker.pid), clients: clients.reduce((a, c) => a + cpuOf(c.child.pid), 0), at: Date.now() };
   let peakRss = 0;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, api.rssMb())), 100);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -252,6 +255,9 @@ if (want('streams')) {
     inflight.push(post());
   }
   await Promise.all(inflight);
+  const wall = (Date.now() - cpu0.at) / 1000;
+  const cpuShare = (now, before) => Math.round(((now - before) / wall) * 100);
+  const cpu = { api: cpuShare(cpuOf(api.pid), cpu0.api), worker: cpuShare(cpuOf(worker.pid), cpu0.worker), subscribers: cpuShare(clients.reduce((a, c) => a + cpuOf(c.child.pid), 0), cpu0.clients) };
   await sleep(5_000);
   clearInterval(sampler);
   const results = await Promise.all(
@@ -291,6 +297,7 @@ if (want('streams')) {
     closed: results.reduce((a, r) => a + r.closed, 0),
     per_subscriber_min_max: [Math.min(...results.map((r) => r.minPerClient)), Math.max(...results.map((r) => r.maxPerClient))],
     api_rss_mb: { idle: Math.round(rssBefore), subscribed: Math.round(rssSubscribed), peak: Math.round(peakRss) },
+    cpu_percent_of_one_core: cpu,
   });
   agent.destroy();
   await worker.stop();

@@ -136,7 +136,11 @@ class WsSession {
     this.onAuth?.();
     this.connection = this.streams.open(principal.tenantId, principal.keyId, 'ws', {
       send: (events) => {
+        // One write (writev) for the batch instead of one per message: ws corks each frame, and corks nest.
+        const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+        socket?.cork();
         for (const e of events) this.ws.send(e.ws, { binary: false });
+        if (socket) process.nextTick(() => socket.uncork());
       },
       buffered: () => this.ws.bufferedAmount,
       close: (reason) => {

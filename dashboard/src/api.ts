@@ -85,7 +85,11 @@ export function onTenantEvents(listener: TenantListener): { open: Promise<void>;
         for (const l of tenantListeners) l(type, e);
       }, new AbortController().signal, opened)
         .catch(() => undefined)
-        .finally(() => setTimeout(connect, 2_000));
+        .finally(() => {
+          // Refused or dropped: views still load what they can (opened), and the stream is tried again.
+          opened();
+          setTimeout(connect, 2_000);
+        });
     };
     connect();
   });

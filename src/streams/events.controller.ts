@@ -90,7 +90,15 @@ export class EventsController {
       clearInterval(heartbeat);
       connection.ended();
     });
-    await this.streams.subscribe(connection, query.filter, resumed ?? query.after);
+    try {
+      await this.streams.subscribe(connection, query.filter, resumed ?? query.after);
+    } catch {
+      // The response is hijacked: no problem+json now, the client reconnects with its last id.
+      clearInterval(heartbeat);
+      connection.ended();
+      res.destroy();
+      return;
+    }
     // Sent once subscribed: a client that sees the stream open knows every later event will come through it.
     if (!res.writableEnded) res.write(`retry: 2000\n\n`);
   }

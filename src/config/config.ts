@@ -86,6 +86,12 @@ export class EnvironmentVariables {
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000_000)
   RATE_LIMIT_PER_SECOND?: number;
 
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
+  STREAM_MAX_CONNECTIONS_PER_KEY?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1_024) @Max(1_073_741_824)
+  STREAM_BUFFER_LIMIT_BYTES?: number;
+
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000)
   HEAP_GROWING_PERCENT?: number;
 
@@ -133,6 +139,8 @@ export interface HeraldConfig {
   sweepIntervalMs: number;
   sseHeartbeatMs: number;
   rateLimitPerSecond: number;
+  /** Tenant-wide streams (SSE + WebSocket): open connections per API key and process, and a connection's unsent bytes. */
+  streams: { maxConnectionsPerKey: number; bufferLimitBytes: number };
   /** How far V8 may grow the heap past what survived its last full collection (0 = V8's own heuristics). */
   heapGrowingPercent: number;
   /** MODEL_ROUTES: which provider runs a model, first match wins. */
@@ -219,6 +227,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     sweepIntervalMs: vars.SWEEP_INTERVAL_MS ?? 5_000,
     sseHeartbeatMs: vars.SSE_HEARTBEAT_MS ?? 15_000,
     rateLimitPerSecond: vars.RATE_LIMIT_PER_SECOND ?? 1_000,
+    streams: { maxConnectionsPerKey: vars.STREAM_MAX_CONNECTIONS_PER_KEY ?? 100, bufferLimitBytes: vars.STREAM_BUFFER_LIMIT_BYTES ?? 1_048_576 },
     heapGrowingPercent: vars.HEAP_GROWING_PERCENT ?? 150,
     modelRoutes: field('MODEL_ROUTES', () => parseModelRoutes(vars.MODEL_ROUTES ?? '*=simulator')),
     workers: { leaseSeconds: vars.WORKER_LEASE_SECONDS ?? 30, maxLeases: vars.WORKER_MAX_LEASES ?? 3, bootstrapToken: vars.BOOTSTRAP_WORKER_TOKEN },
@@ -233,4 +242,5 @@ export const ENV_NAMES = [
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
   'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
   'HEAP_GROWING_PERCENT', 'MODEL_ROUTES', 'WORKER_LEASE_SECONDS', 'WORKER_MAX_LEASES', 'ARTIFACT_MAX_BYTES', 'BOOTSTRAP_WORKER_TOKEN',
+  'STREAM_MAX_CONNECTIONS_PER_KEY', 'STREAM_BUFFER_LIMIT_BYTES',
 ];

@@ -10,6 +10,7 @@ import type { Endpoint } from '../endpoints/endpoint.entity.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
+import { claimCursors, countByTenant } from './event-cursor.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
 import { Task } from './task.entity.js';
@@ -60,6 +61,13 @@ export function eventSnapshot(task: Task): Record<string, unknown> {
   };
 }
 
+/** The next cursor of the tenant's claimed block, moving it on by one (events are numbered in the round's order). */
+function bump(next: Map<string, number>, tenantId: string): number {
+  const cursor = next.get(tenantId)!;
+  next.set(tenantId, cursor + 1);
+  return cursor;
+}
+
 /**
  * A round's changes grouped so that no wave touches a task twice: wave k holds the k-th change of each task, in
  * the order given (indexes into `taskIds`).
@@ -107,7 +115,13 @@ export class TaskTransitions {
   committed(task: Task, { handedOver = false } = {}): void {
     if (!handedOver) this.outbox.kick();
     this.bus.publish({ taskId: task.id, sequence: task.lastSequence, status: task.status });
+    this.bus.publishTenant(task.tenantId);
     if (isTerminal(task.status)) this.metrics.tasksFinished.inc({ kind: task.kind, status: task.status });
+  }
+
+  /** After a commit of new events of the tenant: wakes its tenant-wide streams in every process. */
+  announce(tenantId: string): void {
+    this.bus.publishTenant(tenantId);
   }
 
   /** Returns the updated task, or null when the task was not in a state that allows `to` (or not at `attempt`). */
@@ -187,13 +201,18 @@ export class TaskTransitions {
     entries: ReadonlyArray<{ task: Task; type: TaskEventType }>,
     handOver?: Delivery[],
     endpoints?: Map<string, Endpoint[]>,
+    claimed?: Map<string, number>,
   ): Promise<TaskEvent[]> {
+    if (entries.length === 0) return [];
+    // `claimed`: the caller took the cursors already (claimCursors(em, countByTenant(entries))), alongside other work.
+    const next = new Map(claimed ?? (await claimCursors(em, countByTenant(entries))));
     const events = entries.map(({ task, type }) =>
       em.create(TaskEvent, {
         id: uuidv7(),
         taskId: task.id,
         tenantId: task.tenantId,
         sequence: task.lastSequence,
+        cursor: bump(next, task.tenantId),
         type,
         data: eventSnapshot(task),
         createdAt: task.updatedAt,

@@ -79,17 +79,11 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
     const started = performance.now();
     log.info('shutdown: taking no new work; letting requests on the wire finish and handing the rest back');
     await app.close();
-    // Roles without a worker have neither provider: nothing was held there.
-    const held = <T>(type: abstract new (...args: never[]) => T): T | undefined => {
-      try {
-        return app.get(type, { strict: false });
-      } catch {
-        return undefined;
-      }
-    };
-    const webhooks = held(DeliveryService)?.shutdown;
+    // Only roles that process jobs hold generation jobs and webhook sends (asking Nest for an absent provider logs).
+    const worker = config.role !== 'api';
+    const webhooks = worker ? app.get(DeliveryService, { strict: false }).shutdown : undefined;
     const report: ShutdownReport = {
-      generationHandedBack: held(GenerationProcessor)?.handedBack ?? 0,
+      generationHandedBack: worker ? app.get(GenerationProcessor, { strict: false }).handedBack : 0,
       webhooksFinished: webhooks?.finished ?? 0,
       webhooksGivenBack: webhooks?.givenBack ?? 0,
       durationMs: Math.round(performance.now() - started),

@@ -11,6 +11,7 @@ import { GenerationProcessor } from './generation/generation.processor.js';
 import { applyHeapGrowing } from './observability/heap.js';
 import { createRootLogger, PinoNestLogger, requestLogging } from './observability/logging.js';
 import { shutdownMessage, type ShutdownReport } from './observability/shutdown-report.js';
+import { startTracing, stopTracing } from './observability/tracing.js';
 import { setupOpenApi } from './openapi.js';
 import { assertRedisReachable } from './redis/redis-options.js';
 import { DeliveryService } from './webhooks/delivery.service.js';
@@ -42,6 +43,7 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
   await assertRedisReachable(config.redisUrl);
   await checkEncryptionKey(config);
   applyHeapGrowing(config.heapGrowingPercent);
+  await startTracing(config);
   const logger = NEST_LEVELS[config.logLevel];
   const log = createRootLogger(config);
   const module = AppModule.forRoot(config);
@@ -75,6 +77,8 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
     const started = performance.now();
     log.info('shutdown: taking no new work; letting requests on the wire finish and handing the rest back');
     await app.close();
+    // The last spans (the attempts shutdown let finish) go to the collector before the process ends.
+    await stopTracing().catch((err: Error) => log.warn(`tracing: spans not flushed at shutdown: ${err.message}`));
     // Roles without a worker have neither provider: nothing was held there.
     const held = <T>(type: abstract new (...args: never[]) => T): T | undefined => {
       try {

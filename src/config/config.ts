@@ -87,6 +87,21 @@ export class EnvironmentVariables {
 
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000)
   HEAP_GROWING_PERCENT?: number;
+
+  @IsOptional() @Matches(/^https?:\/\/[^\s]+$/, { message: 'OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL' })
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string;
+
+  @IsOptional() @Matches(/^https?:\/\/[^\s]+$/, { message: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http(s) URL' })
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?: string;
+
+  @IsOptional() @IsString()
+  OTEL_EXPORTER_OTLP_HEADERS?: string;
+
+  @IsOptional() @Matches(/^[\x21-\x7e][\x20-\x7e]{0,199}$/, { message: 'OTEL_SERVICE_NAME must be 1–200 printable ASCII characters' })
+  OTEL_SERVICE_NAME?: string;
+
+  @IsOptional() @IsIn(['true', 'false'])
+  OTEL_SDK_DISABLED?: string;
 }
 
 export interface HeraldConfig {
@@ -119,6 +134,8 @@ export interface HeraldConfig {
   rateLimitPerSecond: number;
   /** How far V8 may grow the heap past what survived its last full collection (0 = V8's own heuristics). */
   heapGrowingPercent: number;
+  /** OpenTelemetry export (OTLP over HTTP, JSON); absent when no OTLP endpoint is set: no SDK is loaded then. */
+  tracing?: { tracesUrl: string; headers: Record<string, string>; serviceName: string };
 }
 
 /** A configuration value is wrong; the message names the variable and fits on one line. */
@@ -135,6 +152,30 @@ function parseCidrs(text: string): string[] {
     if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) throw new Error(`"${cidr}" is not a CIDR range like 127.0.0.0/8`);
   }
   return cidrs;
+}
+
+/** `key=value,key2=value2`, values percent-encoded, as the OpenTelemetry spec writes OTEL_EXPORTER_OTLP_HEADERS. */
+function parseOtlpHeaders(text: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const name = eq > 0 ? part.slice(0, eq).trim() : '';
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new Error(`must be a comma list of name=value ("${part.slice(0, 40)}" is not)`);
+    headers[name] = decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return headers;
+}
+
+/** Exporting is on when an OTLP endpoint is given and the SDK is not disabled; the signal path follows the spec. */
+function tracingConfig(vars: EnvironmentVariables, field: <T>(name: string, parse: () => T) => T): HeraldConfig['tracing'] {
+  const base = vars.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const tracesUrl = vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined);
+  if (!tracesUrl || vars.OTEL_SDK_DISABLED === 'true') return undefined;
+  return {
+    tracesUrl,
+    headers: field('OTEL_EXPORTER_OTLP_HEADERS', () => parseOtlpHeaders(vars.OTEL_EXPORTER_OTLP_HEADERS ?? '')),
+    serviceName: vars.OTEL_SERVICE_NAME ?? 'herald',
+  };
 }
 
 function parseKey(text: string): Buffer {
@@ -200,6 +241,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     sseHeartbeatMs: vars.SSE_HEARTBEAT_MS ?? 15_000,
     rateLimitPerSecond: vars.RATE_LIMIT_PER_SECOND ?? 1_000,
     heapGrowingPercent: vars.HEAP_GROWING_PERCENT ?? 150,
+    tracing: tracingConfig(vars, field),
   };
 }
 
@@ -210,4 +252,5 @@ export const ENV_NAMES = [
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
   'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
   'HEAP_GROWING_PERCENT',
+  'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_SERVICE_NAME', 'OTEL_SDK_DISABLED',
 ];

@@ -138,4 +138,8 @@ export class Task {
 
   @Column({ name: 'completed_at', type: 'bigint', nullable: true, transformer: epochMs })
   completedAt: Date | null;
+
+  /** W3C traceparent of the create request's span, when tracing was on: later spans of the task join its trace. */
+  @Column({ name: 'trace_parent', type: 'varchar', length: 55, nullable: true })
+  traceParent: string | null;
 }

@@ -59,7 +59,8 @@ export class TasksService implements BeforeApplicationShutdown {
     this.allowedCidrs = parseCidrs(config.webhook.allowedCidrs);
   }
 
-  async create(tenantId: string, kind: TaskKind, dto: CreateGenerationDto): Promise<Task> {
+  /** `traceParent`: the create request's span, when tracing is on, stored so later spans join the task's trace. */
+  async create(tenantId: string, kind: TaskKind, dto: CreateGenerationDto, traceParent?: string): Promise<Task> {
     this.checkWebhookFields(dto);
     const now = new Date();
     const options: GenerationOptions = {};
@@ -99,6 +100,7 @@ export class TasksService implements BeforeApplicationShutdown {
       updatedAt: now,
       startedAt: null,
       completedAt: null,
+      traceParent: traceParent ?? null,
     });
     await this.intake.submit(task);
     // No signal on the event bus: nobody can be following a task whose id has not been answered yet (followers

@@ -145,7 +145,11 @@ export class DeliveryService {
         'herald.task.id': delivery.taskId ?? '',
         'url.full': delivery.url.split('?')[0],
       });
-      if (span) headers.traceparent = span.traceparent;
+      if (span) {
+        // Ours replaces a caller's traceparent in any spelling: a request carries one.
+        for (const name of Object.keys(headers)) if (name.toLowerCase() === 'traceparent') delete headers[name];
+        headers.traceparent = span.traceparent;
+      }
       return { url: delivery.url, body: delivery.payload, headers };
     });
     span?.end(result ?? { error: 'not sent' });

@@ -53,8 +53,8 @@ const attr = (span: OtlpSpan, key: string) => {
 const isTerminal = (w: ReceivedWebhook) => w.body?.webhook_type?.endsWith('_completed');
 const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1');
 
-async function runTask(h: TestHerald, webhookUrl: string, headers: Record<string, string> = {}) {
-  const res = await h.api('POST', '/v1/videos/generations/async', { model: 'minimax-video', prompt: 'a lighthouse at dusk', webhook_url: webhookUrl, simulate: { duration_ms: 150 } }, headers);
+async function runTask(h: TestHerald, webhookUrl: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}) {
+  const res = await h.api('POST', '/v1/videos/generations/async', { model: 'minimax-video', prompt: 'a lighthouse at dusk', webhook_url: webhookUrl, simulate: { duration_ms: 150 }, ...extra }, headers);
   expect(res.status).toBe(202);
   return res.body.task_id as string;
 }
@@ -93,7 +93,8 @@ describe('tracing', () => {
 
     const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
     const callerSpan = '00f067aa0ba902b7';
-    const plain = await runTask(h, receiver.url());
+    // A traceparent among the caller's webhook headers gives way to the attempt's own.
+    const plain = await runTask(h, receiver.url(), {}, { webhook_headers: { Traceparent: `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01` } });
     const joined = await runTask(h, receiver.url(), { traceparent: `00-${callerTrace}-${callerSpan}-01` });
     for (const id of [plain, joined]) await eventually(async () => (receiver.forTask(id).some(isTerminal) ? true : undefined));
 

@@ -6,6 +6,7 @@ import { insertMany, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
+import { rememberTaskTrace } from '../observability/task-traces.js';
 import { recordStep, tracingOn } from '../observability/tracing.js';
 import type { Endpoint } from '../endpoints/endpoint.entity.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
@@ -60,6 +61,7 @@ export function eventSnapshot(task: Task): Record<string, unknown> {
  * from when the change was asked for to its commit. Recorded here, where every runner's steps pass, in-process or not.
  */
 function traceStep(task: Task, startedAt: number): void {
+  rememberTaskTrace(task.id, task.traceParent);
   recordStep(task.traceParent, `generation ${task.status}`, startedAt, {
     'herald.task.id': task.id,
     'herald.task.status': task.status,

@@ -11,6 +11,7 @@ import type { HeraldConfig } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { Metrics } from '../observability/metrics.js';
+import { rememberTaskTrace } from '../observability/task-traces.js';
 import { insertMany } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { GenerationQueue } from '../generation/generation.queue.js';
@@ -102,6 +103,7 @@ export class TasksService implements BeforeApplicationShutdown {
       completedAt: null,
       traceParent: traceParent ?? null,
     });
+    if (traceParent) rememberTaskTrace(task.id, traceParent);
     await this.intake.submit(task);
     // No signal on the event bus: nobody can be following a task whose id has not been answered yet (followers
     // subscribe, then read the events), so a PUBLISH per create would reach no one.

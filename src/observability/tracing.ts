@@ -94,7 +94,10 @@ export async function inRequestSpan<T>(name: string, callerTraceparent: string |
   try {
     return await context.with(trace.setSpan(parent, span), () => work(formatTraceparent(span.spanContext())));
   } catch (err) {
-    failed(span, err);
+    // A refused request (validation, idempotency conflict: a 4xx) is the caller's error, not the server's.
+    const status = (err as { status?: unknown; getStatus?: () => number }).status ?? (err as { getStatus?: () => number }).getStatus?.();
+    if (typeof status === 'number') span.setAttribute('http.response.status_code', status);
+    if (typeof status !== 'number' || status >= 500) failed(span, err);
     throw err;
   } finally {
     span.end();

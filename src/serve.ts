@@ -43,9 +43,9 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
   await assertRedisReachable(config.redisUrl);
   await checkEncryptionKey(config);
   applyHeapGrowing(config.heapGrowingPercent);
-  await startTracing(config);
   const logger = NEST_LEVELS[config.logLevel];
   const log = createRootLogger(config);
+  await startTracing(config, (message) => log.warn(message));
   const module = AppModule.forRoot(config);
   const nestOptions = { logger, bufferLogs: logger !== false };
   const http = config.role === 'worker' ? undefined : await NestFactory.create<NestFastifyApplication>(module, httpAdapter(config.bodyLimitBytes), { ...nestOptions, bodyParser: false });

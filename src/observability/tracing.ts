@@ -1,4 +1,4 @@
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { context, diag, DiagLogLevel, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import type { HeraldConfig } from '../config/config.js';
 
 /**
@@ -38,8 +38,22 @@ export function tracingOn(): boolean {
  * Loads the SDK and starts exporting when the config asks for it: spans batched and sent as OTLP/HTTP JSON. Also
  * registers the async-context manager, so log lines written inside a span know it (logging.ts).
  */
-export async function startTracing(config: Pick<HeraldConfig, 'tracing' | 'version' | 'role'>): Promise<void> {
+export async function startTracing(config: Pick<HeraldConfig, 'tracing' | 'version' | 'role'>, warn: (message: string) => void = () => undefined): Promise<void> {
   if (!config.tracing || running) return;
+  // The SDK reports failed exports (collector down, refused) through its diag logger: into Herald's log, as warnings.
+  const text = (a: unknown): string => {
+    // The exporter hands over its error serialized as JSON, stack included: its message is what the log needs.
+    if (typeof a === 'string' && a.startsWith('{"')) {
+      try {
+        return text(JSON.parse(a));
+      } catch {
+        return a;
+      }
+    }
+    return typeof a === 'string' ? a : typeof (a as Error)?.message === 'string' ? (a as Error).message : JSON.stringify(a);
+  };
+  const report = (...args: unknown[]) => warn(`tracing: ${args.map(text).join(' ')}`);
+  diag.setLogger({ error: report, warn: report, info: () => undefined, debug: () => undefined, verbose: () => undefined }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
   const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }, semconv] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'),
     import('@opentelemetry/exporter-trace-otlp-http'),
@@ -59,10 +73,15 @@ export async function startTracing(config: Pick<HeraldConfig, 'tracing' | 'versi
   running = {
     tracer: provider.getTracer('herald', config.version),
     shutdown: async () => {
-      await provider.shutdown();
-      trace.disable();
-      context.disable();
-      propagation.disable();
+      try {
+        await provider.shutdown();
+      } finally {
+        // Unregistered even when the last export failed (collector down): a later start registers afresh.
+        trace.disable();
+        context.disable();
+        propagation.disable();
+        diag.disable();
+      }
     },
   };
 }

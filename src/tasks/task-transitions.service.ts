@@ -6,6 +6,8 @@ import { insertMany, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
+import { rememberTaskTrace } from '../observability/task-traces.js';
+import { recordStep, tracingOn } from '../observability/tracing.js';
 import type { Endpoint } from '../endpoints/endpoint.entity.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
@@ -69,6 +71,21 @@ function bump(next: Map<string, number>, tenantId: string): number {
 }
 
 /**
+ * A generation step (a status change and its event: started, each progress, the end) as a span in the task's trace,
+ * from when the change was asked for to its commit. Recorded here, where every runner's steps pass, in-process or not.
+ */
+function traceStep(task: Task, startedAt: number): void {
+  rememberTaskTrace(task.id, task.traceParent);
+  recordStep(task.traceParent, `generation ${task.status}`, startedAt, {
+    'herald.task.id': task.id,
+    'herald.task.status': task.status,
+    'herald.task.progress': task.progress,
+    'herald.task.attempt': task.attempt,
+    'herald.event.sequence': task.lastSequence,
+  });
+}
+
+/**
  * A round's changes grouped so that no wave touches a task twice: wave k holds the k-th change of each task, in
  * the order given (indexes into `taskIds`).
  */
@@ -126,14 +143,19 @@ export class TaskTransitions {
 
   /** Returns the updated task, or null when the task was not in a state that allows `to` (or not at `attempt`). */
   async apply(taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}): Promise<Task | null> {
+    const started = tracingOn() ? Date.now() : 0;
     const task = await this.changes.submit({ taskId, to, patch, guard });
     if (task) this.committed(task, { handedOver: true });
+    if (task && started) traceStep(task, started);
     return task;
   }
 
   /** `handOver`: collects the deliveries planned, for the caller to hand over after its commit (else the relay). */
   async applyIn(em: EntityManager, taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}, handOver?: Delivery[]): Promise<Task | null> {
-    return (await this.applyRound(em, [{ taskId, to, patch, guard }], handOver))[0];
+    const started = tracingOn() ? Date.now() : 0;
+    const task = (await this.applyRound(em, [{ taskId, to, patch, guard }], handOver))[0];
+    if (task && started) traceStep(task, started);
+    return task;
   }
 
   /** Several changes inside the caller's transaction (a worker leasing several tasks at once). */

@@ -11,6 +11,7 @@ import type { HeraldConfig } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { Metrics } from '../observability/metrics.js';
+import { rememberTaskTrace } from '../observability/task-traces.js';
 import { insertMany, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { GenerationQueue } from '../generation/generation.queue.js';
@@ -63,7 +64,8 @@ export class TasksService implements BeforeApplicationShutdown {
     this.allowedCidrs = parseCidrs(config.webhook.allowedCidrs);
   }
 
-  async create(tenantId: string, kind: TaskKind, dto: CreateGenerationDto): Promise<Task> {
+  /** `traceParent`: the create request's span, when tracing is on, stored so later spans join the task's trace. */
+  async create(tenantId: string, kind: TaskKind, dto: CreateGenerationDto, traceParent?: string): Promise<Task> {
     this.checkWebhookFields(dto);
     const now = new Date();
     const options: GenerationOptions = {};
@@ -108,7 +110,9 @@ export class TasksService implements BeforeApplicationShutdown {
       leaseWorkerId: null,
       leaseExpiresAt: null,
       leaseCount: 0,
+      traceParent: traceParent ?? null,
     });
+    if (traceParent) rememberTaskTrace(task.id, traceParent);
     await this.intake.submit(task);
     // No signal on the task's channel (insertBatch signals the tenant's): nobody can be following a task whose id has not been answered yet (followers
     // subscribe, then read the events), so a PUBLISH per create would reach no one.

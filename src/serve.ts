@@ -78,7 +78,15 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
   const close = async () => {
     const started = performance.now();
     log.info('shutdown: taking no new work; letting requests on the wire finish and handing the rest back');
-    await app.close();
+    // A connection with a request that never finishes arriving (a client that gave up but kept its socket)
+    // would hold the server's close forever: after the grace, every connection still open is closed.
+    const server = http?.getHttpServer();
+    const cutOff = server ? setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs) : undefined;
+    try {
+      await app.close();
+    } finally {
+      clearTimeout(cutOff);
+    }
     // Roles without a worker have neither provider: nothing was held there.
     const held = <T>(type: abstract new (...args: never[]) => T): T | undefined => {
       try {

@@ -80,6 +80,9 @@ export class EnvironmentVariables {
   @IsOptional() @Type(() => Number) @IsInt() @Min(20) @Max(600_000)
   SWEEP_INTERVAL_MS?: number;
 
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(600_000)
+  SHUTDOWN_GRACE_MS?: number;
+
   @IsOptional() @Type(() => Number) @IsInt() @Min(50) @Max(300_000)
   SSE_HEARTBEAT_MS?: number;
 
@@ -131,6 +134,8 @@ export interface HeraldConfig {
   bootstrapApiKey?: string;
   bodyLimitBytes: number;
   sweepIntervalMs: number;
+  /** On shutdown, how long requests on the wire may take before their connections are closed. */
+  shutdownGraceMs: number;
   sseHeartbeatMs: number;
   rateLimitPerSecond: number;
   /** How far V8 may grow the heap past what survived its last full collection (0 = V8's own heuristics). */
@@ -217,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     bootstrapApiKey: vars.BOOTSTRAP_API_KEY,
     bodyLimitBytes: vars.BODY_LIMIT_BYTES ?? 1_048_576,
     sweepIntervalMs: vars.SWEEP_INTERVAL_MS ?? 5_000,
+    shutdownGraceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000,
     sseHeartbeatMs: vars.SSE_HEARTBEAT_MS ?? 15_000,
     rateLimitPerSecond: vars.RATE_LIMIT_PER_SECOND ?? 1_000,
     heapGrowingPercent: vars.HEAP_GROWING_PERCENT ?? 150,
@@ -231,6 +237,6 @@ export const ENV_NAMES = [
   'PORT', 'HOST', 'ROLE', 'DATA_DIR', 'DATABASE_URL', 'REDIS_URL', 'QUEUE_PREFIX', 'PUBLIC_BASE_URL',
   'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_RETRY_SCHEDULE', 'WEBHOOK_ALLOWED_CIDRS', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_USER_AGENT',
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
-  'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
+  'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SHUTDOWN_GRACE_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
   'HEAP_GROWING_PERCENT', 'MODEL_ROUTES', 'WORKER_LEASE_SECONDS', 'WORKER_MAX_LEASES', 'ARTIFACT_MAX_BYTES', 'BOOTSTRAP_WORKER_TOKEN',
 ];

@@ -20,6 +20,7 @@ import { MetricsController } from './observability/metrics.controller.js';
 import { ObservabilityModule } from './observability/observability.module.js';
 import { redisOptionsFromUrl } from './redis/redis-options.js';
 import { RedisModule } from './redis/redis.module.js';
+import { StreamsModule } from './streams/streams.module.js';
 import { TasksApiModule } from './tasks/tasks-api.module.js';
 import { TasksCoreModule } from './tasks/tasks-core.module.js';
 import { DeliveriesController } from './webhooks/deliveries.controller.js';
@@ -28,7 +29,7 @@ import { WorkersModule } from './workers/workers.module.js';
 
 /** HTTP surface: routes, auth guard, the one exception filter and the validation pipe. */
 @Module({
-  imports: [AuthModule, HttpAuthModule, IdempotencyModule, TerminusModule, TasksCoreModule, TasksApiModule, EndpointsModule],
+  imports: [AuthModule, HttpAuthModule, IdempotencyModule, TerminusModule, TasksCoreModule, TasksApiModule, EndpointsModule, StreamsModule],
   controllers: [HealthController, ArtifactsController, DeliveriesController, MetricsController, OverviewController],
   providers: [
     { provide: APP_FILTER, useClass: ProblemFilter },

@@ -12,6 +12,7 @@ import { GenerationProcessor } from './generation/generation.processor.js';
 import { applyHeapGrowing } from './observability/heap.js';
 import { createRootLogger, PinoNestLogger, requestLogging } from './observability/logging.js';
 import { shutdownMessage, type ShutdownReport } from './observability/shutdown-report.js';
+import { startTracing, stopTracing } from './observability/tracing.js';
 import { setupOpenApi } from './openapi.js';
 import { assertRedisReachable } from './redis/redis-options.js';
 import { DeliveryService } from './webhooks/delivery.service.js';
@@ -46,6 +47,7 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
   applyHeapGrowing(config.heapGrowingPercent);
   const logger = NEST_LEVELS[config.logLevel];
   const log = createRootLogger(config);
+  await startTracing(config, (message) => log.warn(message));
   const module = AppModule.forRoot(config);
   const nestOptions = { logger, bufferLogs: logger !== false };
   const http = config.role === 'worker' ? undefined : await NestFactory.create<NestFastifyApplication>(module, httpAdapter(config.bodyLimitBytes), { ...nestOptions, bodyParser: false });
@@ -87,17 +89,13 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
     } finally {
       clearTimeout(cutOff);
     }
-    // Roles without a worker have neither provider: nothing was held there.
-    const held = <T>(type: abstract new (...args: never[]) => T): T | undefined => {
-      try {
-        return app.get(type, { strict: false });
-      } catch {
-        return undefined;
-      }
-    };
-    const webhooks = held(DeliveryService)?.shutdown;
+    // The last spans (the attempts shutdown let finish) go to the collector before the process ends.
+    await stopTracing().catch((err: Error) => log.warn(`tracing: spans not flushed at shutdown: ${err.message}`));
+    // Only roles that process jobs hold generation jobs and webhook sends (asking Nest for an absent provider logs).
+    const worker = config.role !== 'api';
+    const webhooks = worker ? app.get(DeliveryService, { strict: false }).shutdown : undefined;
     const report: ShutdownReport = {
-      generationHandedBack: held(GenerationProcessor)?.handedBack ?? 0,
+      generationHandedBack: worker ? app.get(GenerationProcessor, { strict: false }).handedBack : 0,
       webhooksFinished: webhooks?.finished ?? 0,
       webhooksGivenBack: webhooks?.givenBack ?? 0,
       durationMs: Math.round(performance.now() - started),

@@ -24,6 +24,7 @@ export enum ErrorCode {
   LeaseNotFound = 'lease_not_found',
   LeaseExpired = 'lease_expired',
   RateLimited = 'rate_limited',
+  StreamLimitReached = 'stream_limit_reached',
   PollTimeout = 'poll_timeout',
   ServiceUnavailable = 'service_unavailable',
   InternalError = 'internal_error',
@@ -65,6 +66,7 @@ export function statusForCode(code: ErrorCode): number {
     case ErrorCode.EndpointDisabled:
       return 409;
     case ErrorCode.RateLimited:
+    case ErrorCode.StreamLimitReached:
       return 429;
     case ErrorCode.PollTimeout:
     case ErrorCode.RequestTimeout:

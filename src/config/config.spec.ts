@@ -79,6 +79,17 @@ describe('loadConfig', () => {
     expect(loadConfig({})).toMatchObject({ modelRoutes: [{ pattern: '*', provider: 'simulator' }], workers: { leaseSeconds: 30, maxLeases: 3 }, artifactMaxBytes: 512 * 1_048_576 });
   });
 
+  it('turns tracing on only with an OTLP endpoint, and reads the standard OTEL_* variables', () => {
+    expect(loadConfig({}).tracing).toBeUndefined();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing).toEqual({ tracesUrl: 'http://collector:4318/v1/traces', headers: {}, serviceName: 'herald' });
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://otel.example/custom', OTEL_EXPORTER_OTLP_HEADERS: 'api-key=a%20b, x-team=herald', OTEL_SERVICE_NAME: 'herald-eu' }).tracing,
+    ).toEqual({ tracesUrl: 'https://otel.example/custom', headers: { 'api-key': 'a b', 'x-team': 'herald' }, serviceName: 'herald-eu' });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }).tracing).toBeUndefined();
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/);
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_HEADERS: 'novalue' })).toThrow(/OTEL_EXPORTER_OTLP_HEADERS must be a comma list/);
+  });
+
   it('ignores empty variables', () => {
     expect(loadConfig({ PORT: '' }).port).toBe(3000);
   });

@@ -156,4 +156,8 @@ export class Task {
   /** Leases given for the current attempt; at WORKER_MAX_LEASES a lost lease fails the task. */
   @Column({ name: 'lease_count', type: 'integer', default: 0 })
   leaseCount: number;
+
+  /** W3C traceparent of the create request's span, when tracing was on: later spans of the task join its trace. */
+  @Column({ name: 'trace_parent', type: 'varchar', length: 55, nullable: true })
+  traceParent: string | null;
 }

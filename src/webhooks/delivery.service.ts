@@ -13,6 +13,8 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { activeSecrets, failingTooLong } from '../endpoints/endpoint-rules.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
+import { TaskTraces } from '../observability/task-traces.js';
+import { startClientSpan, type ClientSpan } from '../observability/tracing.js';
 import { mustWait } from './delivery-order.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
@@ -83,6 +85,7 @@ export class DeliveryService {
   private readonly sql: Sql;
   /** How many claims the ledger takes at once: a worker holding fewer jobs leaves its rounds part-empty. */
   readonly ledgerCapacity: number;
+  private readonly traces: TaskTraces;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -96,6 +99,7 @@ export class DeliveryService {
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.sql = new Sql(db);
+    this.traces = new TaskTraces(db);
     const rounds = this.sql.postgres ? POSTGRES_LEDGER_ROUNDS : 1;
     this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), LEDGER_ROUND_ITEMS, rounds);
     this.ledgerCapacity = LEDGER_ROUND_ITEMS * rounds;
@@ -118,6 +122,10 @@ export class DeliveryService {
     const prepared = await this.prepare(delivery, claim.secrets);
     const { secrets, callerHeaders } = 'unpreparable' in prepared ? { secrets: [], callerHeaders: {} } : prepared;
     let headers: Record<string, string> = {};
+    // Tracing: the attempt is a span in its task's trace, and the receiver gets its id in `traceparent`.
+    const traceLookup = this.traces.of(delivery.taskId);
+    const taskTrace = traceLookup && (await traceLookup);
+    let span: ClientSpan | undefined;
     // A request that cannot be prepared is not sent: it is recorded as a failed attempt, final (see retry-policy).
     const result = 'unpreparable' in prepared ? prepared.unpreparable : await this.sender.sendWhenPlaced(async (waitedMs) => {
       // Shutting down: what is not on the wire yet is given back rather than sent, so shutdown waits only for the
@@ -129,8 +137,22 @@ export class DeliveryService {
       if (waitedMs > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(delivery.id, attempt))) return null;
       // Signed as it leaves: a wait for the wire does not age the timestamp receivers check.
       headers = this.signedHeaders(delivery, secrets, callerHeaders);
+      span = startClientSpan(taskTrace, `webhook ${delivery.eventType}`, {
+        'herald.delivery.id': delivery.id,
+        'herald.delivery.target': delivery.target,
+        'herald.delivery.attempt': attempt,
+        'herald.event.type': delivery.eventType,
+        'herald.task.id': delivery.taskId ?? '',
+        'url.full': delivery.url.split('?')[0],
+      });
+      if (span) {
+        // Ours replaces a caller's traceparent in any spelling: a request carries one.
+        for (const name of Object.keys(headers)) if (name.toLowerCase() === 'traceparent') delete headers[name];
+        headers.traceparent = span.traceparent;
+      }
       return { url: delivery.url, body: delivery.payload, headers };
     });
+    span?.end(result ?? { error: 'not sent' });
     // Given back, by shutdown or by the sweeper while it waited: whoever claims it next sends it.
     if (!result) return { outcome: 'skipped' };
     if (this.stopping) this.shutdown.finished++;

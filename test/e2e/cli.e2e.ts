@@ -19,7 +19,8 @@ afterAll(async () => {
   await h?.stop();
 });
 
-describe('herald CLI', () => {
+// Each command is a fresh Node process that loads the whole of Herald: seconds each on a busy 2-core machine.
+describe('herald CLI', { timeout: 120_000 }, () => {
   it('creates a key that works at once, lists it by prefix, and revokes it', async () => {
     const created = await runCli(['keys', 'create', '--tenant', 'acme', '--label', 'ci'], env);
     expect(created.code).toBe(0);

@@ -5,6 +5,8 @@ import { IdempotencyKeys1764100000000 } from './1764100000000-IdempotencyKeys.js
 import { UndispatchedIndex1764200000000 } from './1764200000000-UndispatchedIndex.js';
 import { KeyCheck1765000000000 } from './1765000000000-KeyCheck.js';
 import { Workers1765100000000 } from './1765100000000-Workers.js';
+import { EventCursor1765200000000 } from './1765200000000-EventCursor.js';
+import { TaskTraceParent1765400000000 } from './1765400000000-TaskTraceParent.js';
 
 /** Every migration, in order. Listed explicitly so the build needs no glob loading (ESM-safe). */
 export const MIGRATIONS = [
@@ -15,4 +17,6 @@ export const MIGRATIONS = [
   UndispatchedIndex1764200000000,
   KeyCheck1765000000000,
   Workers1765100000000,
+  EventCursor1765200000000,
+  TaskTraceParent1765400000000,
 ];

@@ -80,7 +80,15 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
   const close = async () => {
     const started = performance.now();
     log.info('shutdown: taking no new work; letting requests on the wire finish and handing the rest back');
-    await app.close();
+    // A connection with a request that never finishes arriving (a client that gave up but kept its socket)
+    // would hold the server's close forever: after the grace, every connection still open is closed.
+    const server = http?.getHttpServer();
+    const cutOff = server ? setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs) : undefined;
+    try {
+      await app.close();
+    } finally {
+      clearTimeout(cutOff);
+    }
     // The last spans (the attempts shutdown let finish) go to the collector before the process ends.
     await stopTracing().catch((err: Error) => log.warn(`tracing: spans not flushed at shutdown: ${err.message}`));
     // Only roles that process jobs hold generation jobs and webhook sends (asking Nest for an absent provider logs).

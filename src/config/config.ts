@@ -80,6 +80,9 @@ export class EnvironmentVariables {
   @IsOptional() @Type(() => Number) @IsInt() @Min(20) @Max(600_000)
   SWEEP_INTERVAL_MS?: number;
 
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(600_000)
+  SHUTDOWN_GRACE_MS?: number;
+
   @IsOptional() @Type(() => Number) @IsInt() @Min(50) @Max(300_000)
   SSE_HEARTBEAT_MS?: number;
 
@@ -152,6 +155,8 @@ export interface HeraldConfig {
   bootstrapApiKey?: string;
   bodyLimitBytes: number;
   sweepIntervalMs: number;
+  /** On shutdown, how long requests on the wire may take before their connections are closed. */
+  shutdownGraceMs: number;
   sseHeartbeatMs: number;
   rateLimitPerSecond: number;
   /** Tenant-wide streams (SSE + WebSocket): open connections per API key and process, and a connection's unsent bytes. */
@@ -266,6 +271,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     bootstrapApiKey: vars.BOOTSTRAP_API_KEY,
     bodyLimitBytes: vars.BODY_LIMIT_BYTES ?? 1_048_576,
     sweepIntervalMs: vars.SWEEP_INTERVAL_MS ?? 5_000,
+    shutdownGraceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000,
     sseHeartbeatMs: vars.SSE_HEARTBEAT_MS ?? 15_000,
     rateLimitPerSecond: vars.RATE_LIMIT_PER_SECOND ?? 1_000,
     streams: { maxConnectionsPerKey: vars.STREAM_MAX_CONNECTIONS_PER_KEY ?? 100, bufferLimitBytes: vars.STREAM_BUFFER_LIMIT_BYTES ?? 1_048_576 },
@@ -282,7 +288,7 @@ export const ENV_NAMES = [
   'PORT', 'HOST', 'ROLE', 'DATA_DIR', 'DATABASE_URL', 'REDIS_URL', 'QUEUE_PREFIX', 'PUBLIC_BASE_URL',
   'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_RETRY_SCHEDULE', 'WEBHOOK_ALLOWED_CIDRS', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_USER_AGENT',
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
-  'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
+  'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SHUTDOWN_GRACE_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
   'HEAP_GROWING_PERCENT', 'MODEL_ROUTES', 'WORKER_LEASE_SECONDS', 'WORKER_MAX_LEASES', 'ARTIFACT_MAX_BYTES', 'BOOTSTRAP_WORKER_TOKEN',
   'STREAM_MAX_CONNECTIONS_PER_KEY', 'STREAM_BUFFER_LIMIT_BYTES',
   'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_SERVICE_NAME', 'OTEL_SDK_DISABLED',

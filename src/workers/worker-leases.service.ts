@@ -1,12 +1,14 @@
 import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Readable } from 'node:stream';
-import { DataSource } from 'typeorm';
+import { DataSource, In } from 'typeorm';
 import type { WorkerPrincipal } from '../auth/worker-tokens.service.js';
 import { DomainException, ErrorCode, FieldError } from '../common/errors.js';
+import { MicroBatcher } from '../common/micro-batcher.js';
 import { validationFailed } from '../common/validation.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
+import { together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { ArtifactStore, ArtifactTooLarge } from '../generation/artifact-store.js';
@@ -27,6 +29,13 @@ const leaseGone = (why: string) => new DomainException(ErrorCode.LeaseExpired, `
 
 export type Job = ReturnType<typeof jobView>;
 
+interface Renewal {
+  taskId: string;
+  leaseId: string;
+  expires: Date;
+  now: Date;
+}
+
 /**
  * The worker protocol's rules: leasing (long poll), heartbeats, uploads, complete and fail. Every change of a
  * task goes through TaskTransitions guarded by the lease id (and, for a worker's own changes, by the lease being
@@ -36,6 +45,33 @@ export type Job = ReturnType<typeof jobView>;
 export class WorkerLeasesService implements BeforeApplicationShutdown {
   private readonly waits = new Set<() => void>();
   private closing = false;
+  // Many workers heartbeat and complete at once: the reads of their tasks, and the plain lease renewals, that
+  // arrive within one round share one query and one transaction (each renewal still guarded by its lease id).
+  private readonly reads = new MicroBatcher(async (ids: string[]) => {
+    const found = new Map((await this.db.getRepository(Task).findBy({ id: In([...new Set(ids)]) })).map((t) => [t.id, t]));
+    return ids.map((id) => found.get(id) ?? null);
+  }, 128);
+  private readonly renewals = new MicroBatcher(
+    (batch: Renewal[]) =>
+      this.uow.run((em) =>
+        together(
+          em,
+          batch.map(({ taskId, leaseId, expires, now }) => async () =>
+            Boolean(
+              (
+                await em
+                  .createQueryBuilder()
+                  .update(Task)
+                  .set({ leaseExpiresAt: expires })
+                  .where("id = :id AND lease_id = :leaseId AND status = 'processing' AND lease_expires_at > :now", { id: taskId, leaseId, now: now.getTime() })
+                  .execute()
+              ).affected,
+            ),
+          ),
+        ),
+      ),
+    128,
+  );
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -55,12 +91,14 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
    * `gone` is aborted when the worker hung up: a job leased then would sit unworked until its lease expired.
    */
   async lease(worker: WorkerPrincipal, dto: LeaseRequestDto, gone: AbortSignal): Promise<Job[]> {
+    // Shutting down: answered at once and without the database, which closes right after the HTTP server.
+    if (this.closing) return [];
     const kinds: TaskKind[] = dto.kinds ?? ['video', 'image'];
     const max = dto.max_jobs ?? 1;
     await this.registry.seen(dto.worker_id, worker, dto.models, kinds);
-    const claim = async () => (gone.aborted ? [] : (await this.queue.claim(dto.worker_id, dto.models, kinds, max)).map((t) => this.job(t)));
+    const claim = async () => (gone.aborted ? [] : (await this.queue.claim(dto.worker_id, dto.models, kinds, max, gone)).map((t) => this.job(t)));
     const waitMs = (dto.wait_seconds ?? 0) * 1000;
-    if (waitMs <= 0 || this.closing) return claim();
+    if (waitMs <= 0) return claim();
 
     const deadline = Date.now() + waitMs;
     let signalled = false;
@@ -89,6 +127,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
       // Subscribed before the first look, so a task created between the look and the wait still wakes us.
       await pause(deadline - Date.now(), sub.ready);
       for (;;) {
+        if (this.closing || gone.aborted) return [];
         signalled = false;
         const jobs = await claim();
         if (jobs.length || gone.aborted || this.closing || Date.now() >= deadline) return jobs;
@@ -117,18 +156,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
       // A change worth telling: an event (SSE, webhooks, supersede rules) exactly as the simulator's progress.
       renewed = (await this.transitions.apply(task.id, 'processing', { progress, message, leaseExpiresAt: expires }, guard)) !== null;
     } else {
-      renewed = await this.uow.run(async (em) =>
-        Boolean(
-          (
-            await em
-              .createQueryBuilder()
-              .update(Task)
-              .set({ leaseExpiresAt: expires })
-              .where("id = :id AND lease_id = :leaseId AND status = 'processing' AND lease_expires_at > :now", { id: task.id, leaseId, now: now.getTime() })
-              .execute()
-          ).affected,
-        ),
-      );
+      renewed = await this.renewals.submit({ taskId: task.id, leaseId, expires, now });
     }
     if (renewed) return { lease_expires_at: expires.toISOString(), cancel: false };
     // Lost a race (cancel, timeout, expiry) between the read and the update: answer from what happened.
@@ -204,7 +232,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
 
   private async taskOf(leaseId: string): Promise<Task> {
     const taskId = taskOfLease(leaseId);
-    const task = taskId ? await this.db.getRepository(Task).findOneBy({ id: taskId }) : null;
+    const task = taskId ? await this.reads.submit(taskId) : null;
     if (!task) throw leaseNotFound(leaseId);
     return task;
   }

@@ -11,7 +11,9 @@ import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
+import { CircuitStore } from '../webhooks/circuits.js';
 import { Delivery } from '../webhooks/delivery.entity.js';
+import { Sql } from '../database/sql.js';
 import { DeliveryService } from '../webhooks/delivery.service.js';
 import { checkWebhookUrl, Cidr, parseCidrs } from '../webhooks/address-policy.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
@@ -67,14 +69,21 @@ export class EndpointsService {
     return { endpoint, secret };
   }
 
-  list(tenantId: string): Promise<Endpoint[]> {
-    return this.db.getRepository(Endpoint).find({ where: { tenantId }, order: { id: 'ASC' } });
+  async list(tenantId: string): Promise<Endpoint[]> {
+    return this.withCircuits(await this.db.getRepository(Endpoint).find({ where: { tenantId }, order: { id: 'ASC' } }));
   }
 
   async get(tenantId: string, id: string): Promise<Endpoint> {
     const endpoint = await this.db.getRepository(Endpoint).findOneBy({ id, tenantId });
     if (!endpoint) throw endpointNotFound(id);
-    return endpoint;
+    return (await this.withCircuits([endpoint]))[0];
+  }
+
+  /** Each endpoint with the circuit of its URL (shared with any other target of the same URL). */
+  async withCircuits(endpoints: Endpoint[]): Promise<Endpoint[]> {
+    const circuits = await new CircuitStore(new Sql(this.db)).load(this.db.manager, endpoints.map((e) => e.url));
+    for (const e of endpoints) e.circuit = circuits.get(e.url);
+    return endpoints;
   }
 
   async update(tenantId: string, id: string, dto: UpdateEndpointDto): Promise<Endpoint> {

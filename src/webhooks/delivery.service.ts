@@ -13,11 +13,13 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { activeSecrets, failingTooLong } from '../endpoints/endpoint-rules.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
+import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure } from './circuit-breaker.js';
+import { CircuitStore } from './circuits.js';
 import { mustWait } from './delivery-order.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
-import { decide, UNPREPARABLE, Verdict } from './retry-policy.js';
+import { decide, isPermanentError, UNPREPARABLE, Verdict } from './retry-policy.js';
 import { signatureHeader, signLegacy } from './signature.js';
 import { SigningSecrets } from './signing-secrets.js';
 import { SendResult, WebhookSender } from './webhook-sender.js';
@@ -56,7 +58,7 @@ export function redactRequestHeaders(headers: Record<string, string>, callerHead
 type Claim =
   | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[] }
   | { kind: 'skipped' }
-  | { kind: 'wait' }
+  | { kind: 'wait'; delayMs?: number }
   | { kind: 'refused'; reason: string };
 
 type LedgerItem = { claim: string } | { record: Outcome };
@@ -83,6 +85,8 @@ export class DeliveryService {
   private readonly sql: Sql;
   /** How many claims the ledger takes at once: a worker holding fewer jobs leaves its rounds part-empty. */
   readonly ledgerCapacity: number;
+  private readonly circuits: CircuitStore;
+  private readonly circuitSettings: CircuitSettings;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -96,6 +100,8 @@ export class DeliveryService {
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.sql = new Sql(db);
+    this.circuits = new CircuitStore(this.sql);
+    this.circuitSettings = { failures: config.webhook.circuitFailures, cooldownMs: config.webhook.circuitCooldownMs, probeTimeoutMs: config.webhook.timeoutMs + 5_000 };
     const rounds = this.sql.postgres ? POSTGRES_LEDGER_ROUNDS : 1;
     this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), LEDGER_ROUND_ITEMS, rounds);
     this.ledgerCapacity = LEDGER_ROUND_ITEMS * rounds;
@@ -112,7 +118,7 @@ export class DeliveryService {
 
   private async sendClaim(claim: Claim): Promise<DeliveryRun> {
     if (claim.kind === 'skipped') return { outcome: 'skipped' };
-    if (claim.kind === 'wait') return { outcome: 'wait', delayMs: ORDER_WAIT_MS };
+    if (claim.kind === 'wait') return { outcome: 'wait', delayMs: claim.delayMs ?? ORDER_WAIT_MS };
     if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };
     const { delivery, attempt } = claim;
     const prepared = await this.prepare(delivery, claim.secrets);
@@ -280,14 +286,31 @@ export class DeliveryService {
     const endpointIds = [...new Set(rows.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target))];
     const endpoints = new Map((endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]));
 
+    const circuits = await this.circuits.load(em, rows.map((r) => r.url));
+
     const now = new Date();
     const claimed = new Set<string>();
+    // Deliveries whose target's circuit is open wait for it without spending an attempt: rescheduled, not claimed.
+    const held = new Map<string, Date>();
+    const probes: Array<{ url: string; from: Circuit; to: Circuit; id: string }> = [];
     const answers = ids.map((id): Claim => {
       const row = byId.get(id);
       if (!row || claimed.has(id)) return { kind: 'skipped' };
       if (waiting.has(id)) return { kind: 'wait' };
       const target = this.resolveTarget(row, endpoints, now);
       if ('refused' in target) return { kind: 'refused', reason: target.refused };
+      const circuit = circuits.get(row.url);
+      if (circuit) {
+        const admission = admit(circuit, now, this.circuitSettings);
+        if (admission.admit === 'hold') {
+          held.set(id, admission.until);
+          return { kind: 'wait', delayMs: Math.max(1, admission.until.getTime() - now.getTime()) };
+        }
+        if (admission.admit === 'probe') {
+          probes.push({ url: row.url, from: circuit, to: admission.circuit, id });
+          circuits.set(row.url, admission.circuit);
+        }
+      }
       claimed.add(id);
       return { kind: 'claimed', delivery: row, attempt: row.attempts + 1, secrets: target.secrets };
     });
@@ -295,6 +318,14 @@ export class DeliveryService {
       if (answer.kind !== 'refused') continue;
       await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
     }
+    for (const probe of probes) {
+      if (await this.circuits.takeProbe(em, probe.url, probe.from, probe.to, now)) continue;
+      // Another worker's probe went first: this one waits for its answer.
+      claimed.delete(probe.id);
+      const i = ids.indexOf(probe.id);
+      answers[i] = { kind: 'wait', delayMs: 200 };
+    }
+    for (const [id, until] of held) await em.update(Delivery, { id, status: 'pending' }, { nextAttemptAt: until });
     if (claimed.size === 0) return answers;
     const ours = [...claimed];
     const set = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.sql.params(1)} WHERE id IN (${this.sql.params(ours.length, 2)})`;
@@ -376,12 +407,33 @@ export class DeliveryService {
         await em.update(Delivery, { id: d.id, status: 'sending' }, { ...last, status: 'failed', completedAt: now });
       }
     }
+    await this.recordOnCircuits(em, outcomes, now);
     const disabled = new Set<string>();
     const byEndpoint = new Map<string, Outcome[]>();
     for (const o of outcomes) if (o.delivery.target !== REQUEST_TARGET) byEndpoint.set(o.delivery.target, [...(byEndpoint.get(o.delivery.target) ?? []), o]);
     // In key order, so that two rounds in flight lock endpoints in the same order.
     for (const [endpointId, ofEndpoint] of [...byEndpoint].sort(([a], [b]) => a.localeCompare(b))) if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
     return outcomes.map((o) => disabled.has(o.delivery.target));
+  }
+
+  /** Each target URL's circuit after these attempts (in URL order, so that two rounds lock rows alike). */
+  private async recordOnCircuits(em: EntityManager, outcomes: Outcome[], now: Date): Promise<void> {
+    const circuits = await this.circuits.load(em, outcomes.map((o) => o.delivery.url), true);
+    const after = new Map<string, Circuit>();
+    for (const { delivery, result } of outcomes) {
+      const failed = isTargetFailure(result) && !isPermanentErrorResult(result);
+      const { circuit, opened } = afterAttempt(after.get(delivery.url) ?? circuits.get(delivery.url) ?? CLOSED, failed, now, this.circuitSettings);
+      after.set(delivery.url, circuit);
+      if (opened) {
+        this.metrics.circuitOpenings.inc();
+        this.logger.warn(`circuit of ${new URL(delivery.url).origin} opened until ${circuit.until!.toISOString()} after ${circuit.failures} failures in a row`);
+      }
+    }
+    for (const [url, circuit] of [...after].sort(([a], [b]) => a.localeCompare(b))) {
+      const before = circuits.get(url);
+      if (before && sameCircuit(before, circuit)) continue;
+      await this.circuits.save(em, url, circuit, before !== undefined, now);
+    }
   }
 
   private async hasNewer(em: EntityManager, d: Delivery): Promise<boolean> {
@@ -437,3 +489,7 @@ export class DeliveryService {
     return copy;
   }
 }
+
+const sameCircuit = (a: Circuit, b: Circuit) => a.state === b.state && a.failures === b.failures && a.openings === b.openings && a.until?.getTime() === b.until?.getTime();
+// A request Herald could not prepare or undici refused says nothing about the target's health.
+const isPermanentErrorResult = (r: SendResult) => r.statusCode === undefined && isPermanentError(r.errorCode);

@@ -59,6 +59,9 @@ export class EndpointsService {
       disabledReason: dto.status === 'disabled' ? 'disabled by its owner' : null,
       disabledAt: dto.status === 'disabled' ? now : null,
       failingSince: null,
+      rateLimitPerSecond: dto.rate_limit_per_second ?? null,
+      batchMaxEvents: null,
+      batchMaxWaitMs: null,
       lastDeliveryAt: null,
       lastStatusCode: null,
       lastOutcome: null,
@@ -94,6 +97,8 @@ export class EndpointsService {
     if (dto.url !== undefined) patch.url = dto.url;
     if (dto.events !== undefined) patch.events = dto.events;
     if (dto.description !== undefined) patch.description = dto.description;
+    // Read at every claim: the new rate applies to every delivery not yet sent.
+    if (dto.rate_limit_per_second !== undefined) patch.rateLimitPerSecond = dto.rate_limit_per_second;
     if (dto.headers !== undefined) Object.assign(patch, this.sealHeaders(dto.headers));
     if (dto.status === 'enabled' && endpoint.status !== 'enabled') {
       Object.assign(patch, { status: 'enabled', disabledReason: null, disabledAt: null, failingSince: null });

@@ -16,6 +16,7 @@ import { Metrics } from '../observability/metrics.js';
 import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure } from './circuit-breaker.js';
 import { CircuitStore } from './circuits.js';
 import { mustWait } from './delivery-order.js';
+import { DeliveryRateLimits, rateBuckets } from './rate-limits.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
@@ -97,6 +98,7 @@ export class DeliveryService {
     private readonly planner: DeliveryPlanner,
     private readonly outbox: OutboxSignal,
     private readonly metrics: Metrics,
+    private readonly rates: DeliveryRateLimits,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.sql = new Sql(db);
@@ -292,7 +294,7 @@ export class DeliveryService {
     const claimed = new Set<string>();
     // Deliveries whose target's circuit is open wait for it without spending an attempt: rescheduled, not claimed.
     const held = new Map<string, Date>();
-    const probes: Array<{ url: string; from: Circuit; to: Circuit; id: string }> = [];
+    let probes: Array<{ url: string; from: Circuit; to: Circuit; id: string }> = [];
     const answers = ids.map((id): Claim => {
       const row = byId.get(id);
       if (!row || claimed.has(id)) return { kind: 'skipped' };
@@ -314,6 +316,12 @@ export class DeliveryService {
       claimed.add(id);
       return { kind: 'claimed', delivery: row, attempt: row.attempts + 1, secrets: target.secrets };
     });
+    const unclaim = (id: string, delayMs: number) => {
+      claimed.delete(id);
+      answers[ids.indexOf(id)] = { kind: 'wait', delayMs };
+      probes = probes.filter((p) => p.id !== id);
+    };
+    await this.holdToRates(em, [...claimed].map((id) => byId.get(id)!), endpoints, now, unclaim);
     for (const [i, answer] of answers.entries()) {
       if (answer.kind !== 'refused') continue;
       await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
@@ -338,6 +346,35 @@ export class DeliveryService {
     // PostgreSQL: another worker may have claimed one since; the conditional UPDATE tells which ones are ours.
     const won = new Set(this.sql.returned<{ id: string }>(await em.query(`${set} AND status = 'pending' RETURNING id`, [now.getTime(), ...ours])).map((r) => r.id));
     return answers.map((a) => (a.kind === 'claimed' && !won.has(a.delivery.id) ? { kind: 'skipped' } : a));
+  }
+
+  /**
+   * Rate limits: a delivery to a rate-limited endpoint or host goes only when its buckets (in Redis, shared by every
+   * worker) have room; otherwise it stays pending, unclaimed, its attempt unspent, and its job looks again when
+   * there will be room (spread over up to a second, so that a backlog does not come back all at once). Held
+   * deliveries keep their place: a later event of the same task waits while an earlier one is due and held.
+   */
+  private async holdToRates(em: EntityManager, rows: Delivery[], endpoints: Map<string, Endpoint>, now: Date, unclaim: (id: string, delayMs: number) => void): Promise<void> {
+    const limited = rows
+      .map((row) => ({ row, buckets: rateBuckets(this.rates.prefix, row.url, row.target === REQUEST_TARGET ? undefined : endpoints.get(row.target), this.rates.hostPerSecond) }))
+      .filter((l) => l.buckets.length > 0);
+    if (limited.length === 0) return;
+    const spread = (l: (typeof limited)[number]) => Math.round(Math.random() * Math.min(1_000, Math.max(20, 20 * Math.max(...l.buckets.map((b) => b.intervalMs)))));
+    const tasked = limited.filter((l) => l.row.taskId);
+    const behind = new Set<string>();
+    if (tasked.length) {
+      const found = (await em.query(
+        `SELECT d.id FROM deliveries d WHERE d.id IN (${this.sql.params(tasked.length)}) AND EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'pending' AND s.sequence < d.sequence AND s.next_attempt_at <= ${this.sql.params(1, tasked.length + 1)})`,
+        [...tasked.map((l) => l.row.id), now.getTime()],
+      )) as Array<{ id: string }>;
+      for (const r of found) behind.add(r.id);
+    }
+    const asking = limited.filter((l) => !behind.has(l.row.id));
+    for (const l of limited) if (behind.has(l.row.id)) unclaim(l.row.id, 20 + spread(l));
+    const waits = await this.rates.take(asking.map((a) => a.buckets));
+    asking.forEach((a, i) => {
+      if (waits[i] > 0) unclaim(a.row.id, waits[i] + spread(a));
+    });
   }
 
   /** Request targets sign with the tenant's secret (looked up after the claim, cached); endpoints with their own. */

@@ -1,6 +1,11 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startTestHerald, type TestHerald } from '../support/herald.js';
-import { startReceiver, type Receiver } from '../support/receiver.js';
+import { createTestDatabase, eventually, startTestHerald, testDb, type TestHerald } from '../support/herald.js';
+import { spawnHerald } from '../support/processes.js';
+import { startReceiver, type Receiver, type ReceivedWebhook } from '../support/receiver.js';
 
 let h: TestHerald;
 let receiver: Receiver;
@@ -13,9 +18,11 @@ beforeAll(async () => {
   h = await startTestHerald({ WEBHOOK_RETRY_SCHEDULE: ['0s', ...Array(ATTEMPTS - 1).fill('100ms')].join(','), CIRCUIT_FAILURES: '3', CIRCUIT_COOLDOWN_MS: '300' });
   receiver = await startReceiver({ respond: (req) => (down.has(req.path) ? { status: 503 } : { status: 200 }) });
 });
+const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
   await h?.stop();
   await receiver?.close();
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
 });
 
 const at = (path: string) => receiver.received.filter((r) => r.path === path);
@@ -63,4 +70,122 @@ describe('circuit breaker', () => {
     for (const d of succeeded) expect(d.attempts).toBeLessThan(ATTEMPTS);
     await eventually(async () => ((await h.api('GET', `/v1/webhooks/${e.id}`)).body.circuit === 'closed' ? true : undefined));
   }, 30_000);
+});
+
+const LIFECYCLE = ['task.queued', 'task.started', 'task.completed'];
+
+/** The most requests that arrived within one clock second. */
+function busiestSecond(hooks: ReceivedWebhook[]): number {
+  const perSecond = new Map<number, number>();
+  for (const r of hooks) perSecond.set(Math.floor(r.at / 1000), (perSecond.get(Math.floor(r.at / 1000)) ?? 0) + 1);
+  return Math.max(0, ...perSecond.values());
+}
+
+/** Every task's events arrived exactly once each, in the order they happened. */
+function expectEachOnceInOrder(hooks: ReceivedWebhook[], taskIds: string[]): void {
+  const byTask = new Map<string, string[]>();
+  for (const r of hooks) byTask.set(r.body.data.task_id, [...(byTask.get(r.body.data.task_id) ?? []), r.body.type]);
+  for (const id of taskIds) expect(byTask.get(id), id).toEqual(LIFECYCLE);
+  expect(new Set(hooks.map((r) => r.headers['webhook-id'])).size).toBe(hooks.length);
+}
+
+async function createTasks(baseUrl: string, apiKey: string, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i += 10) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(10, count - i) }, async () => {
+        const res = await fetch(`${baseUrl}/v1/images/generations/async`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 200 } }),
+        });
+        expect(res.status).toBe(202);
+        return ((await res.json()) as { task_id: string }).task_id;
+      }),
+    );
+    ids.push(...batch);
+  }
+  return ids;
+}
+
+describe('rate limits', () => {
+  it('refuses a rate_limit_per_second out of range with a 422 naming the field, on create and PATCH', async () => {
+    for (const bad of [0, 10_001, 2.5, 'fast']) {
+      const res = await h.api('POST', '/v1/webhooks', { url: receiver.url('/rl-bad'), rate_limit_per_second: bad });
+      expect(res.status, String(bad)).toBe(422);
+      expect(JSON.stringify(res.body.errors)).toContain('rate_limit_per_second');
+    }
+    const e = await endpoint('/rl-ok', { rate_limit_per_second: 10_000 });
+    expect((await h.api('GET', `/v1/webhooks/${e.id}`)).body.rate_limit_per_second).toBe(10_000);
+    expect((await h.api('PATCH', `/v1/webhooks/${e.id}`, { rate_limit_per_second: 0 })).status).toBe(422);
+    expect((await h.api('PATCH', `/v1/webhooks/${e.id}`, { rate_limit_per_second: null })).body.rate_limit_per_second).toBeNull();
+  });
+
+  it('sends 200 deliveries to an endpoint limited to 20/s at no more than 20 in any clock second, all of them, in per-task order', async () => {
+    const e = await endpoint('/rl-20', { rate_limit_per_second: 20, events: LIFECYCLE });
+    const tasks = await createTasks(h.baseUrl, h.apiKey, 67);
+    await eventually(async () => (at('/rl-20').length >= tasks.length * 3 ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
+    await new Promise((r) => setTimeout(r, 300));
+    const hooks = at('/rl-20');
+    expect(hooks.length).toBe(tasks.length * 3);
+    expect(busiestSecond(hooks)).toBeLessThanOrEqual(20);
+    expectEachOnceInOrder(hooks, tasks);
+    // No attempt was spent on waiting: one attempt per delivery.
+    const log = (await h.api('GET', `/v1/webhooks/${e.id}/deliveries?limit=100`)).body;
+    expect(log.data.every((d: { attempts: number }) => d.attempts === 1)).toBe(true);
+    await h.api('DELETE', `/v1/webhooks/${e.id}`);
+  }, 90_000);
+
+  it('a new rate_limit_per_second applies to the deliveries not yet sent, losing and repeating none', async () => {
+    const e = await endpoint('/rl-change', { rate_limit_per_second: 2 });
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push((await h.api('POST', `/v1/webhooks/${e.id}/test`)).body.id);
+    await eventually(async () => (at('/rl-change').length >= 2 ? true : undefined));
+    expect(at('/rl-change').length).toBeLessThan(ids.length);
+    expect((await h.api('PATCH', `/v1/webhooks/${e.id}`, { rate_limit_per_second: null })).status).toBe(200);
+    await eventually(async () => (at('/rl-change').length >= ids.length ? true : undefined), { timeoutMs: 15_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const hooks = at('/rl-change');
+    expect(new Set(hooks.map((r) => r.headers['webhook-id'])).size).toBe(ids.length);
+    expect(hooks.length).toBe(ids.length);
+    // Unlimited now: the rest arrived faster than 2 a second.
+    expect(busiestSecond(hooks)).toBeGreaterThan(2);
+  }, 30_000);
+
+  // Several processes against one database is the PostgreSQL topology.
+  it.skipIf(testDb() !== 'postgres')('holds two worker processes together to one endpoint limit of 20/s', { timeout: 120_000 }, async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'herald-rl-'));
+    const db = await createTestDatabase(dataDir);
+    cleanups.push(() => db.drop());
+    const apiKey = `hk_rl_${randomBytes(12).toString('hex')}`;
+    const env = {
+      DATA_DIR: dataDir,
+      DATABASE_URL: db.url,
+      QUEUE_PREFIX: `{hr${randomBytes(3).toString('hex')}}`,
+      BOOTSTRAP_API_KEY: apiKey,
+      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
+      SWEEP_INTERVAL_MS: '200',
+      GENERATION_CONCURRENCY: '25',
+    };
+    const api = await spawnHerald({ ...env, ROLE: 'api' });
+    cleanups.push(() => api.kill9());
+    for (let i = 0; i < 2; i++) {
+      const w = await spawnHerald({ ...env, ROLE: 'worker' });
+      cleanups.push(() => w.kill9());
+    }
+    const created = await fetch(`${api.baseUrl}/v1/webhooks`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: receiver.url('/rl-two'), rate_limit_per_second: 20, events: LIFECYCLE }),
+    });
+    expect(created.status).toBe(201);
+    const tasks = await createTasks(api.baseUrl, apiKey, 67);
+    await eventually(async () => (at('/rl-two').length >= tasks.length * 3 ? true : undefined), { timeoutMs: 90_000, intervalMs: 250 });
+    await new Promise((r) => setTimeout(r, 300));
+    const hooks = at('/rl-two');
+    expect(hooks.length).toBe(tasks.length * 3);
+    expect(busiestSecond(hooks)).toBeLessThanOrEqual(20);
+    expectEachOnceInOrder(hooks, tasks);
+  });
 });

@@ -22,6 +22,9 @@ export class CreateEndpointDto {
 
   @IsOptional() @IsIn(['enabled', 'disabled'])
   status?: 'enabled' | 'disabled';
+
+  @IsOptional() @IsInt({ message: 'rate_limit_per_second must be an integer from 1 to 10000, or null for no limit' }) @Min(1, { message: 'rate_limit_per_second must be at least 1 (null for no limit)' }) @Max(10_000, { message: 'rate_limit_per_second must be at most 10000' })
+  rate_limit_per_second?: number | null;
 }
 
 export class UpdateEndpointDto {
@@ -39,6 +42,9 @@ export class UpdateEndpointDto {
 
   @IsOptional() @IsIn(['enabled', 'disabled'])
   status?: 'enabled' | 'disabled';
+
+  @IsOptional() @IsInt({ message: 'rate_limit_per_second must be an integer from 1 to 10000, or null for no limit' }) @Min(1, { message: 'rate_limit_per_second must be at least 1 (null for no limit)' }) @Max(10_000, { message: 'rate_limit_per_second must be at most 10000' })
+  rate_limit_per_second?: number | null;
 }
 
 export class RecoverDto {

@@ -60,8 +60,8 @@ export class EndpointsService {
       disabledAt: dto.status === 'disabled' ? now : null,
       failingSince: null,
       rateLimitPerSecond: dto.rate_limit_per_second ?? null,
-      batchMaxEvents: null,
-      batchMaxWaitMs: null,
+      batchMaxEvents: dto.batch?.max_events ?? null,
+      batchMaxWaitMs: dto.batch ? (dto.batch.max_wait_ms ?? 0) : null,
       lastDeliveryAt: null,
       lastStatusCode: null,
       lastOutcome: null,
@@ -99,6 +99,7 @@ export class EndpointsService {
     if (dto.description !== undefined) patch.description = dto.description;
     // Read at every claim: the new rate applies to every delivery not yet sent.
     if (dto.rate_limit_per_second !== undefined) patch.rateLimitPerSecond = dto.rate_limit_per_second;
+    if (dto.batch !== undefined) Object.assign(patch, { batchMaxEvents: dto.batch?.max_events ?? null, batchMaxWaitMs: dto.batch ? (dto.batch.max_wait_ms ?? 0) : null });
     if (dto.headers !== undefined) Object.assign(patch, this.sealHeaders(dto.headers));
     if (dto.status === 'enabled' && endpoint.status !== 'enabled') {
       Object.assign(patch, { status: 'enabled', disabledReason: null, disabledAt: null, failingSince: null });

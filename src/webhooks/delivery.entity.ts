@@ -73,6 +73,14 @@ export class Delivery {
   @Column({ name: 'last_error', type: 'text', nullable: true })
   lastError: string | null;
 
+  /** Batch delivery: the id of the delivery whose request carries this one (its own id when it carries it). */
+  @Column({ name: 'batch_id', type: 'varchar', length: 36, nullable: true })
+  batchId: string | null;
+
+  /** A redelivery of one event: sent alone even to an endpoint that takes batches. */
+  @Column({ name: 'send_alone', type: 'boolean', default: false })
+  sendAlone: boolean;
+
   @Column({ name: 'created_at', type: 'bigint', transformer: epochMs })
   createdAt: Date;
 

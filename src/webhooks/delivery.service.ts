@@ -57,7 +57,7 @@ export function redactRequestHeaders(headers: Record<string, string>, callerHead
 }
 
 type Claim =
-  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[] }
+  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[]; batch?: Delivery[] }
   | { kind: 'skipped' }
   | { kind: 'wait'; delayMs?: number }
   | { kind: 'refused'; reason: string };
@@ -70,6 +70,8 @@ interface Outcome {
   result: SendResult;
   verdict: Verdict;
   requestHeaders: Record<string, string>;
+  /** Carried in another delivery's batch request: its result says nothing new about the target. */
+  companion?: boolean;
 }
 
 /** The delivery rules: claim, order, sign, send, record the attempt, decide what comes next, look after endpoints. */
@@ -136,18 +138,26 @@ export class DeliveryService {
       }
       if (waitedMs > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(delivery.id, attempt))) return null;
       // Signed as it leaves: a wait for the wire does not age the timestamp receivers check.
-      headers = this.signedHeaders(delivery, secrets, callerHeaders);
-      return { url: delivery.url, body: delivery.payload, headers };
+      // A batch is one JSON array of the envelopes, in order, signed as one message whose id is the batch's.
+      const body = claim.batch ? `[${claim.batch.map((d) => d.payload).join(',')}]` : delivery.payload;
+      headers = this.signedHeaders(delivery, secrets, callerHeaders, claim.batch ? delivery.id : delivery.eventId, body);
+      return { url: delivery.url, body, headers };
     });
     // Given back, by shutdown or by the sweeper while it waited: whoever claims it next sends it.
     if (!result) return { outcome: 'skipped' };
     if (this.stopping) this.shutdown.finished++;
     const verdict = decide(result, attempt, delivery.schedule);
-    const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) })
-      .then((disabledOne) => {
-        if (disabledOne) this.outbox.kick();
-      });
+    const requestHeaders = redactRequestHeaders(headers, Object.keys(callerHeaders));
+    // Every event of a batch shares its request's fate: retried whole, on the carrier's schedule.
+    const companions = (claim.batch ?? []).filter((d) => d.id !== delivery.id);
+    const recorded = Promise.all([
+      this.record({ delivery, attempt, result, verdict, requestHeaders }),
+      ...companions.map((d) => this.record({ delivery: d, attempt: d.attempts, result, verdict, requestHeaders, companion: true })),
+    ]).then((disabled) => {
+      if (disabled.some(Boolean)) this.outbox.kick();
+    });
     this.observe(delivery, result, verdict);
+    for (const d of companions) this.observe(d, result, verdict, true);
     // A retry is rescheduled by the queue, so its record (the row back to pending) must be committed first.
     if (verdict.outcome === 'retry') await recorded;
     // A finished delivery is recorded behind: the worker takes its next job while the ledger commits this one with
@@ -181,16 +191,16 @@ export class DeliveryService {
     }
   }
 
-  private signedHeaders(delivery: Delivery, secrets: string[], callerHeaders: Record<string, string>): Record<string, string> {
+  private signedHeaders(delivery: Delivery, secrets: string[], callerHeaders: Record<string, string>, messageId = delivery.eventId, body = delivery.payload): Record<string, string> {
     const timestamp = Math.floor(Date.now() / 1000);
     return {
       ...callerHeaders,
       'Content-Type': 'application/json',
       'User-Agent': this.config.webhook.userAgent,
-      'webhook-id': delivery.eventId,
+      'webhook-id': messageId,
       'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(secrets, delivery.eventId, timestamp, delivery.payload),
-      'X-Signature': signLegacy(secrets[0], delivery.payload),
+      'webhook-signature': signatureHeader(secrets, messageId, timestamp, body),
+      'X-Signature': signLegacy(secrets[0], body),
       // Conduit's server marks its per-request webhooks so; receivers written against it route on these.
       ...(delivery.target === REQUEST_TARGET ? { 'X-Webhook-Type': delivery.eventType === 'task.progress' ? 'progress' : 'completion', 'X-Webhook-Timestamp': String(timestamp) } : {}),
     };
@@ -242,9 +252,11 @@ export class DeliveryService {
     return this.recording.settled();
   }
 
-  private observe(d: Delivery, result: SendResult, verdict: Verdict): void {
-    this.metrics.attempts.inc({ outcome: verdict.outcome });
-    this.metrics.attemptDuration.observe(result.durationMs / 1000);
+  private observe(d: Delivery, result: SendResult, verdict: Verdict, companion = false): void {
+    if (!companion) {
+      this.metrics.attempts.inc({ outcome: verdict.outcome });
+      this.metrics.attemptDuration.observe(result.durationMs / 1000);
+    }
     if (verdict.outcome === 'retry') return;
     this.metrics.deliveries.inc({ outcome: verdict.outcome });
     if (verdict.outcome === 'succeeded') this.metrics.deliveryLatency.observe((Date.now() - d.createdAt.getTime()) / 1000);
@@ -334,6 +346,7 @@ export class DeliveryService {
       answers[i] = { kind: 'wait', delayMs: 200 };
     }
     for (const [id, until] of held) await em.update(Delivery, { id, status: 'pending' }, { nextAttemptAt: until });
+    const batches = await this.formBatches(em, ids, answers, endpoints, claimed, now);
     if (claimed.size === 0) return answers;
     const ours = [...claimed];
     const set = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.sql.params(1)} WHERE id IN (${this.sql.params(ours.length, 2)})`;
@@ -341,11 +354,104 @@ export class DeliveryService {
       // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending (and the key alone
       // keeps the lookup on the primary key, as above).
       await em.query(set, [now.getTime(), ...ours]);
+      await this.claimBatches(em, batches, now);
       return answers;
     }
     // PostgreSQL: another worker may have claimed one since; the conditional UPDATE tells which ones are ours.
     const won = new Set(this.sql.returned<{ id: string }>(await em.query(`${set} AND status = 'pending' RETURNING id`, [now.getTime(), ...ours])).map((r) => r.id));
+    // A batch's other events are claimed only once its carrier is ours, and only those still pending go in it.
+    await this.claimBatches(em, new Map([...batches].filter(([id]) => won.has(id))), now);
     return answers.map((a) => (a.kind === 'claimed' && !won.has(a.delivery.id) ? { kind: 'skipped' } : a));
+  }
+
+  /**
+   * Batch delivery. A claimed delivery to an endpoint that takes batches carries the batch: the endpoint's other
+   * due, unbatched events (oldest first, none whose task has an event on the wire there), up to max_events. Until
+   * the batch is full it waits, unclaimed, for at most max_wait_ms from its oldest event. A failed batch goes again
+   * whole: its carrier takes the same events again (batch_id = the carrier's id); the others wait for it.
+   */
+  private async formBatches(em: EntityManager, ids: string[], answers: Claim[], endpoints: Map<string, Endpoint>, claimed: Set<string>, now: Date): Promise<Map<string, Delivery[]>> {
+    const batches = new Map<string, Delivery[]>();
+    const taken = new Set<string>();
+    for (const [i, answer] of answers.entries()) {
+      if (answer.kind !== 'claimed') continue;
+      const d = answer.delivery;
+      if (taken.has(d.id)) {
+        claimed.delete(d.id);
+        answers[i] = { kind: 'skipped' };
+        continue;
+      }
+      const endpoint = d.target === REQUEST_TARGET ? undefined : endpoints.get(d.target);
+      if (d.batchId && d.batchId !== d.id) {
+        // Its batch failed and goes again with its carrier: this one's own job just looks again later.
+        claimed.delete(d.id);
+        answers[i] = { kind: 'wait', delayMs: Math.max(0, d.nextAttemptAt.getTime() - now.getTime()) + 1_000 };
+        continue;
+      }
+      if (!d.batchId && (d.sendAlone || !endpoint?.batchMaxEvents)) continue;
+      if (!d.batchId && (await this.behindInLane(em, d, now))) {
+        claimed.delete(d.id);
+        answers[i] = { kind: 'wait', delayMs: 50 };
+        continue;
+      }
+      const others = d.batchId
+        ? ((await em.query(`SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' AND id <> ${this.sql.params(1, 2)} ORDER BY id`, [d.id, d.id])) as Array<Record<string, unknown>>)
+        : await this.batchCandidates(em, d, endpoint!.batchMaxEvents! - 1 + taken.size, now);
+      // Other claims of this round may ride along: their own answer then says skipped (taken) or wait (see its job).
+      const members = others
+        .map((r) => entityFromRow(em, Delivery, r))
+        .filter((m) => !taken.has(m.id))
+        .slice(0, d.batchId ? undefined : endpoint!.batchMaxEvents! - 1);
+      if (!d.batchId) {
+        const oldest = Math.min(d.createdAt.getTime(), ...members.map((m) => m.createdAt.getTime()));
+        const fillBy = oldest + (endpoint!.batchMaxWaitMs ?? 0);
+        if (members.length + 1 < endpoint!.batchMaxEvents! && fillBy > now.getTime()) {
+          claimed.delete(d.id);
+          answers[i] = { kind: 'wait', delayMs: fillBy - now.getTime() };
+          continue;
+        }
+      }
+      taken.add(d.id);
+      for (const m of members) taken.add(m.id);
+      const batch = [d, ...members].sort((a, b) => a.id.localeCompare(b.id));
+      batches.set(d.id, batch);
+      answers[i] = { ...answer, batch };
+    }
+    return batches;
+  }
+
+  private async batchCandidates(em: EntityManager, d: Delivery, limit: number, now: Date): Promise<Array<Record<string, unknown>>> {
+    return (await em.query(
+      `SELECT d.* FROM deliveries d WHERE d.target = ${this.sql.params(1)} AND d.status = 'pending' AND d.batch_id IS NULL AND NOT d.send_alone AND d.next_attempt_at <= ${this.sql.params(1, 2)} AND d.id <> ${this.sql.params(1, 3)}
+        AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND (s.status = 'sending' OR ${BEHIND_IN_LANE})) ORDER BY d.id LIMIT ${Math.max(1, Math.floor(limit))}`,
+      [d.target, now.getTime(), d.id],
+    )) as Array<Record<string, unknown>>;
+  }
+
+  /** Whether an earlier event of this delivery's task to its target waits elsewhere (a failed batch, a retry). */
+  private async behindInLane(em: EntityManager, d: Delivery, now: Date): Promise<boolean> {
+    if (!d.taskId) return false;
+    const rows = (await em.query(
+      `SELECT 1 AS x FROM deliveries s WHERE s.task_id = ${this.sql.params(1)} AND s.target = ${this.sql.params(1, 2)} AND ${BEHIND_IN_LANE.replaceAll('d.sequence', this.sql.params(1, 3)).replaceAll('d.next_attempt_at', this.sql.params(1, 4))} LIMIT 1`,
+      [d.taskId, d.target, d.sequence, now.getTime()],
+    )) as unknown[];
+    return rows.length > 0;
+  }
+
+  /** Marks each batch's events as claimed with it (their attempt counted), keeping only those still pending. */
+  private async claimBatches(em: EntityManager, batches: Map<string, Delivery[]>, now: Date): Promise<void> {
+    for (const [carrier, batch] of batches) {
+      const others = batch.filter((m) => m.id !== carrier).map((m) => m.id);
+      await em.query(`UPDATE deliveries SET batch_id = ${this.sql.params(1)} WHERE id = ${this.sql.params(1, 2)}`, [carrier, carrier]);
+      if (others.length === 0) continue;
+      const set = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, batch_id = ${this.sql.params(1)}, updated_at = ${this.sql.params(1, 2)} WHERE id IN (${this.sql.params(others.length, 3)}) AND status = 'pending'`;
+      const won = this.sql.postgres
+        ? new Set(this.sql.returned<{ id: string }>(await em.query(`${set} RETURNING id`, [carrier, now.getTime(), ...others])).map((r) => r.id))
+        : (await em.query(set, [carrier, now.getTime(), ...others]), new Set(others));
+      const kept = batch.filter((m) => m.id === carrier || won.has(m.id));
+      for (const m of kept) if (m.id !== carrier) Object.assign(m, { attempts: m.attempts + 1, batchId: carrier, status: 'sending' });
+      batch.splice(0, batch.length, ...kept);
+    }
   }
 
   /**
@@ -434,7 +540,8 @@ export class DeliveryService {
       if (verdict.outcome === 'succeeded') continue;
       const last = { lastStatusCode: result.statusCode ?? null, lastError: verdict.reason, updatedAt: now };
       if (verdict.outcome === 'retry') {
-        const superseded = d.eventType === 'task.progress' && (await this.hasNewer(em, d));
+        // A batch is retried whole: its progress events stay in it.
+        const superseded = d.eventType === 'task.progress' && !d.batchId && (await this.hasNewer(em, d));
         await em.update(
           Delivery,
           { id: d.id, status: 'sending' },
@@ -455,9 +562,10 @@ export class DeliveryService {
 
   /** Each target URL's circuit after these attempts (in URL order, so that two rounds lock rows alike). */
   private async recordOnCircuits(em: EntityManager, outcomes: Outcome[], now: Date): Promise<void> {
-    const circuits = await this.circuits.load(em, outcomes.map((o) => o.delivery.url), true);
+    const requests = outcomes.filter((o) => !o.companion);
+    const circuits = await this.circuits.load(em, requests.map((o) => o.delivery.url), true);
     const after = new Map<string, Circuit>();
-    for (const { delivery, result } of outcomes) {
+    for (const { delivery, result } of requests) {
       const failed = isTargetFailure(result) && !isPermanentErrorResult(result);
       const { circuit, opened } = afterAttempt(after.get(delivery.url) ?? circuits.get(delivery.url) ?? CLOSED, failed, now, this.circuitSettings);
       after.set(delivery.url, circuit);
@@ -511,17 +619,17 @@ export class DeliveryService {
     return true;
   }
 
-  /** Puts a delivery back in line as a new delivery of the same event (same webhook-id, same body). */
+  /** Puts a delivery back in line as a new delivery of the same event (same webhook-id, same body), sent alone. */
   redeliver(tenantId: string, id: string): Promise<Delivery | null> {
     return this.uow.run(async (em) => {
       const original = await em.findOneBy(Delivery, { id, tenantId });
-      return original ? this.copy(em, original) : null;
+      return original ? this.copy(em, original, true) : null;
     });
   }
 
-  async copy(em: EntityManager, original: Delivery): Promise<Delivery> {
+  async copy(em: EntityManager, original: Delivery, alone = false): Promise<Delivery> {
     const now = new Date();
-    const copy = em.create(Delivery, { ...original, ...freshDelivery(now) });
+    const copy = em.create(Delivery, { ...original, ...freshDelivery(now), sendAlone: alone });
     await em.insert(Delivery, copy as QueryDeepPartialEntity<Delivery>);
     return copy;
   }
@@ -530,3 +638,6 @@ export class DeliveryService {
 const sameCircuit = (a: Circuit, b: Circuit) => a.state === b.state && a.failures === b.failures && a.openings === b.openings && a.until?.getTime() === b.until?.getTime();
 // A request Herald could not prepare or undici refused says nothing about the target's health.
 const isPermanentErrorResult = (r: SendResult) => r.statusCode === undefined && isPermanentError(r.errorCode);
+// An earlier event of the same lane that cannot go now: in another batch, or not due (a retry, a hold). Batched
+// events wait behind it, so that a task's events reach a batching endpoint in order even across failed batches.
+const BEHIND_IN_LANE = "(s.status = 'pending' AND s.sequence < d.sequence AND (s.batch_id IS NOT NULL OR s.next_attempt_at > d.next_attempt_at))";

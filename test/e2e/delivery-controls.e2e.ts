@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, eventually, startTestHerald, testDb, type TestHerald } from '../support/herald.js';
 import { spawnHerald } from '../support/processes.js';
@@ -188,4 +189,80 @@ describe('rate limits', () => {
     expect(busiestSecond(hooks)).toBeLessThanOrEqual(20);
     expectEachOnceInOrder(hooks, tasks);
   });
+});
+
+describe('batch delivery', () => {
+  it('refuses a batch out of range with a 422 naming the field', async () => {
+    for (const batch of [{ max_events: 0 }, { max_events: 101 }, { max_events: 10, max_wait_ms: 10_001 }, { max_events: 10, max_wait_ms: -1 }]) {
+      const res = await h.api('POST', '/v1/webhooks', { url: receiver.url('/batch-bad'), batch });
+      expect(res.status, JSON.stringify(batch)).toBe(422);
+      expect(JSON.stringify(res.body.errors)).toMatch(/batch\.max_(events|wait_ms)/);
+    }
+  });
+
+  it('sends 1,000 events to a max_events: 50 endpoint in at most 25 requests (plus those cut by max_wait_ms), each event once, signed over the whole body', async () => {
+    const e = await endpoint('/batch', { batch: { max_events: 50, max_wait_ms: 2_000 } });
+    expect((await h.api('GET', `/v1/webhooks/${e.id}`)).body.batch).toEqual({ max_events: 50, max_wait_ms: 2_000 });
+    const ids: string[] = [];
+    for (let i = 0; i < 1_000; i += 20) {
+      ids.push(...(await Promise.all(Array.from({ length: 20 }, async () => (await h.api('POST', `/v1/webhooks/${e.id}/test`)).body.id as string))));
+    }
+    const events = () => at('/batch').flatMap((r) => r.body as Array<{ id: string }>);
+    await eventually(async () => (events().length >= ids.length ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+    await new Promise((r) => setTimeout(r, 300));
+    const requests = at('/batch');
+    const full = requests.filter((r) => r.body.length === 50).length;
+    expect(requests.every((r) => Array.isArray(r.body) && r.body.length <= 50)).toBe(true);
+    // Every request short of 50 events was cut by max_wait_ms; the full ones are at most 1,000 / 50.
+    expect(full).toBeLessThanOrEqual(20);
+    expect(requests.length).toBeLessThanOrEqual(25 + (requests.length - full));
+    expect(full).toBeGreaterThanOrEqual(10);
+    const seen = events().map((env) => env.id);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.length).toBe(ids.length);
+    const wh = new Webhook(e.secret);
+    for (const r of requests) {
+      const verified = wh.verify(r.raw, r.headers as Record<string, string>) as Array<{ id: string; type: string }>;
+      expect(verified.every((env) => env.type === 'webhook.test')).toBe(true);
+    }
+    // webhook-id names the batch, and the delivery log shows which events it carried.
+    const first = requests[0];
+    const shown = (await h.api('GET', `/v1/deliveries/${first.headers['webhook-id']}`)).body;
+    expect(shown.batch.id).toBe(first.headers['webhook-id']);
+    expect(shown.batch.events.map((x: { event_id: string }) => x.event_id)).toEqual(first.body.map((env: { id: string }) => env.id));
+  }, 90_000);
+
+  it('keeps per-task order across batches, retries a failed batch whole, and redelivers one event alone', async () => {
+    const e = await endpoint('/batch-order', { batch: { max_events: 5, max_wait_ms: 100 }, events: LIFECYCLE });
+    down.add('/batch-order');
+    const tasks = await createTasks(h.baseUrl, h.apiKey, 6);
+    await eventually(async () => (at('/batch-order').length >= 2 ? true : undefined));
+    down.delete('/batch-order');
+    await eventually(async () => {
+      const ok = at('/batch-order').filter((r, i, all) => i >= 0 && all.length > 0);
+      const delivered = new Set(ok.flatMap((r) => (r.body as Array<{ id: string }>).map((x) => x.id)));
+      return delivered.size >= tasks.length * 3 ? true : undefined;
+    }, { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    // A failed request came again with the same webhook-id and the same events.
+    const byId = new Map<string, string[]>();
+    for (const r of at('/batch-order')) {
+      const carried = (r.body as Array<{ id: string }>).map((x) => x.id).join(',');
+      const seen = byId.get(String(r.headers['webhook-id']));
+      if (seen) expect(seen).toContain(carried);
+      byId.set(String(r.headers['webhook-id']), [...(seen ?? []), carried]);
+    }
+    expect([...byId.values()].some((v) => v.length > 1)).toBe(true);
+    // Per task, the events of the last (successful) sending of each batch arrive in order.
+    const lastOfEach = new Map<string, ReceivedWebhook>();
+    for (const r of at('/batch-order')) lastOfEach.set(String(r.headers['webhook-id']), r);
+    const flat = [...lastOfEach.values()].sort((a, b) => a.at - b.at).flatMap((r) => (r.body as Array<{ type: string; data: { task_id: string } }>).map((env) => ({ body: env, headers: { 'webhook-id': env.type + env.data.task_id } }) as unknown as ReceivedWebhook));
+    expectEachOnceInOrder(flat, tasks);
+
+    const one = (await h.api('GET', `/v1/webhooks/${e.id}/deliveries?limit=1`)).body.data[0];
+    const again = await h.api('POST', `/v1/deliveries/${one.id}/redeliver`);
+    expect(again.status).toBe(202);
+    const alone = await eventually(async () => at('/batch-order').find((r) => r.headers['webhook-id'] === one.event_id));
+    expect(alone.body.id).toBe(one.event_id);
+  }, 60_000);
 });

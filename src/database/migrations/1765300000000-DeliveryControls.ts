@@ -26,9 +26,16 @@ export class DeliveryControls1765300000000 implements MigrationInterface {
       new TableColumn({ name: 'batch_max_events', type: 'integer', isNullable: true }),
       new TableColumn({ name: 'batch_max_wait_ms', type: 'integer', isNullable: true }),
     ]);
+    // The batch a delivery went (or goes again) in: the id of the delivery that carries it. A redelivery is sent alone.
+    await q.addColumns('deliveries', [
+      new TableColumn({ name: 'batch_id', type: 'varchar', length: '36', isNullable: true }),
+      new TableColumn({ name: 'send_alone', type: 'boolean', default: false }),
+    ]);
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.dropColumn('deliveries', 'send_alone');
+    await q.dropColumn('deliveries', 'batch_id');
     await q.dropColumn('webhook_endpoints', 'batch_max_wait_ms');
     await q.dropColumn('webhook_endpoints', 'batch_max_events');
     await q.dropColumn('webhook_endpoints', 'rate_limit_per_second');

@@ -232,6 +232,22 @@ describe('batch delivery', () => {
     expect(shown.batch.events.map((x: { event_id: string }) => x.event_id)).toEqual(first.body.map((env: { id: string }) => env.id));
   }, 90_000);
 
+  it('a batch set or removed on a live endpoint applies to the deliveries not yet sent, losing and repeating none', async () => {
+    const e = await endpoint('/batch-live', { rate_limit_per_second: 5 });
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) ids.push((await h.api('POST', `/v1/webhooks/${e.id}/test`)).body.id);
+    await eventually(async () => (at('/batch-live').length >= 1 ? true : undefined));
+    expect((await h.api('PATCH', `/v1/webhooks/${e.id}`, { batch: { max_events: 10, max_wait_ms: 0 } })).body.batch).toEqual({ max_events: 10, max_wait_ms: 0 });
+    const events = () => at('/batch-live').flatMap((r) => (Array.isArray(r.body) ? r.body : [r.body]) as Array<{ id: string }>);
+    await eventually(async () => (events().length >= ids.length ? true : undefined), { timeoutMs: 15_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(at('/batch-live').some((r) => Array.isArray(r.body) && r.body.length > 1)).toBe(true);
+    const seen = events().map((x) => x.id);
+    expect(seen.length).toBe(ids.length);
+    expect(new Set(seen).size).toBe(ids.length);
+    expect((await h.api('PATCH', `/v1/webhooks/${e.id}`, { batch: null })).body.batch).toBeNull();
+  }, 30_000);
+
   it('keeps per-task order across batches, retries a failed batch whole, and redelivers one event alone', async () => {
     const e = await endpoint('/batch-order', { batch: { max_events: 5, max_wait_ms: 100 }, events: LIFECYCLE });
     down.add('/batch-order');

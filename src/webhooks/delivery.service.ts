@@ -373,6 +373,17 @@ export class DeliveryService {
   private async formBatches(em: EntityManager, ids: string[], answers: Claim[], endpoints: Map<string, Endpoint>, claimed: Set<string>, now: Date): Promise<Map<string, Delivery[]>> {
     const batches = new Map<string, Delivery[]>();
     const taken = new Set<string>();
+    // One read per endpoint and round of the events its batches can take: enough for every carrier of the round.
+    const carriers = new Map<string, number>();
+    for (const a of answers) if (a.kind === 'claimed') carriers.set(a.delivery.target, (carriers.get(a.delivery.target) ?? 0) + 1);
+    const pools = new Map<string, Delivery[]>();
+    const pool = async (target: string, maxEvents: number): Promise<Delivery[]> => {
+      if (!pools.has(target)) {
+        const rows = await this.batchCandidates(em, target, Math.min(5_000, maxEvents * (carriers.get(target) ?? 1)), now);
+        pools.set(target, rows.map((r) => entityFromRow(em, Delivery, r)));
+      }
+      return pools.get(target)!;
+    };
     for (const [i, answer] of answers.entries()) {
       if (answer.kind !== 'claimed') continue;
       const d = answer.delivery;
@@ -395,12 +406,11 @@ export class DeliveryService {
         continue;
       }
       const others = d.batchId
-        ? ((await em.query(`SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' AND id <> ${this.sql.params(1, 2)} ORDER BY id`, [d.id, d.id])) as Array<Record<string, unknown>>)
-        : await this.batchCandidates(em, d, endpoint!.batchMaxEvents! - 1 + taken.size, now);
+        ? ((await em.query(`SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' AND id <> ${this.sql.params(1, 2)} ORDER BY id`, [d.id, d.id])) as Array<Record<string, unknown>>).map((r) => entityFromRow(em, Delivery, r))
+        : await pool(d.target, endpoint!.batchMaxEvents!);
       // Other claims of this round may ride along: their own answer then says skipped (taken) or wait (see its job).
       const members = others
-        .map((r) => entityFromRow(em, Delivery, r))
-        .filter((m) => !taken.has(m.id))
+        .filter((m) => !taken.has(m.id) && m.id !== d.id)
         .slice(0, d.batchId ? undefined : endpoint!.batchMaxEvents! - 1);
       if (!d.batchId) {
         const oldest = Math.min(d.createdAt.getTime(), ...members.map((m) => m.createdAt.getTime()));
@@ -420,11 +430,11 @@ export class DeliveryService {
     return batches;
   }
 
-  private async batchCandidates(em: EntityManager, d: Delivery, limit: number, now: Date): Promise<Array<Record<string, unknown>>> {
+  private async batchCandidates(em: EntityManager, target: string, limit: number, now: Date): Promise<Array<Record<string, unknown>>> {
     return (await em.query(
-      `SELECT d.* FROM deliveries d WHERE d.target = ${this.sql.params(1)} AND d.status = 'pending' AND d.batch_id IS NULL AND NOT d.send_alone AND d.next_attempt_at <= ${this.sql.params(1, 2)} AND d.id <> ${this.sql.params(1, 3)}
+      `SELECT d.* FROM deliveries d WHERE d.target = ${this.sql.params(1)} AND d.status = 'pending' AND d.batch_id IS NULL AND NOT d.send_alone AND d.next_attempt_at <= ${this.sql.params(1, 2)}
         AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND (s.status = 'sending' OR ${BEHIND_IN_LANE})) ORDER BY d.id LIMIT ${Math.max(1, Math.floor(limit))}`,
-      [d.target, now.getTime(), d.id],
+      [target, now.getTime()],
     )) as Array<Record<string, unknown>>;
   }
 

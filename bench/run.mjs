@@ -3,10 +3,12 @@
 // Prints a JSON line per measure and writes docs/BENCHMARKS.md (not in smoke mode).
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import { bullmqAxios } from './baselines/bullmq-axios.mjs';
 import { rawPostLoop } from './baselines/raw-post.mjs';
+import { workersBench } from './workers.mjs';
 import { createDatabase, heraldEnv, PAYLOAD, percentile, preloadOutbox, sleep, startHerald, startReceiver, startRedis, tempDir, until } from './lib.mjs';
 
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
@@ -19,7 +21,7 @@ const LATENCY_RATES = SMOKE ? [50] : [100, 500];
 const LATENCY_SECONDS = SMOKE ? 2 : 10;
 const LATENCY_WARMUP_SECONDS = SMOKE ? 1 : 3;
 const CREATE_SECONDS = SMOKE ? 2 : 10;
-// --only=deliveries,latency,creates,backlog,workers,batch runs a part (for profiling work; the report needs them all).
+// --only=deliveries,latency,creates,backlog,scale-out,workers,streams,batch runs a part (for profiling work; the report needs them all).
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const want = (part) => !ONLY || ONLY.includes(part);
 const HEAP_CAP_MB = 128;
@@ -199,12 +201,119 @@ if (want('backlog')) {
 }
 
 // 5. Scale-out: PostgreSQL with 1 vs 2 worker processes.
-for (const workers of want('workers') ? [1, 2] : []) {
+for (const workers of want('scale-out') ? [1, 2] : []) {
   const { rate } = await heraldDrain('postgres', N, 64, { workers });
   emit({ measure: 'deliveries_per_s_by_workers', system: 'Herald (postgres)', workers, concurrency: 64, value: Math.round(rate) });
 }
 
-// 6. Batch delivery: events per second to a registered endpoint taking batches of 100, next to single deliveries
+// 6. Bring-your-own workers over HTTP: lease → complete cycles with 32 workers vs a bare BullMQ Worker, and
+// create → lease latency at 200 tasks/s (and 50/s for comparison).
+if (want('workers')) {
+  await workersBench({ redis, tasks: SMOKE ? 300 : 10_000, workers: 32, rates: SMOKE ? [50] : [50, 200], seconds: LATENCY_SECONDS, warmupSeconds: LATENCY_WARMUP_SECONDS, emit });
+}
+
+// 7. Tenant streams: STREAM_SUBSCRIBERS WebSocket subscribers on one API process (ROLE=api; the generation worker is
+// its own process), following the whole tenant while tasks produce ~STREAM_EVENTS_PER_S events/s (each task sends
+// queued, started, 9 progress and completed over 1 s). Latency = receipt − the event's created_at (set in its
+// transaction, so commit → receipt and a little more), counted for events created after the warm-up. The
+// subscribers run in two child processes, which share the 2 cores with Herald.
+if (want('streams')) {
+  const SUBSCRIBERS = Number(process.env.BENCH_STREAM_SUBSCRIBERS ?? (SMOKE ? 50 : 1_000));
+  const EVENTS_PER_S = SMOKE ? 60 : 500;
+  const seconds = SMOKE ? 3 : 10;
+  const warmupSeconds = SMOKE ? 1 : 3;
+  const tmp = tempDir();
+  const db = await createDatabase('sqlite', tmp.dir);
+  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bstr', GENERATION_CONCURRENCY: '200', STREAM_MAX_CONNECTIONS_PER_KEY: '100000' });
+  const api = await startHerald({ ...env, ROLE: 'api' });
+  const worker = await startHerald({ ...env, ROLE: 'worker' });
+  const rssBefore = api.rssMb();
+  const tasksPerSecond = EVENTS_PER_S / 12;
+  const t0 = Date.now() + 2_000;
+  const from = t0 + warmupSeconds * 1000;
+  const to = from + seconds * 1000;
+  const clients = [0, 1].map(() => {
+    const child = spawn(process.execPath, ['bench/stream-clients.mjs', api.base, env.BOOTSTRAP_API_KEY, String(SUBSCRIBERS / 2), String(from), String(to)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    return { child, out: () => out };
+  });
+  await until(() => clients.every((c) => c.out().includes('ready')), 120_000, `${SUBSCRIBERS} subscribers`);
+  const rssSubscribed = api.rssMb();
+  // CPU seconds of a process so far (utime + stime), to tell Herald's share of the cores from the subscribers'.
+  const cpuOf = (pid) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0) / 100;
+  const cpu0 = { api: cpuOf(api.pid), worker: cpuOf(worker.pid), clients: clients.reduce((a, c) => a + cpuOf(c.child.pid), 0), at: Date.now() };
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, api.rssMb())), 100);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  const body = JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 1_000 } });
+  const post = () =>
+    new Promise((resolve) => {
+      const req = http.request(`${api.base}/v1/videos/generations/async`, { method: 'POST', agent, headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' } }, (res) => (res.resume(), res.on('end', resolve)));
+      req.on('error', resolve);
+      req.end(body);
+    });
+  if (t0 > Date.now()) await sleep(t0 - Date.now());
+  const inflight = [];
+  const totalTasks = Math.round(tasksPerSecond * (warmupSeconds + seconds));
+  for (let i = 0; i < totalTasks; i++) {
+    const due = t0 + (i * 1000) / tasksPerSecond;
+    if (due > Date.now()) await sleep(due - Date.now());
+    inflight.push(post());
+  }
+  await Promise.all(inflight);
+  const wall = (Date.now() - cpu0.at) / 1000;
+  const cpuShare = (now, before) => Math.round(((now - before) / wall) * 100);
+  const cpu = { api: cpuShare(cpuOf(api.pid), cpu0.api), worker: cpuShare(cpuOf(worker.pid), cpu0.worker), subscribers: cpuShare(clients.reduce((a, c) => a + cpuOf(c.child.pid), 0), cpu0.clients) };
+  await sleep(5_000);
+  clearInterval(sampler);
+  const results = await Promise.all(
+    clients.map(
+      ({ child, out }) =>
+        new Promise((resolve) => {
+          child.stdout.on('data', () => {
+            // The result is one line, possibly in several chunks: parse it once it is whole.
+            const line = out().split('\n').find((l, i, all) => l.startsWith('{') && i < all.length - 1);
+            if (line) resolve(JSON.parse(line));
+          });
+          child.stdin.write('report\n');
+        }),
+    ),
+  );
+  const hist = new Array(60_001).fill(0);
+  for (const r of results) for (const [ms, n] of r.hist) hist[ms] += n;
+  const total = hist.reduce((a, b) => a + b, 0);
+  const pct = (p) => {
+    let seen = 0;
+    for (let ms = 0; ms < hist.length; ms++) if ((seen += hist[ms]) >= total * p) return ms;
+    return NaN;
+  };
+  emit({
+    measure: 'stream_fanout',
+    system: 'Herald (sqlite, ROLE=api + ROLE=worker)',
+    subscribers: SUBSCRIBERS,
+    offered_events_per_s: EVENTS_PER_S,
+    measured_s: seconds,
+    events_per_s: Math.round(total / SUBSCRIBERS / seconds),
+    deliveries: total,
+    p50_ms: pct(0.5),
+    p95_ms: pct(0.95),
+    p99_ms: pct(0.99),
+    max_ms: pct(1),
+    out_of_order: results.reduce((a, r) => a + r.outOfOrder, 0),
+    closed: results.reduce((a, r) => a + r.closed, 0),
+    per_subscriber_min_max: [Math.min(...results.map((r) => r.minPerClient)), Math.max(...results.map((r) => r.maxPerClient))],
+    api_rss_mb: { idle: Math.round(rssBefore), subscribed: Math.round(rssSubscribed), peak: Math.round(peakRss) },
+    cpu_percent_of_one_core: cpu,
+  });
+  agent.destroy();
+  await worker.stop();
+  await api.stop();
+  await db.drop();
+  tmp.remove();
+}
+
+// 8. Batch delivery: events per second to a registered endpoint taking batches of 100, next to single deliveries
 // (one request per event) and the raw keep-alive ceiling (one request per POST), in the same run and concurrency.
 if (want('batch')) {
   const c = 64;
@@ -276,6 +385,11 @@ function report(rs) {
   const lat = lats[lats.length - 1];
   const cre = by('creates_per_s')[0];
   const scale = by('deliveries_per_s_by_workers');
+  const cycles = by('worker_cycles_per_s');
+  const leaseLats = by('create_to_lease_ms');
+  const leaseLat = leaseLats[leaseLats.length - 1];
+  const ownWorkers = cycles.find((r) => r.vs_bullmq !== undefined);
+  const bareBull = cycles.find((r) => r.vs_bullmq === undefined);
   const herald64 = rs.find((r) => r.system === 'Herald (sqlite)' && r.concurrency === 64) ?? rs.find((r) => r.system === 'Herald (sqlite)');
   const hand64 = rs.find((r) => r.system === 'BullMQ + axios by hand' && r.concurrency === herald64?.concurrency);
   const pass = (ok) => (ok ? 'pass' : '**miss**');
@@ -292,7 +406,7 @@ process (\`herald serve\`, LOG_LEVEL=error). The receiver and the load generator
 | p99 event → receipt < 50 ms at ${lat.offered_per_s} events/s (after ${lat.warmup_s} s of warm-up) | p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms | ${pass(lat.p99 < 50)} |
 | (for comparison) the same, a fresh process's first second | p50 ${lat.cold_first_second_p50} ms, p99 ${lat.cold_first_second_p99} ms | |${lats.slice(0, -1).map((l) => `\n| (for comparison) event → receipt at ${l.offered_per_s} events/s | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms | |`).join('')}
 | ≥ 2,000 creates/s with p99 < 50 ms (32 connections) | ${cre.value.toLocaleString('en-US')}/s, p50 ${cre.p50_ms} ms, p99 ${cre.p99_ms} ms | ${pass(cre.value >= 2000 && cre.p99_ms < 50)} |
-${by('backlog').map((b, i) => (i === 0 ? `| 100k backlog under 300 MB RSS (${b.heap}) | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | ${pass(b.peak_rss_mb < 300)} |` : `| (for comparison) the same, heap: ${b.heap} | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | |`)).join('\n')}
+${ownWorkers ? `| worker lease → complete cycles ≥ 0.5× a bare BullMQ Worker (${ownWorkers.workers} workers) | ${ownWorkers.value.toLocaleString('en-US')}/s vs ${bareBull?.value.toLocaleString('en-US')}/s (×${ownWorkers.vs_bullmq}) | ${pass(ownWorkers.vs_bullmq >= 0.5)} |\n` : ''}${leaseLat ? `| p99 create → lease < 50 ms at ${leaseLat.offered_per_s} tasks/s | p50 ${leaseLat.p50} ms, p95 ${leaseLat.p95} ms, p99 ${leaseLat.p99} ms | ${pass(leaseLat.p99 < 50)} |\n` : ''}${by('backlog').map((b, i) => (i === 0 ? `| 100k backlog under 300 MB RSS (${b.heap}) | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | ${pass(b.peak_rss_mb < 300)} |` : `| (for comparison) the same, heap: ${b.heap} | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | |`)).join('\n')}
 
 ## Delivered webhooks per second (events already in the outbox → 2xx at the receiver)
 
@@ -317,6 +431,25 @@ ${scale.map((r) => `| ${r.workers} | ${r.value.toLocaleString('en-US')} |`).join
 On a 2-core machine a second worker process competes with the first, PostgreSQL, Redis and the receiver for the
 same cores; on real hardware add workers until PostgreSQL saturates (see [SCALING.md](SCALING.md)).
 
+## Workers over HTTP (docs/WORKERS.md)
+
+${ownWorkers ? `${ownWorkers.tasks.toLocaleString('en-US')} tasks routed to workers (\`MODEL_ROUTES=bench-*=workers\`) wait in the queue; then ${ownWorkers.workers} workers (the SDK's
+\`runWorker\`, one job at a time each, all in the benchmark process) long-poll \`POST /v1/worker/leases\` and complete each job at
+once with a \`{url}\` output. Each cycle is two HTTP requests and Herald's guarded state changes with their events. The
+baseline is a bare BullMQ Worker (concurrency ${ownWorkers.workers}) taking the same number of no-op jobs: Redis only.
+
+| system | workers | cycles/s | × bare BullMQ |
+|---|---|---|---|
+${cycles.map((r) => `| ${r.system} | ${r.workers} | ${r.value.toLocaleString('en-US')} | ${r.vs_bullmq ?? ''} |`).join('\n')}
+` : ''}${leaseLat ? `
+Create → lease: the same ${leaseLat.workers} workers wait in long-polls while tasks are created at a fixed rate through the API
+(${leaseLat.warmup_s} s of warm-up at that rate not counted); latency is from sending the create to the job reaching a handler, on
+one clock. An offered rate above the cycle rate measures the queue that builds up, not the wake-up.
+
+| offered tasks/s | tasks | p50 ms | p95 ms | p99 ms |
+|---|---|---|---|---|
+${leaseLats.map((l) => `| ${l.offered_per_s} | ${l.tasks.toLocaleString('en-US')} | ${l.p50} | ${l.p95} | ${l.p99} |`).join('\n')}
+` : ''}
 ## Raw results
 
 \`\`\`

@@ -20,14 +20,16 @@ import { MetricsController } from './observability/metrics.controller.js';
 import { ObservabilityModule } from './observability/observability.module.js';
 import { redisOptionsFromUrl } from './redis/redis-options.js';
 import { RedisModule } from './redis/redis.module.js';
+import { StreamsModule } from './streams/streams.module.js';
 import { TasksApiModule } from './tasks/tasks-api.module.js';
 import { TasksCoreModule } from './tasks/tasks-core.module.js';
 import { DeliveriesController } from './webhooks/deliveries.controller.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
+import { WorkersModule } from './workers/workers.module.js';
 
 /** HTTP surface: routes, auth guard, the one exception filter and the validation pipe. */
 @Module({
-  imports: [AuthModule, HttpAuthModule, IdempotencyModule, TerminusModule, TasksCoreModule, TasksApiModule, EndpointsModule],
+  imports: [AuthModule, HttpAuthModule, IdempotencyModule, TerminusModule, TasksCoreModule, TasksApiModule, EndpointsModule, StreamsModule],
   controllers: [HealthController, ArtifactsController, DeliveriesController, MetricsController, OverviewController],
   providers: [
     { provide: APP_FILTER, useClass: ProblemFilter },
@@ -54,6 +56,7 @@ export class AppModule {
         AuthModule,
         GenerationModule.register({ worker: processJobs }),
         WebhooksModule.register({ worker: processJobs }),
+        WorkersModule.register({ http: serveHttp, sweeper: processJobs }),
         ...(serveHttp ? [HttpModule] : []),
       ],
     };

@@ -3,6 +3,9 @@ import 'reflect-metadata';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApiKeysService } from './auth/api-keys.service.js';
+import { WorkerTokensService } from './auth/worker-tokens.service.js';
+import { Metrics } from './observability/metrics.js';
+import { WorkerRegistry } from './workers/worker-registry.js';
 import { ConfigError, HeraldConfig, loadConfig, ROLES } from './config/config.js';
 import { ensureEncryptionKey } from './crypto/key-check.js';
 import { SecretBox } from './crypto/secret-box.js';
@@ -10,6 +13,7 @@ import { dataSourceOptions, openDatabase, runMigrations } from './database/data-
 import { UnitOfWork } from './database/unit-of-work.js';
 import { formatSummary, listen, parseSecrets, type ListenSecret } from './receiver/listen.js';
 import { startHerald } from './serve.js';
+import { parseWorkerCommand, runWorkerCommand } from './worker-sdk/command.js';
 
 const USAGE = `Usage: herald <command> [options]
 
@@ -17,12 +21,16 @@ Commands:
   serve [--role all|api|worker] [--port N]   start Herald (what \`npm start\` runs)
   migrate                                    apply database migrations and exit
   keys create --tenant NAME [--label L]      create an API key; the key alone is the last line of output
-  keys list                                  list API keys (prefixes only)
-  keys revoke ID                             revoke an API key
+  keys create --worker [--label L]           create a worker token (for /v1/worker/*); the token alone is the last line
+  keys list                                  list API keys and worker tokens (prefixes only)
+  keys revoke ID                             revoke an API key or a worker token
+  workers list                               workers seen: id, label, models, leases held, last seen
   listen [--port 4000] [--secret [label=]whsec_…]… [--forward-to URL] [--fail-rate 0.2] [--strict]
                                              a local webhook receiver that verifies and prints each event;
                                              repeat --secret (or comma-separate) for the tenant secret and
                                              each registered endpoint's own secret
+  worker --url U --token T --models M[,M2…] --module ./gen.mjs [--concurrency N] [--kinds video,image]
+                                             pull jobs from Herald and run the module's default export on each
 
 Configuration comes from the environment (and ./.env if present); see README.md.`;
 
@@ -40,11 +48,19 @@ function config(overrides: Record<string, string | undefined> = {}): HeraldConfi
   }
 }
 
-async function withKeys<T>(work: (keys: ApiKeysService) => Promise<T>): Promise<T> {
+interface Services {
+  keys: ApiKeysService;
+  workerTokens: WorkerTokensService;
+  workers: WorkerRegistry;
+}
+
+async function withKeys<T>(work: (keys: ApiKeysService, services: Services) => Promise<T>): Promise<T> {
   const cfg = config();
   const ds = await openDatabase(dataSourceOptions(cfg), { migrate: true });
   try {
-    return await work(new ApiKeysService(ds, new UnitOfWork(ds), new SecretBox((await ensureEncryptionKey(cfg, ds))!)));
+    const uow = new UnitOfWork(ds);
+    const keys = new ApiKeysService(ds, uow, new SecretBox((await ensureEncryptionKey(cfg, ds))!));
+    return await work(keys, { keys, workerTokens: new WorkerTokensService(ds, uow), workers: new WorkerRegistry(ds, uow, new Metrics()) });
   } finally {
     await ds.destroy();
   }
@@ -104,6 +120,12 @@ async function main(argv: string[]): Promise<void> {
       }
       return;
     }
+    case 'worker': {
+      const command = parseWorkerCommand(argv.slice(1), process.env);
+      if (typeof command === 'string') fail(command);
+      await runWorkerCommand(command);
+      return;
+    }
     case 'migrate': {
       const cfg = config();
       const ds = await openDatabase(dataSourceOptions(cfg), { migrate: false });
@@ -120,23 +142,29 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'keys': {
       if (sub === 'create') {
-        const { values } = parseArgs({ args: rest, options: { tenant: { type: 'string' }, label: { type: 'string' } } });
+        const { values } = parseArgs({ args: rest, options: { tenant: { type: 'string' }, label: { type: 'string' }, worker: { type: 'boolean' } } });
+        if (values.worker) {
+          if (values.tenant) fail('keys create --worker takes no --tenant: worker tokens serve every tenant');
+          const created = await withKeys((_, s) => s.workerTokens.create(values.label));
+          process.stdout.write(`Created worker token ${created.id} (valid only on /v1/worker/*). It is shown only once:\n${created.token}\n`);
+          return;
+        }
         if (!values.tenant || !/^[A-Za-z0-9_.-]{1,100}$/.test(values.tenant)) fail('keys create needs --tenant NAME (letters, digits, _ . -)');
         const created = await withKeys((keys) => keys.createKey(values.tenant!, values.label));
         process.stdout.write(`Created key ${created.id} for tenant "${created.tenant}". It is shown only once:\n${created.key}\n`);
         return;
       }
       if (sub === 'list') {
-        const list = await withKeys((keys) => keys.listKeys());
-        for (const k of list) {
+        const [list, tokens] = await withKeys(async (keys, s) => [await keys.listKeys(), await s.workerTokens.list()] as const);
+        for (const k of [...list, ...tokens.map((t) => ({ ...t, tenant: '(worker)' }))]) {
           process.stdout.write(`${k.id}  ${k.tenant.padEnd(16)} ${k.prefix}…  ${k.label ?? ''}  created ${k.createdAt.toISOString()}${k.revokedAt ? `  REVOKED ${k.revokedAt.toISOString()}` : ''}\n`);
         }
-        if (!list.length) process.stdout.write('No API keys yet. Create one with: herald keys create --tenant NAME\n');
+        if (!list.length && !tokens.length) process.stdout.write('No API keys yet. Create one with: herald keys create --tenant NAME\n');
         return;
       }
       if (sub === 'revoke') {
         if (!rest[0]) fail('keys revoke needs the key id (see herald keys list)');
-        const revoked = await withKeys((keys) => keys.revokeKey(rest[0]));
+        const revoked = await withKeys(async (keys, s) => (await keys.revokeKey(rest[0])) || (await s.workerTokens.revoke(rest[0])));
         if (!revoked) fail(`no active key with id ${rest[0]}`);
         process.stdout.write(`Revoked ${rest[0]}\n`);
         return;
@@ -144,6 +172,17 @@ async function main(argv: string[]): Promise<void> {
       fail(`unknown keys command "${sub ?? ''}"\n\n${USAGE}`);
     }
     // falls through: fail() never returns
+    case 'workers': {
+      if (sub !== 'list') fail(`unknown workers command "${sub ?? ''}"\n\n${USAGE}`);
+      const workers = await withKeys((_, s) => s.workers.list());
+      for (const w of workers) {
+        process.stdout.write(
+          `${w.id}  ${(w.label ?? '-').padEnd(12)} models ${w.models.join(',')}  kinds ${w.kinds.join(',')}  leases ${w.leases_held}  last seen ${w.last_seen_at}${w.online ? '' : '  (offline)'}\n`,
+        );
+      }
+      if (!workers.length) process.stdout.write('No worker has asked for jobs yet. Create a token with: herald keys create --worker\n');
+      return;
+    }
     case undefined:
     case 'help':
     case '--help':

@@ -3,7 +3,8 @@ import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
-import { everyAddress, httpAdapter, onEveryRequest, useJsonBodies } from './common/http-server.js';
+import { WorkerTokensService } from './auth/worker-tokens.service.js';
+import { everyAddress, httpAdapter, onEveryRequest, useJsonBodies, useRawUploads } from './common/http-server.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
 import { checkEncryptionKey } from './crypto/key-check.js';
 import { serveDashboard } from './dashboard/static.js';
@@ -11,9 +12,11 @@ import { GenerationProcessor } from './generation/generation.processor.js';
 import { applyHeapGrowing } from './observability/heap.js';
 import { createRootLogger, PinoNestLogger, requestLogging } from './observability/logging.js';
 import { shutdownMessage, type ShutdownReport } from './observability/shutdown-report.js';
+import { startTracing, stopTracing } from './observability/tracing.js';
 import { setupOpenApi } from './openapi.js';
 import { assertRedisReachable } from './redis/redis-options.js';
 import { DeliveryService } from './webhooks/delivery.service.js';
+import { isArtifactUpload } from './workers/worker-protocol.controller.js';
 
 const NEST_LEVELS: Record<LogLevel, NestLogLevel[] | false> = {
   silent: false,
@@ -44,6 +47,7 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
   applyHeapGrowing(config.heapGrowingPercent);
   const logger = NEST_LEVELS[config.logLevel];
   const log = createRootLogger(config);
+  await startTracing(config, (message) => log.warn(message));
   const module = AppModule.forRoot(config);
   const nestOptions = { logger, bufferLogs: logger !== false };
   const http = config.role === 'worker' ? undefined : await NestFactory.create<NestFastifyApplication>(module, httpAdapter(config.bodyLimitBytes), { ...nestOptions, bodyParser: false });
@@ -57,11 +61,13 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
     bootstrapKey = created.key;
     options.printKey?.(created.key);
   }
+  await app.get(WorkerTokensService).bootstrap(config.workers.bootstrapToken);
 
   let port: number | undefined;
   if (http) {
     onEveryRequest(http, requestLogging(log));
     useJsonBodies(http, config.bodyLimitBytes);
+    useRawUploads(http, isArtifactUpload);
     setupOpenApi(http, config);
     serveDashboard(http);
     await http.listen(config.port, config.host ?? everyAddress());
@@ -75,17 +81,13 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
     const started = performance.now();
     log.info('shutdown: taking no new work; letting requests on the wire finish and handing the rest back');
     await app.close();
-    // Roles without a worker have neither provider: nothing was held there.
-    const held = <T>(type: abstract new (...args: never[]) => T): T | undefined => {
-      try {
-        return app.get(type, { strict: false });
-      } catch {
-        return undefined;
-      }
-    };
-    const webhooks = held(DeliveryService)?.shutdown;
+    // The last spans (the attempts shutdown let finish) go to the collector before the process ends.
+    await stopTracing().catch((err: Error) => log.warn(`tracing: spans not flushed at shutdown: ${err.message}`));
+    // Only roles that process jobs hold generation jobs and webhook sends (asking Nest for an absent provider logs).
+    const worker = config.role !== 'api';
+    const webhooks = worker ? app.get(DeliveryService, { strict: false }).shutdown : undefined;
     const report: ShutdownReport = {
-      generationHandedBack: held(GenerationProcessor)?.handedBack ?? 0,
+      generationHandedBack: worker ? app.get(GenerationProcessor, { strict: false }).handedBack : 0,
       webhooksFinished: webhooks?.finished ?? 0,
       webhooksGivenBack: webhooks?.givenBack ?? 0,
       durationMs: Math.round(performance.now() - started),

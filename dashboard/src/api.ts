@@ -42,9 +42,10 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
  * Server-Sent Events over fetch, because EventSource cannot send the Authorization header. Calls `onEvent`
  * for each event until the stream ends or `signal` aborts.
  */
-export async function streamEvents(path: string, onEvent: (type: string, data: any) => void, signal: AbortSignal): Promise<void> {
+export async function streamEvents(path: string, onEvent: (type: string, data: any) => void, signal: AbortSignal, onOpen?: () => void): Promise<void> {
   const res = await fetch(path, { headers: { authorization: `Bearer ${session.key() ?? ''}` }, signal });
   if (!res.ok || !res.body) return;
+  onOpen?.();
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   for (;;) {
@@ -64,6 +65,37 @@ export async function streamEvents(path: string, onEvent: (type: string, data: a
       if (data) onEvent(type, JSON.parse(data));
     }
   }
+}
+
+type TenantListener = (type: string, event: any) => void;
+const tenantListeners = new Set<TenantListener>();
+let tenantStream: Promise<void> | undefined;
+
+/**
+ * The tenant's events, live, for every view of this tab over one connection (`/v1/events/stream`): opened on the
+ * first listener, resumed from the last cursor after a drop, so a view sees each event once. Resolves once the
+ * stream is open; events from then on reach `listener` until the returned function is called.
+ */
+export function onTenantEvents(listener: TenantListener): { open: Promise<void>; stop: () => void } {
+  tenantListeners.add(listener);
+  tenantStream ??= new Promise<void>((opened) => {
+    let last = '';
+    const connect = (): void => {
+      const path = `/v1/events/stream${last ? `?after=${last}` : ''}`;
+      void streamEvents(path, (type, e) => {
+        last = e.cursor ?? last;
+        for (const l of tenantListeners) l(type, e);
+      }, new AbortController().signal, opened)
+        .catch(() => undefined)
+        .finally(() => {
+          // Refused or dropped: views still load what they can (opened), and the stream is tried again.
+          opened();
+          setTimeout(connect, 2_000);
+        });
+    };
+    connect();
+  });
+  return { open: tenantStream, stop: () => tenantListeners.delete(listener) };
 }
 
 export function age(iso: string | null | undefined): string {

@@ -6,6 +6,7 @@ import { OverviewPage } from './overview';
 import { SignIn } from './sign-in';
 import { TaskPage } from './task-page';
 import { TasksPage } from './tasks';
+import { WorkersPage } from './workers';
 import './styles.css';
 
 /**
@@ -17,6 +18,7 @@ const SECTIONS: Array<{ path: string; label: string; page: (id?: string) => Comp
   // Keyed by id, so moving from one task to another starts a fresh page (its own state and SSE stream).
   { path: 'tasks', label: 'Tasks', page: (id) => (id ? <TaskPage key={id} id={id} /> : <TasksPage />) },
   { path: 'endpoints', label: 'Endpoints', page: () => <EndpointsPage /> },
+  { path: 'workers', label: 'Workers', page: () => <WorkersPage /> },
 ];
 
 function useHash(): string {

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { age, api, ApiError, streamEvents } from './api';
+import { age, api, ApiError, onTenantEvents } from './api';
 import { Notice, ProgressBar, Status } from './ui';
 
 interface Task {
@@ -142,7 +142,7 @@ export function TaskPage({ id }: { id: string }) {
   const [events, setEvents] = useState<Event_[]>([]);
   const [deliveries, setDeliveries] = useState<Delivery[]>([]);
   const [notice, setNotice] = useState<{ text: string; kind?: 'error' } | null>(null);
-  // Aborted when the page goes: the SSE stream and any load still in flight end with it.
+  // Aborted when the page goes: any load still in flight ends with it (the tenant stream is stopped apart).
   const life = useRef<AbortController | null>(null);
   const load = async () => {
     const signal = life.current?.signal;
@@ -161,18 +161,19 @@ export function TaskPage({ id }: { id: string }) {
   useEffect(() => {
     const abort = (life.current = new AbortController());
     void load();
-    // Live: the SSE stream replays the timeline, then follows it; each event refreshes the task and deliveries.
-    void streamEvents(
-      `/v1/tasks/${id}/events/stream`,
-      (_, e: Event_) => {
-        setEvents((all) => (all.some((x) => x.sequence === e.sequence) ? all : [...all, e]));
-        void load();
-      },
-      abort.signal,
-    ).catch(() => undefined);
+    const add = (list: Event_[]) =>
+      setEvents((all) => [...all, ...list.filter((e) => !all.some((x) => x.sequence === e.sequence))].sort((a, b) => a.sequence - b.sequence));
+    // Live: the tab's one tenant stream (opened first), then the timeline so far; each event refreshes the task.
+    const live = onTenantEvents((_, e: Event_ & { task_id: string }) => {
+      if (e.task_id !== id) return;
+      add([e]);
+      void load();
+    });
+    void live.open.then(async () => add((await api<{ data: Event_[] }>('GET', `/v1/tasks/${id}/events`, undefined, { signal: abort.signal })).data)).catch(() => undefined);
     const timer = setInterval(load, 3_000);
     return () => {
       abort.abort();
+      live.stop();
       clearInterval(timer);
     };
   }, [id]);

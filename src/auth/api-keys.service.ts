@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, IsNull } from 'typeorm';
+import { DataSource, In, IsNull } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { SecretBox } from '../crypto/secret-box.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
@@ -48,6 +48,16 @@ export class ApiKeysService {
     return principal;
   }
 
+  /**
+   * Which of these keys are still valid, read from the database (not the cache): open streams ask this every few
+   * seconds, so a revoked key's streams close as fast as its requests start failing.
+   */
+  async stillValid(keyIds: readonly string[]): Promise<Set<string>> {
+    if (keyIds.length === 0) return new Set();
+    const rows = await this.db.getRepository(ApiKey).find({ where: { id: In([...keyIds]), revokedAt: IsNull() }, select: { id: true } });
+    return new Set(rows.map((r) => r.id));
+  }
+
   async createKey(tenantName: string, label?: string, presetKey?: string): Promise<CreatedKey> {
     const key = presetKey ?? generateApiKey();
     return this.uow.run(async (em) => {
@@ -57,6 +67,7 @@ export class ApiKeysService {
           id: uuidv7(),
           name: tenantName,
           webhookSecretSealed: this.box.encrypt(generateWebhookSecret()),
+          eventCursor: 0,
           createdAt: new Date(),
         });
         await em.insert(Tenant, tenant);

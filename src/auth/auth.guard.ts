@@ -4,7 +4,9 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { DomainException, ErrorCode } from '../common/errors.js';
 import { ApiKeysService, Principal } from './api-keys.service.js';
+import { bearerToken } from './keys.js';
 import { RateLimiter } from './rate-limiter.js';
+import { WorkerPrincipal, WorkerTokensService } from './worker-tokens.service.js';
 
 const IS_PUBLIC = 'herald:public';
 /**
@@ -13,22 +15,36 @@ const IS_PUBLIC = 'herald:public';
  */
 export const Public = () => applyDecorators(SetMetadata(IS_PUBLIC, true), ApiSecurity({}));
 
-type AuthedRequest = FastifyRequest & { principal?: Principal };
+const WORKER_ONLY = 'herald:worker-only';
+/** Marks the worker protocol's routes: a worker token is needed there, and nowhere else is one accepted. */
+export const WorkerOnly = () => SetMetadata(WORKER_ONLY, true);
 
-/** Every route needs `Authorization: Bearer <key>` unless marked @Public(). */
+type AuthedRequest = FastifyRequest & { principal?: Principal; worker?: WorkerPrincipal };
+
+/**
+ * Every route needs `Authorization: Bearer <key>` unless marked @Public(): an API key on tenant routes, a worker
+ * token on @WorkerOnly() routes. The wrong kind of valid credential is 403, an unknown one 401; the second lookup
+ * happens only on the failing path. Worker tokens are not rate limited: they belong to the operator's own machines.
+ */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly keys: ApiKeysService,
+    private readonly workerTokens: WorkerTokensService,
     private readonly limiter: RateLimiter,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()])) return true;
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
     const req = context.switchToHttp().getRequest<AuthedRequest>();
+    if (this.reflector.getAllAndOverride<boolean>(WORKER_ONLY, targets)) return this.admitWorker(req);
     const principal = await this.keys.authenticate(req.headers.authorization);
     if (!principal) {
+      if (await this.workerTokens.authenticate(bearerToken(req.headers.authorization))) {
+        throw new DomainException(ErrorCode.Forbidden, 'A worker token is valid only on /v1/worker/* routes; use an API key here.');
+      }
       throw new DomainException(ErrorCode.Unauthorized, 'A valid API key is required: send "Authorization: Bearer <key>".', undefined, {
         'WWW-Authenticate': 'Bearer realm="herald"',
       });
@@ -42,7 +58,28 @@ export class ApiKeyGuard implements CanActivate {
     req.principal = principal;
     return true;
   }
+
+  private async admitWorker(req: AuthedRequest): Promise<boolean> {
+    const worker = await this.workerTokens.authenticate(bearerToken(req.headers.authorization));
+    if (worker) {
+      req.worker = worker;
+      return true;
+    }
+    if (await this.keys.authenticate(req.headers.authorization)) {
+      throw new DomainException(ErrorCode.Forbidden, 'An API key cannot be used on /v1/worker/* routes; use a worker token (herald keys create --worker).');
+    }
+    throw new DomainException(ErrorCode.Unauthorized, 'A valid worker token is required: send "Authorization: Bearer <worker token>".', undefined, {
+      'WWW-Authenticate': 'Bearer realm="herald-worker"',
+    });
+  }
 }
+
+/** The worker token of a @WorkerOnly() route's request. */
+export const WorkerAuth = createParamDecorator((_: unknown, ctx: ExecutionContext): WorkerPrincipal => {
+  const worker = ctx.switchToHttp().getRequest<AuthedRequest>().worker;
+  if (!worker) throw new DomainException(ErrorCode.Unauthorized, 'A valid worker token is required.');
+  return worker;
+});
 
 /** The tenant of the authenticated API key. */
 export const TenantId = createParamDecorator((_: unknown, ctx: ExecutionContext): string => {

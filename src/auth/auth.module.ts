@@ -4,11 +4,12 @@ import { DatabaseModule } from '../database/database.module.js';
 import { ApiKeysService } from './api-keys.service.js';
 import { ApiKeyGuard } from './auth.guard.js';
 import { RateLimiter } from './rate-limiter.js';
+import { WorkerTokensService } from './worker-tokens.service.js';
 
 @Module({
   imports: [DatabaseModule],
-  providers: [ApiKeysService],
-  exports: [ApiKeysService],
+  providers: [ApiKeysService, WorkerTokensService],
+  exports: [ApiKeysService, WorkerTokensService],
 })
 export class AuthModule {}
 

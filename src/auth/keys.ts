@@ -5,6 +5,11 @@ export function generateApiKey(): string {
   return 'hk_' + randomBytes(32).toString('base64url');
 }
 
+/** Worker tokens: `hw_` + 32 random bytes base64url, stored the same way as API keys. */
+export function generateWorkerToken(): string {
+  return 'hw_' + randomBytes(32).toString('base64url');
+}
+
 export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }

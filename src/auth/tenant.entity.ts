@@ -1,5 +1,5 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
-import { epochMs } from '../database/columns.js';
+import { bigintNumber, epochMs } from '../database/columns.js';
 
 @Entity('tenants')
 export class Tenant {
@@ -12,6 +12,10 @@ export class Tenant {
   /** The signing secret for per-request webhooks, sealed with the SecretBox. */
   @Column({ name: 'webhook_secret', type: 'text' })
   webhookSecretSealed: string;
+
+  /** The last event cursor handed out to this tenant (see src/tasks/event-cursor.ts). */
+  @Column({ name: 'event_cursor', type: 'bigint', default: 0, transformer: bigintNumber })
+  eventCursor: number;
 
   @Column({ name: 'created_at', type: 'bigint', transformer: epochMs })
   createdAt: Date;

@@ -23,11 +23,11 @@ describe('problemResponse', () => {
 });
 
 describe('documentSharedProblems', () => {
-  it('adds the guard’s 401 and 429 to an authenticated route, and the body reader’s 400, 413 and 415 where a body is read', () => {
+  it('adds the guard’s 401, 403 and 429 to an authenticated route, and the body reader’s 400, 413 and 415 where a body is read', () => {
     const d = doc({ '/v1/x': { post: { responses: { '202': { description: 'ok' } } }, get: { responses: { '200': { description: 'ok' } } } } });
     documentSharedProblems(d);
-    expect(Object.keys(d.paths['/v1/x'].post!.responses).sort()).toEqual(['202', '400', '401', '413', '415', '429', '4XX', '5XX']);
-    expect(Object.keys(d.paths['/v1/x'].get!.responses).sort()).toEqual(['200', '401', '429', '4XX', '5XX']);
+    expect(Object.keys(d.paths['/v1/x'].post!.responses).sort()).toEqual(['202', '400', '401', '403', '413', '415', '429', '4XX', '5XX']);
+    expect(Object.keys(d.paths['/v1/x'].get!.responses).sort()).toEqual(['200', '401', '403', '429', '4XX', '5XX']);
     expect(d.paths['/v1/x'].post!.security).toBeUndefined();
   });
 

@@ -35,7 +35,7 @@ const MEANING: Record<ErrorCode, string> = {
   [ErrorCode.PayloadTooLarge]: 'the body is over BODY_LIMIT_BYTES',
   [ErrorCode.UnsupportedMediaType]: 'the body is neither JSON nor text (form-encoded, multipart, …)',
   [ErrorCode.Unauthorized]: 'no API key, or not a valid one: send `Authorization: Bearer hk_…`',
-  [ErrorCode.Forbidden]: 'the API key may not do this',
+  [ErrorCode.Forbidden]: 'the credential is of the wrong kind for this route (a worker token on a tenant route, an API key on /v1/worker/*)',
   [ErrorCode.NotFound]: 'nothing by that name',
   [ErrorCode.RouteNotFound]: 'no such route',
   [ErrorCode.MethodNotAllowed]: 'the route does not take this method',
@@ -51,6 +51,9 @@ const MEANING: Record<ErrorCode, string> = {
   [ErrorCode.RateLimited]: 'over RATE_LIMIT_PER_SECOND for this API key; retry after `Retry-After`',
   [ErrorCode.PollTimeout]: 'the task did not end within `timeout`; poll again',
   [ErrorCode.ServiceUnavailable]: 'Herald is shutting down or a dependency is not answering; retry',
+  [ErrorCode.LeaseNotFound]: 'no lease with this id was ever issued',
+  [ErrorCode.LeaseExpired]: 'the lease ended (expired, taken over, completed or its task ended); drop the job',
+  [ErrorCode.StreamLimitReached]: 'this API key has STREAM_MAX_CONNECTIONS_PER_KEY streams open on this process; close one',
   [ErrorCode.InternalError]: 'an unexpected error; `error_id` finds its log line',
 };
 
@@ -93,8 +96,11 @@ export const ApiIdempotent = () =>
     description: 'Repeat a request with the same key (1–255 characters, kept 24 h) to get the first answer again instead of a second effect.',
   });
 
-/** Problems no controller raises itself: the API-key guard's, the body reader's, and every route's fallbacks. */
-const GUARD = [ErrorCode.Unauthorized, ErrorCode.RateLimited];
+/**
+ * Problems no controller raises itself: the credential guard's (403: a worker token on a tenant route or the
+ * reverse), the body reader's, and every route's fallbacks.
+ */
+const GUARD = [ErrorCode.Unauthorized, ErrorCode.Forbidden, ErrorCode.RateLimited];
 const BODY_READER = [ErrorCode.MalformedJson, ErrorCode.PayloadTooLarge, ErrorCode.UnsupportedMediaType];
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 const WITH_BODY = new Set<string>(['put', 'post', 'delete', 'patch']);

@@ -21,7 +21,10 @@ export enum ErrorCode {
   DeliveryNotFound = 'delivery_not_found',
   EndpointNotFound = 'endpoint_not_found',
   EndpointDisabled = 'endpoint_disabled',
+  LeaseNotFound = 'lease_not_found',
+  LeaseExpired = 'lease_expired',
   RateLimited = 'rate_limited',
+  StreamLimitReached = 'stream_limit_reached',
   PollTimeout = 'poll_timeout',
   ServiceUnavailable = 'service_unavailable',
   InternalError = 'internal_error',
@@ -51,7 +54,10 @@ export function statusForCode(code: ErrorCode): number {
     case ErrorCode.TaskNotFound:
     case ErrorCode.DeliveryNotFound:
     case ErrorCode.EndpointNotFound:
+    case ErrorCode.LeaseNotFound:
       return 404;
+    case ErrorCode.LeaseExpired:
+      return 410;
     case ErrorCode.MethodNotAllowed:
       return 405;
     case ErrorCode.TaskNotCancellable:
@@ -60,6 +66,7 @@ export function statusForCode(code: ErrorCode): number {
     case ErrorCode.EndpointDisabled:
       return 409;
     case ErrorCode.RateLimited:
+    case ErrorCode.StreamLimitReached:
       return 429;
     case ErrorCode.PollTimeout:
     case ErrorCode.RequestTimeout:
@@ -83,6 +90,7 @@ const TITLES: Record<number, string> = {
   405: 'Method Not Allowed',
   408: 'Request Timeout',
   409: 'Conflict',
+  410: 'Gone',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',

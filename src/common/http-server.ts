@@ -168,3 +168,33 @@ export function onEveryRequest(app: NestFastifyApplication, middleware: (req: In
 export function everyAddress(): string {
   return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6')) ? '::' : '0.0.0.0';
 }
+
+/** The content type uploads are parsed as: a private name, so no parser but ours ever sees them. */
+const RAW_UPLOAD_TYPE = 'application/x-herald-raw-upload';
+
+type UploadRequest = IncomingMessage & { uploadContentType?: string };
+
+/**
+ * Request bodies that pass through unread for the routes `matches` picks (artifact uploads): the handler gets the
+ * stream as its body and the sender's Content-Type from uploadContentType(). Neither the JSON parser nor the global
+ * BODY_LIMIT_BYTES applies; the handler enforces its own limit while streaming.
+ */
+export function useRawUploads(app: NestFastifyApplication, matches: (method: string, url: string) => boolean): void {
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onRequest', (req, _reply, done) => {
+    if (matches(req.method, req.url)) {
+      (req.raw as UploadRequest).uploadContentType = req.headers['content-type'];
+      req.headers['content-type'] = RAW_UPLOAD_TYPE;
+    }
+    done();
+  });
+  // Sent by hand to any other route, the private type is refused like any type Herald does not read.
+  fastify.addContentTypeParser(RAW_UPLOAD_TYPE, (req, payload, done) =>
+    matches(req.method, req.url) ? done(null, payload) : done(new DomainException(ErrorCode.UnsupportedMediaType, `Content-Type ${RAW_UPLOAD_TYPE} is not accepted here.`), undefined),
+  );
+}
+
+/** The Content-Type an upload was sent with (see useRawUploads). */
+export function uploadContentType(req: IncomingMessage): string | undefined {
+  return (req as UploadRequest).uploadContentType;
+}

@@ -50,6 +50,12 @@ describe('loadConfig', () => {
     ['GENERATION_CONCURRENCY', '0'],
     ['HEAP_GROWING_PERCENT', '-5'],
     ['HEAP_GROWING_PERCENT', '2000'],
+    ['MODEL_ROUTES', 'minimax-*=gpu'],
+    ['MODEL_ROUTES', 'minimax-*'],
+    ['WORKER_LEASE_SECONDS', '0'],
+    ['WORKER_MAX_LEASES', '1.5'],
+    ['ARTIFACT_MAX_BYTES', '0'],
+    ['BOOTSTRAP_WORKER_TOKEN', 'short'],
   ])('rejects %s=%s with a one-line message naming the variable', (name, value) => {
     let error: unknown;
     try {
@@ -61,6 +67,27 @@ describe('loadConfig', () => {
     const message = (error as Error).message;
     expect(message).toContain(name);
     expect(message).not.toContain('\n');
+  });
+
+  it('reads model routes and worker settings, fractional lease seconds included', () => {
+    const config = loadConfig({ MODEL_ROUTES: 'minimax-*=workers,*=simulator', WORKER_LEASE_SECONDS: '0.5', WORKER_MAX_LEASES: '5' });
+    expect(config.modelRoutes).toEqual([
+      { pattern: 'minimax-*', provider: 'workers' },
+      { pattern: '*', provider: 'simulator' },
+    ]);
+    expect(config.workers).toMatchObject({ leaseSeconds: 0.5, maxLeases: 5 });
+    expect(loadConfig({})).toMatchObject({ modelRoutes: [{ pattern: '*', provider: 'simulator' }], workers: { leaseSeconds: 30, maxLeases: 3 }, artifactMaxBytes: 512 * 1_048_576 });
+  });
+
+  it('turns tracing on only with an OTLP endpoint, and reads the standard OTEL_* variables', () => {
+    expect(loadConfig({}).tracing).toBeUndefined();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing).toEqual({ tracesUrl: 'http://collector:4318/v1/traces', headers: {}, serviceName: 'herald' });
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://otel.example/custom', OTEL_EXPORTER_OTLP_HEADERS: 'api-key=a%20b, x-team=herald', OTEL_SERVICE_NAME: 'herald-eu' }).tracing,
+    ).toEqual({ tracesUrl: 'https://otel.example/custom', headers: { 'api-key': 'a b', 'x-team': 'herald' }, serviceName: 'herald-eu' });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }).tracing).toBeUndefined();
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/);
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_HEADERS: 'novalue' })).toThrow(/OTEL_EXPORTER_OTLP_HEADERS must be a comma list/);
   });
 
   it('ignores empty variables', () => {

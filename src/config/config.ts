@@ -4,6 +4,7 @@ import { IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, validat
 import { Type } from 'class-transformer';
 import path from 'node:path';
 import { parseSchedule } from './durations.js';
+import { parseModelRoutes, type ModelRoute } from '../workers/model-routes.js';
 import { HERALD_VERSION } from '../version.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;
@@ -85,6 +86,12 @@ export class EnvironmentVariables {
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000_000)
   RATE_LIMIT_PER_SECOND?: number;
 
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
+  STREAM_MAX_CONNECTIONS_PER_KEY?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1_024) @Max(1_073_741_824)
+  STREAM_BUFFER_LIMIT_BYTES?: number;
+
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000)
   HEAP_GROWING_PERCENT?: number;
 
@@ -96,6 +103,36 @@ export class EnvironmentVariables {
 
   @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
   WEBHOOK_HOST_RATE_LIMIT_PER_SECOND?: number;
+
+  @IsOptional() @IsString()
+  MODEL_ROUTES?: string;
+
+  @IsOptional() @Type(() => Number) @IsNumber({ allowNaN: false, allowInfinity: false }) @Min(0.05) @Max(3_600)
+  WORKER_LEASE_SECONDS?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100)
+  WORKER_MAX_LEASES?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_099_511_627_776)
+  ARTIFACT_MAX_BYTES?: number;
+
+  @IsOptional() @Matches(/^[A-Za-z0-9_\-.]{16,200}$/, { message: 'BOOTSTRAP_WORKER_TOKEN must be 16–200 characters of A-Z a-z 0-9 _ - .' })
+  BOOTSTRAP_WORKER_TOKEN?: string;
+
+  @IsOptional() @Matches(/^https?:\/\/[^\s]+$/, { message: 'OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL' })
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string;
+
+  @IsOptional() @Matches(/^https?:\/\/[^\s]+$/, { message: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http(s) URL' })
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?: string;
+
+  @IsOptional() @IsString()
+  OTEL_EXPORTER_OTLP_HEADERS?: string;
+
+  @IsOptional() @Matches(/^[\x21-\x7e][\x20-\x7e]{0,199}$/, { message: 'OTEL_SERVICE_NAME must be 1–200 printable ASCII characters' })
+  OTEL_SERVICE_NAME?: string;
+
+  @IsOptional() @IsIn(['true', 'false'])
+  OTEL_SDK_DISABLED?: string;
 }
 
 export interface HeraldConfig {
@@ -131,8 +168,16 @@ export interface HeraldConfig {
   sweepIntervalMs: number;
   sseHeartbeatMs: number;
   rateLimitPerSecond: number;
+  /** Tenant-wide streams (SSE + WebSocket): open connections per API key and process, and a connection's unsent bytes. */
+  streams: { maxConnectionsPerKey: number; bufferLimitBytes: number };
   /** How far V8 may grow the heap past what survived its last full collection (0 = V8's own heuristics). */
   heapGrowingPercent: number;
+  /** MODEL_ROUTES: which provider runs a model, first match wins. */
+  modelRoutes: ModelRoute[];
+  workers: { leaseSeconds: number; maxLeases: number; bootstrapToken?: string };
+  artifactMaxBytes: number;
+  /** OpenTelemetry export (OTLP over HTTP, JSON); absent when no OTLP endpoint is set: no SDK is loaded then. */
+  tracing?: { tracesUrl: string; headers: Record<string, string>; serviceName: string };
 }
 
 /** A configuration value is wrong; the message names the variable and fits on one line. */
@@ -149,6 +194,30 @@ function parseCidrs(text: string): string[] {
     if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) throw new Error(`"${cidr}" is not a CIDR range like 127.0.0.0/8`);
   }
   return cidrs;
+}
+
+/** `key=value,key2=value2`, values percent-encoded, as the OpenTelemetry spec writes OTEL_EXPORTER_OTLP_HEADERS. */
+function parseOtlpHeaders(text: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const name = eq > 0 ? part.slice(0, eq).trim() : '';
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new Error(`must be a comma list of name=value ("${part.slice(0, 40)}" is not)`);
+    headers[name] = decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return headers;
+}
+
+/** Exporting is on when an OTLP endpoint is given and the SDK is not disabled; the signal path follows the spec. */
+function tracingConfig(vars: EnvironmentVariables, field: <T>(name: string, parse: () => T) => T): HeraldConfig['tracing'] {
+  const base = vars.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const tracesUrl = vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined);
+  if (!tracesUrl || vars.OTEL_SDK_DISABLED === 'true') return undefined;
+  return {
+    tracesUrl,
+    headers: field('OTEL_EXPORTER_OTLP_HEADERS', () => parseOtlpHeaders(vars.OTEL_EXPORTER_OTLP_HEADERS ?? '')),
+    serviceName: vars.OTEL_SERVICE_NAME ?? 'herald',
+  };
 }
 
 function parseKey(text: string): Buffer {
@@ -216,7 +285,12 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     sweepIntervalMs: vars.SWEEP_INTERVAL_MS ?? 5_000,
     sseHeartbeatMs: vars.SSE_HEARTBEAT_MS ?? 15_000,
     rateLimitPerSecond: vars.RATE_LIMIT_PER_SECOND ?? 1_000,
+    streams: { maxConnectionsPerKey: vars.STREAM_MAX_CONNECTIONS_PER_KEY ?? 100, bufferLimitBytes: vars.STREAM_BUFFER_LIMIT_BYTES ?? 1_048_576 },
     heapGrowingPercent: vars.HEAP_GROWING_PERCENT ?? 150,
+    modelRoutes: field('MODEL_ROUTES', () => parseModelRoutes(vars.MODEL_ROUTES ?? '*=simulator')),
+    workers: { leaseSeconds: vars.WORKER_LEASE_SECONDS ?? 30, maxLeases: vars.WORKER_MAX_LEASES ?? 3, bootstrapToken: vars.BOOTSTRAP_WORKER_TOKEN },
+    artifactMaxBytes: vars.ARTIFACT_MAX_BYTES ?? 512 * 1_048_576,
+    tracing: tracingConfig(vars, field),
   };
 }
 
@@ -227,4 +301,7 @@ export const ENV_NAMES = [
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
   'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
   'HEAP_GROWING_PERCENT', 'CIRCUIT_FAILURES', 'CIRCUIT_COOLDOWN_MS', 'WEBHOOK_HOST_RATE_LIMIT_PER_SECOND',
+  'MODEL_ROUTES', 'WORKER_LEASE_SECONDS', 'WORKER_MAX_LEASES', 'ARTIFACT_MAX_BYTES', 'BOOTSTRAP_WORKER_TOKEN',
+  'STREAM_MAX_CONNECTIONS_PER_KEY', 'STREAM_BUFFER_LIMIT_BYTES',
+  'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_SERVICE_NAME', 'OTEL_SDK_DISABLED',
 ];

@@ -5,3 +5,9 @@ export const epochMs: ValueTransformer = {
   to: (value: Date | null | undefined) => (value instanceof Date ? value.getTime() : value ?? null),
   from: (value: string | number | null) => (value === null || value === undefined ? null : new Date(Number(value))),
 };
+
+/** A bigint that stays below 2^53 (counters): PostgreSQL's driver answers bigint as text, SQLite as a number. */
+export const bigintNumber: ValueTransformer = {
+  to: (value: number | null | undefined) => value ?? null,
+  from: (value: string | number | null) => (value === null || value === undefined ? null : Number(value)),
+};

@@ -13,6 +13,13 @@ export interface TaskSignal {
 
 type Listener = (signal: TaskSignal) => void;
 
+/** "A worker-routed task is ready for a lease": sent on create, retry and whenever a lease is given back. */
+export interface WorkSignal {
+  model: string;
+  kind: string;
+}
+type WorkListener = (signal: WorkSignal) => void;
+
 /**
  * Redis pub/sub that tells every process "task X has new events". It carries only a hint: listeners read the
  * events themselves from the database, so a lost message costs latency, never data.
@@ -21,37 +28,105 @@ type Listener = (signal: TaskSignal) => void;
 export class EventBus implements OnApplicationShutdown {
   private readonly logger = new Logger('EventBus');
   private subscriber: Redis | undefined;
-  private readonly listeners = new Map<string, Set<Listener>>();
+  // Keyed by the whole channel name: one task's channel, or one tenant's (the tenant-wide streams).
+  private readonly listeners = new Map<string, Set<(message: string) => void>>();
   private readonly prefix: string;
+  private readonly workChannel: string;
+  private readonly workListeners = new Set<WorkListener>();
+  private workSubscribed: Promise<void> | undefined;
+  private readonly tenantPrefix: string;
 
   constructor(
     private readonly redis: RedisConnection,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.prefix = `${config.queuePrefix}:task-events:`;
+    this.workChannel = `${config.queuePrefix}:work-available`;
+    this.tenantPrefix = `${config.queuePrefix}:tenant-events:`;
+  }
+
+  publishWork(signal: WorkSignal): void {
+    this.send(this.workChannel, JSON.stringify(signal));
+  }
+
+  /**
+   * Calls `listener` for every work signal (long-polling workers) until `stop`. `ready` resolves once Redis has
+   * confirmed the subscription, so a look at the queue after it cannot miss a signal sent in between. The channel
+   * stays subscribed once asked for: one channel per process.
+   */
+  subscribeWork(listener: WorkListener): { ready: Promise<void>; stop: () => void } {
+    const sub = this.connect();
+    this.workSubscribed ??= sub.subscribe(this.workChannel).then(
+      () => undefined,
+      (err: Error) => {
+        this.workSubscribed = undefined;
+        this.logger.debug(`subscribe failed: ${err.message}`);
+      },
+    );
+    this.workListeners.add(listener);
+    return { ready: this.workSubscribed, stop: () => void this.workListeners.delete(listener) };
   }
 
   publish(signal: TaskSignal): void {
-    this.redis.client.publish(this.prefix + signal.taskId, JSON.stringify(signal)).catch((err: Error) => this.logger.debug(`publish failed: ${err.message}`));
+    this.send(this.prefix + signal.taskId, JSON.stringify(signal));
+  }
+
+  /** "The tenant has new events": wakes the tenant-wide streams of every process, which read them from the database. */
+  publishTenant(tenantId: string): void {
+    this.send(this.tenantPrefix + tenantId, '1');
   }
 
   /** Calls `listener` for each signal about the task until the returned function is called. */
   subscribe(taskId: string, listener: Listener): () => void {
+    return this.listen(this.prefix + taskId, (message) => {
+      let signal: TaskSignal;
+      try {
+        signal = JSON.parse(message) as TaskSignal;
+      } catch {
+        return;
+      }
+      listener(signal);
+    });
+  }
+
+  /**
+   * Calls `listener` on each of the tenant's signals until the returned function is called. The promise settles once
+   * Redis has confirmed the subscription: a commit after that is signalled to this process.
+   */
+  subscribeTenant(tenantId: string, listener: () => void): { ready: Promise<void>; unsubscribe: () => void } {
+    let ready!: Promise<void>;
+    const unsubscribe = this.listen(this.tenantPrefix + tenantId, () => listener(), (p) => (ready = p));
+    return { ready, unsubscribe };
+  }
+
+  private send(channel: string, message: string): void {
+    this.redis.client.publish(channel, message).catch((err: Error) => this.logger.debug(`publish failed: ${err.message}`));
+  }
+
+  private readonly pending = new Map<string, Promise<void>>();
+
+  private listen(channel: string, listener: (message: string) => void, onReady?: (ready: Promise<void>) => void): () => void {
     const sub = this.connect();
-    let set = this.listeners.get(taskId);
+    let set = this.listeners.get(channel);
     if (!set) {
       set = new Set();
-      this.listeners.set(taskId, set);
-      sub.subscribe(this.prefix + taskId).catch((err: Error) => this.logger.debug(`subscribe failed: ${err.message}`));
+      this.listeners.set(channel, set);
+      const ready = sub.subscribe(channel).then(
+        () => undefined,
+        (err: Error) => this.logger.debug(`subscribe failed: ${err.message}`),
+      );
+      this.pending.set(channel, ready);
     }
+    onReady?.(this.pending.get(channel) ?? Promise.resolve());
     set.add(listener);
     return () => {
-      const current = this.listeners.get(taskId);
+      const current = this.listeners.get(channel);
       if (!current) return;
       current.delete(listener);
       if (current.size === 0) {
-        this.listeners.delete(taskId);
-        sub.unsubscribe(this.prefix + taskId).catch(() => undefined);
+        this.listeners.delete(channel);
+        this.pending.delete(channel);
+        sub.unsubscribe(channel).catch(() => undefined);
       }
     };
   }
@@ -61,14 +136,17 @@ export class EventBus implements OnApplicationShutdown {
     const sub = new Redis({ ...redisOptionsFromUrl(this.config.redisUrl), maxRetriesPerRequest: null });
     sub.on('error', () => undefined);
     sub.on('message', (channel: string, message: string) => {
-      const taskId = channel.slice(this.prefix.length);
-      let signal: TaskSignal;
-      try {
-        signal = JSON.parse(message) as TaskSignal;
-      } catch {
+      if (channel === this.workChannel) {
+        let work: WorkSignal;
+        try {
+          work = JSON.parse(message) as WorkSignal;
+        } catch {
+          return;
+        }
+        for (const listener of [...this.workListeners]) listener(work);
         return;
       }
-      for (const listener of this.listeners.get(taskId) ?? []) listener(signal);
+      for (const listener of this.listeners.get(channel) ?? []) listener(message);
     });
     this.subscriber = sub;
     return sub;

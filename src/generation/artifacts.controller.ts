@@ -18,12 +18,14 @@ export class ArtifactsController {
   @ApiResponse({ status: 200, description: 'The file, with its media type; cacheable for a day', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } })
   @ApiProblems(ErrorCode.NotFound)
   async get(@Param('name') name: string, @Res() res: FastifyReply): Promise<void> {
-    const artifact = await this.store.read(name);
+    const artifact = await this.store.open(name);
     if (!artifact) throw new DomainException(ErrorCode.NotFound, `No artifact named ${name}.`);
+    // Streamed: a worker's video may be hundreds of megabytes.
     await res
       .header('Content-Type', artifact.mimeType)
+      .header('Content-Length', String(artifact.sizeBytes))
       .header('Cache-Control', 'public, max-age=86400, immutable')
       .header('X-Content-Type-Options', 'nosniff')
-      .send(artifact.bytes);
+      .send(artifact.stream);
   }
 }

@@ -32,7 +32,7 @@ export class GenerationRunner {
 
   async run(taskId: string, attempt: number, signal: AbortSignal): Promise<RunOutcome> {
     let task = await this.db.getRepository(Task).findOneBy({ id: taskId });
-    if (!task || task.attempt !== attempt || isTerminal(task.status)) return 'skipped';
+    if (!task || task.attempt !== attempt || isTerminal(task.status) || task.provider !== 'simulator') return 'skipped';
     if (this.pastDeadline(task)) return this.timeOut(task);
     if (task.status === 'pending') {
       task = await this.transitions.apply(taskId, 'processing', { startedAt: new Date(), progress: 0, message: 'Generation started' }, { from: ['pending'], attempt });

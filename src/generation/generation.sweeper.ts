@@ -47,7 +47,8 @@ export class GenerationSweeper implements OnApplicationBootstrap, OnApplicationS
     // A task untouched for a few rounds may have lost its job; look it up in Redis before re-adding.
     const quietSince = new Date(now.getTime() - 2 * this.config.sweepIntervalMs);
     let requeued = 0;
-    for (const task of await tasks.find({ where: { status: In(['pending', 'processing']), updatedAt: LessThan(quietSince) }, order: { updatedAt: 'ASC' }, take: BATCH })) {
+    // Worker-routed tasks have no job: they wait in the database for a lease (see src/workers).
+    for (const task of await tasks.find({ where: { status: In(['pending', 'processing']), provider: 'simulator', updatedAt: LessThan(quietSince) }, order: { updatedAt: 'ASC' }, take: BATCH })) {
       const state = await this.queue.state(task.id, task.attempt);
       if (state === undefined || state === 'completed' || state === 'unknown') {
         await this.queue.requeue(task.id, task.attempt);

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino, type DestinationStream, type Level, type Logger } from 'pino';
 import type { HeraldConfig } from '../config/config.js';
+import { traceFields } from './tracing.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 // Probes and scrapes would drown the request log.
@@ -12,8 +13,9 @@ const QUIET_PATHS = new Set(['/health/live', '/metrics']);
 export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'res.headers["set-cookie"]'];
 
 /** The process's one pino logger: JSON lines on stdout (or `stream`, for tests). */
-export function createRootLogger(config: Pick<HeraldConfig, 'logLevel' | 'role'>, stream?: DestinationStream): Logger {
-  const options = { level: config.logLevel, base: { service: 'herald', role: config.role }, redact: { paths: REDACTED_PATHS, censor: '***' } };
+export function createRootLogger(config: Pick<HeraldConfig, 'logLevel' | 'role' | 'tracing'>, stream?: DestinationStream): Logger {
+  // With tracing on, a line written inside a span carries its trace_id and span_id; without, no mixin runs at all.
+  const options = { level: config.logLevel, base: { service: 'herald', role: config.role }, redact: { paths: REDACTED_PATHS, censor: '***' }, ...(config.tracing ? { mixin: traceFields } : {}) };
   return stream ? pino(options, stream) : pino(options);
 }
 

@@ -43,6 +43,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly workerLeases = new Counter({
+    name: 'herald_worker_leases_total',
+    help: 'Worker leases by how they were given or ended (granted, completed, failed, requeued, expired, worker_lost, cancelled)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly leaseWait = new Histogram({
+    name: 'herald_worker_lease_wait_seconds',
+    help: 'How long a worker-routed task waited in the queue (since created or given back) before a worker leased it',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'herald_' });
   }

@@ -5,6 +5,7 @@ import { EXAMPLES, taskWebhooks } from '../openapi.js';
 import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { preferredWait, Reply } from '../common/reply.js';
+import { inRequestSpan } from '../observability/tracing.js';
 import { TaskWatcher } from '../events/task-watcher.js';
 import { IdempotentReplies } from '../idempotency/idempotency.module.js';
 import { TenantId } from '../auth/auth.guard.js';
@@ -63,8 +64,17 @@ abstract class GenerationRoutes {
 
   /** 202 at once; with `Prefer: wait=N`, 200 with the finished task if it ends within N s, else 202 after N s. */
   protected createTask(tenantId: string, body: CreateGenerationDto, req: FastifyRequest, res: FastifyReply): Promise<void> {
+    // The create request's span is the root of the task's trace (or joins the caller's, given a traceparent).
+    const traceparent = req.headers.traceparent;
+    const route = `POST ${req.routeOptions?.url ?? req.url}`;
+    return inRequestSpan(route, typeof traceparent === 'string' ? traceparent : undefined, { 'http.request.method': 'POST', 'http.route': req.routeOptions?.url ?? '', 'herald.task.kind': this.kind }, (taskTrace) =>
+      this.respondToCreate(tenantId, body, req, res, taskTrace),
+    );
+  }
+
+  private respondToCreate(tenantId: string, body: CreateGenerationDto, req: FastifyRequest, res: FastifyReply, taskTrace: string | undefined): Promise<void> {
     return this.idempotent.respond(req, res, tenantId, async (): Promise<Reply> => {
-      const task = await this.tasks.create(tenantId, this.kind, body);
+      const task = await this.tasks.create(tenantId, this.kind, body, taskTrace);
       const wait = preferredWait(req.headers.prefer?.toString());
       if (!wait) return { status: 202, body: createdView(task, this.config.publicBaseUrl) };
       const headers = { 'Preference-Applied': `wait=${wait}` };

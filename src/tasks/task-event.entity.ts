@@ -1,5 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-import { epochMs } from '../database/columns.js';
+import { bigintNumber, epochMs } from '../database/columns.js';
 
 export const TASK_EVENT_TYPES = ['task.queued', 'task.started', 'task.progress', 'task.completed', 'task.failed', 'task.cancelled'] as const;
 // A timed-out task reports as task.failed with status "timedout": receivers treat both as a failure.
@@ -8,6 +8,7 @@ export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 /** One thing that happened to a task, written in the same transaction as the state change (the outbox). */
 @Entity('task_events')
 @Index('uq_task_events_sequence', ['taskId', 'sequence'], { unique: true })
+@Index('uq_task_events_cursor', ['tenantId', 'cursor'], { unique: true })
 export class TaskEvent {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;
@@ -20,6 +21,10 @@ export class TaskEvent {
 
   @Column({ type: 'integer' })
   sequence: number;
+
+  /** The event's place in its tenant's stream (see TenantCursor): dense, and committed in this order. */
+  @Column({ name: 'event_cursor', type: 'bigint', transformer: bigintNumber })
+  cursor: number;
 
   @Column({ type: 'varchar', length: 32 })
   type: TaskEventType;

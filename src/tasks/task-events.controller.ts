@@ -10,11 +10,13 @@ import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { eventsAfter, TaskWatcher } from '../events/task-watcher.js';
 import { isTerminalEvent } from '../webhooks/payloads.js';
+import { formatCursor } from './event-cursor.js';
 import type { TaskEvent } from './task-event.entity.js';
 import { TasksService } from './tasks.service.js';
 
+/** An event as every route shows it: `sequence` counts within its task, `cursor` within its tenant (as a string). */
 export function eventView(e: TaskEvent) {
-  return { id: e.id, task_id: e.taskId, sequence: e.sequence, type: e.type, created_at: e.createdAt.toISOString(), data: e.data };
+  return { id: e.id, task_id: e.taskId, sequence: e.sequence, cursor: formatCursor(e.cursor), type: e.type, created_at: e.createdAt.toISOString(), data: e.data };
 }
 
 /** One Server-Sent Event: `id` is the sequence (for Last-Event-ID), `event` the type. */

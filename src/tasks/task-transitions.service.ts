@@ -6,23 +6,32 @@ import { insertMany, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
+import { rememberTaskTrace } from '../observability/task-traces.js';
+import { recordStep, tracingOn } from '../observability/tracing.js';
 import type { Endpoint } from '../endpoints/endpoint.entity.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
+import { claimCursors, countByTenant } from './event-cursor.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
 import { Task } from './task.entity.js';
 
-type Guard = { from?: TaskStatus[]; attempt?: number };
-interface Change {
+/**
+ * `lease`: the change also needs the task's lease to be this one (`id`, or none when null) and, with `liveAt`,
+ * unexpired at that time, so a worker's change can never overtake a lease that replaced or outlived its own.
+ */
+type Guard = { from?: TaskStatus[]; attempt?: number; lease?: { id: string | null; liveAt?: Date } };
+export interface Change {
   taskId: string;
   to: TaskStatus;
   patch: TaskPatch;
   guard: Guard;
 }
 
-export type TaskPatch = Partial<Pick<Task, 'progress' | 'message' | 'result' | 'error' | 'errorCode' | 'startedAt' | 'completedAt' | 'attempt' | 'deadlineAt'>>;
+export type TaskPatch = Partial<
+  Pick<Task, 'progress' | 'message' | 'result' | 'error' | 'errorCode' | 'startedAt' | 'completedAt' | 'attempt' | 'deadlineAt' | 'leaseId' | 'leaseWorkerId' | 'leaseExpiresAt' | 'leaseCount'>
+>;
 
 /** The event each status change reports. Timed-out tasks report as failures (status "timedout" in the data). */
 export function eventTypeFor(to: TaskStatus, from?: TaskStatus): TaskEventType {
@@ -52,6 +61,28 @@ export function eventSnapshot(task: Task): Record<string, unknown> {
     result: task.result,
     attempt: task.attempt,
   };
+}
+
+/** The next cursor of the tenant's claimed block, moving it on by one (events are numbered in the round's order). */
+function bump(next: Map<string, number>, tenantId: string): number {
+  const cursor = next.get(tenantId)!;
+  next.set(tenantId, cursor + 1);
+  return cursor;
+}
+
+/**
+ * A generation step (a status change and its event: started, each progress, the end) as a span in the task's trace,
+ * from when the change was asked for to its commit. Recorded here, where every runner's steps pass, in-process or not.
+ */
+function traceStep(task: Task, startedAt: number): void {
+  rememberTaskTrace(task.id, task.traceParent);
+  recordStep(task.traceParent, `generation ${task.status}`, startedAt, {
+    'herald.task.id': task.id,
+    'herald.task.status': task.status,
+    'herald.task.progress': task.progress,
+    'herald.task.attempt': task.attempt,
+    'herald.event.sequence': task.lastSequence,
+  });
 }
 
 /**
@@ -101,19 +132,35 @@ export class TaskTransitions {
   committed(task: Task, { handedOver = false } = {}): void {
     if (!handedOver) this.outbox.kick();
     this.bus.publish({ taskId: task.id, sequence: task.lastSequence, status: task.status });
+    this.bus.publishTenant(task.tenantId);
     if (isTerminal(task.status)) this.metrics.tasksFinished.inc({ kind: task.kind, status: task.status });
+  }
+
+  /** After a commit of new events of the tenant: wakes its tenant-wide streams in every process. */
+  announce(tenantId: string): void {
+    this.bus.publishTenant(tenantId);
   }
 
   /** Returns the updated task, or null when the task was not in a state that allows `to` (or not at `attempt`). */
   async apply(taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}): Promise<Task | null> {
+    const started = tracingOn() ? Date.now() : 0;
     const task = await this.changes.submit({ taskId, to, patch, guard });
     if (task) this.committed(task, { handedOver: true });
+    if (task && started) traceStep(task, started);
     return task;
   }
 
   /** `handOver`: collects the deliveries planned, for the caller to hand over after its commit (else the relay). */
   async applyIn(em: EntityManager, taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}, handOver?: Delivery[]): Promise<Task | null> {
-    return (await this.applyRound(em, [{ taskId, to, patch, guard }], handOver))[0];
+    const started = tracingOn() ? Date.now() : 0;
+    const task = (await this.applyRound(em, [{ taskId, to, patch, guard }], handOver))[0];
+    if (task && started) traceStep(task, started);
+    return task;
+  }
+
+  /** Several changes inside the caller's transaction (a worker leasing several tasks at once). */
+  async applyManyIn(em: EntityManager, changes: readonly Change[], handOver?: Delivery[]): Promise<Array<Task | null>> {
+    return changes.length ? this.applyRound(em, changes, handOver) : [];
   }
 
   /**
@@ -162,6 +209,11 @@ export class TaskTransitions {
       .set({ ...patch, status: to, updatedAt: new Date(), lastSequence: () => 'last_sequence + 1' })
       .where('id = :id AND status IN (:...from)', { id: taskId, from });
     if (guard.attempt !== undefined) query.andWhere('attempt = :attempt', { attempt: guard.attempt });
+    if (guard.lease) {
+      if (guard.lease.id === null) query.andWhere('lease_id IS NULL');
+      else query.andWhere('lease_id = :leaseId', { leaseId: guard.lease.id });
+      if (guard.lease.liveAt) query.andWhere('lease_expires_at > :liveAt', { liveAt: guard.lease.liveAt.getTime() });
+    }
     return Boolean((await query.execute()).affected);
   }
 
@@ -171,13 +223,18 @@ export class TaskTransitions {
     entries: ReadonlyArray<{ task: Task; type: TaskEventType }>,
     handOver?: Delivery[],
     endpoints?: Map<string, Endpoint[]>,
+    claimed?: Map<string, number>,
   ): Promise<TaskEvent[]> {
+    if (entries.length === 0) return [];
+    // `claimed`: the caller took the cursors already (claimCursors(em, countByTenant(entries))), alongside other work.
+    const next = new Map(claimed ?? (await claimCursors(em, countByTenant(entries))));
     const events = entries.map(({ task, type }) =>
       em.create(TaskEvent, {
         id: uuidv7(),
         taskId: task.id,
         tenantId: task.tenantId,
         sequence: task.lastSequence,
+        cursor: bump(next, task.tenantId),
         type,
         data: eventSnapshot(task),
         createdAt: task.updatedAt,

@@ -138,4 +138,26 @@ export class Task {
 
   @Column({ name: 'completed_at', type: 'bigint', nullable: true, transformer: epochMs })
   completedAt: Date | null;
+
+  /** Who runs the task, chosen by MODEL_ROUTES at create: the built-in simulator or external workers. */
+  @Column({ type: 'varchar', length: 16, default: 'simulator' })
+  provider: 'simulator' | 'workers';
+
+  /** The live worker lease (workers only): at most one; every lease change is a guarded UPDATE on this row. */
+  @Column({ name: 'lease_id', type: 'varchar', length: 64, nullable: true })
+  leaseId: string | null;
+
+  @Column({ name: 'lease_worker_id', type: 'varchar', length: 200, nullable: true })
+  leaseWorkerId: string | null;
+
+  @Column({ name: 'lease_expires_at', type: 'bigint', nullable: true, transformer: epochMs })
+  leaseExpiresAt: Date | null;
+
+  /** Leases given for the current attempt; at WORKER_MAX_LEASES a lost lease fails the task. */
+  @Column({ name: 'lease_count', type: 'integer', default: 0 })
+  leaseCount: number;
+
+  /** W3C traceparent of the create request's span, when tracing was on: later spans of the task join its trace. */
+  @Column({ name: 'trace_parent', type: 'varchar', length: 55, nullable: true })
+  traceParent: string | null;
 }

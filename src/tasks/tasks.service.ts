@@ -11,10 +11,13 @@ import type { HeraldConfig } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { Metrics } from '../observability/metrics.js';
-import { insertMany } from '../database/sql.js';
+import { rememberTaskTrace } from '../observability/task-traces.js';
+import { insertMany, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { GenerationQueue } from '../generation/generation.queue.js';
 import { GENERATION_PROVIDER, GenerationProvider } from '../generation/provider.js';
+import { EventBus } from '../events/event-bus.js';
+import { routeFor } from '../workers/model-routes.js';
 import { checkWebhookUrl, parseCidrs, Cidr } from '../webhooks/address-policy.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
@@ -22,6 +25,7 @@ import { webhookHeaderErrors } from '../webhooks/webhook-headers.js';
 import { CreateGenerationDto, KNOWN_FIELDS } from './dto/create-generation.dto.js';
 import { ListTasksQuery, RetryTaskDto } from './dto/list-tasks.query.js';
 import { isCancellable, isRetryable } from './task-state.js';
+import { claimCursors, countByTenant } from './event-cursor.js';
 import { TaskTransitions } from './task-transitions.service.js';
 import { GenerationOptions, Task, TaskKind } from './task.entity.js';
 
@@ -53,13 +57,15 @@ export class TasksService implements BeforeApplicationShutdown {
     private readonly queue: GenerationQueue,
     private readonly box: SecretBox,
     private readonly metrics: Metrics,
+    private readonly bus: EventBus,
     @Inject(GENERATION_PROVIDER) private readonly provider: GenerationProvider,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.allowedCidrs = parseCidrs(config.webhook.allowedCidrs);
   }
 
-  async create(tenantId: string, kind: TaskKind, dto: CreateGenerationDto): Promise<Task> {
+  /** `traceParent`: the create request's span, when tracing is on, stored so later spans join the task's trace. */
+  async create(tenantId: string, kind: TaskKind, dto: CreateGenerationDto, traceParent?: string): Promise<Task> {
     this.checkWebhookFields(dto);
     const now = new Date();
     const options: GenerationOptions = {};
@@ -99,9 +105,16 @@ export class TasksService implements BeforeApplicationShutdown {
       updatedAt: now,
       startedAt: null,
       completedAt: null,
+      provider: routeFor(this.config.modelRoutes, dto.model),
+      leaseId: null,
+      leaseWorkerId: null,
+      leaseExpiresAt: null,
+      leaseCount: 0,
+      traceParent: traceParent ?? null,
     });
+    if (traceParent) rememberTaskTrace(task.id, traceParent);
     await this.intake.submit(task);
-    // No signal on the event bus: nobody can be following a task whose id has not been answered yet (followers
+    // No signal on the task's channel (insertBatch signals the tenant's): nobody can be following a task whose id has not been answered yet (followers
     // subscribe, then read the events), so a PUBLISH per create would reach no one.
     this.metrics.tasksCreated.inc({ kind });
     // Answered once committed: the database is the truth, and the generation sweeper enqueues any task whose job
@@ -118,11 +131,15 @@ export class TasksService implements BeforeApplicationShutdown {
   private async insertBatch(tasks: Task[]): Promise<void[]> {
     const handOver: Delivery[] = [];
     await this.uow.run(async (em) => {
-      // The tasks first: their events and deliveries reference them.
-      await insertMany(em, Task, tasks);
-      await this.transitions.recordEvents(em, tasks.map((task) => ({ task, type: 'task.queued' as const })), handOver);
+      // The tasks first: their events and deliveries reference them. Their cursors are claimed alongside (one wait
+      // on SQLite; on PostgreSQL, in order, so the tenant's counter row is locked as late as possible).
+      const entries = tasks.map((task) => ({ task, type: 'task.queued' as const }));
+      const [, cursors] = await together<unknown>(em, [() => insertMany(em, Task, tasks), () => claimCursors(em, countByTenant(entries))]);
+      await this.transitions.recordEvents(em, entries, handOver, undefined, cursors as Map<string, number>);
     });
     this.outbox.handOver(handOver);
+    // Tenant-wide streams are followed before any task id is known: one signal per tenant of the batch.
+    for (const tenantId of new Set(tasks.map((t) => t.tenantId))) this.transitions.announce(tenantId);
     return tasks.map(() => undefined);
   }
 
@@ -189,6 +206,9 @@ export class TasksService implements BeforeApplicationShutdown {
           startedAt: null,
           completedAt: null,
           deadlineAt: task.timeoutSeconds ? new Date(now.getTime() + task.timeoutSeconds * 1000) : null,
+          leaseId: null,
+          leaseExpiresAt: null,
+          leaseCount: 0,
         },
         { attempt: task.attempt },
       );
@@ -200,6 +220,8 @@ export class TasksService implements BeforeApplicationShutdown {
   }
 
   private async enqueue(task: Task): Promise<void> {
+    // Worker-routed tasks wait in the database (the tasks table is their queue); long-polling workers are woken.
+    if (task.provider === 'workers') return this.bus.publishWork({ model: task.model, kind: task.kind });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ENQUEUE_WAIT_MS} ms`)), ENQUEUE_WAIT_MS);

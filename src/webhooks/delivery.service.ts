@@ -15,6 +15,8 @@ import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
 import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure } from './circuit-breaker.js';
 import { CircuitStore } from './circuits.js';
+import { TaskTraces } from '../observability/task-traces.js';
+import { startClientSpan, type ClientSpan } from '../observability/tracing.js';
 import { mustWait } from './delivery-order.js';
 import { DeliveryRateLimits, rateBuckets } from './rate-limits.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
@@ -90,6 +92,7 @@ export class DeliveryService {
   readonly ledgerCapacity: number;
   private readonly circuits: CircuitStore;
   private readonly circuitSettings: CircuitSettings;
+  private readonly traces: TaskTraces;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -106,6 +109,7 @@ export class DeliveryService {
     this.sql = new Sql(db);
     this.circuits = new CircuitStore(this.sql);
     this.circuitSettings = { failures: config.webhook.circuitFailures, cooldownMs: config.webhook.circuitCooldownMs, probeTimeoutMs: config.webhook.timeoutMs + 5_000 };
+    this.traces = new TaskTraces(db);
     const rounds = this.sql.postgres ? POSTGRES_LEDGER_ROUNDS : 1;
     this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), LEDGER_ROUND_ITEMS, rounds);
     this.ledgerCapacity = LEDGER_ROUND_ITEMS * rounds;
@@ -128,6 +132,10 @@ export class DeliveryService {
     const prepared = await this.prepare(delivery, claim.secrets);
     const { secrets, callerHeaders } = 'unpreparable' in prepared ? { secrets: [], callerHeaders: {} } : prepared;
     let headers: Record<string, string> = {};
+    // Tracing: the attempt is a span in its task's trace, and the receiver gets its id in `traceparent`.
+    const traceLookup = this.traces.of(delivery.taskId);
+    const taskTrace = traceLookup && (await traceLookup);
+    let span: ClientSpan | undefined;
     // A request that cannot be prepared is not sent: it is recorded as a failed attempt, final (see retry-policy).
     const result = 'unpreparable' in prepared ? prepared.unpreparable : await this.sender.sendWhenPlaced(async (waitedMs) => {
       // Shutting down: what is not on the wire yet is given back rather than sent, so shutdown waits only for the
@@ -141,8 +149,24 @@ export class DeliveryService {
       // A batch is one JSON array of the envelopes, in order, signed as one message whose id is the batch's.
       const body = claim.batch ? `[${claim.batch.map((d) => d.payload).join(',')}]` : delivery.payload;
       headers = this.signedHeaders(delivery, secrets, callerHeaders, claim.batch ? delivery.id : delivery.eventId, body);
+      // A batch is one request, so one span: in the carrier's task trace, naming how many events it carried.
+      span = startClientSpan(taskTrace, claim.batch ? 'webhook batch' : `webhook ${delivery.eventType}`, {
+        'herald.delivery.id': delivery.id,
+        'herald.delivery.target': delivery.target,
+        'herald.delivery.attempt': attempt,
+        'herald.event.type': claim.batch ? 'batch' : delivery.eventType,
+        'herald.task.id': delivery.taskId ?? '',
+        'url.full': delivery.url.split('?')[0],
+        ...(claim.batch ? { 'herald.batch.id': delivery.id, 'herald.batch.events': claim.batch.length } : {}),
+      });
+      if (span) {
+        // Ours replaces a caller's traceparent in any spelling: a request carries one.
+        for (const name of Object.keys(headers)) if (name.toLowerCase() === 'traceparent') delete headers[name];
+        headers.traceparent = span.traceparent;
+      }
       return { url: delivery.url, body, headers };
     });
+    span?.end(result ?? { error: 'not sent' });
     // Given back, by shutdown or by the sweeper while it waited: whoever claims it next sends it.
     if (!result) return { outcome: 'skipped' };
     if (this.stopping) this.shutdown.finished++;

@@ -24,5 +24,9 @@ describe.skipIf(testDb() !== 'sqlite')('benchmark harness smoke run', () => {
     const backlog = lines.find((l) => l.measure === 'backlog');
     expect(backlog?.peak_rss_mb).toBeGreaterThan(0);
     expect(lines.filter((l) => l.measure === 'deliveries_per_s_by_workers').map((l) => l.workers)).toEqual([1, 2]);
+    const cycles = lines.filter((l) => l.measure === 'worker_cycles_per_s');
+    expect(cycles.map((l) => l.system)).toEqual(['Herald workers (sqlite)', 'bare BullMQ Worker']);
+    for (const l of cycles) expect(l.value).toBeGreaterThan(0);
+    expect(lines.find((l) => l.measure === 'create_to_lease_ms')?.p99).toBeGreaterThan(0);
   });
 });

@@ -19,7 +19,8 @@ afterAll(async () => {
   await h?.stop();
 });
 
-describe('herald CLI', () => {
+// Each command is a fresh Node process that loads the whole of Herald: seconds each on a busy 2-core machine.
+describe('herald CLI', { timeout: 120_000 }, () => {
   it('creates a key that works at once, lists it by prefix, and revokes it', async () => {
     const created = await runCli(['keys', 'create', '--tenant', 'acme', '--label', 'ci'], env);
     expect(created.code).toBe(0);
@@ -38,6 +39,33 @@ describe('herald CLI', () => {
     // Revocation reaches every process within the auth cache lifetime (5 s).
     await new Promise((r) => setTimeout(r, 5_200));
     expect((await fetch(`${h.baseUrl}/v1/tasks`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(401);
+  });
+
+  it('creates a worker token that works only on /v1/worker/*, lists it, shows its worker, and revokes it', async () => {
+    const created = await runCli(['keys', 'create', '--worker', '--label', 'gpu-box'], env);
+    expect(created.code, created.stderr).toBe(0);
+    const token = created.stdout.trim().split('\n').at(-1)!;
+    expect(token).toMatch(/^hw_[A-Za-z0-9_-]{43}$/);
+    const lease = () =>
+      fetch(`${h.baseUrl}/v1/worker/leases`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ worker_id: 'gpu-box-1', models: ['flux-dev', 'minimax-*'] }),
+      });
+    expect((await lease()).status).toBe(200);
+    expect((await fetch(`${h.baseUrl}/v1/tasks`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(403);
+
+    const list = await runCli(['keys', 'list'], env);
+    expect(list.stdout).toContain('(worker)');
+    expect(list.stdout).toContain(token.slice(0, 10));
+    expect(list.stdout).not.toContain(token);
+    const workers = await runCli(['workers', 'list'], env);
+    expect(workers.stdout).toMatch(/gpu-box-1\s+gpu-box\s+models flux-dev,minimax-\*\s+kinds video,image\s+leases 0\s+last seen/);
+
+    const id = created.stdout.match(/Created worker token (\S+)/)![1];
+    expect((await runCli(['keys', 'revoke', id], env)).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 5_200));
+    expect((await lease()).status).toBe(401);
   });
 
   it('migrates an empty database and reports when there is nothing to do', async () => {

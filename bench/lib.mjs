@@ -164,12 +164,12 @@ export const PAYLOAD = JSON.stringify({
 });
 
 /** Puts `n` due deliveries straight into the outbox (Herald stopped), as if n events had just been committed. */
-export async function preloadOutbox(db, n, url) {
+export async function preloadOutbox(db, n, url, target = 'request', payload = PAYLOAD) {
   const now = Date.now();
   const rows = (tenantId) =>
     Array.from({ length: n }, () => {
       const id = randomUUID();
-      return [id, tenantId, null, id, 'task.completed', 0, 'request', url, null, PAYLOAD, 'pending', 0, '[0,60000]', now, null, now, now];
+      return [id, tenantId, null, id, 'task.completed', 0, target, url, null, payload, 'pending', 0, '[0,60000]', now, null, now, now];
     });
   const sql =
     'INSERT INTO deliveries (id, tenant_id, task_id, event_id, event_type, sequence, target, url, headers_sealed, payload, status, attempts, schedule, next_attempt_at, dispatched_at, created_at, updated_at) VALUES ';

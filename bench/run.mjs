@@ -21,7 +21,7 @@ const LATENCY_RATES = SMOKE ? [50] : [100, 500];
 const LATENCY_SECONDS = SMOKE ? 2 : 10;
 const LATENCY_WARMUP_SECONDS = SMOKE ? 1 : 3;
 const CREATE_SECONDS = SMOKE ? 2 : 10;
-// --only=deliveries,latency,creates,backlog,scale-out,workers,streams runs a part (for profiling work; the report needs them all).
+// --only=deliveries,latency,creates,backlog,scale-out,workers,streams,batch runs a part (for profiling work; the report needs them all).
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const want = (part) => !ONLY || ONLY.includes(part);
 const HEAP_CAP_MB = 128;
@@ -311,6 +311,51 @@ if (want('streams')) {
   await api.stop();
   await db.drop();
   tmp.remove();
+}
+
+// 8. Batch delivery: events per second to a registered endpoint taking batches of 100, next to single deliveries
+// (one request per event) and the raw keep-alive ceiling (one request per POST), in the same run and concurrency.
+if (want('batch')) {
+  const c = 64;
+  receiver.reset();
+  const ceiling = await rawPostLoop(receiver.url, N, c, PAYLOAD);
+  emit({ measure: 'batch_events_per_s', system: 'raw keep-alive POST loop (ceiling)', concurrency: c, value: Math.round(ceiling) });
+  const single = (await heraldDrain('sqlite', N, c)).rate;
+  emit({ measure: 'batch_events_per_s', system: 'Herald (sqlite), one event per request', concurrency: c, value: Math.round(single), vs_ceiling: +(single / ceiling).toFixed(2) });
+  for (const dbKind of ['sqlite', 'postgres']) {
+    const { rate, requests } = await batchDrain(dbKind, N, c, 100);
+    emit({ measure: 'batch_events_per_s', system: `Herald (${dbKind}), batch max_events 100`, concurrency: c, value: Math.round(rate), requests, vs_ceiling: +(rate / ceiling).toFixed(2) });
+  }
+}
+
+/** Like heraldDrain, to a registered endpoint with batch {max_events, max_wait_ms: 0}: events per second. */
+async function batchDrain(dbKind, n, concurrency, maxEvents) {
+  const tmp = tempDir();
+  const db = await createDatabase(dbKind, tmp.dir);
+  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: `bb${Math.random().toString(36).slice(2, 8)}`, WEBHOOK_CONCURRENCY: String(concurrency) });
+  const boot = await startHerald(env);
+  const created = await fetch(`${boot.base}/v1/webhooks`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ url: receiver.url, batch: { max_events: maxEvents, max_wait_ms: 0 } }),
+  }).then((r) => r.json());
+  await boot.stop();
+  const envelope = JSON.stringify({ id: 'e', type: 'task.completed', created: 0, data: JSON.parse(PAYLOAD) });
+  await preloadOutbox(db, n, receiver.url, created.id, envelope);
+  receiver.reset();
+  let events = 0;
+  let requests = 0;
+  receiver.state.onBody = (raw) => {
+    requests++;
+    events += JSON.parse(raw.toString()).length;
+  };
+  const herald = await startHerald(env);
+  await until(() => events >= n, 600_000, `${n} batched events`);
+  const seconds = (receiver.state.last - receiver.state.first) / 1000;
+  await herald.stop();
+  await db.drop();
+  tmp.remove();
+  return { rate: n / seconds, requests };
 }
 
 await receiver.close();

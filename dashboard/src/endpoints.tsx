@@ -10,6 +10,10 @@ interface Endpoint {
   status: string;
   disabled_reason: string | null;
   last_delivery: { at: string; status_code: number | null; outcome: string } | null;
+  circuit: 'closed' | 'open' | 'half_open';
+  circuit_until: string | null;
+  rate_limit_per_second: number | null;
+  batch: { max_events: number; max_wait_ms: number } | null;
 }
 
 const TYPES = ['*', 'task.queued', 'task.started', 'task.progress', 'task.completed', 'task.failed', 'task.cancelled', 'webhook.disabled'];
@@ -76,6 +80,11 @@ function EndpointCard({ e, onChange }: { e: Endpoint; onChange: () => void }) {
       <p>
         Events: {e.events.join(', ')} · Success rate: {rate === null ? '—' : `${(rate * 100).toFixed(0)}%`} · Last delivery:{' '}
         {e.last_delivery ? `${e.last_delivery.outcome} (${e.last_delivery.status_code ?? 'no answer'}) ${age(e.last_delivery.at)}` : 'none'}
+      </p>
+      <p>
+        Circuit: <span class={`circuit ${e.circuit}`}>{e.circuit.replace('_', ' ')}</span>
+        {e.circuit !== 'closed' && e.circuit_until && ` until ${new Date(e.circuit_until).toLocaleTimeString()}`} · Rate limit:{' '}
+        {e.rate_limit_per_second === null ? 'none' : `${e.rate_limit_per_second}/s`} · Batch: {e.batch ? `up to ${e.batch.max_events} events, ${e.batch.max_wait_ms} ms` : 'off'}
       </p>
       <div class="row">
         <button type="button" onClick={() => act('Test event sent', 'POST', `/v1/webhooks/${e.id}/test`)}>

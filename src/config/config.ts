@@ -98,6 +98,15 @@ export class EnvironmentVariables {
   @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000)
   HEAP_GROWING_PERCENT?: number;
 
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(10_000)
+  CIRCUIT_FAILURES?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(10) @Max(600_000)
+  CIRCUIT_COOLDOWN_MS?: number;
+
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
+  WEBHOOK_HOST_RATE_LIMIT_PER_SECOND?: number;
+
   @IsOptional() @IsString()
   MODEL_ROUTES?: string;
 
@@ -145,6 +154,11 @@ export interface HeraldConfig {
     allowedCidrs: string[];
     concurrency: number;
     userAgent: string;
+    /** Consecutive failures to one target URL that open its circuit, and the first cool-down (doubling to 10 min). */
+    circuitFailures: number;
+    circuitCooldownMs: number;
+    /** Requests per second to one host, across every worker process; null = no cap. */
+    hostRateLimitPerSecond: number | null;
   };
   generationConcurrency: number;
   simulatorDurationMs: number;
@@ -261,6 +275,9 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
       allowedCidrs: field('WEBHOOK_ALLOWED_CIDRS', () => parseCidrs(vars.WEBHOOK_ALLOWED_CIDRS ?? '')),
       concurrency: vars.WEBHOOK_CONCURRENCY ?? 50,
       userAgent: vars.WEBHOOK_USER_AGENT ?? `Herald/${HERALD_VERSION}`,
+      circuitFailures: vars.CIRCUIT_FAILURES ?? 10,
+      circuitCooldownMs: vars.CIRCUIT_COOLDOWN_MS ?? 30_000,
+      hostRateLimitPerSecond: vars.WEBHOOK_HOST_RATE_LIMIT_PER_SECOND ?? null,
     },
     generationConcurrency: vars.GENERATION_CONCURRENCY ?? 10,
     simulatorDurationMs: vars.SIMULATOR_DURATION_MS ?? 10_000,
@@ -289,7 +306,8 @@ export const ENV_NAMES = [
   'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_RETRY_SCHEDULE', 'WEBHOOK_ALLOWED_CIDRS', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_USER_AGENT',
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
   'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SHUTDOWN_GRACE_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
-  'HEAP_GROWING_PERCENT', 'MODEL_ROUTES', 'WORKER_LEASE_SECONDS', 'WORKER_MAX_LEASES', 'ARTIFACT_MAX_BYTES', 'BOOTSTRAP_WORKER_TOKEN',
+  'HEAP_GROWING_PERCENT', 'CIRCUIT_FAILURES', 'CIRCUIT_COOLDOWN_MS', 'WEBHOOK_HOST_RATE_LIMIT_PER_SECOND',
+  'MODEL_ROUTES', 'WORKER_LEASE_SECONDS', 'WORKER_MAX_LEASES', 'ARTIFACT_MAX_BYTES', 'BOOTSTRAP_WORKER_TOKEN',
   'STREAM_MAX_CONNECTIONS_PER_KEY', 'STREAM_BUFFER_LIMIT_BYTES',
   'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_SERVICE_NAME', 'OTEL_SDK_DISABLED',
 ];

@@ -6,6 +6,6 @@ import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { IdempotencyKey } from '../idempotency/idempotency-key.entity.js';
 import { TaskEvent } from '../tasks/task-event.entity.js';
 import { Task } from '../tasks/task.entity.js';
-import { Delivery, DeliveryAttempt } from '../webhooks/delivery.entity.js';
+import { Delivery, DeliveryAttempt, WebhookCircuit } from '../webhooks/delivery.entity.js';
 
-export const ENTITIES = [Tenant, ApiKey, Task, TaskEvent, Delivery, DeliveryAttempt, Endpoint, IdempotencyKey, WorkerToken, Worker];
+export const ENTITIES = [Tenant, ApiKey, Task, TaskEvent, Delivery, DeliveryAttempt, Endpoint, IdempotencyKey, WebhookCircuit, WorkerToken, Worker];

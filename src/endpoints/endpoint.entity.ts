@@ -1,5 +1,6 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 import { epochMs } from '../database/columns.js';
+import type { Circuit } from '../webhooks/circuit-breaker.js';
 
 export type EndpointStatus = 'enabled' | 'disabled';
 
@@ -60,9 +61,24 @@ export class Endpoint {
   @Column({ name: 'last_outcome', type: 'varchar', length: 16, nullable: true })
   lastOutcome: string | null;
 
+  /** Requests per second this endpoint takes (across every worker); null = unlimited. */
+  @Column({ name: 'rate_limit_per_second', type: 'integer', nullable: true })
+  rateLimitPerSecond: number | null;
+
+  /** Batch delivery: up to this many events per request (null = one event per request)… */
+  @Column({ name: 'batch_max_events', type: 'integer', nullable: true })
+  batchMaxEvents: number | null;
+
+  /** …waiting at most this long for a batch to fill. */
+  @Column({ name: 'batch_max_wait_ms', type: 'integer', nullable: true })
+  batchMaxWaitMs: number | null;
+
   @Column({ name: 'created_at', type: 'bigint', transformer: epochMs })
   createdAt: Date;
 
   @Column({ name: 'updated_at', type: 'bigint', transformer: epochMs })
   updatedAt: Date;
+
+  /** Not a column: the circuit of its URL, filled in by the service for views. */
+  circuit?: Circuit;
 }

@@ -62,7 +62,7 @@ export class EndpointsController {
   }
 
   @Patch('webhooks/:id')
-  @ApiOperation({ operationId: 'updateEndpoint', summary: 'Change a webhook endpoint (url, events, headers, enable / disable)' })
+  @ApiOperation({ operationId: 'updateEndpoint', summary: 'Change a webhook endpoint (url, events, headers, rate limit, batch, enable / disable)' })
   @ApiResponse({ status: 200, description: 'The endpoint' })
   @ApiProblems(ErrorCode.EndpointNotFound, ErrorCode.ValidationFailed, ErrorCode.WebhookUrlBlocked)
   async update(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: UpdateEndpointDto) {

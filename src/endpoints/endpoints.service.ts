@@ -11,7 +11,9 @@ import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
+import { CircuitStore } from '../webhooks/circuits.js';
 import { Delivery } from '../webhooks/delivery.entity.js';
+import { Sql } from '../database/sql.js';
 import { DeliveryService } from '../webhooks/delivery.service.js';
 import { checkWebhookUrl, Cidr, parseCidrs } from '../webhooks/address-policy.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
@@ -57,6 +59,9 @@ export class EndpointsService {
       disabledReason: dto.status === 'disabled' ? 'disabled by its owner' : null,
       disabledAt: dto.status === 'disabled' ? now : null,
       failingSince: null,
+      rateLimitPerSecond: dto.rate_limit_per_second ?? null,
+      batchMaxEvents: dto.batch?.max_events ?? null,
+      batchMaxWaitMs: dto.batch ? (dto.batch.max_wait_ms ?? 0) : null,
       lastDeliveryAt: null,
       lastStatusCode: null,
       lastOutcome: null,
@@ -67,14 +72,21 @@ export class EndpointsService {
     return { endpoint, secret };
   }
 
-  list(tenantId: string): Promise<Endpoint[]> {
-    return this.db.getRepository(Endpoint).find({ where: { tenantId }, order: { id: 'ASC' } });
+  async list(tenantId: string): Promise<Endpoint[]> {
+    return this.withCircuits(await this.db.getRepository(Endpoint).find({ where: { tenantId }, order: { id: 'ASC' } }));
   }
 
   async get(tenantId: string, id: string): Promise<Endpoint> {
     const endpoint = await this.db.getRepository(Endpoint).findOneBy({ id, tenantId });
     if (!endpoint) throw endpointNotFound(id);
-    return endpoint;
+    return (await this.withCircuits([endpoint]))[0];
+  }
+
+  /** Each endpoint with the circuit of its URL (shared with any other target of the same URL). */
+  async withCircuits(endpoints: Endpoint[]): Promise<Endpoint[]> {
+    const circuits = await new CircuitStore(new Sql(this.db)).load(this.db.manager, endpoints.map((e) => e.url));
+    for (const e of endpoints) e.circuit = circuits.get(e.url);
+    return endpoints;
   }
 
   async update(tenantId: string, id: string, dto: UpdateEndpointDto): Promise<Endpoint> {
@@ -85,6 +97,9 @@ export class EndpointsService {
     if (dto.url !== undefined) patch.url = dto.url;
     if (dto.events !== undefined) patch.events = dto.events;
     if (dto.description !== undefined) patch.description = dto.description;
+    // Read at every claim: the new rate applies to every delivery not yet sent.
+    if (dto.rate_limit_per_second !== undefined) patch.rateLimitPerSecond = dto.rate_limit_per_second;
+    if (dto.batch !== undefined) Object.assign(patch, { batchMaxEvents: dto.batch?.max_events ?? null, batchMaxWaitMs: dto.batch ? (dto.batch.max_wait_ms ?? 0) : null });
     if (dto.headers !== undefined) Object.assign(patch, this.sealHeaders(dto.headers));
     if (dto.status === 'enabled' && endpoint.status !== 'enabled') {
       Object.assign(patch, { status: 'enabled', disabledReason: null, disabledAt: null, failingSince: null });

@@ -25,6 +25,11 @@ export class Metrics {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  readonly circuitOpenings = new Counter({
+    name: 'herald_webhook_circuit_openings_total',
+    help: 'Times a target URL’s circuit opened (consecutive failures, or a failed probe)',
+    registers: [this.registry],
+  });
   readonly deliveryLatency = new Histogram({
     name: 'herald_webhook_delivery_latency_seconds',
     help: 'From the event being committed to the receiver’s 2xx',

@@ -36,8 +36,12 @@ export class DeliveriesController {
   @ApiResponse({ status: 200, description: 'The delivery and attempt_log' })
   @ApiProblems(ErrorCode.DeliveryNotFound)
   async get(@TenantId() tenantId: string, @Param('id') id: string) {
-    const { delivery, attempts } = await this.log.get(tenantId, id);
-    return { ...deliveryView(delivery), attempt_log: attempts.map(attemptView) };
+    const { delivery, attempts, batch } = await this.log.get(tenantId, id);
+    return {
+      ...deliveryView(delivery),
+      batch: delivery.batchId ? { id: delivery.batchId, events: batch.map((d) => ({ delivery_id: d.id, event_id: d.eventId, event_type: d.eventType })) } : null,
+      attempt_log: attempts.map(attemptView),
+    };
   }
 
   @Post('deliveries/:id/redeliver')

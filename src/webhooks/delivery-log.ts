@@ -17,10 +17,12 @@ export class DeliveryLog {
     return this.db.getRepository(Delivery).findOne({ where: { taskId }, order: { updatedAt: 'DESC', id: 'DESC' } });
   }
 
-  async get(tenantId: string, id: string): Promise<{ delivery: Delivery; attempts: DeliveryAttempt[] }> {
+  async get(tenantId: string, id: string): Promise<{ delivery: Delivery; attempts: DeliveryAttempt[]; batch: Delivery[] }> {
     const delivery = await this.db.getRepository(Delivery).findOneBy({ id, tenantId });
     if (!delivery) throw new DomainException(ErrorCode.DeliveryNotFound, `No delivery with id ${id}.`);
     const attempts = await this.db.getRepository(DeliveryAttempt).find({ where: { deliveryId: id }, order: { number: 'ASC' } });
-    return { delivery, attempts };
+    // The events its batch request carried, in the order they were sent.
+    const batch = delivery.batchId ? await this.db.getRepository(Delivery).find({ where: { batchId: delivery.batchId, tenantId }, order: { id: 'ASC' } }) : [];
+    return { delivery, attempts, batch };
   }
 }

@@ -72,6 +72,8 @@ export function freshDelivery(now: Date, firstDelayMs = 0) {
     dispatchedAt: null,
     lastStatusCode: null,
     lastError: null,
+    batchId: null,
+    sendAlone: false,
     createdAt: now,
     updatedAt: now,
     completedAt: null,

@@ -17,6 +17,7 @@ export function deliveryView(d: Delivery) {
     next_attempt_at: d.status === 'pending' ? d.nextAttemptAt.toISOString() : null,
     last_status_code: d.lastStatusCode,
     last_error: d.lastError,
+    batch_id: d.batchId,
     created_at: d.createdAt.toISOString(),
     updated_at: d.updatedAt.toISOString(),
     completed_at: iso(d.completedAt),

@@ -1,5 +1,6 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 import { epochMs } from '../database/columns.js';
+import type { CircuitStateName } from './circuit-breaker.js';
 import type { TaskEventType } from '../tasks/task-event.entity.js';
 
 /** Task events, plus the operational events of registered endpoints. */
@@ -72,6 +73,14 @@ export class Delivery {
   @Column({ name: 'last_error', type: 'text', nullable: true })
   lastError: string | null;
 
+  /** Batch delivery: the id of the delivery whose request carries this one (its own id when it carries it). */
+  @Column({ name: 'batch_id', type: 'varchar', length: 36, nullable: true })
+  batchId: string | null;
+
+  /** A redelivery of one event: sent alone even to an endpoint that takes batches. */
+  @Column({ name: 'send_alone', type: 'boolean', default: false })
+  sendAlone: boolean;
+
   @Column({ name: 'created_at', type: 'bigint', transformer: epochMs })
   createdAt: Date;
 
@@ -116,4 +125,26 @@ export class DeliveryAttempt {
 
   @Column({ type: 'varchar', length: 16 })
   outcome: 'succeeded' | 'retry' | 'failed';
+}
+
+/** The circuit of one target URL while it is not plainly closed (no row = closed, no failures). */
+@Entity('webhook_circuits')
+export class WebhookCircuit {
+  @PrimaryColumn({ type: 'varchar', length: 2048 })
+  url: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  state: CircuitStateName;
+
+  @Column({ type: 'integer' })
+  failures: number;
+
+  @Column({ type: 'integer' })
+  openings: number;
+
+  @Column({ type: 'bigint', nullable: true, transformer: epochMs })
+  until: Date | null;
+
+  @Column({ name: 'updated_at', type: 'bigint', transformer: epochMs })
+  updatedAt: Date;
 }

@@ -13,13 +13,16 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { activeSecrets, failingTooLong } from '../endpoints/endpoint-rules.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
+import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure } from './circuit-breaker.js';
+import { CircuitStore } from './circuits.js';
 import { TaskTraces } from '../observability/task-traces.js';
 import { startClientSpan, type ClientSpan } from '../observability/tracing.js';
 import { mustWait } from './delivery-order.js';
+import { DeliveryRateLimits, rateBuckets } from './rate-limits.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
-import { decide, UNPREPARABLE, Verdict } from './retry-policy.js';
+import { decide, isPermanentError, UNPREPARABLE, Verdict } from './retry-policy.js';
 import { signatureHeader, signLegacy } from './signature.js';
 import { SigningSecrets } from './signing-secrets.js';
 import { SendResult, WebhookSender } from './webhook-sender.js';
@@ -56,9 +59,9 @@ export function redactRequestHeaders(headers: Record<string, string>, callerHead
 }
 
 type Claim =
-  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[] }
+  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[]; batch?: Delivery[] }
   | { kind: 'skipped' }
-  | { kind: 'wait' }
+  | { kind: 'wait'; delayMs?: number }
   | { kind: 'refused'; reason: string };
 
 type LedgerItem = { claim: string } | { record: Outcome };
@@ -69,6 +72,8 @@ interface Outcome {
   result: SendResult;
   verdict: Verdict;
   requestHeaders: Record<string, string>;
+  /** Carried in another delivery's batch request: its result says nothing new about the target. */
+  companion?: boolean;
 }
 
 /** The delivery rules: claim, order, sign, send, record the attempt, decide what comes next, look after endpoints. */
@@ -85,6 +90,8 @@ export class DeliveryService {
   private readonly sql: Sql;
   /** How many claims the ledger takes at once: a worker holding fewer jobs leaves its rounds part-empty. */
   readonly ledgerCapacity: number;
+  private readonly circuits: CircuitStore;
+  private readonly circuitSettings: CircuitSettings;
   private readonly traces: TaskTraces;
 
   constructor(
@@ -96,9 +103,12 @@ export class DeliveryService {
     private readonly planner: DeliveryPlanner,
     private readonly outbox: OutboxSignal,
     private readonly metrics: Metrics,
+    private readonly rates: DeliveryRateLimits,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.sql = new Sql(db);
+    this.circuits = new CircuitStore(this.sql);
+    this.circuitSettings = { failures: config.webhook.circuitFailures, cooldownMs: config.webhook.circuitCooldownMs, probeTimeoutMs: config.webhook.timeoutMs + 5_000 };
     this.traces = new TaskTraces(db);
     const rounds = this.sql.postgres ? POSTGRES_LEDGER_ROUNDS : 1;
     this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), LEDGER_ROUND_ITEMS, rounds);
@@ -116,7 +126,7 @@ export class DeliveryService {
 
   private async sendClaim(claim: Claim): Promise<DeliveryRun> {
     if (claim.kind === 'skipped') return { outcome: 'skipped' };
-    if (claim.kind === 'wait') return { outcome: 'wait', delayMs: ORDER_WAIT_MS };
+    if (claim.kind === 'wait') return { outcome: 'wait', delayMs: claim.delayMs ?? ORDER_WAIT_MS };
     if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };
     const { delivery, attempt } = claim;
     const prepared = await this.prepare(delivery, claim.secrets);
@@ -136,32 +146,42 @@ export class DeliveryService {
       }
       if (waitedMs > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(delivery.id, attempt))) return null;
       // Signed as it leaves: a wait for the wire does not age the timestamp receivers check.
-      headers = this.signedHeaders(delivery, secrets, callerHeaders);
-      span = startClientSpan(taskTrace, `webhook ${delivery.eventType}`, {
+      // A batch is one JSON array of the envelopes, in order, signed as one message whose id is the batch's.
+      const body = claim.batch ? `[${claim.batch.map((d) => d.payload).join(',')}]` : delivery.payload;
+      headers = this.signedHeaders(delivery, secrets, callerHeaders, claim.batch ? delivery.id : delivery.eventId, body);
+      // A batch is one request, so one span: in the carrier's task trace, naming how many events it carried.
+      span = startClientSpan(taskTrace, claim.batch ? 'webhook batch' : `webhook ${delivery.eventType}`, {
         'herald.delivery.id': delivery.id,
         'herald.delivery.target': delivery.target,
         'herald.delivery.attempt': attempt,
-        'herald.event.type': delivery.eventType,
+        'herald.event.type': claim.batch ? 'batch' : delivery.eventType,
         'herald.task.id': delivery.taskId ?? '',
         'url.full': delivery.url.split('?')[0],
+        ...(claim.batch ? { 'herald.batch.id': delivery.id, 'herald.batch.events': claim.batch.length } : {}),
       });
       if (span) {
         // Ours replaces a caller's traceparent in any spelling: a request carries one.
         for (const name of Object.keys(headers)) if (name.toLowerCase() === 'traceparent') delete headers[name];
         headers.traceparent = span.traceparent;
       }
-      return { url: delivery.url, body: delivery.payload, headers };
+      return { url: delivery.url, body, headers };
     });
     span?.end(result ?? { error: 'not sent' });
     // Given back, by shutdown or by the sweeper while it waited: whoever claims it next sends it.
     if (!result) return { outcome: 'skipped' };
     if (this.stopping) this.shutdown.finished++;
     const verdict = decide(result, attempt, delivery.schedule);
-    const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders: redactRequestHeaders(headers, Object.keys(callerHeaders)) })
-      .then((disabledOne) => {
-        if (disabledOne) this.outbox.kick();
-      });
+    const requestHeaders = redactRequestHeaders(headers, Object.keys(callerHeaders));
+    // Every event of a batch shares its request's fate: retried whole, on the carrier's schedule.
+    const companions = (claim.batch ?? []).filter((d) => d.id !== delivery.id);
+    const recorded = Promise.all([
+      this.record({ delivery, attempt, result, verdict, requestHeaders }),
+      ...companions.map((d) => this.record({ delivery: d, attempt: d.attempts, result, verdict, requestHeaders, companion: true })),
+    ]).then((disabled) => {
+      if (disabled.some(Boolean)) this.outbox.kick();
+    });
     this.observe(delivery, result, verdict);
+    for (const d of companions) this.observe(d, result, verdict, true);
     // A retry is rescheduled by the queue, so its record (the row back to pending) must be committed first.
     if (verdict.outcome === 'retry') await recorded;
     // A finished delivery is recorded behind: the worker takes its next job while the ledger commits this one with
@@ -195,16 +215,16 @@ export class DeliveryService {
     }
   }
 
-  private signedHeaders(delivery: Delivery, secrets: string[], callerHeaders: Record<string, string>): Record<string, string> {
+  private signedHeaders(delivery: Delivery, secrets: string[], callerHeaders: Record<string, string>, messageId = delivery.eventId, body = delivery.payload): Record<string, string> {
     const timestamp = Math.floor(Date.now() / 1000);
     return {
       ...callerHeaders,
       'Content-Type': 'application/json',
       'User-Agent': this.config.webhook.userAgent,
-      'webhook-id': delivery.eventId,
+      'webhook-id': messageId,
       'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(secrets, delivery.eventId, timestamp, delivery.payload),
-      'X-Signature': signLegacy(secrets[0], delivery.payload),
+      'webhook-signature': signatureHeader(secrets, messageId, timestamp, body),
+      'X-Signature': signLegacy(secrets[0], body),
       // Conduit's server marks its per-request webhooks so; receivers written against it route on these.
       ...(delivery.target === REQUEST_TARGET ? { 'X-Webhook-Type': delivery.eventType === 'task.progress' ? 'progress' : 'completion', 'X-Webhook-Timestamp': String(timestamp) } : {}),
     };
@@ -256,9 +276,11 @@ export class DeliveryService {
     return this.recording.settled();
   }
 
-  private observe(d: Delivery, result: SendResult, verdict: Verdict): void {
-    this.metrics.attempts.inc({ outcome: verdict.outcome });
-    this.metrics.attemptDuration.observe(result.durationMs / 1000);
+  private observe(d: Delivery, result: SendResult, verdict: Verdict, companion = false): void {
+    if (!companion) {
+      this.metrics.attempts.inc({ outcome: verdict.outcome });
+      this.metrics.attemptDuration.observe(result.durationMs / 1000);
+    }
     if (verdict.outcome === 'retry') return;
     this.metrics.deliveries.inc({ outcome: verdict.outcome });
     if (verdict.outcome === 'succeeded') this.metrics.deliveryLatency.observe((Date.now() - d.createdAt.getTime()) / 1000);
@@ -302,21 +324,53 @@ export class DeliveryService {
     const endpointIds = [...new Set(rows.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target))];
     const endpoints = new Map((endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]));
 
+    const circuits = await this.circuits.load(em, rows.map((r) => r.url));
+
     const now = new Date();
     const claimed = new Set<string>();
+    // Deliveries whose target's circuit is open wait for it without spending an attempt: rescheduled, not claimed.
+    const held = new Map<string, Date>();
+    let probes: Array<{ url: string; from: Circuit; to: Circuit; id: string }> = [];
     const answers = ids.map((id): Claim => {
       const row = byId.get(id);
       if (!row || claimed.has(id)) return { kind: 'skipped' };
       if (waiting.has(id)) return { kind: 'wait' };
       const target = this.resolveTarget(row, endpoints, now);
       if ('refused' in target) return { kind: 'refused', reason: target.refused };
+      const circuit = circuits.get(row.url);
+      if (circuit) {
+        const admission = admit(circuit, now, this.circuitSettings);
+        if (admission.admit === 'hold') {
+          held.set(id, admission.until);
+          return { kind: 'wait', delayMs: Math.max(1, admission.until.getTime() - now.getTime()) };
+        }
+        if (admission.admit === 'probe') {
+          probes.push({ url: row.url, from: circuit, to: admission.circuit, id });
+          circuits.set(row.url, admission.circuit);
+        }
+      }
       claimed.add(id);
       return { kind: 'claimed', delivery: row, attempt: row.attempts + 1, secrets: target.secrets };
     });
+    const unclaim = (id: string, delayMs: number) => {
+      claimed.delete(id);
+      answers[ids.indexOf(id)] = { kind: 'wait', delayMs };
+      probes = probes.filter((p) => p.id !== id);
+    };
+    await this.holdToRates(em, [...claimed].map((id) => byId.get(id)!), endpoints, now, unclaim);
     for (const [i, answer] of answers.entries()) {
       if (answer.kind !== 'refused') continue;
       await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
     }
+    for (const probe of probes) {
+      if (await this.circuits.takeProbe(em, probe.url, probe.from, probe.to, now)) continue;
+      // Another worker's probe went first: this one waits for its answer.
+      claimed.delete(probe.id);
+      const i = ids.indexOf(probe.id);
+      answers[i] = { kind: 'wait', delayMs: 200 };
+    }
+    for (const [id, until] of held) await em.update(Delivery, { id, status: 'pending' }, { nextAttemptAt: until });
+    const batches = await this.formBatches(em, ids, answers, endpoints, claimed, now);
     if (claimed.size === 0) return answers;
     const ours = [...claimed];
     const set = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.sql.params(1)} WHERE id IN (${this.sql.params(ours.length, 2)})`;
@@ -324,11 +378,143 @@ export class DeliveryService {
       // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending (and the key alone
       // keeps the lookup on the primary key, as above).
       await em.query(set, [now.getTime(), ...ours]);
+      await this.claimBatches(em, batches, now);
       return answers;
     }
     // PostgreSQL: another worker may have claimed one since; the conditional UPDATE tells which ones are ours.
     const won = new Set(this.sql.returned<{ id: string }>(await em.query(`${set} AND status = 'pending' RETURNING id`, [now.getTime(), ...ours])).map((r) => r.id));
+    // A batch's other events are claimed only once its carrier is ours, and only those still pending go in it.
+    await this.claimBatches(em, new Map([...batches].filter(([id]) => won.has(id))), now);
     return answers.map((a) => (a.kind === 'claimed' && !won.has(a.delivery.id) ? { kind: 'skipped' } : a));
+  }
+
+  /**
+   * Batch delivery. A claimed delivery to an endpoint that takes batches carries the batch: the endpoint's other
+   * due, unbatched events (oldest first, none whose task has an event on the wire there), up to max_events. Until
+   * the batch is full it waits, unclaimed, for at most max_wait_ms from its oldest event. A failed batch goes again
+   * whole: its carrier takes the same events again (batch_id = the carrier's id); the others wait for it.
+   */
+  private async formBatches(em: EntityManager, ids: string[], answers: Claim[], endpoints: Map<string, Endpoint>, claimed: Set<string>, now: Date): Promise<Map<string, Delivery[]>> {
+    const batches = new Map<string, Delivery[]>();
+    const taken = new Set<string>();
+    // One read per endpoint and round of the events its batches can take: enough for every carrier of the round.
+    const carriers = new Map<string, number>();
+    for (const a of answers) if (a.kind === 'claimed') carriers.set(a.delivery.target, (carriers.get(a.delivery.target) ?? 0) + 1);
+    const pools = new Map<string, Delivery[]>();
+    const pool = async (target: string, maxEvents: number): Promise<Delivery[]> => {
+      if (!pools.has(target)) {
+        const rows = await this.batchCandidates(em, target, Math.min(5_000, maxEvents * (carriers.get(target) ?? 1)), now);
+        pools.set(target, rows.map((r) => entityFromRow(em, Delivery, r)));
+      }
+      return pools.get(target)!;
+    };
+    for (const [i, answer] of answers.entries()) {
+      if (answer.kind !== 'claimed') continue;
+      const d = answer.delivery;
+      if (taken.has(d.id)) {
+        claimed.delete(d.id);
+        answers[i] = { kind: 'skipped' };
+        continue;
+      }
+      const endpoint = d.target === REQUEST_TARGET ? undefined : endpoints.get(d.target);
+      if (d.batchId && d.batchId !== d.id) {
+        // Its batch failed and goes again with its carrier: this one's own job just looks again later.
+        claimed.delete(d.id);
+        answers[i] = { kind: 'wait', delayMs: Math.max(0, d.nextAttemptAt.getTime() - now.getTime()) + 1_000 };
+        continue;
+      }
+      if (!d.batchId && (d.sendAlone || !endpoint?.batchMaxEvents)) continue;
+      if (!d.batchId && (await this.behindInLane(em, d, now))) {
+        claimed.delete(d.id);
+        answers[i] = { kind: 'wait', delayMs: 50 };
+        continue;
+      }
+      const others = d.batchId
+        ? ((await em.query(`SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' AND id <> ${this.sql.params(1, 2)} ORDER BY id`, [d.id, d.id])) as Array<Record<string, unknown>>).map((r) => entityFromRow(em, Delivery, r))
+        : await pool(d.target, endpoint!.batchMaxEvents!);
+      // Other claims of this round may ride along: their own answer then says skipped (taken) or wait (see its job).
+      const members = others
+        .filter((m) => !taken.has(m.id) && m.id !== d.id)
+        .slice(0, d.batchId ? undefined : endpoint!.batchMaxEvents! - 1);
+      if (!d.batchId) {
+        const oldest = Math.min(d.createdAt.getTime(), ...members.map((m) => m.createdAt.getTime()));
+        const fillBy = oldest + (endpoint!.batchMaxWaitMs ?? 0);
+        if (members.length + 1 < endpoint!.batchMaxEvents! && fillBy > now.getTime()) {
+          claimed.delete(d.id);
+          answers[i] = { kind: 'wait', delayMs: fillBy - now.getTime() };
+          continue;
+        }
+      }
+      taken.add(d.id);
+      for (const m of members) taken.add(m.id);
+      const batch = [d, ...members].sort((a, b) => a.id.localeCompare(b.id));
+      batches.set(d.id, batch);
+      answers[i] = { ...answer, batch };
+    }
+    return batches;
+  }
+
+  private async batchCandidates(em: EntityManager, target: string, limit: number, now: Date): Promise<Array<Record<string, unknown>>> {
+    return (await em.query(
+      `SELECT d.* FROM deliveries d WHERE d.target = ${this.sql.params(1)} AND d.status = 'pending' AND d.batch_id IS NULL AND NOT d.send_alone AND d.next_attempt_at <= ${this.sql.params(1, 2)}
+        AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND (s.status = 'sending' OR ${BEHIND_IN_LANE})) ORDER BY d.id LIMIT ${Math.max(1, Math.floor(limit))}`,
+      [target, now.getTime()],
+    )) as Array<Record<string, unknown>>;
+  }
+
+  /** Whether an earlier event of this delivery's task to its target waits elsewhere (a failed batch, a retry). */
+  private async behindInLane(em: EntityManager, d: Delivery, now: Date): Promise<boolean> {
+    if (!d.taskId) return false;
+    const rows = (await em.query(
+      `SELECT 1 AS x FROM deliveries s WHERE s.task_id = ${this.sql.params(1)} AND s.target = ${this.sql.params(1, 2)} AND ${BEHIND_IN_LANE.replaceAll('d.sequence', this.sql.params(1, 3)).replaceAll('d.next_attempt_at', this.sql.params(1, 4))} LIMIT 1`,
+      [d.taskId, d.target, d.sequence, now.getTime()],
+    )) as unknown[];
+    return rows.length > 0;
+  }
+
+  /** Marks each batch's events as claimed with it (their attempt counted), keeping only those still pending. */
+  private async claimBatches(em: EntityManager, batches: Map<string, Delivery[]>, now: Date): Promise<void> {
+    for (const [carrier, batch] of batches) {
+      const others = batch.filter((m) => m.id !== carrier).map((m) => m.id);
+      await em.query(`UPDATE deliveries SET batch_id = ${this.sql.params(1)} WHERE id = ${this.sql.params(1, 2)}`, [carrier, carrier]);
+      if (others.length === 0) continue;
+      const set = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, batch_id = ${this.sql.params(1)}, updated_at = ${this.sql.params(1, 2)} WHERE id IN (${this.sql.params(others.length, 3)}) AND status = 'pending'`;
+      const won = this.sql.postgres
+        ? new Set(this.sql.returned<{ id: string }>(await em.query(`${set} RETURNING id`, [carrier, now.getTime(), ...others])).map((r) => r.id))
+        : (await em.query(set, [carrier, now.getTime(), ...others]), new Set(others));
+      const kept = batch.filter((m) => m.id === carrier || won.has(m.id));
+      for (const m of kept) if (m.id !== carrier) Object.assign(m, { attempts: m.attempts + 1, batchId: carrier, status: 'sending' });
+      batch.splice(0, batch.length, ...kept);
+    }
+  }
+
+  /**
+   * Rate limits: a delivery to a rate-limited endpoint or host goes only when its buckets (in Redis, shared by every
+   * worker) have room; otherwise it stays pending, unclaimed, its attempt unspent, and its job looks again when
+   * there will be room (spread over up to a second, so that a backlog does not come back all at once). Held
+   * deliveries keep their place: a later event of the same task waits while an earlier one is due and held.
+   */
+  private async holdToRates(em: EntityManager, rows: Delivery[], endpoints: Map<string, Endpoint>, now: Date, unclaim: (id: string, delayMs: number) => void): Promise<void> {
+    const limited = rows
+      .map((row) => ({ row, buckets: rateBuckets(this.rates.prefix, row.url, row.target === REQUEST_TARGET ? undefined : endpoints.get(row.target), this.rates.hostPerSecond) }))
+      .filter((l) => l.buckets.length > 0);
+    if (limited.length === 0) return;
+    const spread = (l: (typeof limited)[number]) => Math.round(Math.random() * Math.min(1_000, Math.max(20, 20 * Math.max(...l.buckets.map((b) => b.intervalMs)))));
+    const tasked = limited.filter((l) => l.row.taskId);
+    const behind = new Set<string>();
+    if (tasked.length) {
+      const found = (await em.query(
+        `SELECT d.id FROM deliveries d WHERE d.id IN (${this.sql.params(tasked.length)}) AND EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'pending' AND s.sequence < d.sequence AND s.next_attempt_at <= ${this.sql.params(1, tasked.length + 1)})`,
+        [...tasked.map((l) => l.row.id), now.getTime()],
+      )) as Array<{ id: string }>;
+      for (const r of found) behind.add(r.id);
+    }
+    const asking = limited.filter((l) => !behind.has(l.row.id));
+    for (const l of limited) if (behind.has(l.row.id)) unclaim(l.row.id, 20 + spread(l));
+    const waits = await this.rates.take(asking.map((a) => a.buckets));
+    asking.forEach((a, i) => {
+      if (waits[i] > 0) unclaim(a.row.id, waits[i] + spread(a));
+    });
   }
 
   /** Request targets sign with the tenant's secret (looked up after the claim, cached); endpoints with their own. */
@@ -388,7 +574,8 @@ export class DeliveryService {
       if (verdict.outcome === 'succeeded') continue;
       const last = { lastStatusCode: result.statusCode ?? null, lastError: verdict.reason, updatedAt: now };
       if (verdict.outcome === 'retry') {
-        const superseded = d.eventType === 'task.progress' && (await this.hasNewer(em, d));
+        // A batch is retried whole: its progress events stay in it.
+        const superseded = d.eventType === 'task.progress' && !d.batchId && (await this.hasNewer(em, d));
         await em.update(
           Delivery,
           { id: d.id, status: 'sending' },
@@ -398,12 +585,34 @@ export class DeliveryService {
         await em.update(Delivery, { id: d.id, status: 'sending' }, { ...last, status: 'failed', completedAt: now });
       }
     }
+    await this.recordOnCircuits(em, outcomes, now);
     const disabled = new Set<string>();
     const byEndpoint = new Map<string, Outcome[]>();
     for (const o of outcomes) if (o.delivery.target !== REQUEST_TARGET) byEndpoint.set(o.delivery.target, [...(byEndpoint.get(o.delivery.target) ?? []), o]);
     // In key order, so that two rounds in flight lock endpoints in the same order.
     for (const [endpointId, ofEndpoint] of [...byEndpoint].sort(([a], [b]) => a.localeCompare(b))) if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
     return outcomes.map((o) => disabled.has(o.delivery.target));
+  }
+
+  /** Each target URL's circuit after these attempts (in URL order, so that two rounds lock rows alike). */
+  private async recordOnCircuits(em: EntityManager, outcomes: Outcome[], now: Date): Promise<void> {
+    const requests = outcomes.filter((o) => !o.companion);
+    const circuits = await this.circuits.load(em, requests.map((o) => o.delivery.url), true);
+    const after = new Map<string, Circuit>();
+    for (const { delivery, result } of requests) {
+      const failed = isTargetFailure(result) && !isPermanentErrorResult(result);
+      const { circuit, opened } = afterAttempt(after.get(delivery.url) ?? circuits.get(delivery.url) ?? CLOSED, failed, now, this.circuitSettings);
+      after.set(delivery.url, circuit);
+      if (opened) {
+        this.metrics.circuitOpenings.inc();
+        this.logger.warn(`circuit of ${new URL(delivery.url).origin} opened until ${circuit.until!.toISOString()} after ${circuit.failures} failures in a row`);
+      }
+    }
+    for (const [url, circuit] of [...after].sort(([a], [b]) => a.localeCompare(b))) {
+      const before = circuits.get(url);
+      if (before && sameCircuit(before, circuit)) continue;
+      await this.circuits.save(em, url, circuit, before !== undefined, now);
+    }
   }
 
   private async hasNewer(em: EntityManager, d: Delivery): Promise<boolean> {
@@ -444,18 +653,25 @@ export class DeliveryService {
     return true;
   }
 
-  /** Puts a delivery back in line as a new delivery of the same event (same webhook-id, same body). */
+  /** Puts a delivery back in line as a new delivery of the same event (same webhook-id, same body), sent alone. */
   redeliver(tenantId: string, id: string): Promise<Delivery | null> {
     return this.uow.run(async (em) => {
       const original = await em.findOneBy(Delivery, { id, tenantId });
-      return original ? this.copy(em, original) : null;
+      return original ? this.copy(em, original, true) : null;
     });
   }
 
-  async copy(em: EntityManager, original: Delivery): Promise<Delivery> {
+  async copy(em: EntityManager, original: Delivery, alone = false): Promise<Delivery> {
     const now = new Date();
-    const copy = em.create(Delivery, { ...original, ...freshDelivery(now) });
+    const copy = em.create(Delivery, { ...original, ...freshDelivery(now), sendAlone: alone });
     await em.insert(Delivery, copy as QueryDeepPartialEntity<Delivery>);
     return copy;
   }
 }
+
+const sameCircuit = (a: Circuit, b: Circuit) => a.state === b.state && a.failures === b.failures && a.openings === b.openings && a.until?.getTime() === b.until?.getTime();
+// A request Herald could not prepare or undici refused says nothing about the target's health.
+const isPermanentErrorResult = (r: SendResult) => r.statusCode === undefined && isPermanentError(r.errorCode);
+// An earlier event of the same lane that cannot go now: in another batch, or not due (a retry, a hold). Batched
+// events wait behind it, so that a task's events reach a batching endpoint in order even across failed batches.
+const BEHIND_IN_LANE = "(s.status = 'pending' AND s.sequence < d.sequence AND (s.batch_id IS NOT NULL OR s.next_attempt_at > d.next_attempt_at))";

@@ -5,6 +5,7 @@ import { DeliveryLog } from './delivery-log.js';
 import { DeliveryProcessor } from './delivery.processor.js';
 import { DeliveryService } from './delivery.service.js';
 import { DeliverySweeper, OutboxRelay } from './outbox-relay.js';
+import { DeliveryRateLimits } from './rate-limits.js';
 import { SigningSecrets } from './signing-secrets.js';
 import { WEBHOOK_QUEUE, WebhookQueue } from './webhook.queue.js';
 import { WebhookSender } from './webhook-sender.js';
@@ -24,6 +25,7 @@ export class WebhooksModule {
         DeliveryService,
         WebhookSender,
         SigningSecrets,
+        DeliveryRateLimits,
         ...(worker ? [DeliveryProcessor, DeliverySweeper] : []),
       ],
       exports: [WebhookQueue, DeliveryLog, DeliveryService],

@@ -149,4 +149,42 @@ describe('tracing', () => {
     }
     expect(traceIds.size).toBe(2);
   });
+
+  it('gives a batch one span in its carrier task’s trace, named in the batch request’s traceparent', async () => {
+    const collector = await startCollector();
+    cleanup.push(collector.close);
+    const receiver = await startReceiver();
+    cleanup.push(receiver.close);
+    const h = await startTestHerald({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url });
+    let stopped = false;
+    cleanup.push(async () => void (stopped || (await h.stop())));
+    const created = await h.api('POST', '/v1/webhooks', { url: receiver.url('/batched'), events: ['task.completed'], batch: { max_events: 10, max_wait_ms: 1_000 } });
+    expect(created.status).toBe(201);
+    const tasks = await Promise.all(Array.from({ length: 4 }, () => runTask(h, receiver.url('/per-request'))));
+    const batches = () => receiver.received.filter((r) => r.path === '/batched');
+    const events = () => batches().flatMap((r) => r.body as Array<{ data: { task_id: string } }>);
+    await eventually(async () => (events().length >= tasks.length ? true : undefined));
+    await h.stop();
+    stopped = true;
+
+    expect(batches().some((r) => (r.body as unknown[]).length > 1)).toBe(true);
+    for (const hook of batches()) {
+      const [, hookTrace, hookSpan] = String(hook.headers.traceparent).split('-');
+      const span = collector.spans.find((s) => s.spanId === hookSpan);
+      expect(span, `batch span ${hookSpan}`).toBeDefined();
+      expect(span!.name).toBe('webhook batch');
+      expect(span!.kind).toBe(3);
+      expect(span!.traceId).toBe(hookTrace);
+      expect(attr(span!, 'herald.batch.id')).toBe(hook.headers['webhook-id']);
+      expect(attr(span!, 'herald.batch.events')).toBe((hook.body as unknown[]).length);
+      // The carrier's task: one of the batch's, and the span is in that task's trace.
+      const carrierTask = attr(span!, 'herald.task.id') as string;
+      expect((hook.body as Array<{ data: { task_id: string } }>).map((e) => e.data.task_id)).toContain(carrierTask);
+      const step = collector.spans.find((s) => attr(s, 'herald.task.id') === carrierTask && s.name.startsWith('generation '));
+      expect(step?.traceId).toBe(hookTrace);
+    }
+    // One span per batch request to the endpoint, not one per event it carried.
+    const toEndpoint = collector.spans.filter((s) => attr(s, 'herald.delivery.target') === created.body.id);
+    expect(toEndpoint.length).toBe(batches().length);
+  });
 });

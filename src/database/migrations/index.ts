@@ -6,6 +6,7 @@ import { UndispatchedIndex1764200000000 } from './1764200000000-UndispatchedInde
 import { KeyCheck1765000000000 } from './1765000000000-KeyCheck.js';
 import { Workers1765100000000 } from './1765100000000-Workers.js';
 import { EventCursor1765200000000 } from './1765200000000-EventCursor.js';
+import { DeliveryControls1765300000000 } from './1765300000000-DeliveryControls.js';
 import { TaskTraceParent1765400000000 } from './1765400000000-TaskTraceParent.js';
 
 /** Every migration, in order. Listed explicitly so the build needs no glob loading (ESM-safe). */
@@ -18,5 +19,6 @@ export const MIGRATIONS = [
   KeyCheck1765000000000,
   Workers1765100000000,
   EventCursor1765200000000,
+  DeliveryControls1765300000000,
   TaskTraceParent1765400000000,
 ];

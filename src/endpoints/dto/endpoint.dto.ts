@@ -1,8 +1,17 @@
 import { Type } from 'class-transformer';
+import { ValidateNested } from 'class-validator';
 import { ArrayMinSize, ArrayUnique, IsArray, IsIn, IsInt, IsISO8601, IsNotEmpty, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import { SUBSCRIBABLE } from '../event-catalogue.js';
 
 const SECRET = /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/;
+
+export class BatchDto {
+  @IsInt({ message: 'max_events must be an integer from 1 to 100' }) @Min(1) @Max(100)
+  max_events: number;
+
+  @IsOptional() @IsInt({ message: 'max_wait_ms must be an integer from 0 to 10000' }) @Min(0) @Max(10_000)
+  max_wait_ms?: number;
+}
 
 export class CreateEndpointDto {
   @IsString() @IsNotEmpty() @MaxLength(2_048)
@@ -22,6 +31,13 @@ export class CreateEndpointDto {
 
   @IsOptional() @IsIn(['enabled', 'disabled'])
   status?: 'enabled' | 'disabled';
+
+  @IsOptional() @IsInt({ message: 'rate_limit_per_second must be an integer from 1 to 10000, or null for no limit' }) @Min(1, { message: 'rate_limit_per_second must be at least 1 (null for no limit)' }) @Max(10_000, { message: 'rate_limit_per_second must be at most 10000' })
+  rate_limit_per_second?: number | null;
+
+  /** Batch delivery; null turns it off. */
+  @IsOptional() @IsObject() @ValidateNested() @Type(() => BatchDto)
+  batch?: BatchDto | null;
 }
 
 export class UpdateEndpointDto {
@@ -39,6 +55,13 @@ export class UpdateEndpointDto {
 
   @IsOptional() @IsIn(['enabled', 'disabled'])
   status?: 'enabled' | 'disabled';
+
+  @IsOptional() @IsInt({ message: 'rate_limit_per_second must be an integer from 1 to 10000, or null for no limit' }) @Min(1, { message: 'rate_limit_per_second must be at least 1 (null for no limit)' }) @Max(10_000, { message: 'rate_limit_per_second must be at most 10000' })
+  rate_limit_per_second?: number | null;
+
+  /** Batch delivery; null turns it off. */
+  @IsOptional() @IsObject() @ValidateNested() @Type(() => BatchDto)
+  batch?: BatchDto | null;
 }
 
 export class RecoverDto {

@@ -14,13 +14,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+async function waitFor(check: () => Promise<boolean>, what: string | (() => string), timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`${what} not ready within ${timeoutMs} ms`);
+  throw new Error(`${typeof what === 'function' ? what() : what} not ready within ${timeoutMs} ms`);
 }
 
 /** A private redis-server on a free port, for fault tests (flush, stop, restart) that must not touch the shared one. */
@@ -74,7 +74,8 @@ export async function spawnHerald(env: Record<string, string>) {
   child.stderr!.on('data', (d) => (output += d));
   const baseUrl = `http://127.0.0.1:${port}`;
   if ((env.ROLE ?? 'all') !== 'worker') {
-    await waitFor(async () => (await fetch(`${baseUrl}/health/live`)).ok, `herald on ${port}\n${output}`);
+    // The child's output as it is when the wait gives up, so a failed start says why.
+    await waitFor(async () => (await fetch(`${baseUrl}/health/live`)).ok, () => `herald on ${port}\n${output}`);
   }
   return {
     baseUrl,

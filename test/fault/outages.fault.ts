@@ -51,7 +51,9 @@ describe('outages', () => {
   it('receiver down for a while: deliveries complete on schedule once it is back; exhausted ones are failed, listed and replayable', async () => {
     let up = false;
     env = await faultEnvironment({ respond: () => (up ? { status: 200 } : { status: 503, body: 'maintenance' }) });
-    const herald = await spawnHerald(env.env);
+    // The retry schedule is under test here, so the circuit breaker (which holds deliveries without spending their
+    // attempts while a target fails) stays shut; test/e2e/delivery-controls.e2e.ts covers the circuit.
+    const herald = await spawnHerald({ ...env.env, CIRCUIT_FAILURES: '10000' });
     env.onCleanup(() => herald.kill9());
     const t0 = Date.now();
     // Default schedule here: 10 attempts over ~11 s. The short-budget ones give up during the outage.

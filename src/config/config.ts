@@ -4,7 +4,7 @@ import { IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, validat
 import { Type } from 'class-transformer';
 import path from 'node:path';
 import { parseSchedule } from './durations.js';
-import { parseModelRoutes, type ModelRoute } from '../workers/model-routes.js';
+import { parseModelRoutes, type ModelRoute } from './model-routes.js';
 import { HERALD_VERSION } from '../version.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;

@@ -17,7 +17,7 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { GenerationQueue } from '../generation/generation.queue.js';
 import { GENERATION_PROVIDER, GenerationProvider } from '../generation/provider.js';
 import { EventBus } from '../events/event-bus.js';
-import { routeFor } from '../workers/model-routes.js';
+import { routeFor } from '../config/model-routes.js';
 import { checkWebhookUrl, parseCidrs, Cidr } from '../webhooks/address-policy.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';

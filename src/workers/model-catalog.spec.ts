@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { modelCatalog } from './model-catalog.js';
-import { parseModelRoutes } from './model-routes.js';
+import { parseModelRoutes } from '../config/model-routes.js';
 
 const now = new Date('2026-12-01T10:00:00Z');
 const start = new Date('2026-12-01T09:00:00Z');

@@ -1,4 +1,4 @@
-import { exactRouteModels, isGlob, routeFor, type ModelRoute, type ProviderName } from './model-routes.js';
+import { exactRouteModels, isGlob, routeFor, type ModelRoute, type ProviderName } from '../config/model-routes.js';
 
 export interface CatalogEntry {
   id: string;

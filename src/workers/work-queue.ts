@@ -13,7 +13,7 @@ import type { Task, TaskKind } from '../tasks/task.entity.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
 import { newLeaseId } from './lease-rules.js';
-import { globToSql, isGlob } from './model-routes.js';
+import { globToSql, isGlob } from '../config/model-routes.js';
 
 interface WaitingRow {
   id: string;

@@ -17,7 +17,7 @@ import { TaskTransitions } from '../tasks/task-transitions.service.js';
 import { Task, type TaskKind, type TaskResult } from '../tasks/task.entity.js';
 import { CompleteDto, FailDto, HeartbeatDto, LeaseRequestDto } from './dto/worker-protocol.dto.js';
 import { afterLostLease, jobView, leaseState, taskOfLease, wholePercent } from './lease-rules.js';
-import { globMatches } from './model-routes.js';
+import { globMatches } from '../config/model-routes.js';
 import { WorkQueue } from './work-queue.js';
 import { WorkerRegistry } from './worker-registry.js';
 

@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, getSchemaPath, SwaggerModule, type CallbacksObject, type PathItemObject, type SchemaObject } from '@nestjs/swagger';
 import { documentSharedProblems, PROBLEM_SCHEMA } from './common/api-problems.js';
 import type { HeraldConfig } from './config/config.js';
-import { EVENT_CATALOGUE } from './endpoints/event-catalogue.js';
+import { EVENT_CATALOGUE } from './events/event-catalogue.js';
 import { TERMINAL_STATUSES } from './tasks/task-state.js';
 
 /** Examples quoted from seeds/001 (Conduit) and seeds/000 (envelopes). */
@@ -68,7 +68,7 @@ const added = {
   metadata: { type: 'object', additionalProperties: true, description: 'The task’s webhook_metadata' },
 } as const;
 
-/** The bodies of the webhooks, as conduitPayload (webhooks/payloads.ts) and envelope (endpoints/event-catalogue.ts) write them. */
+/** The bodies of the webhooks, as conduitPayload (webhooks/payloads.ts) and envelope (events/event-catalogue.ts) write them. */
 const WEBHOOK_SCHEMAS: Record<string, SchemaObject> = {
   ConduitProgressWebhook: {
     type: 'object',

@@ -11,7 +11,7 @@ import { deliveryView } from '../webhooks/delivery-view.js';
 import { CreateEndpointDto, EndpointDeliveriesQuery, RecoverDto, UpdateEndpointDto } from './dto/endpoint.dto.js';
 import { endpointView } from './endpoint-view.js';
 import { EndpointsService } from './endpoints.service.js';
-import { EVENT_CATALOGUE } from './event-catalogue.js';
+import { EVENT_CATALOGUE } from '../events/event-catalogue.js';
 
 @ApiTags('webhooks')
 @Controller('v1')

@@ -10,7 +10,7 @@ import type { TaskEvent } from '../tasks/task-event.entity.js';
 import type { Task } from '../tasks/task.entity.js';
 import { Endpoint } from '../endpoints/endpoint.entity.js';
 import { subscribes } from '../endpoints/endpoint-rules.js';
-import { envelope } from '../endpoints/event-catalogue.js';
+import { envelope } from '../events/event-catalogue.js';
 import { taskView } from '../tasks/task-view.js';
 import { claimableAtBirth, LaneRow, laneOf } from './delivery-order.js';
 import { Delivery, DeliveryEventType, REQUEST_TARGET } from './delivery.entity.js';

@@ -1,3 +1,7 @@
+export const TASK_EVENT_TYPES = ['task.queued', 'task.started', 'task.progress', 'task.completed', 'task.failed', 'task.cancelled'] as const;
+// A timed-out task reports as task.failed with status "timedout": receivers treat both as a failure.
+export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
+
 /** Every event a registered endpoint can subscribe to, with the JSON Schema of its envelope's `data`. */
 const taskSnapshot = {
   type: 'object',

@@ -1,9 +1,9 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { bigintNumber, epochMs } from '../database/columns.js';
+import type { TaskEventType } from '../events/event-catalogue.js';
 
-export const TASK_EVENT_TYPES = ['task.queued', 'task.started', 'task.progress', 'task.completed', 'task.failed', 'task.cancelled'] as const;
-// A timed-out task reports as task.failed with status "timedout": receivers treat both as a failure.
-export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
+// The event types are the catalogue's (events/), so delivery and streams name them without importing tasks.
+export { TASK_EVENT_TYPES, type TaskEventType } from '../events/event-catalogue.js';
 
 /** One thing that happened to a task, written in the same transaction as the state change (the outbox). */
 @Entity('task_events')

@@ -1,7 +1,7 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 import { epochMs } from '../database/columns.js';
 import type { CircuitStateName } from './circuit-breaker.js';
-import type { TaskEventType } from '../tasks/task-event.entity.js';
+import type { TaskEventType } from '../events/event-catalogue.js';
 
 /** Task events, plus the operational events of registered endpoints. */
 export type DeliveryEventType = TaskEventType | 'webhook.test' | 'webhook.disabled';

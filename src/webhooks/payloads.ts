@@ -1,4 +1,4 @@
-import type { TaskEventType } from '../tasks/task-event.entity.js';
+import type { TaskEventType } from '../events/event-catalogue.js';
 import type { TaskKind, TaskResult } from '../tasks/task.entity.js';
 
 export const MAX_PAYLOAD_BYTES = 1_048_576;

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { DataSource, In, MoreThanOrEqual, Not, IsNull } from 'typeorm';
 import { TenantId } from '../auth/auth.guard.js';
-import { Endpoint } from '../endpoints/endpoint.entity.js';
+import { Endpoint } from '../webhooks/endpoint.entity.js';
 import { GenerationQueue } from '../generation/generation.queue.js';
 import { Delivery } from '../webhooks/delivery.entity.js';
 import { WebhookQueue } from '../webhooks/webhook.queue.js';

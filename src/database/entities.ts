@@ -2,7 +2,7 @@ import { ApiKey } from '../auth/api-key.entity.js';
 import { Tenant } from '../auth/tenant.entity.js';
 import { WorkerToken } from '../auth/worker-token.entity.js';
 import { Worker } from '../workers/worker.entity.js';
-import { Endpoint } from '../endpoints/endpoint.entity.js';
+import { Endpoint } from '../webhooks/endpoint.entity.js';
 import { IdempotencyKey } from '../idempotency/idempotency-key.entity.js';
 import { TaskEvent } from '../tasks/task-event.entity.js';
 import { Task } from '../tasks/task.entity.js';

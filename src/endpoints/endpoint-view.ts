@@ -1,6 +1,6 @@
 import { circuitView } from '../webhooks/circuit-breaker.js';
 import { redactHeaders } from '../webhooks/webhook-headers.js';
-import type { Endpoint } from './endpoint.entity.js';
+import type { Endpoint } from '../webhooks/endpoint.entity.js';
 
 /** An endpoint as the API shows it; the secret only on create and rotate, header values never. */
 export function endpointView(e: Endpoint, secret?: string) {

@@ -19,8 +19,8 @@ import { checkWebhookUrl, Cidr, parseCidrs } from '../webhooks/address-policy.js
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
 import { webhookHeaderErrors } from '../webhooks/webhook-headers.js';
 import { CreateEndpointDto, EndpointDeliveriesQuery, UpdateEndpointDto } from './dto/endpoint.dto.js';
-import { ROTATION_OVERLAP_MS } from './endpoint-rules.js';
-import { Endpoint } from './endpoint.entity.js';
+import { ROTATION_OVERLAP_MS } from '../webhooks/endpoint-rules.js';
+import { Endpoint } from '../webhooks/endpoint.entity.js';
 
 export const endpointNotFound = (id: string) => new DomainException(ErrorCode.EndpointNotFound, `No webhook endpoint with id ${id}.`);
 

@@ -8,7 +8,7 @@ import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
 import { rememberTaskTrace } from '../observability/task-traces.js';
 import { recordStep, tracingOn } from '../observability/tracing.js';
-import type { Endpoint } from '../endpoints/endpoint.entity.js';
+import type { Endpoint } from '../webhooks/endpoint.entity.js';
 import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';

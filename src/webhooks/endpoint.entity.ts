@@ -1,6 +1,6 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 import { epochMs } from '../database/columns.js';
-import type { Circuit } from '../webhooks/circuit-breaker.js';
+import type { Circuit } from './circuit-breaker.js';
 
 export type EndpointStatus = 'enabled' | 'disabled';
 

@@ -6,7 +6,7 @@ import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { preferredWait, Reply } from '../common/reply.js';
 import { inRequestSpan } from '../observability/tracing.js';
-import { TaskWatcher } from '../events/task-watcher.js';
+import { TaskWatcher } from './task-watcher.js';
 import { IdempotentReplies } from '../idempotency/idempotency.module.js';
 import { TenantId } from '../auth/auth.guard.js';
 import { CONFIG } from '../config/config.module.js';

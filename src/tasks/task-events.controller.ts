@@ -8,7 +8,7 @@ import { DataSource } from 'typeorm';
 import { TenantId } from '../auth/auth.guard.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { eventsAfter, TaskWatcher } from '../events/task-watcher.js';
+import { eventsAfter, TaskWatcher } from './task-watcher.js';
 import { isTerminalEvent } from '../webhooks/payloads.js';
 import { formatCursor } from './event-cursor.js';
 import type { TaskEvent } from './task-event.entity.js';

@@ -3,7 +3,7 @@ import { ImagesController, VideosController } from './generation.controllers.js'
 import { TasksCoreModule } from './tasks-core.module.js';
 import { TasksController } from './tasks.controller.js';
 import { TaskEventsController } from './task-events.controller.js';
-import { TaskWatcher } from '../events/task-watcher.js';
+import { TaskWatcher } from './task-watcher.js';
 import { TasksService } from './tasks.service.js';
 import { TaskPresenter } from './task-presenter.js';
 

@@ -4,7 +4,7 @@ import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/comm
 import type { FastifyReply } from 'fastify';
 import { TenantId } from '../auth/auth.guard.js';
 import { DomainException, ErrorCode } from '../common/errors.js';
-import { TaskWatcher } from '../events/task-watcher.js';
+import { TaskWatcher } from './task-watcher.js';
 import { ListTasksQuery, PollTaskQuery } from './dto/list-tasks.query.js';
 import { TaskPresenter } from './task-presenter.js';
 import { TasksService } from './tasks.service.js';

@@ -1,9 +1,9 @@
 import { BeforeApplicationShutdown, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, MoreThan } from 'typeorm';
-import { TaskEvent } from '../tasks/task-event.entity.js';
+import { TaskEvent } from './task-event.entity.js';
 import { isTerminalEvent } from '../webhooks/payloads.js';
-import { EventBus } from './event-bus.js';
+import { EventBus } from '../events/event-bus.js';
 
 // Reads the database at this pace even without a signal: a lost pub/sub message (Redis restart) delays, never loses.
 const SAFETY_POLL_MS = 2_000;

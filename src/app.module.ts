@@ -10,6 +10,7 @@ import { ConfigModule } from './config/config.module.js';
 import type { HeraldConfig } from './config/config.js';
 import { CryptoModule } from './crypto/crypto.module.js';
 import { DatabaseModule } from './database/database.module.js';
+import { ENTITIES } from './entities.js';
 import { OverviewController } from './dashboard/overview.controller.js';
 import { EndpointsModule } from './endpoints/endpoints.module.js';
 import { ArtifactsController } from './generation/artifacts.controller.js';
@@ -50,7 +51,7 @@ export class AppModule {
         ConfigModule.forRoot(config),
         ObservabilityModule,
         CryptoModule,
-        DatabaseModule,
+        DatabaseModule.forRoot(ENTITIES),
         BullModule.forRoot({ connection: redisOptionsFromUrl(config.redisUrl) as BullRedisOptions, prefix: config.queuePrefix }),
         RedisModule,
         AuthModule,

@@ -10,6 +10,7 @@ import { ConfigError, HeraldConfig, loadConfig, ROLES } from './config/config.js
 import { ensureEncryptionKey } from './crypto/key-check.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { dataSourceOptions, openDatabase, runMigrations } from './database/data-source.js';
+import { ENTITIES } from './entities.js';
 import { UnitOfWork } from './database/unit-of-work.js';
 import { formatSummary, listen, parseSecrets, type ListenSecret } from './receiver/listen.js';
 import { startHerald } from './serve.js';
@@ -56,7 +57,7 @@ interface Services {
 
 async function withKeys<T>(work: (keys: ApiKeysService, services: Services) => Promise<T>): Promise<T> {
   const cfg = config();
-  const ds = await openDatabase(dataSourceOptions(cfg), { migrate: true });
+  const ds = await openDatabase(dataSourceOptions(cfg, ENTITIES), { migrate: true });
   try {
     const uow = new UnitOfWork(ds);
     const keys = new ApiKeysService(ds, uow, new SecretBox((await ensureEncryptionKey(cfg, ds))!));

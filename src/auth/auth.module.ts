@@ -1,13 +1,11 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import { DatabaseModule } from '../database/database.module.js';
 import { ApiKeysService } from './api-keys.service.js';
 import { ApiKeyGuard } from './auth.guard.js';
 import { RateLimiter } from './rate-limiter.js';
 import { WorkerTokensService } from './worker-tokens.service.js';
 
 @Module({
-  imports: [DatabaseModule],
   providers: [ApiKeysService, WorkerTokensService],
   exports: [ApiKeysService, WorkerTokensService],
 })

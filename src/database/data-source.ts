@@ -4,10 +4,10 @@ import sqlite3 from 'sqlite3';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import type { HeraldConfig } from '../config/config.js';
 import { MIGRATIONS } from './migrations/index.js';
-import { ENTITIES } from './entities.js';
 
-export function dataSourceOptions(config: HeraldConfig): DataSourceOptions {
-  const common = { entities: ENTITIES, migrations: MIGRATIONS, synchronize: false, logging: false } as const;
+/** `entities`: the app's entity list (src/entities.ts); none where only migrations and raw SQL run. */
+export function dataSourceOptions(config: HeraldConfig, entities: NonNullable<DataSourceOptions['entities']> = []): DataSourceOptions {
+  const common = { entities, migrations: MIGRATIONS, synchronize: false, logging: false } as const;
   if (config.database.type === 'postgres') {
     return { ...common, type: 'postgres', url: config.database.url, extra: { max: 20 } };
   }

@@ -20,7 +20,7 @@ const e2e = (name: string, db: string) => ({
 export default defineConfig({
   test: {
     projects: [
-      { plugins, test: { name: 'unit', include: ['src/**/*.spec.ts', 'dashboard/src/**/*.spec.ts'] } },
+      { plugins, test: { name: 'unit', include: ['src/**/*.spec.ts', 'test/unit/**/*.spec.ts', 'dashboard/src/**/*.spec.ts'] } },
       e2e('e2e-sqlite', 'sqlite'),
       e2e('e2e-postgres', 'postgres'),
       {

@@ -2,9 +2,9 @@ import 'reflect-metadata';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { describe, expect, it } from 'vitest';
-import { CreateEndpointDto, RecoverDto } from '../endpoints/dto/endpoint.dto.js';
-import { CreateGenerationDto } from '../tasks/dto/create-generation.dto.js';
-import { fieldErrors } from './validation.js';
+import { CreateEndpointDto, RecoverDto } from '../../src/endpoints/dto/endpoint.dto.js';
+import { CreateGenerationDto } from '../../src/tasks/dto/create-generation.dto.js';
+import { fieldErrors } from '../../src/common/validation.js';
 
 // As RequestValidationPipe validates: every failed constraint reported, the value kept for fieldErrors.
 async function errorsOf<T extends object>(dto: new () => T, body: Record<string, unknown>) {

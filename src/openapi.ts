@@ -1,28 +1,12 @@
 import type { INestApplication } from '@nestjs/common';
-import { DocumentBuilder, getSchemaPath, SwaggerModule, type CallbacksObject, type PathItemObject, type SchemaObject } from '@nestjs/swagger';
+import { DocumentBuilder, SwaggerModule, type SchemaObject } from '@nestjs/swagger';
 import { documentSharedProblems, PROBLEM_SCHEMA } from './common/api-problems.js';
 import type { HeraldConfig } from './config/config.js';
 import { EVENT_CATALOGUE } from './events/event-catalogue.js';
 import { TERMINAL_STATUSES } from './tasks/task-state.js';
 
-/** Examples quoted from seeds/001 (Conduit) and seeds/000 (envelopes). */
-export const EXAMPLES = {
-  createVideo: {
-    model: 'minimax-video',
-    prompt: 'A serene mountain landscape with clouds',
-    duration: 6,
-    size: '1280x720',
-    webhook_url: 'https://your-app.com/webhooks/video-complete',
-    webhook_headers: { Authorization: 'Bearer your-webhook-secret', 'X-Custom-Header': 'custom-value' },
-  },
-  created: {
-    task_id: '01a2067a-85e7-772a-b5bb-a39c8118ce75',
-    status: 'pending',
-    created_at: '2024-01-20T15:29:00.000Z',
-    estimated_completion_time: '2024-01-20T15:29:10.000Z',
-    estimated_time_to_completion: 10,
-    check_status_url: 'http://localhost:3000/v1/videos/generations/tasks/01a2067a-85e7-772a-b5bb-a39c8118ce75',
-  },
+/** Webhook examples quoted from seeds/001 (Conduit) and seeds/000 (envelopes). */
+const EXAMPLES = {
   progressWebhook: {
     task_id: '550e8400-e29b-41d4-a716-446655440000',
     status: 'processing',
@@ -118,37 +102,6 @@ const WEBHOOK_SCHEMAS: Record<string, SchemaObject> = {
     },
     example: EXAMPLES.envelope,
   },
-};
-
-/** The webhooks Herald sends, as OpenAPI callbacks of the routes that ask for them (OpenAPI 3.0 has no top-level webhooks). */
-const webhookCallback = (operationId: string, summary: string, schemas: string[]): PathItemObject => ({
-  post: {
-    operationId,
-    summary,
-    description: 'Signed as docs/WEBHOOKS.md says (webhook-id, webhook-timestamp, webhook-signature); deduplicate on webhook-id.',
-    parameters: ['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => ({ name, in: 'header', required: true, schema: { type: 'string' } })),
-    requestBody: {
-      required: true,
-      content: { 'application/json': { schema: schemas.length === 1 ? { $ref: getSchemaPath(schemas[0]) } : { oneOf: schemas.map((s) => ({ $ref: getSchemaPath(s) })) } } },
-    },
-    responses: {
-      '2XX': { description: 'Received; any 2xx within WEBHOOK_TIMEOUT_MS ends the delivery.' },
-      '4XX': { description: '410 stops the delivery, 408 and 429 are retried, any other 4xx is final.' },
-      '5XX': { description: 'Retried on the schedule (webhook_retry or WEBHOOK_RETRY_SCHEDULE).' },
-    },
-  },
-});
-
-/** The per-request webhooks a create route's `webhook_url` receives (seeds/001); `kind` keeps operationIds unique. */
-export const taskWebhooks = (kind: string): CallbacksObject => ({
-  taskWebhook: {
-    '{$request.body#/webhook_url}': webhookCallback(`receive${kind}TaskWebhook`, 'Progress and terminal webhooks of this task', ['ConduitProgressWebhook', 'ConduitCompletedWebhook']),
-  },
-});
-
-/** The envelopes a registered endpoint receives (seeds/000). */
-export const ENDPOINT_WEBHOOKS: CallbacksObject = {
-  endpointEvent: { '{$request.body#/url}': webhookCallback('receiveEndpointEvent', 'Events the endpoint subscribed to', ['EndpointEnvelope']) },
 };
 
 /** OpenAPI 3 document at /docs (UI, served locally) and /docs-json, with the webhook payloads as schemas. */

@@ -1,7 +1,7 @@
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiIdempotent, ApiProblems, IDEMPOTENCY_PROBLEMS } from '../common/api-problems.js';
 import { ErrorCode } from '../common/errors.js';
-import { ENDPOINT_WEBHOOKS } from '../openapi.js';
+import { ENDPOINT_WEBHOOKS } from '../common/api-callbacks.js';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { IdempotentReplies } from '../idempotency/idempotency.module.js';

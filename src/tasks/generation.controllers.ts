@@ -1,7 +1,7 @@
 import { ApiBody, ApiExcludeEndpoint, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiIdempotent, ApiProblems, IDEMPOTENCY_PROBLEMS } from '../common/api-problems.js';
 import { ErrorCode } from '../common/errors.js';
-import { EXAMPLES, taskWebhooks } from '../openapi.js';
+import { taskWebhooks } from '../common/api-callbacks.js';
 import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { preferredWait, Reply } from '../common/reply.js';
@@ -18,14 +18,34 @@ import { createdView } from './task-view.js';
 import type { TaskKind } from './task.entity.js';
 import { TasksService } from './tasks.service.js';
 
+/** The create route's request and answer, quoted from seeds/001 (Conduit). */
+const CREATE_EXAMPLES = {
+  createVideo: {
+    model: 'minimax-video',
+    prompt: 'A serene mountain landscape with clouds',
+    duration: 6,
+    size: '1280x720',
+    webhook_url: 'https://your-app.com/webhooks/video-complete',
+    webhook_headers: { Authorization: 'Bearer your-webhook-secret', 'X-Custom-Header': 'custom-value' },
+  },
+  created: {
+    task_id: '01a2067a-85e7-772a-b5bb-a39c8118ce75',
+    status: 'pending',
+    created_at: '2024-01-20T15:29:00.000Z',
+    estimated_completion_time: '2024-01-20T15:29:10.000Z',
+    estimated_time_to_completion: 10,
+    check_status_url: 'http://localhost:3000/v1/videos/generations/tasks/01a2067a-85e7-772a-b5bb-a39c8118ce75',
+  },
+};
+
 /** OpenAPI for the routes of both kinds: the seeds' request, and each answer it can get. */
 type Kind = 'Video' | 'Image';
 const aTask = (kind: Kind) => (kind === 'Image' ? 'an image task' : 'a video task');
 const CreateRouteDocs = (kind: Kind) =>
   applyDecorators(
     ApiOperation({ operationId: `create${kind}Task`, summary: `Start ${aTask(kind)}`, callbacks: taskWebhooks(kind) }),
-    ApiBody({ type: CreateGenerationDto, examples: { conduit: { summary: 'seeds/001 request', value: EXAMPLES.createVideo } } }),
-    ApiResponse({ status: 202, description: 'Accepted; poll check_status_url or wait for webhooks', schema: { example: EXAMPLES.created } }),
+    ApiBody({ type: CreateGenerationDto, examples: { conduit: { summary: 'seeds/001 request', value: CREATE_EXAMPLES.createVideo } } }),
+    ApiResponse({ status: 202, description: 'Accepted; poll check_status_url or wait for webhooks', schema: { example: CREATE_EXAMPLES.created } }),
     ApiResponse({ status: 200, description: 'With Prefer: wait=N, the finished task when it ended within N seconds' }),
     ApiIdempotent(),
     ApiProblems(ErrorCode.ValidationFailed, ErrorCode.WebhookUrlBlocked, ...IDEMPOTENCY_PROBLEMS),

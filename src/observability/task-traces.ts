@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { Task } from '../tasks/task.entity.js';
+import { Sql } from '../database/sql.js';
 import { tracingOn } from './tracing.js';
 
 // Deliveries of one task come in bursts (queued, started, progress…, completed): a few thousand tasks are plenty.
@@ -25,19 +25,22 @@ export function rememberTaskTrace(taskId: string, traceParent: string | null): v
  * untraced sends read nothing.
  */
 export class TaskTraces {
-  constructor(private readonly db: DataSource) {}
+  private readonly sql: Sql;
+
+  // One column read by SQL: observability sits below tasks/ and does not import its entity.
+  constructor(private readonly db: DataSource) {
+    this.sql = new Sql(db);
+  }
 
   /** Undefined, without a promise, when tracing is off or there is no task (the caller then need not await). */
   of(taskId: string | null): Promise<string | null> | undefined {
     if (!taskId || !tracingOn()) return undefined;
     const had = known.get(taskId);
     if (had !== undefined) return Promise.resolve(had);
-    return this.db
-      .getRepository(Task)
-      .findOne({ where: { id: taskId }, select: { id: true, traceParent: true } })
-      .then((task) => {
-        remember(taskId, task?.traceParent ?? null);
-        return task?.traceParent ?? null;
+    return (this.db.query(`SELECT trace_parent FROM tasks WHERE id = ${this.sql.params(1)}`, [taskId]) as Promise<Array<{ trace_parent: string | null }>>)
+      .then(([task]) => {
+        remember(taskId, task?.trace_parent ?? null);
+        return task?.trace_parent ?? null;
       });
   }
 }

@@ -8,7 +8,7 @@ import { GenerationProcessor } from './generation.processor.js';
 import { GENERATION_QUEUE, GenerationQueue } from './generation.queue.js';
 import { GenerationRunner } from './generation.runner.js';
 import { GenerationSweeper } from './generation.sweeper.js';
-import { RetentionService } from '../observability/retention.service.js';
+import { RetentionService } from '../operations/retention.service.js';
 import { GENERATION_PROVIDER } from './provider.js';
 import { SimulatorProvider } from './simulator.provider.js';
 

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RetentionService } from '../../src/observability/retention.service.js';
+import { RetentionService } from '../../src/operations/retention.service.js';
 import { Task } from '../../src/tasks/task.entity.js';
 import { createTestDatabase, eventually, startTestHerald, type TestHerald } from '../support/herald.js';
 import { spawnHerald } from '../support/processes.js';

@@ -6,7 +6,7 @@ import { Public } from '../auth/auth.guard.js';
 import { GenerationQueue } from '../generation/generation.queue.js';
 import { Delivery } from '../webhooks/delivery.entity.js';
 import { WebhookQueue } from '../webhooks/webhook.queue.js';
-import { Metrics } from './metrics.js';
+import { Metrics } from '../observability/metrics.js';
 
 /** Prometheus text format. Public like /health: it holds counts, no tenant data. */
 @Public()

@@ -1,7 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager, In } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { MicroBatcher } from '../common/micro-batcher.js';
+import { CONFIG } from '../config/config.module.js';
+import type { HeraldConfig } from '../config/config.js';
 import { insertMany, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
@@ -16,6 +18,7 @@ import { claimCursors, countByTenant } from './event-cursor.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
 import { Task } from './task.entity.js';
+import { taskView } from './task-view.js';
 
 /**
  * `lease`: the change also needs the task's lease to be this one (`id`, or none when null) and, with `liveAt`,
@@ -123,6 +126,7 @@ export class TaskTransitions {
     private readonly outbox: OutboxSignal,
     private readonly bus: EventBus,
     private readonly metrics: Metrics,
+    @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {}
 
   /**
@@ -241,7 +245,7 @@ export class TaskTransitions {
       }),
     );
     // Events and deliveries reference the task, not each other: both INSERTs go together.
-    await together<unknown>(em, [() => insertMany(em, TaskEvent, events), () => this.planner.planMany(em, entries.map(({ task }, i) => ({ task, event: events[i] })), handOver, endpoints)]);
+    await together<unknown>(em, [() => insertMany(em, TaskEvent, events), () => this.planner.planMany(em, entries.map(({ task }, i) => ({ task, event: events[i], snapshot: () => taskView(task, this.config.publicBaseUrl) })), handOver, endpoints)]);
     return events;
   }
 }

@@ -5,7 +5,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { IdempotentReplies } from '../idempotency/idempotency.module.js';
 import { TenantId } from '../auth/auth.guard.js';
 import { DomainException, ErrorCode } from '../common/errors.js';
-import { TasksService } from '../tasks/tasks.service.js';
 import { DeliveryLog } from './delivery-log.js';
 import { attemptView, deliveryView } from './delivery-view.js';
 import { DeliveryService } from './delivery.service.js';
@@ -17,19 +16,9 @@ export class DeliveriesController {
   constructor(
     private readonly log: DeliveryLog,
     private readonly deliveries: DeliveryService,
-    private readonly tasks: TasksService,
     private readonly outbox: OutboxSignal,
     private readonly idempotent: IdempotentReplies,
   ) {}
-
-  @Get('tasks/:id/deliveries')
-  @ApiOperation({ operationId: 'listTaskDeliveries', summary: 'List the webhook deliveries of a task' })
-  @ApiResponse({ status: 200, description: '{data}: every delivery of the task’s events' })
-  @ApiProblems(ErrorCode.TaskNotFound)
-  async forTask(@TenantId() tenantId: string, @Param('id') id: string) {
-    await this.tasks.get(tenantId, id);
-    return { data: (await this.log.forTask(tenantId, id)).map(deliveryView) };
-  }
 
   @Get('deliveries/:id')
   @ApiOperation({ operationId: 'getDelivery', summary: 'Get a delivery with its attempt log' })

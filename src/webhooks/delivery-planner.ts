@@ -6,15 +6,12 @@ import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
 import { entityFromRow, insertMany, Sql, together } from '../database/sql.js';
-import type { TaskEvent } from '../tasks/task-event.entity.js';
-import type { Task } from '../tasks/task.entity.js';
 import { Endpoint } from './endpoint.entity.js';
 import { subscribes } from './endpoint-rules.js';
 import { envelope } from '../events/event-catalogue.js';
-import { taskView } from '../tasks/task-view.js';
 import { claimableAtBirth, LaneRow, laneOf } from './delivery-order.js';
 import { Delivery, DeliveryEventType, REQUEST_TARGET } from './delivery.entity.js';
-import { conduitPayload, EventFacts, requestEventName, serializePayload } from './payloads.js';
+import { conduitPayload, EventFacts, requestEventName, serializePayload, type TaskEventEntry, type TaskFacts } from './payloads.js';
 import { OutboxSignal } from './outbox-signal.js';
 import { effectiveSchedule } from './retry-policy.js';
 
@@ -23,7 +20,7 @@ type Planned = Pick<Delivery, 'tenantId' | 'taskId' | 'eventId' | 'eventType' | 
 // Rows per INSERT: well under SQLite's limit of bound variables (17 columns each).
 export const INSERT_CHUNK = 500;
 
-export function eventFacts(task: Task, event: TaskEvent): EventFacts {
+export function eventFacts(task: TaskFacts, event: TaskEventEntry['event']): EventFacts {
   return {
     eventId: event.id,
     type: event.type,
@@ -97,8 +94,8 @@ export class DeliveryPlanner {
   }
 
   /** Deliveries for one task event: the task's webhook_url (Conduit payload) and each subscribed endpoint (envelope). */
-  plan(em: EntityManager, task: Task, event: TaskEvent): Promise<number> {
-    return this.planMany(em, [{ task, event }]);
+  plan(em: EntityManager, entry: TaskEventEntry): Promise<number> {
+    return this.planMany(em, [entry]);
   }
 
   /** The enabled endpoints of these tenants, by tenant: every event of a tenant is offered to its endpoints. */
@@ -122,7 +119,7 @@ export class DeliveryPlanner {
    */
   async planMany(
     em: EntityManager,
-    events: ReadonlyArray<{ task: Task; event: TaskEvent }>,
+    events: readonly TaskEventEntry[],
     handOver?: Delivery[],
     endpoints?: Map<string, Endpoint[]>,
   ): Promise<number> {
@@ -130,7 +127,7 @@ export class DeliveryPlanner {
     const rows: Planned[] = [];
     // Per task and target, the newest event of this batch supersedes the earlier progress not yet sent.
     const newest = new Map<string, { taskId: string; target: string; sequence: number }>();
-    for (const { task, event } of events) {
+    for (const { task, event, snapshot } of events) {
       const toRequest = this.requestDelivery(task, event);
       const subscribed = endpointsOf.get(task.tenantId)!.filter((e) => subscribes(e.events, event.type));
       const targets = [...(toRequest ? [REQUEST_TARGET] : []), ...subscribed.map((e) => e.id)];
@@ -143,7 +140,7 @@ export class DeliveryPlanner {
       }
       if (toRequest) rows.push(toRequest);
       if (subscribed.length === 0) continue;
-      const payload = envelope(event.id, event.type, event.createdAt, taskView(task, this.config.publicBaseUrl));
+      const payload = envelope(event.id, event.type, event.createdAt, snapshot());
       for (const endpoint of subscribed) rows.push(this.toEndpoint(endpoint, { taskId: task.id, eventId: event.id, eventType: event.type, sequence: event.sequence, payload }));
     }
     const claimed = handOver ? await this.claimAtBirth(em, rows) : new Set<number>();
@@ -204,7 +201,7 @@ export class DeliveryPlanner {
     };
   }
 
-  private requestDelivery(task: Task, event: TaskEvent): Planned | null {
+  private requestDelivery(task: TaskFacts, event: TaskEventEntry['event']): Planned | null {
     if (!task.webhookUrl) return null;
     const name = requestEventName(event.type);
     if (!name || (task.webhookEvents && !task.webhookEvents.includes(name))) return null;

@@ -16,7 +16,7 @@ const facts = (over: Partial<EventFacts> = {}, task: Partial<EventFacts['task']>
     model: 'minimax-video',
     prompt: 'A serene mountain landscape with clouds',
     error: null,
-    result: { created: 1, model: 'minimax-video', data: [{ url: 'https://cdn.example.com/videos/generated-video.mp4', metadata: { resolution: '1280x720', file_size_bytes: 1, mime_type: 'video/mp4', seed: 1 } }] },
+    result: { data: [{ url: 'https://cdn.example.com/videos/generated-video.mp4' }] },
     metadata: null,
     startedAt: new Date('2024-01-20T15:30:00.000Z'),
     completedAt: new Date('2024-01-20T15:30:45.500Z'),

@@ -1,5 +1,4 @@
 import type { TaskEventType } from '../events/event-catalogue.js';
-import type { TaskKind, TaskResult } from '../tasks/task.entity.js';
 
 export const MAX_PAYLOAD_BYTES = 1_048_576;
 
@@ -11,19 +10,39 @@ export interface EventFacts {
   createdAt: Date;
   task: {
     id: string;
-    kind: TaskKind;
+    kind: 'video' | 'image';
     status: string;
     progress: number;
     message: string | null;
     model: string;
     prompt: string;
     error: string | null;
-    result: TaskResult | null;
+    // The part of a task's result a payload reads; written here so delivery needs no import of tasks/.
+    result: { data: Array<{ url?: string }> } | null;
     metadata: Record<string, unknown> | null;
     startedAt: Date | null;
     completedAt: Date | null;
     estimatedDurationMs: number;
   };
+}
+
+/** What delivery reads of a task: what its payloads report, and its webhook_url settings (tasks/ owns the Task). */
+export type TaskFacts = EventFacts['task'] & {
+  tenantId: string;
+  webhookUrl: string | null;
+  webhookHeadersSealed: string | null;
+  webhookEvents: string[] | null;
+  webhookRetry: { max_attempts?: number; schedule?: string[] } | null;
+};
+
+/**
+ * One task event handed to delivery in the transaction that wrote it. `snapshot` is the task as GET /v1/tasks/{id}
+ * shows it, the `data` of an endpoint's envelope; made only when an endpoint subscribes.
+ */
+export interface TaskEventEntry {
+  task: TaskFacts;
+  event: { id: string; type: TaskEventType; sequence: number; createdAt: Date };
+  snapshot: () => unknown;
 }
 
 /** Which per-request `webhook_events` name an event answers to; undefined for events Conduit does not send. */

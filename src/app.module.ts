@@ -2,36 +2,28 @@ import { BullModule } from '@nestjs/bullmq';
 import type { RedisOptions as BullRedisOptions } from 'bullmq';
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
-import { TerminusModule } from '@nestjs/terminus';
 import { AuthModule, HttpAuthModule } from './auth/auth.module.js';
 import { ProblemFilter } from './common/problem.filter.js';
 import { RequestValidationPipe } from './common/validation.js';
 import { ConfigModule } from './config/config.module.js';
 import type { HeraldConfig } from './config/config.js';
 import { CryptoModule } from './crypto/crypto.module.js';
+import { DashboardModule } from './dashboard/dashboard.module.js';
 import { DatabaseModule } from './database/database.module.js';
-import { ENTITIES } from './entities.js';
-import { OverviewController } from './dashboard/overview.controller.js';
 import { EndpointsModule } from './endpoints/endpoints.module.js';
-import { ArtifactsController } from './generation/artifacts.controller.js';
-import { GenerationModule } from './generation/generation.module.js';
-import { HealthController } from './operations/health.controller.js';
-import { IdempotencyModule } from './idempotency/idempotency.module.js';
-import { MetricsController } from './operations/metrics.controller.js';
-import { ObservabilityModule } from './observability/observability.module.js';
+import { ENTITIES } from './entities.js';
+import { ArtifactsModule, GenerationModule, GenerationWorkersModule } from './generation/generation.module.js';
+import { OperationsModule } from './operations/operations.module.js';
 import { redisOptionsFromUrl } from './redis/redis-options.js';
 import { RedisModule } from './redis/redis.module.js';
 import { StreamsModule } from './streams/streams.module.js';
 import { TasksApiModule } from './tasks/tasks-api.module.js';
-import { TasksCoreModule } from './tasks/tasks-core.module.js';
-import { DeliveriesController } from './webhooks/deliveries.controller.js';
-import { WebhooksModule } from './webhooks/webhooks.module.js';
+import { DeliveriesModule, DeliveryWorkersModule, WebhooksModule } from './webhooks/webhooks.module.js';
 import { WorkersModule } from './workers/workers.module.js';
 
-/** HTTP surface: routes, auth guard, the one exception filter and the validation pipe. */
+/** HTTP surface: every domain's routes, the auth guard, the one exception filter and the validation pipe. */
 @Module({
-  imports: [AuthModule, HttpAuthModule, IdempotencyModule, TerminusModule, TasksCoreModule, TasksApiModule, EndpointsModule, StreamsModule],
-  controllers: [HealthController, ArtifactsController, DeliveriesController, MetricsController, OverviewController],
+  imports: [HttpAuthModule, TasksApiModule.register(GenerationModule), EndpointsModule, DeliveriesModule, ArtifactsModule, DashboardModule, StreamsModule],
   providers: [
     { provide: APP_FILTER, useClass: ProblemFilter },
     { provide: APP_PIPE, useClass: RequestValidationPipe },
@@ -39,7 +31,10 @@ import { WorkersModule } from './workers/workers.module.js';
 })
 class HttpModule {}
 
-/** One binary, composed by role: `api` serves HTTP, `worker` processes jobs, `all` does both. */
+/**
+ * One binary, composed by role: `api` serves HTTP, `worker` processes jobs, `all` does both. The composition root:
+ * infrastructure (config, database, Redis, crypto) is global; every domain module imports what it uses.
+ */
 @Module({})
 export class AppModule {
   static forRoot(config: HeraldConfig): DynamicModule {
@@ -49,15 +44,16 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        ObservabilityModule,
         CryptoModule,
         DatabaseModule.forRoot(ENTITIES),
         BullModule.forRoot({ connection: redisOptionsFromUrl(config.redisUrl) as BullRedisOptions, prefix: config.queuePrefix }),
         RedisModule,
         AuthModule,
-        GenerationModule.register({ worker: processJobs }),
-        WebhooksModule.register({ worker: processJobs }),
+        GenerationModule,
+        WebhooksModule,
+        ...(processJobs ? [GenerationWorkersModule, DeliveryWorkersModule] : []),
         WorkersModule.register({ http: serveHttp, sweeper: processJobs }),
+        OperationsModule.register({ http: serveHttp, worker: processJobs }),
         ...(serveHttp ? [HttpModule] : []),
       ],
     };

@@ -4,7 +4,7 @@ import { ErrorCode } from '../common/errors.js';
 import { ENDPOINT_WEBHOOKS } from '../common/api-callbacks.js';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { IdempotentReplies } from '../idempotency/idempotency.module.js';
+import { IdempotentReplies } from '../idempotency/idempotent-replies.js';
 import { ApiKeysService } from '../auth/api-keys.service.js';
 import { TenantId } from '../auth/auth.guard.js';
 import { deliveryView } from '../webhooks/delivery-view.js';

@@ -1,23 +1,7 @@
-import { Global, Injectable, Module } from '@nestjs/common';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { pathOf } from '../common/http-server.js';
-import { Reply, send } from '../common/reply.js';
-import { IdempotencyService, requestFingerprint } from './idempotency.service.js';
+import { Module } from '@nestjs/common';
+import { IdempotencyService } from './idempotency.service.js';
+import { IdempotentReplies } from './idempotent-replies.js';
 
-/** Runs a creating POST under its Idempotency-Key (if any) and sends the reply, first-time or replayed. */
-@Injectable()
-export class IdempotentReplies {
-  constructor(private readonly idempotency: IdempotencyService) {}
-
-  async respond(req: FastifyRequest, res: FastifyReply, tenantId: string, work: () => Promise<Reply>): Promise<void> {
-    const header = req.headers['idempotency-key'];
-    const key = Array.isArray(header) ? header[0] : header;
-    // The fingerprint (a hash of the body) only matters under a key: most creates carry none.
-    const fingerprint = key === undefined ? '' : requestFingerprint(req.method, pathOf(req.url), req.body);
-    send(res, await this.idempotency.run(tenantId, key, fingerprint, work));
-  }
-}
-
-@Global()
+/** Idempotency-Key replays for creating POSTs; imported by each module whose routes take the header. */
 @Module({ providers: [IdempotencyService, IdempotentReplies], exports: [IdempotentReplies] })
 export class IdempotencyModule {}

@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { preferredWait, Reply } from '../common/reply.js';
 import { inRequestSpan } from '../observability/tracing.js';
 import { TaskWatcher } from './task-watcher.js';
-import { IdempotentReplies } from '../idempotency/idempotency.module.js';
+import { IdempotentReplies } from '../idempotency/idempotent-replies.js';
 import { TenantId } from '../auth/auth.guard.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';

@@ -1,12 +1,13 @@
 import { Module } from '@nestjs/common';
-import { EventBus } from '../events/event-bus.js';
-import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
-import { OutboxSignal } from '../webhooks/outbox-signal.js';
+import { EventsModule } from '../events/events.module.js';
+import { ObservabilityModule } from '../observability/observability.module.js';
+import { WebhooksModule } from '../webhooks/webhooks.module.js';
 import { TaskTransitions } from './task-transitions.service.js';
 
-/** Task persistence rules shared by the API and the workers, with the outbox they write to. */
+/** Task persistence rules shared by the API and the workers; they write delivery's outbox and publish on the bus. */
 @Module({
-  providers: [TaskTransitions, DeliveryPlanner, OutboxSignal, EventBus],
-  exports: [TaskTransitions, DeliveryPlanner, OutboxSignal, EventBus],
+  imports: [WebhooksModule, EventsModule, ObservabilityModule],
+  providers: [TaskTransitions],
+  exports: [TaskTransitions, EventsModule],
 })
 export class TasksCoreModule {}

@@ -14,8 +14,6 @@ import { Metrics } from '../observability/metrics.js';
 import { rememberTaskTrace } from '../observability/task-traces.js';
 import { insertMany, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
-import { GenerationQueue } from '../generation/generation.queue.js';
-import { GENERATION_PROVIDER, GenerationProvider } from '../generation/provider.js';
 import { EventBus } from '../events/event-bus.js';
 import { routeFor } from '../config/model-routes.js';
 import { checkWebhookUrl, parseCidrs, Cidr } from '../webhooks/address-policy.js';
@@ -23,6 +21,7 @@ import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
 import { webhookHeaderErrors } from '../webhooks/webhook-headers.js';
 import { CreateGenerationDto, KNOWN_FIELDS } from './dto/create-generation.dto.js';
+import { GenerationEngine } from './generation-engine.js';
 import { ListTasksQuery, RetryTaskDto } from './dto/list-tasks.query.js';
 import { isCancellable, isRetryable } from './task-state.js';
 import { claimCursors, countByTenant } from './event-cursor.js';
@@ -54,11 +53,10 @@ export class TasksService implements BeforeApplicationShutdown {
     private readonly uow: UnitOfWork,
     private readonly transitions: TaskTransitions,
     private readonly outbox: OutboxSignal,
-    private readonly queue: GenerationQueue,
+    private readonly engine: GenerationEngine,
     private readonly box: SecretBox,
     private readonly metrics: Metrics,
     private readonly bus: EventBus,
-    @Inject(GENERATION_PROVIDER) private readonly provider: GenerationProvider,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.allowedCidrs = parseCidrs(config.webhook.allowedCidrs);
@@ -95,7 +93,7 @@ export class TasksService implements BeforeApplicationShutdown {
       simulate,
       timeoutSeconds: dto.timeout_seconds ?? null,
       deadlineAt: dto.timeout_seconds ? new Date(now.getTime() + dto.timeout_seconds * 1000) : null,
-      estimatedDurationMs: this.provider.estimateDurationMs({ kind, simulate, options }),
+      estimatedDurationMs: this.engine.estimateDurationMs({ kind, simulate, options }),
       attempt: 1,
       result: null,
       error: null,
@@ -180,7 +178,7 @@ export class TasksService implements BeforeApplicationShutdown {
       completedAt: new Date(),
     });
     if (!cancelled) throw notCancellable();
-    await this.queue.discard(id, task.attempt).catch(() => undefined);
+    await this.engine.discard(id, task.attempt).catch(() => undefined);
     return cancelled;
   }
 
@@ -227,7 +225,7 @@ export class TasksService implements BeforeApplicationShutdown {
       timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ENQUEUE_WAIT_MS} ms`)), ENQUEUE_WAIT_MS);
     });
     try {
-      await Promise.race([this.queue.enqueue(task.id, task.attempt), timeout]);
+      await Promise.race([this.engine.enqueue(task.id, task.attempt), timeout]);
     } catch (err) {
       // The task is safe in the database; the sweeper enqueues it once Redis answers again.
       this.logger.warn(`task ${task.id} stored but not yet enqueued: ${(err as Error).message}`);

@@ -2,7 +2,7 @@ import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiIdempotent, ApiProblems, IDEMPOTENCY_PROBLEMS } from '../common/api-problems.js';
 import { Controller, Get, Param, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { IdempotentReplies } from '../idempotency/idempotency.module.js';
+import { IdempotentReplies } from '../idempotency/idempotent-replies.js';
 import { TenantId } from '../auth/auth.guard.js';
 import { DomainException, ErrorCode } from '../common/errors.js';
 import { DeliveryLog } from './delivery-log.js';

@@ -1,6 +1,9 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module.js';
+import { GenerationModule } from '../generation/generation.module.js';
+import { ObservabilityModule } from '../observability/observability.module.js';
 import { TasksCoreModule } from '../tasks/tasks-core.module.js';
+import { WebhooksModule } from '../webhooks/webhooks.module.js';
 import { LeaseSweeper } from './lease-sweeper.js';
 import { WorkQueue } from './work-queue.js';
 import { WorkerLeasesService } from './worker-leases.service.js';
@@ -17,7 +20,7 @@ export class WorkersModule {
   static register({ http, sweeper }: { http: boolean; sweeper: boolean }): DynamicModule {
     return {
       module: WorkersModule,
-      imports: [TasksCoreModule, AuthModule],
+      imports: [TasksCoreModule, AuthModule, GenerationModule, WebhooksModule, ObservabilityModule],
       controllers: http ? [WorkerProtocolController, WorkersController] : [],
       providers: [WorkQueue, WorkerRegistry, ...(http ? [WorkerLeasesService] : []), ...(sweeper ? [LeaseSweeper] : [])],
     };

@@ -95,7 +95,7 @@ export class EventBus implements OnApplicationShutdown {
    */
   subscribeTenant(tenantId: string, listener: () => void): { ready: Promise<void>; unsubscribe: () => void } {
     let ready!: Promise<void>;
-    const unsubscribe = this.listen(this.tenantPrefix + tenantId, () => listener(), (p) => (ready = p));
+    const unsubscribe = this.listen(this.tenantPrefix + tenantId, () => listener(), (p) => void (ready = p));
     return { ready, unsubscribe };
   }
 

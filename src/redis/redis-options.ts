@@ -53,6 +53,7 @@ export async function assertRedisReachable(redisUrl: string, timeoutMs = 3_000):
     await client.connect();
     await client.ping();
   } catch (err) {
+    // eslint-disable-next-line preserve-caught-error -- the message carries the cause; a stack of ioredis internals would not help
     throw new Error(
       `Cannot reach Redis at ${redactRedisUrl(redisUrl)} (${(err as Error).message}). ` +
         'Herald needs Redis for its queues: start one with `redis-server` (or `docker run -p 6379:6379 redis:7`), or set REDIS_URL.',

@@ -67,7 +67,7 @@ export class EventsController {
     if (lastEventId && resumed === undefined) throw validationFailed([{ field: 'Last-Event-ID', message: 'must be a cursor sent by this stream' }]);
     const keyId = req.principal!.keyId;
     const res = reply.raw;
-    let heartbeat: NodeJS.Timeout | undefined;
+    let heartbeat: NodeJS.Timeout | undefined; // eslint-disable-line prefer-const -- assigned after the stream opens, read by its close handler
     const connection = this.streams.open(tenantId, keyId, 'sse', {
       send: (events) => void (res.writableEnded || res.write(events.map((e) => e.sse).join(''))),
       buffered: () => res.writableLength,

@@ -102,7 +102,7 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
       ws.once('close', () => clearTimeout(timer));
       session.onAuth = () => clearTimeout(timer);
     }
-    ws.on('message', (data, isBinary) => void session.message(isBinary ? null : data.toString()));
+    ws.on('message', (data, isBinary) => void session.message(isBinary ? null : (data as Buffer).toString()));
     ws.on('close', () => session.closed());
     ws.on('error', () => ws.terminate());
   }
@@ -235,7 +235,7 @@ class WsSession {
     this.send({ type: 'subscribed', task_ids: this.taskIdsView(), types: follow.types ? [...follow.types] : null, cursor: formatCursor(cursor) });
   }
 
-  private async unsubscribe(msg: { task_ids?: unknown }): Promise<void> {
+  private unsubscribe(msg: { task_ids?: unknown }): void {
     if (msg.task_ids === '*') this.follow.taskIds = new Set();
     else {
       const ids = parseTaskIds(Array.isArray(msg.task_ids) ? msg.task_ids : undefined, 'task_ids');

@@ -15,10 +15,10 @@ export class CircuitStore {
   async load(em: EntityManager, urls: readonly string[], lock = false): Promise<Map<string, Circuit>> {
     const unique = [...new Set(urls)].sort();
     if (unique.length === 0) return new Map();
-    const rows = (await em.query(
+    const rows = await em.query<Array<Record<string, unknown>>>(
       `SELECT * FROM webhook_circuits WHERE url IN (${this.sql.params(unique.length)}) ORDER BY url${lock && this.sql.postgres ? ' FOR UPDATE' : ''}`,
       unique,
-    )) as Array<Record<string, unknown>>;
+    );
     return new Map(rows.map((r) => entityFromRow(em, WebhookCircuit, r)).map((c) => [c.url, { state: c.state, failures: c.failures, openings: c.openings, until: c.until }]));
   }
 
@@ -37,10 +37,10 @@ export class CircuitStore {
   /** Turns an open circuit into a half-open one for one probe; false when another worker took the probe first. */
   async takeProbe(em: EntityManager, url: string, from: Circuit, to: Circuit, now: Date): Promise<boolean> {
     const p = (i: number) => this.sql.params(1, i);
-    const result = (await em.query(
+    const result = await em.query<unknown>(
       `UPDATE webhook_circuits SET state = ${p(1)}, "until" = ${p(2)}, updated_at = ${p(3)} WHERE url = ${p(4)} AND state = ${p(5)} AND "until" = ${p(6)}${this.sql.postgres ? ' RETURNING url' : ''}`,
       [to.state, to.until?.getTime() ?? null, now.getTime(), url, from.state, from.until?.getTime() ?? null],
-    )) as unknown;
+    );
     if (this.sql.postgres) return this.sql.returned(result).length > 0;
     // SQLite holds the write lock for the whole round: the row read at the start of the round is still as read.
     return true;

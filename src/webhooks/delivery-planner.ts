@@ -104,7 +104,7 @@ export class DeliveryPlanner {
     const byTenant = new Map<string, Endpoint[]>(ids.map((id) => [id, []]));
     if (ids.length === 0) return byTenant;
     // Written as SQL: every round of creates and task changes asks, and TypeORM's find() cost more than the query.
-    const rows = (await em.query(`SELECT * FROM webhook_endpoints WHERE tenant_id IN (${this.sql.params(ids.length)}) AND status = 'enabled'`, ids)) as Array<Record<string, unknown>>;
+    const rows = await em.query<Array<Record<string, unknown>>>(`SELECT * FROM webhook_endpoints WHERE tenant_id IN (${this.sql.params(ids.length)}) AND status = 'enabled'`, ids);
     for (const row of rows) {
       const e = entityFromRow(em, Endpoint, row);
       byTenant.get(e.tenantId)!.push(e);
@@ -170,10 +170,10 @@ export class DeliveryPlanner {
     if (candidates.length === 0) return new Set();
     const taskIds = [...new Set(candidates.slice(0, room).map((c) => c.taskId))];
     // By task and target (their index; no status in the WHERE, see DeliveryService.claimIn): few rows per task.
-    const existing = (await em.query(
+    const existing = await em.query<Array<Record<string, unknown>>>(
       `SELECT id, task_id, target, sequence, status, event_type FROM deliveries WHERE task_id IN (${this.sql.params(taskIds.length)}) AND target = '${REQUEST_TARGET}'`,
       taskIds,
-    )) as Array<Record<string, unknown>>;
+    );
     const lanes: LaneRow[] = existing.map((d) => ({ id: String(d.id), taskId: String(d.task_id), target: String(d.target), sequence: Number(d.sequence), status: String(d.status), eventType: String(d.event_type) }));
     const inLanes = new Set(taskIds);
     return new Set([...claimableAtBirth(candidates.filter((c) => inLanes.has(c.taskId)), lanes, room)].map(Number));

@@ -313,10 +313,10 @@ export class DeliveryService {
     // WHERE, SQLite without statistics walks the (status, next_attempt_at) index over the whole backlog), each with
     // the lowest sequence of its lane (task + target) now on the wire, which is all the ordering rule needs.
     const unique = [...new Set(ids)];
-    const found = (await em.query(
+    const found = await em.query<Array<Record<string, unknown>>>(
       `SELECT d.*, (SELECT MIN(s.sequence) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'sending') AS lane_on_wire FROM deliveries d WHERE d.id IN (${this.sql.params(unique.length)})`,
       unique,
-    )) as Array<Record<string, unknown>>;
+    );
     const rows = found.filter((r) => r.status === 'pending').map((r) => entityFromRow(em, Delivery, r));
     const byId = new Map(rows.map((r) => [r.id, r]));
     const onWire = found.flatMap((r) => (r.lane_on_wire === null || r.lane_on_wire === undefined ? [] : [{ id: '', taskId: r.task_id as string, target: r.target as string, sequence: Number(r.lane_on_wire) }]));
@@ -430,7 +430,7 @@ export class DeliveryService {
         continue;
       }
       const others = d.batchId
-        ? ((await em.query(`SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' AND id <> ${this.sql.params(1, 2)} ORDER BY id`, [d.id, d.id])) as Array<Record<string, unknown>>).map((r) => entityFromRow(em, Delivery, r))
+        ? (await em.query<Array<Record<string, unknown>>>(`SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' AND id <> ${this.sql.params(1, 2)} ORDER BY id`, [d.id, d.id])).map((r) => entityFromRow(em, Delivery, r))
         : await pool(d.target, endpoint!.batchMaxEvents!);
       // Other claims of this round may ride along: their own answer then says skipped (taken) or wait (see its job).
       const members = others
@@ -455,20 +455,20 @@ export class DeliveryService {
   }
 
   private async batchCandidates(em: EntityManager, target: string, limit: number, now: Date): Promise<Array<Record<string, unknown>>> {
-    return (await em.query(
+    return await em.query<Array<Record<string, unknown>>>(
       `SELECT d.* FROM deliveries d WHERE d.target = ${this.sql.params(1)} AND d.status = 'pending' AND d.batch_id IS NULL AND NOT d.send_alone AND d.next_attempt_at <= ${this.sql.params(1, 2)}
         AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND (s.status = 'sending' OR ${BEHIND_IN_LANE})) ORDER BY d.id LIMIT ${Math.max(1, Math.floor(limit))}`,
       [target, now.getTime()],
-    )) as Array<Record<string, unknown>>;
+    );
   }
 
   /** Whether an earlier event of this delivery's task to its target waits elsewhere (a failed batch, a retry). */
   private async behindInLane(em: EntityManager, d: Delivery, now: Date): Promise<boolean> {
     if (!d.taskId) return false;
-    const rows = (await em.query(
+    const rows = await em.query<unknown[]>(
       `SELECT 1 AS x FROM deliveries s WHERE s.task_id = ${this.sql.params(1)} AND s.target = ${this.sql.params(1, 2)} AND ${BEHIND_IN_LANE.replaceAll('d.sequence', this.sql.params(1, 3)).replaceAll('d.next_attempt_at', this.sql.params(1, 4))} LIMIT 1`,
       [d.taskId, d.target, d.sequence, now.getTime()],
-    )) as unknown[];
+    );
     return rows.length > 0;
   }
 
@@ -503,10 +503,10 @@ export class DeliveryService {
     const tasked = limited.filter((l) => l.row.taskId);
     const behind = new Set<string>();
     if (tasked.length) {
-      const found = (await em.query(
+      const found = await em.query<Array<{ id: string }>>(
         `SELECT d.id FROM deliveries d WHERE d.id IN (${this.sql.params(tasked.length)}) AND EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'pending' AND s.sequence < d.sequence AND s.next_attempt_at <= ${this.sql.params(1, tasked.length + 1)})`,
         [...tasked.map((l) => l.row.id), now.getTime()],
-      )) as Array<{ id: string }>;
+      );
       for (const r of found) behind.add(r.id);
     }
     const asking = limited.filter((l) => !behind.has(l.row.id));
@@ -664,7 +664,7 @@ export class DeliveryService {
   async copy(em: EntityManager, original: Delivery, alone = false): Promise<Delivery> {
     const now = new Date();
     const copy = em.create(Delivery, { ...original, ...freshDelivery(now), sendAlone: alone });
-    await em.insert(Delivery, copy as QueryDeepPartialEntity<Delivery>);
+    await em.insert(Delivery, copy);
     return copy;
   }
 }

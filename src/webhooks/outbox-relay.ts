@@ -119,7 +119,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
       return new Set(ids);
     }
     const result = await this.uow.run((em) =>
-      em.query(`UPDATE deliveries SET dispatched_at = $1 WHERE id IN (${this.sql.params(ids.length, 2)}) AND dispatched_at IS NULL RETURNING id`, [now.getTime(), ...ids]),
+      em.query<unknown>(`UPDATE deliveries SET dispatched_at = $1 WHERE id IN (${this.sql.params(ids.length, 2)}) AND dispatched_at IS NULL RETURNING id`, [now.getTime(), ...ids]),
     );
     return new Set(this.sql.returned<{ id: string }>(result).map((r) => r.id));
   }

@@ -98,7 +98,7 @@ export class WebhookSender implements OnApplicationShutdown {
 
   /** Sends a request already built, once a place on the wire is free. */
   send(request: OutgoingRequest): Promise<SendResult> {
-    return this.sendWhenPlaced(async () => request) as Promise<SendResult>;
+    return this.sendWhenPlaced(() => Promise.resolve(request)) as Promise<SendResult>;
   }
 
   /**
@@ -173,7 +173,7 @@ export class WebhookSender implements OnApplicationShutdown {
             },
             onComplete: () => finish(answered()),
             onError: (err: Error) => finish(statusCode ? answered() : failure(err)),
-          } as never,
+          },
         );
       } catch (err) {
         finish(failure(err));

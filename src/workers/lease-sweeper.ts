@@ -53,10 +53,10 @@ export class LeaseSweeper implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   async sweep(): Promise<{ requeued: number; lost: number }> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<ExpiredRow[]>(
       `SELECT id, attempt, lease_id, lease_count, model, kind FROM tasks WHERE lease_id IS NOT NULL AND lease_expires_at <= ${this.sql.params(1)} AND status = 'processing' ORDER BY lease_expires_at LIMIT ${BATCH}`,
       [Date.now()],
-    )) as ExpiredRow[];
+    );
     let requeued = 0;
     let lost = 0;
     const max = this.config.workers.maxLeases;

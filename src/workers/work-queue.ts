@@ -90,7 +90,7 @@ export class WorkQueue {
         const { models, kinds } = group[0].r;
         const want = group.reduce((n, { r }) => n + r.max, 0);
         const { text, params } = this.waitingQuery(models, kinds, want, now, taken);
-        const rows = (await em.query(text, params)) as WaitingRow[];
+        const rows = await em.query<WaitingRow[]>(text, params);
         let next = 0;
         for (const { r, i } of group) {
           for (let k = 0; k < r.max && next < rows.length; k++) {

@@ -101,7 +101,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     if (waitMs <= 0) return claim();
 
     const deadline = Date.now() + waitMs;
-    let signalled = false;
+    let signalled: boolean;
     let wake = () => undefined as void;
     const sub = this.bus.subscribeWork((work) => {
       if (!kinds.includes(work.kind as TaskKind) || !dto.models.some((m) => globMatches(m, work.model))) return;
@@ -277,7 +277,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
         errors.push({ field: `outputs.${i}.artifact`, message: `no artifact named "${out.artifact}" was uploaded for this task's attempt` });
         continue;
       }
-      const given = (out.metadata ?? {}) as Record<string, unknown>;
+      const given = (out.metadata ?? {});
       const mimeType = out.mime_type ?? upload?.mimeType ?? 'application/octet-stream';
       const metadata = {
         ...(task.options.duration !== undefined ? { duration: task.options.duration } : {}),

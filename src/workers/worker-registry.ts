@@ -81,10 +81,10 @@ export class WorkerRegistry implements OnModuleInit {
     const now = Date.now();
     const workers = await this.db.getRepository(Worker).find({ order: { lastSeenAt: 'DESC' }, take: 1_000 });
     const held = new Map<string, number>();
-    const rows = (await this.db.query(
+    const rows = await this.db.query<Array<{ worker: string; n: number | string }>>(
       `SELECT lease_worker_id AS worker, COUNT(*) AS n FROM tasks WHERE lease_id IS NOT NULL AND status = 'processing' AND lease_expires_at > ${this.sql.params(1)} GROUP BY lease_worker_id`,
       [now],
-    )) as Array<{ worker: string; n: number | string }>;
+    );
     for (const r of rows) held.set(r.worker, Number(r.n));
     return workers.map((w) => ({
       id: w.id,

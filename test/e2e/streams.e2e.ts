@@ -20,7 +20,6 @@ interface WireEvent {
   type: string;
 }
 
-const TERMINAL = new Set(['task.completed', 'task.failed', 'task.cancelled']);
 const cleanups: Array<() => Promise<unknown>> = [];
 let env: Record<string, string>;
 let api: Awaited<ReturnType<typeof spawnHerald>>;
@@ -114,7 +113,7 @@ async function openSse(key: string, query = '', headers: Record<string, string> 
       let buffer = '';
       try {
         for await (const chunk of res.body!) {
-          buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+          buffer += decoder.decode(chunk, { stream: true });
           let at: number;
           while ((at = buffer.indexOf('\n\n')) >= 0) {
             const block = buffer.slice(0, at);

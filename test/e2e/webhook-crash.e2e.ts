@@ -225,7 +225,7 @@ describe('a backlog in the outbox', () => {
     cleanups.push(() => h.stop());
     await h.herald.app.get<Queue>(getQueueToken(WEBHOOK_QUEUE)).pause();
     const db = h.herald.app.get(DataSource);
-    const [{ id: tenantId }] = (await db.query('SELECT id FROM tenants')) as Array<{ id: string }>;
+    const [{ id: tenantId }] = await db.query<Array<{ id: string }>>('SELECT id FROM tenants');
     // Three times what the worker holds (128), written undispatched, as a redelivery or a recovery writes them.
     const BACKLOG = 384;
     const planner = h.herald.app.get(DeliveryPlanner);

@@ -35,8 +35,8 @@ async function startWorker(command: string, args: string[], env: Record<string, 
   const child = spawn(command, args, { env: { PATH: process.env.PATH ?? '', HERALD_URL: h.baseUrl, HERALD_WORKER_TOKEN: WORKER_TOKEN, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
   await eventually(async () => (out.includes(ready) ? true : undefined), { timeoutMs: 15_000 });
   return {
     child,

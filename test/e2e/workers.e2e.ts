@@ -31,7 +31,7 @@ afterAll(async () => {
   await receiver?.close();
 });
 
-async function worker(method: string, route: string, body?: unknown, { token = WORKER_TOKEN, headers = {} as Record<string, string> } = {}) {
+async function worker(method: string, route: string, body?: unknown, { token = WORKER_TOKEN, headers = {} } = {}) {
   const raw = body instanceof Uint8Array;
   const res = await fetch(h.baseUrl + route, {
     method,

@@ -114,9 +114,11 @@ async function main(argv: string[]): Promise<void> {
           `${values['forward-to'] ? `, forwarding to ${values['forward-to']}` : ''}${failRate ? `, failing ${Math.round(failRate * 100)}% on purpose` : ''}. Ctrl-C to stop.\n`,
       );
       for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-        process.once(signal, async () => {
-          process.stdout.write(`\n${formatSummary(await receiver.close())}\n`);
-          process.exit(0);
+        process.once(signal, () => {
+          void receiver.close().then((summary) => {
+            process.stdout.write(`\n${formatSummary(summary)}\n`);
+            process.exit(0);
+          });
         });
       }
       return;

@@ -25,7 +25,7 @@ export const session = {
 };
 
 /** A JSON API call with the session's key (or `key`); `signal` cancels it when the page asking is gone. */
-export async function api<T = any>(method: string, path: string, body?: unknown, { key = session.key(), signal }: { key?: string | null; signal?: AbortSignal } = {}): Promise<T> {
+export async function api<T = unknown>(method: string, path: string, body?: unknown, { key = session.key(), signal }: { key?: string | null; signal?: AbortSignal } = {}): Promise<T> {
   const res = await fetch(path, {
     method,
     signal,
@@ -33,8 +33,8 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  const data = text ? JSON.parse(text) : undefined;
-  if (!res.ok) throw new ApiError(data ?? { status: res.status, code: 'error', detail: res.statusText });
+  const data: unknown = text ? JSON.parse(text) : undefined;
+  if (!res.ok) throw new ApiError((data as Problem | undefined) ?? { status: res.status, code: 'error', detail: res.statusText });
   return data as T;
 }
 
@@ -42,7 +42,7 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
  * Server-Sent Events over fetch, because EventSource cannot send the Authorization header. Calls `onEvent`
  * for each event until the stream ends or `signal` aborts.
  */
-export async function streamEvents(path: string, onEvent: (type: string, data: any) => void, signal: AbortSignal, onOpen?: () => void): Promise<void> {
+export async function streamEvents<E>(path: string, onEvent: (type: string, data: E) => void, signal: AbortSignal, onOpen?: () => void): Promise<void> {
   const res = await fetch(path, { headers: { authorization: `Bearer ${session.key() ?? ''}` }, signal });
   if (!res.ok || !res.body) return;
   onOpen?.();
@@ -62,11 +62,13 @@ export async function streamEvents(path: string, onEvent: (type: string, data: a
         if (line.startsWith('event: ')) type = line.slice(7);
         else if (line.startsWith('data: ')) data += line.slice(6);
       }
-      if (data) onEvent(type, JSON.parse(data));
+      if (data) onEvent(type, JSON.parse(data) as E);
     }
   }
 }
 
+// Each view names the fields it reads of the events it listens to.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type TenantListener = (type: string, event: any) => void;
 const tenantListeners = new Set<TenantListener>();
 let tenantStream: Promise<void> | undefined;
@@ -82,7 +84,7 @@ export function onTenantEvents(listener: TenantListener): { open: Promise<void>;
     let last = '';
     const connect = (): void => {
       const path = `/v1/events/stream${last ? `?after=${last}` : ''}`;
-      void streamEvents(path, (type, e) => {
+      void streamEvents<{ cursor?: string }>(path, (type, e) => {
         last = e.cursor ?? last;
         for (const l of tenantListeners) l(type, e);
       }, new AbortController().signal, opened)

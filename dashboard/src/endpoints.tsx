@@ -50,7 +50,7 @@ function EndpointCard({ e, onChange }: { e: Endpoint; onChange: () => void }) {
   usePolling(async () => setRate((await api<{ stats: { success_rate: number | null } }>('GET', `/v1/webhooks/${e.id}/deliveries?limit=1`)).stats.success_rate), 5_000, [e.id]);
   const act = async (label: string, method: string, path: string, body?: unknown) => {
     try {
-      const out = await api<any>(method, path, body);
+      const out = await api<{ secret?: string; recovered?: number } | undefined>(method, path, body);
       if (out?.secret) setSecret(out.secret);
       setNotice({ text: label + (out?.recovered !== undefined ? `: ${out.recovered} deliveries queued again` : ': done') });
       onChange();

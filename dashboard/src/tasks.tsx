@@ -21,13 +21,13 @@ export function TasksPage() {
   const [page, setPage] = useState<{ data: TaskRow[]; next_cursor: string | null } | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const query = new URLSearchParams({ limit: '20', ...(status ? { status } : {}), ...(kind ? { kind } : {}), ...(cursors.length ? { cursor: cursors[cursors.length - 1] } : {}) });
-  usePolling(async () => setPage(await api('GET', `/v1/tasks?${query}`)), 1_000, [query.toString()]);
+  usePolling(async () => setPage(await api<{ data: TaskRow[]; next_cursor: string | null }>('GET', `/v1/tasks?${query}`)), 1_000, [query.toString()]);
 
   const start = async (e: Event) => {
     e.preventDefault();
     const form = new FormData(e.target as HTMLFormElement);
     try {
-      const created = await api<{ task_id: string }>('POST', `/v1/${form.get('kind')}/generations/async`, {
+      const created = await api<{ task_id: string }>('POST', `/v1/${form.get('kind') as string}/generations/async`, {
         model: form.get('model'),
         prompt: form.get('prompt'),
         simulate: { duration_ms: Number(form.get('duration')) * 1000 },

@@ -20,7 +20,7 @@ export class EnvironmentVariables {
   @IsOptional() @IsString()
   HOST?: string;
 
-  @IsOptional() @IsIn(ROLES as unknown as string[])
+  @IsOptional() @IsIn(ROLES)
   ROLE?: Role;
 
   @IsOptional() @IsString()
@@ -62,7 +62,7 @@ export class EnvironmentVariables {
   @IsOptional() @Matches(/^([A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/, { message: 'ENCRYPTION_KEY must be 32 bytes as base64 (44 chars) or hex (64 chars)' })
   ENCRYPTION_KEY?: string;
 
-  @IsOptional() @IsIn(LOG_LEVELS as unknown as string[])
+  @IsOptional() @IsIn(LOG_LEVELS)
   LOG_LEVEL?: LogLevel;
 
   @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(3650)

@@ -55,7 +55,7 @@ class KeyCheckStore {
   }
 
   async read(): Promise<string | undefined> {
-    const rows = (await this.ds.query(`SELECT value FROM herald_meta WHERE name = ${this.p(1)}`, [CHECK_NAME])) as Array<{ value: string }>;
+    const rows = await this.ds.query<Array<{ value: string }>>(`SELECT value FROM herald_meta WHERE name = ${this.p(1)}`, [CHECK_NAME]);
     return rows[0]?.value;
   }
 
@@ -68,7 +68,7 @@ class KeyCheckStore {
   /** One value sealed by an earlier Herald, if the database holds any (every tenant has a sealed signing secret). */
   async sealedSample(): Promise<string | undefined> {
     for (const [table, column] of [['tenants', 'webhook_secret'], ['webhook_endpoints', 'secret_sealed'], ['deliveries', 'headers_sealed'], ['tasks', 'webhook_headers']]) {
-      const rows = (await this.ds.query(`SELECT ${column} AS sealed FROM ${table} WHERE ${column} IS NOT NULL LIMIT 1`)) as Array<{ sealed: string }>;
+      const rows = await this.ds.query<Array<{ sealed: string }>>(`SELECT ${column} AS sealed FROM ${table} WHERE ${column} IS NOT NULL LIMIT 1`);
       if (rows[0]?.sealed) return rows[0].sealed;
     }
     return undefined;

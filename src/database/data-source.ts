@@ -40,7 +40,7 @@ export async function openDatabase(options: DataSourceOptions, { migrate }: { mi
   try {
     await ds.initialize();
   } catch (err) {
-    throw new Error(`Cannot open the database (${describeDatabase(options)}): ${(err as Error).message}`);
+    throw new Error(`Cannot open the database (${describeDatabase(options)}): ${(err as Error).message}`, { cause: err });
   }
   if (ds.options.type === 'sqlite') {
     // NORMAL is durable under WAL across process crashes; only a power loss may drop the last commits.

@@ -51,7 +51,7 @@ describe('insertMany and entityFromRow (real SQLite, the entity as mapped)', () 
       db.manager.create(Row, { id: n, taskId: i ? null : 'k1', sequence: 3 + i, schedule: [0, 60_000], nextAttemptAt: new Date(now.getTime() + 1_000 * i), dispatchedAt: null }),
     );
     await insertMany(db.manager, Row, rows);
-    const raw = (await db.query('SELECT * FROM rows ORDER BY sequence')) as Array<Record<string, unknown>>;
+    const raw = await db.query<Array<Record<string, unknown>>>('SELECT * FROM rows ORDER BY sequence');
     expect(raw[0]).toMatchObject({ next_attempt_at: 1_700_000_000_123, schedule: '[0,60000]', dispatched_at: null });
     const back = raw.map((r) => entityFromRow(db.manager, Row, r));
     expect(back[0]).toBeInstanceOf(Row);

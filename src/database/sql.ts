@@ -42,8 +42,8 @@ export async function insertMany<T extends ObjectLiteral>(em: EntityManager, tar
   const driver = em.connection.driver;
   const columns = meta.columns.filter((c) => c.isInsert && !c.isVirtual);
   const values = entities.flatMap((entity) =>
-    columns.map((c) => {
-      const value = c.getEntityValue(entity);
+    columns.map((c): unknown => {
+      const value: unknown = c.getEntityValue(entity);
       if (value === undefined) return typeof c.default === 'function' || c.default === undefined ? null : c.default;
       return driver.preparePersistentValue(value, c) ?? null;
     }),

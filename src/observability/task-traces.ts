@@ -37,7 +37,8 @@ export class TaskTraces {
     if (!taskId || !tracingOn()) return undefined;
     const had = known.get(taskId);
     if (had !== undefined) return Promise.resolve(had);
-    return (this.db.query(`SELECT trace_parent FROM tasks WHERE id = ${this.sql.params(1)}`, [taskId]) as Promise<Array<{ trace_parent: string | null }>>)
+    return this.db
+      .query<Array<{ trace_parent: string | null }>>(`SELECT trace_parent FROM tasks WHERE id = ${this.sql.params(1)}`, [taskId])
       .then(([task]) => {
         remember(taskId, task?.trace_parent ?? null);
         return task?.trace_parent ?? null;

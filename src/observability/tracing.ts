@@ -20,7 +20,7 @@ export function parseTraceparent(header: string | undefined): SpanContext | unde
 }
 
 export function formatTraceparent(ctx: SpanContext): string {
-  return `00-${ctx.traceId}-${ctx.spanId}-${(ctx.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? '01' : '00'}`;
+  return `00-${ctx.traceId}-${ctx.spanId}-${(ctx.traceFlags & TraceFlags.SAMPLED) !== 0 ? '01' : '00'}`;
 }
 
 interface Running {

@@ -94,7 +94,7 @@ export function formatSummary(s: ListenSummary): string {
 
 /** What a body says about itself: Conduit payloads (`webhook_type`, `task_id`) or envelopes (`type`, `data`). */
 export function describeBody(body: unknown): Pick<WebhookLine, 'type' | 'taskId' | 'sequence' | 'status'> {
-  const b = (body ?? {}) as Record<string, any>;
+  const b = (body ?? {}) as { type?: unknown; data?: { task_id?: string; status?: string }; webhook_type?: string; task_id?: string; sequence?: number; status?: string };
   if (typeof b.type === 'string' && b.data !== undefined) {
     return { type: b.type, taskId: b.data?.task_id, sequence: undefined, status: b.data?.status };
   }
@@ -119,7 +119,7 @@ export async function listen(options: ListenOptions): Promise<{ port: number; su
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
+    req.on('end', () => void (async () => {
       const raw = Buffer.concat(chunks);
       summary.received++;
       const id = String(req.headers['webhook-id'] ?? '');
@@ -165,7 +165,7 @@ export async function listen(options: ListenOptions): Promise<{ port: number; su
       print(formatLine({ at: new Date(), ...describeBody(body), attempt, signature, answer }));
       res.writeHead(answer, { 'content-type': 'text/plain' });
       res.end(answer < 300 ? 'OK' : answer === 500 ? 'simulated failure (herald listen --fail-rate)' : 'rejected');
-    });
+    })());
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

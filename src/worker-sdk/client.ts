@@ -56,7 +56,7 @@ export class WorkerClient {
       body: data as RequestInit["body"],
       ...(streamed ? { duplex: 'half' } : {}),
       signal,
-    } as RequestInit);
+    });
     return (await this.answer(res)) as { url: string };
   }
 
@@ -82,7 +82,7 @@ export class WorkerClient {
     const text = await res.text();
     let parsed: Record<string, unknown> | undefined;
     try {
-      parsed = text ? JSON.parse(text) : undefined;
+      parsed = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
     } catch {
       parsed = undefined;
     }

@@ -74,13 +74,15 @@ export function completeBody(result: unknown): { outputs: Output[]; revised_prom
   if (!Array.isArray(outputs) || outputs.length === 0) {
     throw new JobError('the handler must return a non-empty outputs array ([{artifact: name} | {url}, …])', { code: 'invalid_outputs', retryable: false });
   }
-  for (const o of outputs) {
-    if (o === null || typeof o !== 'object' || (typeof o.artifact !== 'string' && typeof o.url !== 'string')) {
+  for (const o of outputs as unknown[]) {
+    const out = o as { artifact?: unknown; url?: unknown } | null;
+    if (out === null || typeof out !== 'object' || (typeof out.artifact !== 'string' && typeof out.url !== 'string')) {
       throw new JobError(`each output needs "artifact" (an uploaded name) or "url": got ${JSON.stringify(o)}`, { code: 'invalid_outputs', retryable: false });
     }
   }
   const revised = wrapped ? (result as { revised_prompt?: unknown }).revised_prompt : undefined;
-  return typeof revised === 'string' ? { outputs, revised_prompt: revised } : { outputs };
+  const checked = outputs as Output[];
+  return typeof revised === 'string' ? { outputs: checked, revised_prompt: revised } : { outputs: checked };
 }
 
 /** Heartbeats go three times per lease, so one lost or slow request never costs the lease. */

@@ -113,7 +113,7 @@ export function runWorker(options: WorkerOptions): RunningWorker {
     log('info', `job ${job.task_id} (${job.model}, attempt ${job.attempt}) leased${job.resume_from_percent ? `, resuming from ${job.resume_from_percent}%` : ''}`);
     const entry = runJob(client, job, options.handler, log);
     running.set(job.lease_id, entry);
-    entry.done.finally(() => {
+    void entry.done.finally(() => {
       running.delete(job.lease_id);
       wake();
     });

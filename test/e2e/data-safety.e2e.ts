@@ -108,7 +108,7 @@ describe('a delivery that cannot be prepared', () => {
   it('ends failed at once when its stored headers do not decrypt, with the reason in its attempt log', async () => {
     const { id, delivery } = await completedTask();
     const before = receiver.forTask(id).length;
-    const [{ headers_sealed: sealed }] = (await db().query(`SELECT headers_sealed FROM deliveries WHERE id = ${p(1)}`, [delivery.id])) as Array<{ headers_sealed: string }>;
+    const [{ headers_sealed: sealed }] = await db().query<Array<{ headers_sealed: string }>>(`SELECT headers_sealed FROM deliveries WHERE id = ${p(1)}`, [delivery.id]);
     // Damage the ciphertext (last character of the body), as a value sealed with another key would look.
     const damaged = sealed.slice(0, -2) + (sealed.endsWith('AA') ? 'BB' : 'AA');
     await db().query(`UPDATE deliveries SET headers_sealed = ${p(1)} WHERE id = ${p(2)}`, [damaged, delivery.id]);

@@ -24,8 +24,8 @@ async function start(args: string[], env: Record<string, string>, ready: string)
   const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
   await eventually(async () => (out.includes(ready) ? true : undefined), { timeoutMs: 15_000 });
   return { child, output: () => out };
 }

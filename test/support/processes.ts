@@ -70,8 +70,8 @@ export async function spawnHerald(env: Record<string, string>) {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
   const baseUrl = `http://127.0.0.1:${port}`;
   if ((env.ROLE ?? 'all') !== 'worker') {
     // The child's output as it is when the wait gives up, so a failed start says why.

@@ -84,7 +84,7 @@ export class CreateGenerationDto {
   @IsOptional() @IsInt() @Min(1) @Max(3_600)
   timeout_seconds?: number;
 
-  @IsOptional() @IsArray() @ArrayUnique() @IsIn(WEBHOOK_EVENT_NAMES as unknown as string[], { each: true })
+  @IsOptional() @IsArray() @ArrayUnique() @IsIn(WEBHOOK_EVENT_NAMES, { each: true })
   webhook_events?: WebhookEventName[];
 
   @IsOptional() @IsObject() @ValidateNested() @Type(() => WebhookRetryDto)

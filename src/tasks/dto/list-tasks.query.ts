@@ -4,7 +4,7 @@ import { SimulateDto } from './create-generation.dto.js';
 import { TASK_STATUSES, TaskStatus } from '../task-state.js';
 
 export class ListTasksQuery {
-  @IsOptional() @IsIn(TASK_STATUSES as unknown as string[])
+  @IsOptional() @IsIn(TASK_STATUSES)
   status?: TaskStatus;
 
   @IsOptional() @IsIn(['video', 'image'])

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { describe, expect, it } from 'vitest';
-import { CreateEndpointDto, RecoverDto } from '../../src/endpoints/dto/endpoint.dto.js';
+import { CreateEndpointDto, RecoverDto, UpdateEndpointDto } from '../../src/endpoints/dto/endpoint.dto.js';
 import { CreateGenerationDto } from '../../src/tasks/dto/create-generation.dto.js';
 import { fieldErrors } from '../../src/common/validation.js';
 
@@ -55,5 +55,16 @@ describe('validation messages name the real fault, one per field', () => {
 
   it('finds nothing in a valid body', async () => {
     expect(await errorsOf(CreateGenerationDto, { prompt: 'p', model: 'm', duration: 6, simulate: { fail_at_percent: 50 } })).toEqual({});
+  });
+
+  it('checks an endpoint update as a create, every field optional and the secret left to rotation', async () => {
+    expect(await errorsOf(UpdateEndpointDto, {})).toEqual({});
+    expect(await errorsOf(UpdateEndpointDto, { url: '', events: 'task.completed', rate_limit_per_second: 0, batch: { max_events: 500 } })).toEqual({
+      url: 'url should not be empty',
+      events: 'events must be an array',
+      rate_limit_per_second: 'rate_limit_per_second must be at least 1 (null for no limit)',
+      'batch.max_events': 'max_events must not be greater than 100',
+    });
+    expect(await errorsOf(UpdateEndpointDto, { secret: 'not-a-secret' })).toEqual({});
   });
 });

@@ -1,3 +1,4 @@
+import { OmitType, PartialType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ValidateNested } from 'class-validator';
 import { ArrayMinSize, ArrayUnique, IsArray, IsIn, IsInt, IsISO8601, IsNotEmpty, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
@@ -40,29 +41,8 @@ export class CreateEndpointDto {
   batch?: BatchDto | null;
 }
 
-export class UpdateEndpointDto {
-  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(2_048)
-  url?: string;
-
-  @IsOptional() @IsArray() @ArrayMinSize(1) @ArrayUnique() @IsIn(SUBSCRIBABLE, { each: true, message: `each event must be one of ${SUBSCRIBABLE.join(', ')}` })
-  events?: string[];
-
-  @IsOptional() @IsString() @MaxLength(500)
-  description?: string;
-
-  @IsOptional() @IsObject()
-  headers?: Record<string, unknown>;
-
-  @IsOptional() @IsIn(['enabled', 'disabled'])
-  status?: 'enabled' | 'disabled';
-
-  @IsOptional() @IsInt({ message: 'rate_limit_per_second must be an integer from 1 to 10000, or null for no limit' }) @Min(1, { message: 'rate_limit_per_second must be at least 1 (null for no limit)' }) @Max(10_000, { message: 'rate_limit_per_second must be at most 10000' })
-  rate_limit_per_second?: number | null;
-
-  /** Batch delivery; null turns it off. */
-  @IsOptional() @IsObject() @ValidateNested() @Type(() => BatchDto)
-  batch?: BatchDto | null;
-}
+/** PATCH: any field of a create, each optional; the secret changes only by rotation (POST …/rotate-secret). */
+export class UpdateEndpointDto extends PartialType(OmitType(CreateEndpointDto, ['secret'] as const)) {}
 
 export class RecoverDto {
   @IsISO8601({ strict: true })

@@ -29,7 +29,7 @@ describe('loadConfig', () => {
       HEAP_GROWING_PERCENT: '0',
     });
     expect(c.webhook.retrySchedule).toEqual([0, 250, 60_000]);
-    expect(c.webhook.allowedCidrs).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(c.webhook.allowedCidrs.map(([address, bits]) => `${address.toString()}/${bits}`)).toEqual(['127.0.0.0/8', '::1/128']);
     expect(c.encryptionKey?.length).toBe(32);
     expect(c.port).toBe(8080);
     expect(c.simulatorDurationMs).toBe(0);
@@ -44,6 +44,7 @@ describe('loadConfig', () => {
     ['REDIS_URL', 'localhost:6379'],
     ['WEBHOOK_RETRY_SCHEDULE', '1m,soon'],
     ['WEBHOOK_ALLOWED_CIDRS', '10.0.0.0'],
+    ['WEBHOOK_ALLOWED_CIDRS', '10.0.0.0/40'],
     ['WEBHOOK_TIMEOUT_MS', '1.5'],
     ['ENCRYPTION_KEY', 'short'],
     ['LOG_LEVEL', 'loud'],

@@ -3,6 +3,7 @@ import { plainToInstance } from 'class-transformer';
 import { IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
 import { Type } from 'class-transformer';
 import path from 'node:path';
+import { type Cidr, parseCidrs } from './cidrs.js';
 import { parseSchedule } from './durations.js';
 import { parseModelRoutes, type ModelRoute } from './model-routes.js';
 import { HERALD_VERSION } from '../version.js';
@@ -151,7 +152,7 @@ export interface HeraldConfig {
   webhook: {
     timeoutMs: number;
     retrySchedule: number[];
-    allowedCidrs: string[];
+    allowedCidrs: Cidr[];
     concurrency: number;
     userAgent: string;
     /** Consecutive failures to one target URL that open its circuit, and the first cool-down (doubling to 10 min). */
@@ -193,13 +194,6 @@ export class ConfigError extends Error {
   }
 }
 
-function parseCidrs(text: string): string[] {
-  const cidrs = text.split(',').map((c) => c.trim()).filter(Boolean);
-  for (const cidr of cidrs) {
-    if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)) throw new Error(`"${cidr}" is not a CIDR range like 127.0.0.0/8`);
-  }
-  return cidrs;
-}
 
 /** `key=value,key2=value2`, values percent-encoded, as the OpenTelemetry spec writes OTEL_EXPORTER_OTLP_HEADERS. */
 function parseOtlpHeaders(text: string): Record<string, string> {
@@ -272,7 +266,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     webhook: {
       timeoutMs: vars.WEBHOOK_TIMEOUT_MS ?? 30_000,
       retrySchedule: field('WEBHOOK_RETRY_SCHEDULE', () => parseSchedule(vars.WEBHOOK_RETRY_SCHEDULE ?? '0s,1m,5m,30m,2h')),
-      allowedCidrs: field('WEBHOOK_ALLOWED_CIDRS', () => parseCidrs(vars.WEBHOOK_ALLOWED_CIDRS ?? '')),
+      allowedCidrs: field('WEBHOOK_ALLOWED_CIDRS', () => parseCidrs((vars.WEBHOOK_ALLOWED_CIDRS ?? '').split(',').map((c) => c.trim()).filter(Boolean))),
       concurrency: vars.WEBHOOK_CONCURRENCY ?? 50,
       userAgent: vars.WEBHOOK_USER_AGENT ?? `Herald/${HERALD_VERSION}`,
       circuitFailures: vars.CIRCUIT_FAILURES ?? 10,

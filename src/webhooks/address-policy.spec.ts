@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BLOCKED_URLS } from '../../test/support/ssrf-cases.js';
-import { checkWebhookUrl, isAddressAllowed, parseCidrs } from './address-policy.js';
+import { parseCidrs } from '../config/cidrs.js';
+import { checkWebhookUrl, isAddressAllowed } from './address-policy.js';
 
 describe('SSRF address policy', () => {
   it.each(BLOCKED_URLS)('refuses %s (%s)', (_, url) => {

@@ -1,11 +1,8 @@
 import ipaddr from 'ipaddr.js';
 
-type Address = ipaddr.IPv4 | ipaddr.IPv6;
-export type Cidr = [Address, number];
+import type { Cidr } from '../config/cidrs.js';
 
-export function parseCidrs(cidrs: readonly string[]): Cidr[] {
-  return cidrs.map((c) => ipaddr.parseCIDR(c));
-}
+type Address = ipaddr.IPv4 | ipaddr.IPv6;
 
 /** IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses are judged as the IPv4 they carry. */
 function normalize(address: Address): Address {

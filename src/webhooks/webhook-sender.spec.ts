@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { HeraldConfig } from '../config/config.js';
-import { parseCidrs } from './address-policy.js';
+import { parseCidrs } from '../config/cidrs.js';
 import { guardedLookup, RESPONSE_SNIPPET_BYTES, WebhookSender } from './webhook-sender.js';
 
 const resolve = (allowed: string[], host: string, all = false) =>
@@ -27,7 +27,7 @@ describe('connect-time SSRF guard (DNS lookup)', () => {
 });
 
 describe('WebhookSender (the one outbound client) against a local server', () => {
-  const sender = (timeoutMs = 300, allowed = ['127.0.0.0/8'], concurrency = 4) => new WebhookSender({ webhook: { allowedCidrs: allowed, timeoutMs, concurrency } } as unknown as HeraldConfig);
+  const sender = (timeoutMs = 300, allowed = ['127.0.0.0/8'], concurrency = 4) => new WebhookSender({ webhook: { allowedCidrs: parseCidrs(allowed), timeoutMs, concurrency } } as unknown as HeraldConfig);
   let open = 0;
   let mostOpen = 0;
   let server: http.Server;

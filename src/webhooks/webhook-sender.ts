@@ -4,7 +4,8 @@ import { Agent } from 'undici';
 import { Gate } from '../common/gate.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { checkWebhookUrl, Cidr, isAddressAllowed, parseCidrs } from './address-policy.js';
+import type { Cidr } from '../config/cidrs.js';
+import { checkWebhookUrl, isAddressAllowed } from './address-policy.js';
 import { AttemptResult, parseRetryAfter } from './retry-policy.js';
 
 export const RESPONSE_SNIPPET_BYTES = 1_024;
@@ -83,7 +84,7 @@ export class WebhookSender implements OnApplicationShutdown {
   private readonly onTheWire: Gate;
 
   constructor(@Inject(CONFIG) private readonly config: HeraldConfig) {
-    this.allowed = parseCidrs(config.webhook.allowedCidrs);
+    this.allowed = config.webhook.allowedCidrs;
     this.onTheWire = new Gate(config.webhook.concurrency);
     const timeout = config.webhook.timeoutMs;
     this.dispatcher = new Agent({

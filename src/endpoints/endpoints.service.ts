@@ -4,7 +4,7 @@ import { DataSource, LessThan, MoreThanOrEqual } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { v7 as uuidv7 } from 'uuid';
 import { generateWebhookSecret } from '../auth/keys.js';
-import { DomainException, ErrorCode, FieldError } from '../common/errors.js';
+import { DomainException, ErrorCode } from '../common/errors.js';
 import { validationFailed } from '../common/validation.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
@@ -15,9 +15,8 @@ import { CircuitStore } from '../webhooks/circuits.js';
 import { Delivery } from '../webhooks/delivery.entity.js';
 import { Sql } from '../database/sql.js';
 import { DeliveryService } from '../webhooks/delivery.service.js';
-import { checkWebhookUrl, Cidr, parseCidrs } from '../webhooks/address-policy.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
-import { webhookHeaderErrors } from '../webhooks/webhook-headers.js';
+import { webhookTargetErrors } from '../webhooks/webhook-target.js';
 import { CreateEndpointDto, EndpointDeliveriesQuery, UpdateEndpointDto } from './dto/endpoint.dto.js';
 import { ROTATION_OVERLAP_MS } from '../webhooks/endpoint-rules.js';
 import { Endpoint } from '../webhooks/endpoint.entity.js';
@@ -27,8 +26,6 @@ export const endpointNotFound = (id: string) => new DomainException(ErrorCode.En
 /** Registered endpoints: CRUD, test events, secret rotation, recovery and their delivery log. */
 @Injectable()
 export class EndpointsService {
-  private readonly allowed: Cidr[];
-
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly uow: UnitOfWork,
@@ -36,10 +33,8 @@ export class EndpointsService {
     private readonly planner: DeliveryPlanner,
     private readonly deliveries: DeliveryService,
     private readonly outbox: OutboxSignal,
-    @Inject(CONFIG) config: HeraldConfig,
-  ) {
-    this.allowed = parseCidrs(config.webhook.allowedCidrs);
-  }
+    @Inject(CONFIG) private readonly config: HeraldConfig,
+  ) {}
 
   async create(tenantId: string, dto: CreateEndpointDto): Promise<{ endpoint: Endpoint; secret: string }> {
     this.checkTarget(dto.url, dto.headers);
@@ -176,10 +171,7 @@ export class EndpointsService {
   }
 
   private checkTarget(url: string, headers: Record<string, unknown> | undefined): void {
-    const verdict = checkWebhookUrl(url, this.allowed);
-    if (!verdict.ok && verdict.blocked) throw new DomainException(ErrorCode.WebhookUrlBlocked, `url ${verdict.reason}.`, [{ field: 'url', message: verdict.reason }]);
-    const errors: FieldError[] = verdict.ok ? [] : [{ field: 'url', message: verdict.reason }];
-    if (headers) errors.push(...webhookHeaderErrors(headers, 'headers'));
+    const errors = webhookTargetErrors(url, headers, this.config.webhook.allowedCidrs, { url: 'url', headers: 'headers' });
     if (errors.length) throw validationFailed(errors);
   }
 

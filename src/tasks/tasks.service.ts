@@ -2,7 +2,7 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/c
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, LessThan, MoreThanOrEqual } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
-import { DomainException, ErrorCode, FieldError, taskNotFound } from '../common/errors.js';
+import { DomainException, ErrorCode, taskNotFound } from '../common/errors.js';
 import { validationFailed } from '../common/validation.js';
 import { InFlight } from '../common/in-flight.js';
 import { MicroBatcher } from '../common/micro-batcher.js';
@@ -16,10 +16,9 @@ import { insertMany, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { routeFor } from '../config/model-routes.js';
-import { checkWebhookUrl, parseCidrs, Cidr } from '../webhooks/address-policy.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { OutboxSignal } from '../webhooks/outbox-signal.js';
-import { webhookHeaderErrors } from '../webhooks/webhook-headers.js';
+import { webhookTargetErrors } from '../webhooks/webhook-target.js';
 import { CreateGenerationDto, KNOWN_FIELDS } from './dto/create-generation.dto.js';
 import { GenerationEngine } from './generation-engine.js';
 import { ListTasksQuery, RetryTaskDto } from './dto/list-tasks.query.js';
@@ -42,7 +41,6 @@ export interface TaskPage {
 @Injectable()
 export class TasksService implements BeforeApplicationShutdown {
   private readonly logger = new Logger('Tasks');
-  private readonly allowedCidrs: Cidr[];
   // Concurrent creates share one transaction (group commit); each caller still gets its own answer.
   private readonly intake = new MicroBatcher((tasks: Task[]) => this.insertBatch(tasks), 100);
   // Generation jobs being added for tasks already answered; shutdown waits for them before Redis closes.
@@ -59,7 +57,6 @@ export class TasksService implements BeforeApplicationShutdown {
     private readonly bus: EventBus,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
-    this.allowedCidrs = parseCidrs(config.webhook.allowedCidrs);
   }
 
   /** `traceParent`: the create request's span, when tracing is on, stored so later spans join the task's trace. */
@@ -235,15 +232,7 @@ export class TasksService implements BeforeApplicationShutdown {
   }
 
   private checkWebhookFields(dto: CreateGenerationDto): void {
-    const errors: FieldError[] = [];
-    if (dto.webhook_url !== undefined && dto.webhook_url !== null) {
-      const verdict = checkWebhookUrl(dto.webhook_url, this.allowedCidrs);
-      if (!verdict.ok && verdict.blocked) {
-        throw new DomainException(ErrorCode.WebhookUrlBlocked, `webhook_url ${verdict.reason}.`, [{ field: 'webhook_url', message: verdict.reason }]);
-      }
-      if (!verdict.ok) errors.push({ field: 'webhook_url', message: verdict.reason });
-    }
-    if (dto.webhook_headers) errors.push(...webhookHeaderErrors(dto.webhook_headers));
+    const errors = webhookTargetErrors(dto.webhook_url, dto.webhook_headers, this.config.webhook.allowedCidrs, { url: 'webhook_url', headers: 'webhook_headers' });
     if (dto.webhook_metadata !== undefined && dto.webhook_metadata !== null) {
       if (Array.isArray(dto.webhook_metadata)) errors.push({ field: 'webhook_metadata', message: 'must be a JSON object' });
       else if (Buffer.byteLength(JSON.stringify(dto.webhook_metadata)) > MAX_METADATA_BYTES) {

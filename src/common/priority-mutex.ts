@@ -1,8 +1,8 @@
 /**
- * Work that must run one piece at a time (SQLite's one connection), first come first served, except that urgent
+ * A mutex with two priorities. Work that must run one piece at a time (SQLite's one connection), first come first served, except that urgent
  * work goes ahead of ordinary work waiting — but never twice in a row while ordinary work waits, so neither starves.
  */
-export class Turns {
+export class PriorityMutex {
   private readonly urgent: Array<() => void> = [];
   private readonly ordinary: Array<() => void> = [];
   private running = false;

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { Gate } from './gate.js';
+import { Semaphore } from './semaphore.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 
-describe('Gate', () => {
+describe('Semaphore', () => {
   it('lets at most `limit` through at once and the rest in arrival order', async () => {
-    const gate = new Gate(2);
+    const gate = new Semaphore(2);
     let inside = 0;
     let most = 0;
     const order: number[] = [];
@@ -35,13 +35,13 @@ describe('Gate', () => {
   });
 
   it('frees the place when the work throws', async () => {
-    const gate = new Gate(1);
+    const gate = new Semaphore(1);
     await expect(gate.run(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(await gate.run(async () => 'next')).toBe('next');
   });
 
   it('tells the work how long it waited for its place', async () => {
-    const gate = new Gate(1);
+    const gate = new Semaphore(1);
     let release!: () => void;
     const holder = gate.run(() => new Promise<void>((r) => (release = r)));
     const waited = gate.run(async (ms) => ms);

@@ -1,8 +1,9 @@
 /**
- * At most `limit` holders at once; the others wait in arrival order. Used to bound the requests on the wire
- * independently of how many jobs a worker holds.
+/**
+ * A counting semaphore: at most `limit` holders at once, the others waiting in arrival order. Bounds the requests
+ * on the wire independently of how many jobs a worker holds; kept over p-limit for the wait it reports to `work`.
  */
-export class Gate {
+export class Semaphore {
   private inside = 0;
   private readonly queue: Array<() => void> = [];
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
-import { Turns } from '../common/turns.js';
+import { PriorityMutex } from '../common/priority-mutex.js';
 
 /**
  * Runs a function in one database transaction.
@@ -12,7 +12,7 @@ import { Turns } from '../common/turns.js';
  */
 @Injectable()
 export class UnitOfWork {
-  private readonly turns = new Turns();
+  private readonly oneAtATime = new PriorityMutex();
   private readonly sqlite: boolean;
 
   constructor(private readonly dataSource: DataSource) {
@@ -21,7 +21,7 @@ export class UnitOfWork {
 
   run<T>(work: (em: EntityManager) => Promise<T>, { urgent = false } = {}): Promise<T> {
     if (!this.sqlite) return this.dataSource.transaction(work);
-    return this.turns.run(() => this.immediate(work), urgent);
+    return this.oneAtATime.run(() => this.immediate(work), urgent);
   }
 
   private async immediate<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { lookup as dnsLookup, LookupAddress } from 'node:dns';
 import { Agent } from 'undici';
-import { Gate } from '../common/gate.js';
+import { Semaphore } from '../common/semaphore.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import type { Cidr } from '../config/cidrs.js';
@@ -81,11 +81,11 @@ export class WebhookSender implements OnApplicationShutdown {
   private readonly allowed: Cidr[];
   private readonly dispatcher: Agent;
   // WEBHOOK_CONCURRENCY is the number of requests on the wire; the worker may hold more jobs than that.
-  private readonly onTheWire: Gate;
+  private readonly onTheWire: Semaphore;
 
   constructor(@Inject(CONFIG) private readonly config: HeraldConfig) {
     this.allowed = config.webhook.allowedCidrs;
-    this.onTheWire = new Gate(config.webhook.concurrency);
+    this.onTheWire = new Semaphore(config.webhook.concurrency);
     const timeout = config.webhook.timeoutMs;
     this.dispatcher = new Agent({
       connections: 256,

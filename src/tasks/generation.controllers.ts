@@ -2,7 +2,7 @@ import { ApiBody, ApiExcludeEndpoint, ApiOperation, ApiResponse, ApiTags } from 
 import { ApiIdempotent, ApiProblems, IDEMPOTENCY_PROBLEMS } from '../common/api-problems.js';
 import { ErrorCode } from '../common/errors.js';
 import { taskWebhooks } from '../common/api-callbacks.js';
-import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, type Type } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { preferredWait, Reply } from '../common/reply.js';
 import { inRequestSpan } from '../observability/tracing.js';
@@ -70,119 +70,84 @@ const RetryRouteDocs = (kind: Kind) =>
     ApiProblems(ErrorCode.TaskNotFound, ErrorCode.TaskNotRetryable, ...IDEMPOTENCY_PROBLEMS),
   );
 
-/** The Conduit routes shared by both kinds; the subclasses fix the kind and the paths. */
-abstract class GenerationRoutes {
-  protected abstract readonly kind: TaskKind;
+/** Where each kind's routes live, and how its status route is spelt (Conduit's, seeds/001). */
+const ROUTES = {
+  video: { path: 'v1/videos/generations', tag: 'videos', name: 'Video', status: 'tasks/:id', statusNote: undefined, alias: undefined },
+  image: { path: 'v1/images/generations', tag: 'images', name: 'Image', status: ':id/status', statusNote: 'Also at GET /v1/images/generations/tasks/{id}, as for videos.', alias: 'tasks/:id' },
+} as const satisfies Record<TaskKind, { path: string; tag: string; name: Kind; status: string; statusNote?: string; alias?: string }>;
 
-  constructor(
-    protected readonly tasks: TasksService,
-    protected readonly presenter: TaskPresenter,
-    protected readonly watcher: TaskWatcher,
-    protected readonly idempotent: IdempotentReplies,
-    @Inject(CONFIG) protected readonly config: HeraldConfig,
-  ) {}
+// Images answer their status under the videos' path too; left out of the document, where it would be ambiguous.
+const AliasRoute = (alias: string | undefined): MethodDecorator => (alias ? applyDecorators(Get(alias), ApiExcludeEndpoint()) : () => undefined);
 
-  /** 202 at once; with `Prefer: wait=N`, 200 with the finished task if it ends within N s, else 202 after N s. */
-  protected createTask(tenantId: string, body: CreateGenerationDto, req: FastifyRequest, res: FastifyReply): Promise<void> {
-    // The create request's span is the root of the task's trace (or joins the caller's, given a traceparent).
-    const traceparent = req.headers.traceparent;
-    const route = `POST ${req.routeOptions?.url ?? req.url}`;
-    return inRequestSpan(route, typeof traceparent === 'string' ? traceparent : undefined, { 'http.request.method': 'POST', 'http.route': req.routeOptions?.url ?? '', 'herald.task.kind': this.kind }, (taskTrace) =>
-      this.respondToCreate(tenantId, body, req, res, taskTrace),
-    );
+/** The Conduit routes of one kind of task: one controller class per kind, made from the same code. */
+function generationController(kind: TaskKind): Type {
+  const routes = ROUTES[kind];
+
+  @ApiTags(routes.tag)
+  @Controller(routes.path)
+  class GenerationController {
+    constructor(
+      readonly tasks: TasksService,
+      readonly presenter: TaskPresenter,
+      readonly watcher: TaskWatcher,
+      readonly idempotent: IdempotentReplies,
+      @Inject(CONFIG) readonly config: HeraldConfig,
+    ) {}
+
+    /** 202 at once; with `Prefer: wait=N`, 200 with the finished task if it ends within N s, else 202 after N s. */
+    @Post('async')
+    @CreateRouteDocs(routes.name)
+    create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: FastifyRequest, @Res() res: FastifyReply): Promise<void> {
+      // The create request's span is the root of the task's trace (or joins the caller's, given a traceparent).
+      const traceparent = req.headers.traceparent;
+      const route = `POST ${req.routeOptions?.url ?? req.url}`;
+      return inRequestSpan(route, typeof traceparent === 'string' ? traceparent : undefined, { 'http.request.method': 'POST', 'http.route': req.routeOptions?.url ?? '', 'herald.task.kind': kind }, (taskTrace) =>
+        this.respondToCreate(tenantId, body, req, res, taskTrace),
+      );
+    }
+
+    @Get(routes.status)
+    @StatusRouteDocs(routes.name, routes.statusNote)
+    async get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
+      return this.presenter.one(await this.tasks.get(tenantId, id, kind), res);
+    }
+
+    @AliasRoute(routes.alias)
+    getAlias(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
+      return this.get(tenantId, id, res);
+    }
+
+    @Delete(':id')
+    @CancelRouteDocs(routes.name)
+    @HttpCode(204)
+    async cancel(@TenantId() tenantId: string, @Param('id') id: string): Promise<void> {
+      await this.tasks.cancel(tenantId, id, kind);
+    }
+
+    @Post('tasks/:id/retry')
+    @RetryRouteDocs(routes.name)
+    retry(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RetryTaskDto, @Req() req: FastifyRequest, @Res() res: FastifyReply): Promise<void> {
+      return this.idempotent.respond(req, res, tenantId, async () => ({ status: 202, body: await this.presenter.view(await this.tasks.retry(tenantId, id, kind, body)) }));
+    }
+
+    private respondToCreate(tenantId: string, body: CreateGenerationDto, req: FastifyRequest, res: FastifyReply, taskTrace: string | undefined): Promise<void> {
+      return this.idempotent.respond(req, res, tenantId, async (): Promise<Reply> => {
+        const task = await this.tasks.create(tenantId, kind, body, taskTrace);
+        const wait = preferredWait(req.headers.prefer?.toString());
+        if (!wait) return { status: 202, body: createdView(task, this.config.publicBaseUrl) };
+        const headers = { 'Preference-Applied': `wait=${wait}` };
+        const finished = await this.watcher.untilTerminal(task.id, wait * 1_000);
+        const now = await this.tasks.get(tenantId, task.id);
+        if (!finished) return { status: 202, body: createdView(now, this.config.publicBaseUrl), headers };
+        return { status: 200, body: { ...createdView(now, this.config.publicBaseUrl), ...(await this.presenter.view(now)) }, headers };
+      });
+    }
   }
 
-  private respondToCreate(tenantId: string, body: CreateGenerationDto, req: FastifyRequest, res: FastifyReply, taskTrace: string | undefined): Promise<void> {
-    return this.idempotent.respond(req, res, tenantId, async (): Promise<Reply> => {
-      const task = await this.tasks.create(tenantId, this.kind, body, taskTrace);
-      const wait = preferredWait(req.headers.prefer?.toString());
-      if (!wait) return { status: 202, body: createdView(task, this.config.publicBaseUrl) };
-      const headers = { 'Preference-Applied': `wait=${wait}` };
-      const finished = await this.watcher.untilTerminal(task.id, wait * 1_000);
-      const now = await this.tasks.get(tenantId, task.id);
-      if (!finished) return { status: 202, body: createdView(now, this.config.publicBaseUrl), headers };
-      return { status: 200, body: { ...createdView(now, this.config.publicBaseUrl), ...(await this.presenter.view(now)) }, headers };
-    });
-  }
-
-  protected async status(tenantId: string, id: string, res: FastifyReply) {
-    return this.presenter.one(await this.tasks.get(tenantId, id, this.kind), res);
-  }
-
-  protected async cancelTask(tenantId: string, id: string): Promise<void> {
-    await this.tasks.cancel(tenantId, id, this.kind);
-  }
-
-  protected retryTask(tenantId: string, id: string, body: RetryTaskDto, req: FastifyRequest, res: FastifyReply): Promise<void> {
-    return this.idempotent.respond(req, res, tenantId, async () => ({ status: 202, body: await this.presenter.view(await this.tasks.retry(tenantId, id, this.kind, body)) }));
-  }
+  // Nest and the logs name a controller by its class name.
+  Object.defineProperty(GenerationController, 'name', { value: `${routes.name}sController` });
+  return GenerationController;
 }
 
-@ApiTags('videos')
-@Controller('v1/videos/generations')
-export class VideosController extends GenerationRoutes {
-  protected readonly kind = 'video';
-
-  @Post('async')
-  @CreateRouteDocs('Video')
-  create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
-    return this.createTask(tenantId, body, req, res);
-  }
-
-  @Get('tasks/:id')
-  @StatusRouteDocs('Video')
-  get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
-    return this.status(tenantId, id, res);
-  }
-
-  @Delete(':id')
-  @CancelRouteDocs('Video')
-  @HttpCode(204)
-  cancel(@TenantId() tenantId: string, @Param('id') id: string) {
-    return this.cancelTask(tenantId, id);
-  }
-
-  @Post('tasks/:id/retry')
-  @RetryRouteDocs('Video')
-  retry(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RetryTaskDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
-    return this.retryTask(tenantId, id, body, req, res);
-  }
-}
-
-@ApiTags('images')
-@Controller('v1/images/generations')
-export class ImagesController extends GenerationRoutes {
-  protected readonly kind = 'image';
-
-  @Post('async')
-  @CreateRouteDocs('Image')
-  create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
-    return this.createTask(tenantId, body, req, res);
-  }
-
-  @Get(':id/status')
-  @StatusRouteDocs('Image', 'Also at GET /v1/images/generations/tasks/{id}, as for videos.')
-  get(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
-    return this.status(tenantId, id, res);
-  }
-
-  // The same route under the videos' path; left out of the document, where it would be ambiguous with :id/status.
-  @Get('tasks/:id')
-  @ApiExcludeEndpoint()
-  getAlias(@TenantId() tenantId: string, @Param('id') id: string, @Res({ passthrough: true }) res: FastifyReply) {
-    return this.status(tenantId, id, res);
-  }
-
-  @Delete(':id')
-  @CancelRouteDocs('Image')
-  @HttpCode(204)
-  cancel(@TenantId() tenantId: string, @Param('id') id: string) {
-    return this.cancelTask(tenantId, id);
-  }
-
-  @Post('tasks/:id/retry')
-  @RetryRouteDocs('Image')
-  retry(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RetryTaskDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
-    return this.retryTask(tenantId, id, body, req, res);
-  }
-}
+export const VideosController = generationController('video');
+export const ImagesController = generationController('image');

@@ -6,7 +6,7 @@
  *   // or several secrets (the tenant's and registered endpoints'): any one of them verifies
  *   const event = verifyWebhook([tenantSecret, endpointSecret], req.headers, rawBody);
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { legacySignature, safeEqual, standardSignature } from './standard-webhooks.js';
 
 export type VerificationFailure = 'missing_header' | 'invalid_timestamp' | 'timestamp_too_old' | 'timestamp_too_new' | 'invalid_signature' | 'invalid_json';
 
@@ -37,16 +37,6 @@ function readHeader(headers: HeaderSource, name: string): string | undefined {
   const key = Object.keys(record).find((k) => k.toLowerCase() === name);
   const value = key === undefined ? undefined : record[key];
   return Array.isArray(value) ? value[0] : value;
-}
-
-function keyOf(secret: string): Buffer {
-  return Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
-}
-
-function equal(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 function text(body: string | Uint8Array): string {
@@ -88,8 +78,8 @@ export function matchWebhook<T = unknown>(secrets: string | readonly string[], h
     .filter(([version, signature]) => version === 'v1' && signature !== undefined)
     .map(([, signature]) => signature);
   const secretIndex = candidates.findIndex((secret) => {
-    const expected = createHmac('sha256', keyOf(secret)).update(`${id}.${timestamp}.${body}`).digest('base64');
-    return given.some((signature) => equal(signature, expected));
+    const expected = standardSignature(secret, id, timestamp, body);
+    return given.some((signature) => safeEqual(signature, expected));
   });
   if (secretIndex < 0) {
     const which = candidates.length === 1 ? 'this secret' : `any of the ${candidates.length} secrets`;
@@ -105,6 +95,5 @@ export function matchWebhook<T = unknown>(secrets: string | readonly string[], h
 /** Checks the compatibility header `X-Signature: sha256=<hex HMAC-SHA256 of the body>` (seeds 000 and 003). */
 export function verifyLegacySignature(secret: string, signatureHeader: string | undefined, rawBody: string | Uint8Array): boolean {
   if (!signatureHeader?.startsWith('sha256=')) return false;
-  const expected = `sha256=${createHmac('sha256', keyOf(secret)).update(text(rawBody)).digest('hex')}`;
-  return equal(signatureHeader, expected);
+  return safeEqual(signatureHeader, legacySignature(secret, text(rawBody)));
 }

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { signatureHeader } from '../webhooks/signature.js';
+import { standardSignature } from './standard-webhooks.js';
 import { describeBody, formatLine, formatSummary, listen, parseSecrets, SECRET_HINT } from './listen.js';
+
+// Signed as Herald's sender signs (webhooks/signature.ts uses the same primitives); the official library checks them too.
+const signatureHeader = (secrets: string[], id: string, ts: number, body: string) => secrets.map((s) => `v1,${standardSignature(s, id, ts, body)}`).join(' ');
 
 const TENANT = 'whsec_' + Buffer.alloc(24, 1).toString('base64');
 const ENDPOINT = 'whsec_' + Buffer.alloc(24, 2).toString('base64');

@@ -71,9 +71,22 @@ export class EventBus implements OnApplicationShutdown {
     this.send(this.prefix + signal.taskId, JSON.stringify(signal));
   }
 
-  /** "The tenant has new events": wakes the tenant-wide streams of every process, which read them from the database. */
+  private readonly tenantsDue = new Set<string>();
+
+  /**
+   * "The tenant has new events": wakes the tenant-wide streams of every process, which read them from the database.
+   * A round of changes commits many tasks of a tenant at once: their signals go out as one PUBLISH per tenant,
+   * just after the current callbacks (the readers read everything after their head anyway).
+   */
   publishTenant(tenantId: string): void {
-    this.send(this.tenantPrefix + tenantId, '1');
+    if (this.tenantsDue.size === 0) {
+      setImmediate(() => {
+        const due = [...this.tenantsDue];
+        this.tenantsDue.clear();
+        for (const id of due) this.send(this.tenantPrefix + id, '1');
+      });
+    }
+    this.tenantsDue.add(tenantId);
   }
 
   /** Calls `listener` for each signal about the task until the returned function is called. */

@@ -69,7 +69,7 @@ export class EventsController {
     const res = reply.raw;
     let heartbeat: NodeJS.Timeout | undefined;
     const connection = this.streams.open(tenantId, keyId, 'sse', {
-      send: (events) => void (res.writableEnded || res.write(events.map((e) => e.sse).join(''))),
+      send: (batch) => void (res.writableEnded || res.write(batch.sse)),
       buffered: () => res.writableLength,
       close: (reason) => {
         clearInterval(heartbeat);

@@ -135,12 +135,12 @@ class WsSession {
     this.principal = principal;
     this.onAuth?.();
     this.connection = this.streams.open(principal.tenantId, principal.keyId, 'ws', {
-      send: (events) => {
-        // One write (writev) for the batch instead of one per message: ws corks each frame, and corks nest.
-        const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-        socket?.cork();
-        for (const e of events) this.ws.send(e.ws, { binary: false });
-        if (socket) process.nextTick(() => socket.uncork());
+      send: (batch) => {
+        // The batch's frames, made once for every connection, in one write to the socket: with permessage-deflate
+        // off, ws.send would only frame the same bytes again for each connection (and write twice per message).
+        // ws writes its own frames straight to the socket as well, so the order of messages is kept.
+        const socket = (this.ws as unknown as { _socket?: Duplex })._socket;
+        if (this.ws.readyState === WebSocket.OPEN && socket) socket.write(batch.ws);
       },
       buffered: () => this.ws.bufferedAmount,
       close: (reason) => {

@@ -10,7 +10,8 @@ import { Metrics } from '../observability/metrics.js';
 import { formatCursor } from '../tasks/event-cursor.js';
 import { TaskEvent, type TaskEventType } from '../tasks/task-event.entity.js';
 import { eventView } from '../tasks/task-events.controller.js';
-import { matches, type StreamFilter } from './stream-filter.js';
+import { matches, wantsAll, type StreamFilter } from './stream-filter.js';
+import { textFrame } from './ws-frame.js';
 
 // Without a signal the feed still reads the database at this pace: a lost pub/sub message delays, never loses.
 const SAFETY_POLL_MS = 2_000;
@@ -53,8 +54,29 @@ export class StreamEvent {
     return (this.sseText ??= `id: ${formatCursor(this.cursor)}\nevent: ${this.type}\ndata: ${this.json}\n\n`);
   }
 
+  /** The whole WebSocket frame of the event message, header included. */
   get ws(): Buffer {
-    return (this.wsBytes ??= Buffer.from(`{"type":"event","cursor":"${formatCursor(this.cursor)}","event":${this.json}}`));
+    return (this.wsBytes ??= textFrame(Buffer.from(`{"type":"event","cursor":"${formatCursor(this.cursor)}","event":${this.json}}`)));
+  }
+}
+
+/**
+ * Events that go to a connection in one write, in cursor order. The batch a feed read is shared by every
+ * connection that wants all of it (a tenant's `*` followers): its bytes are joined once, and each connection gets
+ * one socket write per batch, whatever its size.
+ */
+export class StreamBatch {
+  private sseText?: string;
+  private wsBytes?: Buffer;
+
+  constructor(readonly events: readonly StreamEvent[]) {}
+
+  get sse(): string {
+    return (this.sseText ??= this.events.length === 1 ? this.events[0].sse : this.events.map((e) => e.sse).join(''));
+  }
+
+  get ws(): Buffer {
+    return (this.wsBytes ??= this.events.length === 1 ? this.events[0].ws : Buffer.concat(this.events.map((e) => e.ws)));
   }
 }
 
@@ -62,7 +84,7 @@ export type CloseReason = 'slow' | 'revoked' | 'shutdown';
 
 /** A transport's side of one connection (SSE response, WebSocket). */
 export interface StreamSink {
-  send(events: readonly StreamEvent[]): void;
+  send(batch: StreamBatch): void;
   /** Bytes written but not yet taken by the client. */
   buffered(): number;
   close(reason: CloseReason): void;
@@ -82,11 +104,12 @@ export class Subscription {
     public last: number,
   ) {}
 
-  deliver(events: readonly StreamEvent[]): void {
-    if (this.closed) return;
-    const wanted = events.filter((e) => e.cursor > this.last && matches(this.filter, e));
-    if (events.length) this.last = Math.max(this.last, events[events.length - 1].cursor);
-    if (wanted.length) this.connection.send(wanted);
+  deliver(batch: StreamBatch): void {
+    const { events } = batch;
+    if (this.closed || events.length === 0) return;
+    const wanted = events[0].cursor > this.last && wantsAll(this.filter) ? events : events.filter((e) => e.cursor > this.last && matches(this.filter, e));
+    this.last = Math.max(this.last, events[events.length - 1].cursor);
+    if (wanted.length) this.connection.send(wanted.length === events.length ? batch : new StreamBatch(wanted));
   }
 }
 
@@ -103,12 +126,12 @@ export class StreamConnection {
     private readonly onClose: (c: StreamConnection, reason: CloseReason | 'client') => void,
   ) {}
 
-  send(events: readonly StreamEvent[]): void {
+  send(batch: StreamBatch): void {
     if (this.closed) return;
     // A client that does not read leaves its bytes here: still past the bound when more is due, it is dropped,
     // not buffered further. (Checked before writing, so one burst bigger than the bound is not a reason.)
     if (this.sink.buffered() > this.limit) return this.close('slow');
-    this.sink.send(events);
+    this.sink.send(batch);
   }
 
   /** Past the bound at a periodic check too: the last burst before a quiet spell does not escape it. */
@@ -180,9 +203,9 @@ class TenantFeed {
           return [];
         });
         if (rows.length === 0 || this.stopped) continue;
-        const events = rows.map((r) => new StreamEvent(r));
-        this.head = events[events.length - 1].cursor;
-        for (const s of this.subscriptions) if (s.live) s.deliver(events);
+        const batch = new StreamBatch(rows.map((r) => new StreamEvent(r)));
+        this.head = batch.events[batch.events.length - 1].cursor;
+        for (const s of this.subscriptions) if (s.live) s.deliver(batch);
         if (rows.length === PAGE) this.again = true;
       } while (this.again && !this.stopped);
     })().finally(() => (this.reading = undefined));
@@ -298,7 +321,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
         continue;
       }
       if (sub.closed || sub.generation !== generation) return;
-      if (rows.length) sub.deliver(rows.map((r) => new StreamEvent(r)));
+      if (rows.length) sub.deliver(new StreamBatch(rows.map((r) => new StreamEvent(r))));
       if (rows.length < PAGE) {
         sub.last = Math.max(sub.last, horizon);
         if (sub.last >= feed.head) {

@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { addTenants, cpuSecondsOf, createDatabase, heraldEnv, sleep, sqliteQuery, startHerald, tempDir, until } from './lib.mjs';
 
 const CLIENT_PROCESSES = 2;
@@ -37,7 +38,7 @@ function histogram() {
 
 /** One child process of subscribers, talking over stdin/stdout (bench/stream-clients.mjs). */
 function subscriberProcess(base, keys, count, from, to) {
-  const child = spawn(process.execPath, ['bench/stream-clients.mjs', base, keys.join(','), String(count), String(from), String(to)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, 'stream-clients.mjs'), base, keys.join(','), String(count), String(from), String(to)], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   const waiters = [];
   child.stdout.on('data', (d) => {
@@ -100,9 +101,6 @@ export async function streamsBench({ redis, shape, subscribers, tenants = 1, eve
   }
   await Promise.all(inflight);
   const lastCreate = Date.now();
-  const wall = (lastCreate - cpu0.at) / 1000;
-  const cpuShare = (now, before) => Math.round(((now - before) / wall) * 100);
-  const cpu = { api: cpuShare(cpuOf(api.pid), cpu0.api), worker: cpuShare(cpuOf(worker.pid), cpu0.worker), subscribers: cpuShare(clients.reduce((a, c) => a + cpuOf(c.child.pid), 0), cpu0.clients) };
   const load1 = loadAverage();
   // Every task has run to its end: then each subscriber is due every event of its tenant.
   await until(async () => (await sqliteQuery(db, "SELECT COUNT(*) AS n FROM task_events WHERE type IN ('task.completed','task.failed')"))[0].n >= totalTasks - createErrors, 120_000, 'every task finished');
@@ -121,6 +119,10 @@ export async function streamsBench({ redis, shape, subscribers, tenants = 1, eve
     await sleep(100);
   }
   clearInterval(sampler);
+  // CPU from the first create until everything arrived: per message, it says what each side costs whatever else
+  // shares the machine (the share of a core it got says more about the machine's load).
+  const cpu = { api: cpuOf(api.pid) - cpu0.api, worker: cpuOf(worker.pid) - cpu0.worker, subscribers: clients.reduce((a, c) => a + cpuOf(c.child.pid), 0) - cpu0.clients };
+  const wall = (Date.now() - cpu0.at) / 1000;
   const results = await Promise.all(clients.map((c) => c.ask('report')));
   const latency = histogram();
   const lag = histogram();
@@ -159,7 +161,8 @@ export async function streamsBench({ redis, shape, subscribers, tenants = 1, eve
     closed: results.reduce((a, r) => a + r.closed, 0),
     create_errors: createErrors,
     api_rss_mb: { idle: Math.round(rssBefore), subscribed: Math.round(rssSubscribed), peak: Math.round(peakRss) },
-    cpu_percent_of_one_core: cpu,
+    cpu_s: { api: +cpu.api.toFixed(1), worker: +cpu.worker.toFixed(1), subscribers: +cpu.subscribers.toFixed(1), wall: +wall.toFixed(1) },
+    cpu_us_per_message: { api: +((cpu.api * 1e6) / dueTotal).toFixed(2), subscribers: +((cpu.subscribers * 1e6) / dueTotal).toFixed(2) },
     load_average: [load0, load1],
   });
   agent.destroy();

@@ -11,12 +11,14 @@ import { formatCursor } from '../tasks/event-cursor.js';
 import { TaskEvent, type TaskEventType } from '../tasks/task-event.entity.js';
 import { eventView } from '../tasks/task-events.controller.js';
 import { matches, wantsAll, type StreamFilter } from './stream-filter.js';
+import { StreamSlots } from './stream-slots.js';
 import { textFrame } from './ws-frame.js';
 
 // Without a signal the feed still reads the database at this pace: a lost pub/sub message delays, never loses.
 const SAFETY_POLL_MS = 2_000;
 // Open streams re-check their keys at this pace (from the database), so a revoked key's streams end within 5 s;
-// and their backlogs, so a reader that stopped after a burst is dropped even when nothing more is sent.
+// and their backlogs, so a reader that stopped after a burst is dropped even when nothing more is sent; and renew
+// their slots in the key's count across processes (StreamSlots).
 const REVOCATION_CHECK_MS = 2_000;
 const PAGE = 500;
 
@@ -120,6 +122,8 @@ export class StreamConnection {
   constructor(
     readonly tenantId: string,
     readonly keyId: string,
+    /** Its place in the key's count across processes (StreamSlots). */
+    readonly slot: string,
     readonly transport: 'sse' | 'ws',
     private readonly sink: StreamSink,
     private readonly limit: number,
@@ -235,6 +239,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: EventBus,
     private readonly keys: ApiKeysService,
+    private readonly slots: StreamSlots,
     metrics: Metrics,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
@@ -255,14 +260,22 @@ export class TenantStreams implements BeforeApplicationShutdown {
   }
 
   /** Whether the key may open one more stream in this process. */
-  canOpen(keyId: string): boolean {
+  private canOpen(keyId: string): boolean {
     return !this.shuttingDown && (this.byKey.get(keyId)?.size ?? 0) < this.config.streams.maxConnectionsPerKey;
   }
 
-  /** Registers a connection; undefined when the key is at its limit (STREAM_MAX_CONNECTIONS_PER_KEY). */
-  open(tenantId: string, keyId: string, transport: 'sse' | 'ws', sink: StreamSink): StreamConnection | undefined {
+  /**
+   * Registers a connection; undefined when the key is at its limit (STREAM_MAX_CONNECTIONS_PER_KEY), in this
+   * process or, counted in Redis, across all API processes.
+   */
+  async open(tenantId: string, keyId: string, transport: 'sse' | 'ws', sink: StreamSink): Promise<StreamConnection | undefined> {
     if (!this.canOpen(keyId)) return undefined;
-    const connection = new StreamConnection(tenantId, keyId, transport, sink, this.config.streams.bufferLimitBytes, (c, reason) => this.forget(c, reason));
+    const slot = await this.slots.take(keyId);
+    if (!slot || !this.canOpen(keyId)) {
+      if (slot) this.slots.release(keyId, slot);
+      return undefined;
+    }
+    const connection = new StreamConnection(tenantId, keyId, slot, transport, sink, this.config.streams.bufferLimitBytes, (c, reason) => this.forget(c, reason));
     let set = this.byKey.get(keyId);
     if (!set) this.byKey.set(keyId, (set = new Set()));
     set.add(connection);
@@ -340,6 +353,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
 
   private forget(connection: StreamConnection, reason: CloseReason | 'client'): void {
     if (reason !== 'client') this.dropped.inc({ reason });
+    this.slots.release(connection.keyId, connection.slot);
     const set = this.byKey.get(connection.keyId);
     set?.delete(connection);
     if (set?.size === 0) this.byKey.delete(connection.keyId);
@@ -356,6 +370,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
   private async closeRevoked(): Promise<void> {
     if (this.byKey.size === 0) return;
     for (const set of [...this.byKey.values()]) for (const c of [...set]) c.checkBacklog();
+    this.slots.renew([...this.byKey.values()].flatMap((set) => [...set].map((c) => ({ keyId: c.keyId, slot: c.slot }))));
     const keyIds = [...this.byKey.keys()];
     const valid = await this.keys.stillValid(keyIds).catch(() => undefined);
     if (!valid) return;

@@ -8,7 +8,7 @@
 // Latency = receipt − the event's created_at (set inside its transaction, so commit → receipt and a little more),
 // sampled on one event in ten on every subscriber, for events created after the warm-up. The subscribers run in
 // two child processes sharing the machine with Herald; their own event-loop delay is reported, so a late receipt
-// can be told from a late send.
+// can be told from a late send. BENCH_API_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") goes to the API process.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -59,7 +59,7 @@ export async function streamsBench({ redis, shape, subscribers, tenants = 1, eve
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
   const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: `bstr${shape}`, GENERATION_CONCURRENCY: '200', STREAM_MAX_CONNECTIONS_PER_KEY: '100000' });
-  const api = await startHerald({ ...env, ROLE: 'api' });
+  const api = await startHerald({ ...env, ROLE: 'api' }, process.env.BENCH_API_NODE_ARGS ? process.env.BENCH_API_NODE_ARGS.split(' ') : []);
   const worker = await startHerald({ ...env, ROLE: 'worker' });
   const keys = shape === 'all' ? [env.BOOTSTRAP_API_KEY] : (await addTenants(db, tenants)).map((t) => t.key);
   const tenantOfKey = new Map();

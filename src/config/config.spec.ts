@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       PORT: '8080',
       SIMULATOR_DURATION_MS: '0',
       HEAP_GROWING_PERCENT: '0',
+      RETENTION_DAYS: '0.002',
     });
     expect(c.webhook.retrySchedule).toEqual([0, 250, 60_000]);
     expect(c.webhook.allowedCidrs).toEqual(['127.0.0.0/8', '::1/128']);
@@ -34,6 +35,7 @@ describe('loadConfig', () => {
     expect(c.port).toBe(8080);
     expect(c.simulatorDurationMs).toBe(0);
     expect(c.heapGrowingPercent).toBe(0);
+    expect(c.retentionDays).toBe(0.002);
   });
 
   it.each([
@@ -56,6 +58,7 @@ describe('loadConfig', () => {
     ['WORKER_MAX_LEASES', '1.5'],
     ['ARTIFACT_MAX_BYTES', '0'],
     ['BOOTSTRAP_WORKER_TOKEN', 'short'],
+    ['RETENTION_DAYS', '0'],
   ])('rejects %s=%s with a one-line message naming the variable', (name, value) => {
     let error: unknown;
     try {

@@ -65,7 +65,8 @@ export class EnvironmentVariables {
   @IsOptional() @IsIn(LOG_LEVELS as unknown as string[])
   LOG_LEVEL?: LogLevel;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(3650)
+  // Fractions are allowed (0.002 ≈ 3 min) so a soak can show retention keeping the tables bounded.
+  @IsOptional() @Type(() => Number) @IsNumber({ allowNaN: false, allowInfinity: false }) @Min(0.0001) @Max(3650)
   RETENTION_DAYS?: number;
 
   @IsOptional() @Type(() => Number) @IsNumber({ allowNaN: false, allowInfinity: false }) @Min(0.0001) @Max(10_000)

@@ -93,6 +93,29 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_HEADERS: 'novalue' })).toThrow(/OTEL_EXPORTER_OTLP_HEADERS must be a comma list/);
   });
 
+  it('reads REDIS_CLUSTER_NODES: cluster mode, a hash-tagged queue prefix, never next to a non-default REDIS_URL', () => {
+    const c = loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000,127.0.0.1:7001' });
+    expect(c.redisCluster).toEqual({ nodes: [{ host: '127.0.0.1', port: 7000 }, { host: '127.0.0.1', port: 7001 }], username: undefined, password: undefined, tls: false });
+    expect(c.queuePrefix).toBe('{herald}');
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: 'app{eu}', REDIS_URL: 'redis://127.0.0.1:6379' }).queuePrefix).toBe('app{eu}');
+    expect(loadConfig({}).redisCluster).toBeUndefined();
+    expect(loadConfig({}).queuePrefix).toBe('herald');
+    const refusals: Array<[Record<string, string>, RegExp]> = [
+      [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: 'herald' }, /QUEUE_PREFIX must contain a hash tag like \{herald\} with REDIS_CLUSTER_NODES.*\(got "herald"\)/],
+      [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_URL: 'redis://cache:6379' }, /set REDIS_URL .* or REDIS_CLUSTER_NODES .*, not both/],
+      [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000,127.0.0.1' }, /REDIS_CLUSTER_NODES entry "127.0.0.1" is not host:port/],
+    ];
+    for (const [env, message] of refusals) {
+      expect(() => loadConfig(env)).toThrow(ConfigError);
+      expect(() => loadConfig(env)).toThrow(message);
+      try {
+        loadConfig(env);
+      } catch (err) {
+        expect((err as Error).message).not.toContain('\n');
+      }
+    }
+  });
+
   it('ignores empty variables', () => {
     expect(loadConfig({ PORT: '' }).port).toBe(3000);
   });

@@ -1,18 +1,20 @@
 import { Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import type { Cluster, RedisOptions } from 'ioredis';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { redisOptionsFromUrl } from './redis-options.js';
+import { bullConnection, createRedisClient, type RedisClient } from './redis-options.js';
 
-/** Herald's own Redis connection (health, event bus); BullMQ keeps its own connections. */
+/** Herald's own Redis connection (health, event bus, rate limits), and what BullMQ connects with. */
 @Injectable()
 export class RedisConnection implements OnApplicationShutdown {
-  readonly client: Redis;
+  readonly client: RedisClient;
+  /** BullMQ's connection: options for one Redis, a shared cluster client in cluster mode (see bullConnection). */
+  readonly bullmq: RedisOptions | Cluster;
 
   constructor(@Inject(CONFIG) config: HeraldConfig) {
     // Commands fail fast while Redis is away instead of queueing: callers fall back to the database.
-    this.client = new Redis({ ...redisOptionsFromUrl(config.redisUrl), maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
-    this.client.on('error', () => undefined);
+    this.client = createRedisClient(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    this.bullmq = bullConnection(config);
   }
 
   async ping(): Promise<void> {
@@ -21,6 +23,11 @@ export class RedisConnection implements OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     this.client.disconnect();
+  }
+
+  /** After BullMQ's queues and workers have closed (they do not close a connection they were given). */
+  closeBullmq(): void {
+    if ('isCluster' in this.bullmq && this.bullmq.isCluster) this.bullmq.disconnect();
   }
 }
 

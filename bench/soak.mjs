@@ -159,11 +159,28 @@ export async function soak(minutes, { rate = Number(process.env.SOAK_RATE ?? 200
       nextMinute += 60_000;
     }
   }
-  // Drain: every accepted task's terminal webhook answered 2xx, or 5 minutes.
-  const drainUntil = Date.now() + 300_000;
+  // Drain: every accepted task's terminal webhook answered 2xx, or SOAK_DRAIN_MINUTES (10) of waiting.
+  const drainStarted = Date.now();
+  const drainUntil = drainStarted + Number(process.env.SOAK_DRAIN_MINUTES ?? 10) * 60_000;
   while ((inflight > 0 || [...accepted].some((id) => !delivered.has(id))) && Date.now() < drainUntil) await sleep(1_000);
+  const drainSeconds = Math.round((Date.now() - drainStarted) / 1000);
   await scrape();
-  const lost = [...accepted].filter((id) => !delivered.has(id));
+  // What is still undelivered is lost only if the database no longer holds work for it: its task row is gone
+  // (purged after finishing) or finished with no delivery left to send. Otherwise Herald is still behind.
+  const undelivered = [...accepted].filter((id) => !delivered.has(id));
+  const pendingWork = undelivered.length
+    ? (
+        await pgClient.query(
+          `SELECT t.id::text AS id, t.status, EXISTS (SELECT 1 FROM deliveries d WHERE d.task_id = t.id AND d.status IN ('pending', 'sending')) AS sending
+           FROM tasks t WHERE t.id::text = ANY($1::text[])`,
+          [undelivered],
+        )
+      ).rows
+    : [];
+  const stillWorking = pendingWork.filter((r) => !['completed', 'failed', 'cancelled', 'timedout'].includes(r.status) || r.sending);
+  const undeliveredStatus = {};
+  for (const r of pendingWork) undeliveredStatus[r.status] = (undeliveredStatus[r.status] ?? 0) + 1;
+  const lost = undelivered.filter((id) => !stillWorking.some((r) => r.id === id));
   clearInterval(scraper);
   const summary = {
     measure: 'soak',
@@ -177,6 +194,9 @@ export async function soak(minutes, { rate = Number(process.env.SOAK_RATE ?? 200
     skipped,
     delivered: delivered.size,
     lost: lost.length,
+    undelivered_at_end: undelivered.length,
+    undelivered_by_task_status: undeliveredStatus,
+    drain_s: drainSeconds,
     duplicates,
     receiver_fail_percent: failPercent,
     receiver_failures: failed,
@@ -276,6 +296,7 @@ machine's cores with Herald, and other jobs ran on it: read the latency columns 
 |---|---|
 | accepted · refused (non-202) · skipped by the load generator | ${s.accepted.toLocaleString('en-US')} · ${s.refused} · ${s.skipped} |
 | terminal webhooks answered 2xx · **lost** | ${s.delivered.toLocaleString('en-US')} · **${s.lost}** |
+| drain after the last create · still undelivered then (by task status; not lost: the database holds their work) | ${s.drain_s} s · ${s.undelivered_at_end - s.lost} ${JSON.stringify(s.undelivered_by_task_status)} |
 | receiver failures (retried) · duplicates (2xx twice) | ${s.receiver_failures.toLocaleString('en-US')} · ${s.duplicates} |
 | last 10 min vs minutes 5–15: RSS ${names.join(' · ')} | ${names.map((n) => `${f[`rss_${n}_change_percent`]} %`).join(' · ')} |
 | last 10 min vs minutes 5–15: p99 · load average | ${f.p99_change_percent} % · ${f.load_change_percent} % |

@@ -10,15 +10,19 @@ export class RedisConnection implements OnApplicationShutdown {
   readonly client: RedisClient;
   /** BullMQ's connection: options for one Redis, a shared cluster client in cluster mode (see bullConnection). */
   readonly bullmq: RedisOptions | Cluster;
+  private readonly probeKey: string | undefined;
 
   constructor(@Inject(CONFIG) config: HeraldConfig) {
     // Commands fail fast while Redis is away instead of queueing: callers fall back to the database.
     this.client = createRedisClient(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     this.bullmq = bullConnection(config);
+    this.probeKey = config.redisCluster ? `${config.queuePrefix}:health` : undefined;
   }
 
+  /** Redis answers. In a cluster, the master of Herald's slot must (a PING would go to any node). */
   async ping(): Promise<void> {
-    await this.client.ping();
+    if (this.probeKey) await this.client.exists(this.probeKey);
+    else await this.client.ping();
   }
 
   onApplicationShutdown(): void {

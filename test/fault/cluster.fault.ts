@@ -99,6 +99,7 @@ describe('Redis Cluster (3 masters, 1 replica each)', () => {
     }
     const promoted = await failover;
     expect(promoted.port).not.toBe(master.port);
+    await eventually(async () => ((await fetch(`${api.baseUrl}/health/ready`)).status === 200 ? true : undefined), { timeoutMs: 20_000, intervalMs: 200 });
 
     const all = [...ids, ...during];
     await allDone(all).catch((err) => Promise.reject(explain(err)));

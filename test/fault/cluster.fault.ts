@@ -47,7 +47,7 @@ async function fleet() {
 
 describe('Redis Cluster (3 masters, 1 replica each)', () => {
   it('300 tasks with webhooks through one api and two workers: every terminal webhook arrives once', async () => {
-    const { e, api, allDone, explain } = await fleet();
+    const { e, api, workers, allDone, explain } = await fleet();
     const t0 = Date.now();
     const ids = await e.submit(api.baseUrl, 300, (i) => ({ simulate: { duration_ms: 100 + (i % 5) * 50 } }));
     await allDone(ids).catch((err) => Promise.reject(explain(err)));
@@ -56,6 +56,8 @@ describe('Redis Cluster (3 masters, 1 replica each)', () => {
     for (const w of e.receiver.received.filter(isTerminal)) perTask.set(w.body.task_id, (perTask.get(w.body.task_id) ?? 0) + 1);
     expect(perTask.size).toBe(300);
     expect([...perTask.values()].every((n) => n === 1)).toBe(true);
+    // SIGTERM drains and exits 0: the shared cluster client is closed after BullMQ's queues and workers.
+    for (const p of [...workers, api]) expect(await p.terminate()).toBe(0);
     recordFigures('Redis Cluster: 300 tasks, one api + two workers, no fault', {
       tasks: 300,
       faults: 0,

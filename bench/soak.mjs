@@ -236,8 +236,50 @@ export function flatness(rows) {
   const out = { p99_change_percent: change((r) => r.p99_ms), load_change_percent: change((r) => r.load1) };
   for (const name of Object.keys(rows[0].rss_mb)) out[`rss_${name}_change_percent`] = change((r) => r.rss_mb[name]);
   out.within_10_percent = Object.entries(out).every(([k, v]) => k.startsWith('load') || Math.abs(v) <= 10);
+  // Leak or load: a leak shows as RSS rising steadily (a least-squares slope, MB per minute, from minute 5 on)
+  // whatever the load; the machine's load shows as p99 moving with the load average (their correlation).
+  const steady = rows.filter((r) => r.minute > 5);
+  if (steady.length >= 3) {
+    for (const name of Object.keys(rows[0].rss_mb)) out[`rss_${name}_mb_per_min`] = +slope(steady.map((r) => [r.minute, r.rss_mb[name]])).toFixed(2);
+    out.p99_load_correlation = +correlation(steady.map((r) => [r.load1, r.p99_ms])).toFixed(2);
+  }
   return out;
 }
+
+function slope(points) {
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  return sxx ? sxy / sxx : 0;
+}
+
+function correlation(points) {
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  const syy = points.reduce((a, [, y]) => a + (y - my) ** 2, 0);
+  return sxx && syy ? sxy / Math.sqrt(sxx * syy) : 0;
+}
+
+/** The plot and the BENCHMARKS.md section from a run's JSON lines (its stdout), e.g. after changing the layout. */
+export function render(lines) {
+  const parsed = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const rows = parsed.filter((r) => r.measure === 'soak_minute').map(({ measure, ...r }) => r);
+  const summary = parsed.find((r) => r.measure === 'soak');
+  summary.flat = flatness(rows);
+  mkdirSync('docs/images', { recursive: true });
+  writeFileSync('docs/images/soak.svg', plot(rows, Object.keys(rows[0].rss_mb)));
+  writeSection('docs/BENCHMARKS.md', section(rows, summary));
+  return summary;
+}
+
+// node bench/soak.mjs --render=FILE: re-renders docs from a saved run.
+const renderArg = process.argv.find((a) => a.startsWith('--render='));
+if (renderArg && import.meta.url === `file://${process.argv[1]}`) console.log(JSON.stringify(render(readFileSync(renderArg.slice(9), 'utf8').split('\n')).flat));
 
 /** A small hand-written SVG: RSS per process (MB) above, p50/p99 (ms) and the load average below, per minute. */
 export function plot(rows, names) {
@@ -301,6 +343,8 @@ machine's cores with Herald, and other jobs ran on it: read the latency columns 
 | last 10 min vs minutes 5–15: RSS ${names.join(' · ')} | ${names.map((n) => `${f[`rss_${n}_change_percent`]} %`).join(' · ')} |
 | last 10 min vs minutes 5–15: p99 · load average | ${f.p99_change_percent} % · ${f.load_change_percent} % |
 | flat (RSS and p99 within 10 %) | ${f.within_10_percent ? 'yes' : '**no**'} |
+| RSS trend from minute 5 (least squares): ${names.join(' · ')} | ${names.map((n) => `${f[`rss_${n}_mb_per_min`]} MB/min`).join(' · ')} |
+| correlation of p99 with the load average (minute 5 on) | ${f.p99_load_correlation} |
 
 | min | created | RSS MB (${names.join(' · ')}) | p50 ms | p99 ms | outbox lag s | pending | Redis MB | DB MB | task rows | load 1m |
 |---|---|---|---|---|---|---|---|---|---|---|

@@ -347,6 +347,7 @@ machine's cores with Herald, and other jobs ran on it: read the latency columns 
 | receiver failures (retried) · duplicates (2xx twice) | ${s.receiver_failures.toLocaleString('en-US')} · ${s.duplicates} |
 | last 10 min vs minutes 5–15: RSS ${names.join(' · ')} | ${names.map((n) => `${f[`rss_${n}_change_percent`]} %`).join(' · ')} |
 | last 10 min vs minutes 5–15: p99 · load average | ${f.p99_change_percent} % · ${f.load_change_percent} % |
+| PostgreSQL autovacuum (when off, the soak vacuums the busy tables each minute) | ${s.autovacuum ?? 'not recorded'} |
 | flat (RSS and p99 within 10 %) | ${f.within_10_percent ? 'yes' : '**no**'} |
 | RSS trend from minute 5 (least squares): ${names.join(' · ')} | ${names.map((n) => `${f[`rss_${n}_mb_per_min`]} MB/min`).join(' · ')} |
 | correlation of p99 with the load average (minute 5 on) | ${f.p99_load_correlation} |

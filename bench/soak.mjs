@@ -301,7 +301,7 @@ export function plot(rows, names) {
     const ry = (v) => top + H - (v / rmax) * H;
     const line = (values, f) => values.map((v, i) => `${i ? 'L' : 'M'}${x(rows[i].minute).toFixed(1)},${f(v).toFixed(1)}`).join(' ');
     const ticks = [0, 0.25, 0.5, 0.75, 1].map((t) => `<line x1="${L}" x2="${W - R}" y1="${y(t * max)}" y2="${y(t * max)}" stroke="#eee"/><text x="${L - 6}" y="${y(t * max) + 4}" text-anchor="end">${Math.round(t * max)}</text>`).join('');
-    const legend = [...series, ...(right ? [right] : [])].map((s, i) => `<text x="${L + 10 + i * 110}" y="${top + 14}" fill="${s.color}">${s.name}</text>`).join('');
+    const legend = [...series, ...(right ? [right] : [])].map((s, i) => `<text x="${L + 10 + i * 130}" y="${top + H + 30}" fill="${s.color}">${s.name}</text>`).join('');
     return `<text x="${L}" y="${top - 8}" font-weight="bold">${title} (${unit})</text>${ticks}
 ${series.map((s) => `<path d="${line(s.values, y)}" fill="none" stroke="${s.color}" stroke-width="1.5"/>`).join('\n')}
 ${right ? `<path d="${line(right.values, ry)}" fill="none" stroke="${right.color}" stroke-dasharray="4 3"/><text x="${W - R + 6}" y="${ry(rmax / 1.1) + 4}">${(rmax / 1.1).toFixed(1)}</text><text x="${W - R + 6}" y="${top + H + 4}">0</text>` : ''}
@@ -313,12 +313,12 @@ ${right ? `<path d="${line(right.values, ry)}" fill="none" stroke="${right.color
     { name: 'p99', color: '#d62728', values: rows.map((r) => r.p99_ms) },
   ];
   const load = { name: 'load avg (right)', color: '#7f7f7f', values: rows.map((r) => r.load1) };
-  const xTicks = rows.filter((r) => r.minute % 5 === 0 || r.minute === 1).map((r) => `<text x="${x(r.minute)}" y="${2 * H + 110}" text-anchor="middle">${r.minute}</text>`).join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H + 130}" font-family="sans-serif" font-size="11">
+  const xTicks = rows.filter((r) => r.minute % 5 === 0 || r.minute === 1).map((r) => `<text x="${x(r.minute)}" y="${2 * H + 104}" text-anchor="middle">${r.minute}</text>`).join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H + 135}" font-family="sans-serif" font-size="11">
 <rect width="100%" height="100%" fill="white"/>
 ${panel(30, 'RSS per process', rss, 'MB')}
-${panel(H + 80, 'Event → receipt, first arrival', lat, 'ms', load)}
-${xTicks}<text x="${W / 2}" y="${2 * H + 125}" text-anchor="middle">minute of the run</text>
+${panel(H + 90, 'Event → receipt, first arrival', lat, 'ms', load)}
+${xTicks}<text x="${W - R + 6}" y="${2 * H + 104}">minute</text>
 </svg>
 `;
 }

@@ -135,6 +135,45 @@ describe('Redis Cluster (3 masters, 1 replica each)', () => {
     });
   });
 
+  it('the node holding the API subscriber connection killed -9: the subscription moves, SSE and Prefer: wait answer', async () => {
+    // A cluster of its own: the one above has lost a master and its replica-less successor must not be next.
+    const own = await startRedisCluster({ nodeTimeoutMs: 1_000 });
+    try {
+      const prefix = `{hs${randomBytes(3).toString('hex')}}`;
+      env = await faultEnvironment({ env: { REDIS_URL: '', REDIS_CLUSTER_NODES: own.seeds, QUEUE_PREFIX: prefix } });
+      const e = env;
+      const api = await spawnHerald({ ...e.env, ROLE: 'api' });
+      e.onCleanup(() => api.kill9());
+      const worker = await spawnHerald({ ...e.env, ROLE: 'worker' });
+      e.onCleanup(() => worker.kill9());
+      const followed = async () => {
+        const [id] = await e.submit(api.baseUrl, 1, () => ({ simulate: { duration_ms: 500 } }));
+        const sse = await fetch(`${api.baseUrl}/v1/tasks/${id}/events/stream`, { headers: e.headers, signal: AbortSignal.timeout(30_000) });
+        return sse.text();
+      };
+      expect(await followed()).toContain('event: task.completed');
+      // A stream kept open over the kill: its task finishes after the subscriber's node is gone.
+      const [id] = await e.submit(api.baseUrl, 1, () => ({ simulate: { duration_ms: 6_000 } }));
+      const open = fetch(`${api.baseUrl}/v1/tasks/${id}/events/stream`, { headers: e.headers, signal: AbortSignal.timeout(40_000) }).then((r) => r.text());
+      const [subscriberPort] = await eventually(async () => {
+        const ports = await own.subscriberPorts();
+        return ports.length ? ports : undefined;
+      }, { timeoutMs: 10_000, intervalMs: 100 });
+      await own.kill(subscriberPort);
+      // ioredis subscribes again on another node (what the next stream's events arrive by).
+      await eventually(async () => ((await own.subscriberPorts()).length ? true : undefined), { timeoutMs: 15_000, intervalMs: 100 });
+      expect(await open).toContain('event: task.completed');
+      expect(await followed()).toContain('event: task.completed');
+      const waited = await fetch(`${api.baseUrl}/v1/images/generations/async`, { method: 'POST', headers: { ...e.headers, prefer: 'wait=20' }, body: JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 300 } }) });
+      expect(waited.status).toBe(200);
+      expect(((await waited.json()) as { status: string }).status).toBe('completed');
+    } finally {
+      await env?.cleanup();
+      env = undefined;
+      await own.stop();
+    }
+  });
+
   it('refuses to start with one line naming a REDIS_CLUSTER_NODES entry that is unreachable or not a cluster node', async () => {
     const dead = `127.0.0.1:${cluster.ports[0] === 1 ? 2 : 1}`;
     const single = await startPrivateRedis();

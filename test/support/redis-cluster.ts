@@ -114,6 +114,12 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
       if (!master) throw new Error(`no master serves slot ${slot}`);
       return { port: master.port, id: master.id };
     },
+    /** Live nodes with a client in pub/sub mode (CLIENT LIST TYPE pubsub): where a subscriber's connection is. */
+    async subscriberPorts(): Promise<number[]> {
+      const ports: number[] = [];
+      for (const port of alive()) if (String(await command(port, 'CLIENT', 'LIST', 'TYPE', 'pubsub')).trim()) ports.push(port);
+      return ports;
+    },
     /** kill -9 of one node. */
     async kill(port: number): Promise<void> {
       const child = children.get(port)!;

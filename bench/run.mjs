@@ -12,6 +12,16 @@ import { streamsBench } from './streams.mjs';
 import { workersBench } from './workers.mjs';
 import { cpuSecondsOf, createDatabase, heraldEnv, PAYLOAD, percentile, preloadOutbox, sleep, startHerald, startReceiver, startRedis, tempDir, until } from './lib.mjs';
 
+// --soak[=MINUTES] (default 30) is its own long run (bench/soak.mjs), not part of the report below.
+const SOAK = process.argv.find((a) => a === '--soak' || a.startsWith('--soak='));
+if (SOAK) {
+  const { soak } = await import('./soak.mjs');
+  const minutes = SOAK.includes('=') ? Number(SOAK.slice(7)) : 30;
+  if (!(minutes > 0)) throw new Error(`--soak=MINUTES needs a positive number of minutes (got "${SOAK.slice(7)}")`);
+  const summary = await soak(minutes);
+  process.exit(summary.lost === 0 ? 0 : 1);
+}
+
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const N = SMOKE ? 300 : 20_000;
 const BACKLOG = SMOKE ? 1_000 : 100_000;

@@ -1,6 +1,6 @@
 import { BullModule } from '@nestjs/bullmq';
-import type { RedisOptions as BullRedisOptions } from 'bullmq';
-import { DynamicModule, Module } from '@nestjs/common';
+import type { ConnectionOptions } from 'bullmq';
+import { DynamicModule, Module, OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { AuthModule, HttpAuthModule } from './auth/auth.module.js';
@@ -18,8 +18,7 @@ import { HealthController } from './health/health.controller.js';
 import { IdempotencyModule } from './idempotency/idempotency.module.js';
 import { MetricsController } from './observability/metrics.controller.js';
 import { ObservabilityModule } from './observability/observability.module.js';
-import { redisOptionsFromUrl } from './redis/redis-options.js';
-import { RedisModule } from './redis/redis.module.js';
+import { RedisConnection, RedisModule } from './redis/redis.module.js';
 import { StreamsModule } from './streams/streams.module.js';
 import { TasksApiModule } from './tasks/tasks-api.module.js';
 import { TasksCoreModule } from './tasks/tasks-core.module.js';
@@ -40,7 +39,14 @@ class HttpModule {}
 
 /** One binary, composed by role: `api` serves HTTP, `worker` processes jobs, `all` does both. */
 @Module({})
-export class AppModule {
+export class AppModule implements OnApplicationShutdown {
+  constructor(private readonly redis: RedisConnection) {}
+
+  // The root module's hooks run after those of every module it imports: BullMQ's queues and workers are closed.
+  onApplicationShutdown(): void {
+    this.redis.closeBullmq();
+  }
+
   static forRoot(config: HeraldConfig): DynamicModule {
     const serveHttp = config.role !== 'worker';
     const processJobs = config.role !== 'api';
@@ -51,7 +57,7 @@ export class AppModule {
         ObservabilityModule,
         CryptoModule,
         DatabaseModule,
-        BullModule.forRoot({ connection: redisOptionsFromUrl(config.redisUrl) as BullRedisOptions, prefix: config.queuePrefix }),
+        BullModule.forRootAsync({ inject: [RedisConnection], useFactory: (redis: RedisConnection) => ({ connection: redis.bullmq as ConnectionOptions, prefix: config.queuePrefix }) }),
         RedisModule,
         AuthModule,
         GenerationModule.register({ worker: processJobs }),

@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { redisOptionsFromUrl } from '../redis/redis-options.js';
+import { createRedisClient, type RedisClient } from '../redis/redis-options.js';
 import { RedisConnection } from '../redis/redis.module.js';
 
 export interface TaskSignal {
@@ -27,7 +26,7 @@ type WorkListener = (signal: WorkSignal) => void;
 @Injectable()
 export class EventBus implements OnApplicationShutdown {
   private readonly logger = new Logger('EventBus');
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   // Keyed by the whole channel name: one task's channel, or one tenant's (the tenant-wide streams).
   private readonly listeners = new Map<string, Set<(message: string) => void>>();
   private readonly prefix: string;
@@ -144,10 +143,9 @@ export class EventBus implements OnApplicationShutdown {
     };
   }
 
-  private connect(): Redis {
+  private connect(): RedisClient {
     if (this.subscriber) return this.subscriber;
-    const sub = new Redis({ ...redisOptionsFromUrl(this.config.redisUrl), maxRetriesPerRequest: null });
-    sub.on('error', () => undefined);
+    const sub = createRedisClient(this.config, { maxRetriesPerRequest: null });
     sub.on('message', (channel: string, message: string) => {
       if (channel === this.workChannel) {
         let work: WorkSignal;

@@ -1,6 +1,6 @@
 // Shared pieces of the benchmark: processes, a counting receiver, a private Redis, databases, percentiles.
 import { spawn } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -34,6 +34,11 @@ export async function until(check, timeoutMs, what) {
     await sleep(20);
   }
   throw new Error(`${what} not reached within ${timeoutMs} ms`);
+}
+
+/** CPU seconds a process has used so far (utime + stime from /proc). */
+export function cpuSecondsOf(pid) {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0) / 100;
 }
 
 export function percentile(sorted, p) {
@@ -200,6 +205,35 @@ export async function preloadOutbox(db, n, url, target = 'request', payload = PA
   }
   await run('COMMIT');
   await new Promise((r) => conn.close(r));
+}
+
+/** SQLite only: `n` more tenants with a key each (copying the first tenant's sealed secret), for the streams measure. */
+export async function addTenants(db, n) {
+  const conn = new sqlite3.Database(db.url.slice('sqlite:'.length));
+  const run = (q, p = []) => new Promise((res, rej) => conn.run(q, p, (e) => (e ? rej(e) : res())));
+  const get = (q) => new Promise((res, rej) => conn.get(q, (e, r) => (e ? rej(e) : res(r))));
+  const { webhook_secret: secret } = await get('SELECT webhook_secret FROM tenants LIMIT 1');
+  const now = Date.now();
+  const tenants = [];
+  await run('BEGIN');
+  for (let i = 0; i < n; i++) {
+    const tenantId = randomUUID();
+    const key = `hk_bench_tenant_${i}_${randomBytes(12).toString('hex')}`;
+    await run('INSERT INTO tenants (id, name, webhook_secret, event_cursor, created_at) VALUES (?, ?, ?, 0, ?)', [tenantId, `bench-${i}`, secret, now]);
+    await run('INSERT INTO api_keys (id, tenant_id, label, prefix, key_hash, created_at, revoked_at) VALUES (?, ?, NULL, ?, ?, ?, NULL)', [randomUUID(), tenantId, key.slice(0, 10), createHash('sha256').update(key).digest('hex'), now]);
+    tenants.push({ tenantId, key });
+  }
+  await run('COMMIT');
+  await new Promise((r) => conn.close(r));
+  return tenants;
+}
+
+/** SQLite only: the rows of one query (the streams measure counts events per tenant with it). */
+export async function sqliteQuery(db, sql, params = []) {
+  const conn = new sqlite3.Database(db.url.slice('sqlite:'.length));
+  const rows = await new Promise((res, rej) => conn.all(sql, params, (e, r) => (e ? rej(e) : res(r))));
+  await new Promise((r) => conn.close(r));
+  return rows;
 }
 
 export function tempDir() {

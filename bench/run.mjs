@@ -8,8 +8,19 @@ import http from 'node:http';
 import os from 'node:os';
 import { bullmqAxios } from './baselines/bullmq-axios.mjs';
 import { rawPostLoop } from './baselines/raw-post.mjs';
+import { streamsBench } from './streams.mjs';
 import { workersBench } from './workers.mjs';
-import { createDatabase, heraldEnv, PAYLOAD, percentile, preloadOutbox, sleep, startHerald, startReceiver, startRedis, tempDir, until } from './lib.mjs';
+import { cpuSecondsOf, createDatabase, heraldEnv, PAYLOAD, percentile, preloadOutbox, sleep, startHerald, startReceiver, startRedis, tempDir, until } from './lib.mjs';
+
+// --soak[=MINUTES] (default 30) is its own long run (bench/soak.mjs), not part of the report below.
+const SOAK = process.argv.find((a) => a === '--soak' || a.startsWith('--soak='));
+if (SOAK) {
+  const { soak } = await import('./soak.mjs');
+  const minutes = SOAK.includes('=') ? Number(SOAK.slice(7)) : 30;
+  if (!(minutes > 0)) throw new Error(`--soak=MINUTES needs a positive number of minutes (got "${SOAK.slice(7)}")`);
+  const summary = await soak(minutes);
+  process.exit(summary.lost === 0 ? 0 : 1);
+}
 
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const N = SMOKE ? 300 : 20_000;
@@ -157,6 +168,7 @@ if (want('creates')) {
   const body = JSON.stringify({ model: 'minimax-video', prompt: 'A serene mountain landscape with clouds', duration: 6, size: '1280x720' });
   const times = [];
   let errors = 0;
+  const cpuBefore = cpuSecondsOf(herald.pid);
   const end = Date.now() + CREATE_SECONDS * 1000;
   const one = () =>
     new Promise((resolve) => {
@@ -175,8 +187,10 @@ if (want('creates')) {
   await Promise.all(Array.from({ length: 32 }, async () => {
     while (Date.now() < end) await one();
   }));
+  // Herald's CPU per create: unlike the rate, it hardly moves when other work shares the machine.
+  const cpuMs = ((cpuSecondsOf(herald.pid) - cpuBefore) * 1000) / times.length;
   times.sort((a, b) => a - b);
-  emit({ measure: 'creates_per_s', system: 'Herald (sqlite)', connections: 32, value: Math.round(times.length / CREATE_SECONDS), p50_ms: +percentile(times, 50).toFixed(1), p99_ms: +percentile(times, 99).toFixed(1), errors });
+  emit({ measure: 'creates_per_s', system: 'Herald (sqlite)', connections: 32, value: Math.round(times.length / CREATE_SECONDS), p50_ms: +percentile(times, 50).toFixed(1), p99_ms: +percentile(times, 99).toFixed(1), cpu_ms_per_create: +cpuMs.toFixed(3), errors });
   agent.destroy();
   await herald.stop();
   await db.drop();
@@ -212,105 +226,23 @@ if (want('workers')) {
   await workersBench({ redis, tasks: SMOKE ? 300 : 10_000, workers: 32, rates: SMOKE ? [50] : [50, 200], seconds: LATENCY_SECONDS, warmupSeconds: LATENCY_WARMUP_SECONDS, emit });
 }
 
-// 7. Tenant streams: STREAM_SUBSCRIBERS WebSocket subscribers on one API process (ROLE=api; the generation worker is
-// its own process), following the whole tenant while tasks produce ~STREAM_EVENTS_PER_S events/s (each task sends
-// queued, started, 9 progress and completed over 1 s). Latency = receipt − the event's created_at (set in its
-// transaction, so commit → receipt and a little more), counted for events created after the warm-up. The
-// subscribers run in two child processes, which share the 2 cores with Herald.
+// 7. Tenant streams (bench/streams.mjs): 1,000 WebSocket subscribers on one API process at ~500 events/s, all
+// following one tenant (every event to every subscriber) and spread over 100 tenants (each event to its tenant's 10).
 if (want('streams')) {
-  const SUBSCRIBERS = Number(process.env.BENCH_STREAM_SUBSCRIBERS ?? (SMOKE ? 50 : 1_000));
-  const EVENTS_PER_S = SMOKE ? 60 : 500;
-  const seconds = SMOKE ? 3 : 10;
-  const warmupSeconds = SMOKE ? 1 : 3;
-  const tmp = tempDir();
-  const db = await createDatabase('sqlite', tmp.dir);
-  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bstr', GENERATION_CONCURRENCY: '200', STREAM_MAX_CONNECTIONS_PER_KEY: '100000' });
-  const api = await startHerald({ ...env, ROLE: 'api' });
-  const worker = await startHerald({ ...env, ROLE: 'worker' });
-  const rssBefore = api.rssMb();
-  const tasksPerSecond = EVENTS_PER_S / 12;
-  const t0 = Date.now() + 2_000;
-  const from = t0 + warmupSeconds * 1000;
-  const to = from + seconds * 1000;
-  const clients = [0, 1].map(() => {
-    const child = spawn(process.execPath, ['bench/stream-clients.mjs', api.base, env.BOOTSTRAP_API_KEY, String(SUBSCRIBERS / 2), String(from), String(to)], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    return { child, out: () => out };
-  });
-  await until(() => clients.every((c) => c.out().includes('ready')), 120_000, `${SUBSCRIBERS} subscribers`);
-  const rssSubscribed = api.rssMb();
-  // CPU seconds of a process so far (utime + stime), to tell Herald's share of the cores from the subscribers'.
-  const cpuOf = (pid) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0) / 100;
-  const cpu0 = { api: cpuOf(api.pid), worker: cpuOf(worker.pid), clients: clients.reduce((a, c) => a + cpuOf(c.child.pid), 0), at: Date.now() };
-  let peakRss = 0;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, api.rssMb())), 100);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  const body = JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 1_000 } });
-  const post = () =>
-    new Promise((resolve) => {
-      const req = http.request(`${api.base}/v1/videos/generations/async`, { method: 'POST', agent, headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' } }, (res) => (res.resume(), res.on('end', resolve)));
-      req.on('error', resolve);
-      req.end(body);
+  const subscribers = Number(process.env.BENCH_STREAM_SUBSCRIBERS ?? (SMOKE ? 50 : 1_000));
+  const shapes = (process.env.BENCH_STREAM_SHAPES ?? 'all,tenants').split(',');
+  for (const shape of shapes) {
+    await streamsBench({
+      redis,
+      shape,
+      subscribers,
+      tenants: Number(process.env.BENCH_STREAM_TENANTS ?? (SMOKE ? 5 : 100)),
+      eventsPerSecond: Number(process.env.BENCH_STREAM_EVENTS_PER_S ?? (SMOKE ? 60 : 500)),
+      seconds: SMOKE ? 3 : 10,
+      warmupSeconds: SMOKE ? 1 : 3,
+      emit,
     });
-  if (t0 > Date.now()) await sleep(t0 - Date.now());
-  const inflight = [];
-  const totalTasks = Math.round(tasksPerSecond * (warmupSeconds + seconds));
-  for (let i = 0; i < totalTasks; i++) {
-    const due = t0 + (i * 1000) / tasksPerSecond;
-    if (due > Date.now()) await sleep(due - Date.now());
-    inflight.push(post());
   }
-  await Promise.all(inflight);
-  const wall = (Date.now() - cpu0.at) / 1000;
-  const cpuShare = (now, before) => Math.round(((now - before) / wall) * 100);
-  const cpu = { api: cpuShare(cpuOf(api.pid), cpu0.api), worker: cpuShare(cpuOf(worker.pid), cpu0.worker), subscribers: cpuShare(clients.reduce((a, c) => a + cpuOf(c.child.pid), 0), cpu0.clients) };
-  await sleep(5_000);
-  clearInterval(sampler);
-  const results = await Promise.all(
-    clients.map(
-      ({ child, out }) =>
-        new Promise((resolve) => {
-          child.stdout.on('data', () => {
-            // The result is one line, possibly in several chunks: parse it once it is whole.
-            const line = out().split('\n').find((l, i, all) => l.startsWith('{') && i < all.length - 1);
-            if (line) resolve(JSON.parse(line));
-          });
-          child.stdin.write('report\n');
-        }),
-    ),
-  );
-  const hist = new Array(60_001).fill(0);
-  for (const r of results) for (const [ms, n] of r.hist) hist[ms] += n;
-  const total = hist.reduce((a, b) => a + b, 0);
-  const pct = (p) => {
-    let seen = 0;
-    for (let ms = 0; ms < hist.length; ms++) if ((seen += hist[ms]) >= total * p) return ms;
-    return NaN;
-  };
-  emit({
-    measure: 'stream_fanout',
-    system: 'Herald (sqlite, ROLE=api + ROLE=worker)',
-    subscribers: SUBSCRIBERS,
-    offered_events_per_s: EVENTS_PER_S,
-    measured_s: seconds,
-    events_per_s: Math.round(total / SUBSCRIBERS / seconds),
-    deliveries: total,
-    p50_ms: pct(0.5),
-    p95_ms: pct(0.95),
-    p99_ms: pct(0.99),
-    max_ms: pct(1),
-    out_of_order: results.reduce((a, r) => a + r.outOfOrder, 0),
-    closed: results.reduce((a, r) => a + r.closed, 0),
-    per_subscriber_min_max: [Math.min(...results.map((r) => r.minPerClient)), Math.max(...results.map((r) => r.maxPerClient))],
-    api_rss_mb: { idle: Math.round(rssBefore), subscribed: Math.round(rssSubscribed), peak: Math.round(peakRss) },
-    cpu_percent_of_one_core: cpu,
-  });
-  agent.destroy();
-  await worker.stop();
-  await api.stop();
-  await db.drop();
-  tmp.remove();
 }
 
 // 8. Batch delivery: events per second to a registered endpoint taking batches of 100, next to single deliveries

@@ -44,6 +44,7 @@ fuzzing, every error being \`application/problem+json\`.
 | \`test/fault/fuzz.fault.ts\` | 10,000 generated bad requests (fast-check, fixed seed) over every route: junk JSON, wrong types, huge strings, odd content types, idempotency keys, Prefer values, mangled ids | no response ≥ 500; every error is problem+json |
 | \`test/fault/security.fault.ts\` | 44 SSRF address forms (decimal, octal, hex, short, IPv4-mapped, NAT64, 6to4, Teredo, ULA, metadata…) for tasks and endpoints; a host name that resolves to loopback; another tenant's ids on 20 routes; oversized body and headers; a burst over the rate limit | 422 \`webhook_url_blocked\` for every form; the name is refused at connect time without connecting; 404 on every route; no API key, header value or endpoint secret in any response; 413 and 431; 429 with \`Retry-After\` |
 | \`test/fault/key-mismatch.fault.ts\` | 100 tasks with sealed \`webhook_headers\`, the receiver down; Herald killed, then restarted with another \`ENCRYPTION_KEY\`, then from a new \`DATA_DIR\` beside the same database | both starts refused with one line naming \`ENCRYPTION_KEY\` and \`DATA_DIR\`, exit 1, no key file left in the new \`DATA_DIR\`; restarted with the right key, every pending webhook arrives with its header |
+| \`test/fault/cluster.fault.ts\` | a real Redis Cluster (3 masters + 1 replica each, \`redis-server --cluster-enabled yes\`, \`--cluster-node-timeout 1000\`, joined by \`redis-cli --cluster create\`); PostgreSQL; 1 API + 2 workers (\`REDIS_CLUSTER_NODES\`); 300 tasks; then 300 more with the master serving the queue prefix's hash slot (\`CLUSTER KEYSLOT\` + \`CLUSTER NODES\`) killed with \`kill -9\` mid-run, creating tasks throughout the failover; the node holding the API's pub/sub connection killed while an SSE stream is open; seed nodes that are down or not cluster nodes | without a fault every terminal webhook arrives exactly once; with it the replica is promoted, every create during the failover is 202 (or 503 + \`Retry-After\`), every accepted task completes, repeats share their webhook-id, and SSE and \`Prefer: wait\` answer afterwards; the subscription moves to another node and the open stream still ends with \`task.completed\`; a bad seed stops start-up with one line naming it |
 
 ## Decisions
 
@@ -61,6 +62,11 @@ fuzzing, every error being \`application/problem+json\`.
   than sealing new secrets with it while every stored one fails to open. A delivery that still cannot be prepared
   (a damaged sealed value) or that undici refuses to send fails at its first attempt, with the reason in its
   attempt log, instead of going back to the queue.
+- **Redis Cluster failover.** While a master is gone (about the node timeout plus an election: ~3 s with
+  \`cluster-node-timeout 1000\`), commands to its slots are retried every 200 ms by the cluster client while it
+  refreshes the slot map, and creates still commit to the database and answer 202 (their jobs are added once the
+  replica answers, or by the sweeper). Writes the dead master had acknowledged but not yet replicated are lost from
+  Redis, as after a flush: the sweepers re-enqueue those tasks and deliveries from the database.
 - **Limits.** Request bodies: \`BODY_LIMIT_BYTES\` (1 MiB) → 413; request headers: Node's 16 KiB → 431; 
   \`RATE_LIMIT_PER_SECOND\` (1,000) per API key, shared by every API process through Redis → 429 with \`Retry-After\`.
 `;

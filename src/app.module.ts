@@ -1,6 +1,6 @@
 import { BullModule } from '@nestjs/bullmq';
-import type { RedisOptions as BullRedisOptions } from 'bullmq';
-import { DynamicModule, Module } from '@nestjs/common';
+import type { ConnectionOptions } from 'bullmq';
+import { DynamicModule, Module, OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { AuthModule, HttpAuthModule } from './auth/auth.module.js';
 import { ProblemFilter } from './common/problem.filter.js';
@@ -14,8 +14,7 @@ import { EndpointsModule } from './endpoints/endpoints.module.js';
 import { ENTITIES } from './entities.js';
 import { ArtifactsModule, GenerationModule, GenerationWorkersModule } from './generation/generation.module.js';
 import { OperationsModule } from './operations/operations.module.js';
-import { redisOptionsFromUrl } from './redis/redis-options.js';
-import { RedisModule } from './redis/redis.module.js';
+import { RedisConnection, RedisModule } from './redis/redis.module.js';
 import { StreamsModule } from './streams/streams.module.js';
 import { TasksApiModule } from './tasks/tasks-api.module.js';
 import { DeliveriesModule, DeliveryWorkersModule, WebhooksModule } from './webhooks/webhooks.module.js';
@@ -36,7 +35,14 @@ class HttpModule {}
  * infrastructure (config, database, Redis, crypto) is global; every domain module imports what it uses.
  */
 @Module({})
-export class AppModule {
+export class AppModule implements OnApplicationShutdown {
+  constructor(private readonly redis: RedisConnection) {}
+
+  // The root module's hooks run after those of every module it imports: BullMQ's queues and workers are closed.
+  onApplicationShutdown(): void {
+    this.redis.closeBullmq();
+  }
+
   static forRoot(config: HeraldConfig): DynamicModule {
     const serveHttp = config.role !== 'worker';
     const processJobs = config.role !== 'api';
@@ -46,7 +52,7 @@ export class AppModule {
         ConfigModule.forRoot(config),
         CryptoModule,
         DatabaseModule.forRoot(ENTITIES),
-        BullModule.forRoot({ connection: redisOptionsFromUrl(config.redisUrl) as BullRedisOptions, prefix: config.queuePrefix }),
+        BullModule.forRootAsync({ inject: [RedisConnection], useFactory: (redis: RedisConnection) => ({ connection: redis.bullmq as ConnectionOptions, prefix: config.queuePrefix }) }),
         RedisModule,
         AuthModule,
         GenerationModule,

@@ -42,7 +42,7 @@ export interface RunningHerald {
  * the encryption key is not the one the database was written with.
  */
 export async function startHerald(config: HeraldConfig, options: { printKey?: (key: string) => void } = {}): Promise<RunningHerald> {
-  await assertRedisReachable(config.redisUrl);
+  await assertRedisReachable(config);
   await checkEncryptionKey(config);
   applyHeapGrowing(config.heapGrowingPercent);
   const logger = NEST_LEVELS[config.logLevel];

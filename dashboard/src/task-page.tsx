@@ -144,14 +144,14 @@ export function TaskPage({ id }: { id: string }) {
   const [notice, setNotice] = useState<{ text: string; kind?: 'error' } | null>(null);
   // Aborted when the page goes: any load still in flight ends with it (the tenant stream is stopped apart).
   const life = useRef<AbortController | null>(null);
-  const load = async () => {
+  const load = async ({ task = true } = {}) => {
     const signal = life.current?.signal;
     try {
       const [t, d] = await Promise.all([
-        api<Task>('GET', `/v1/tasks/${id}`, undefined, { signal }),
+        task ? api<Task>('GET', `/v1/tasks/${id}`, undefined, { signal }) : undefined,
         api<{ data: Delivery[] }>('GET', `/v1/tasks/${id}/deliveries`, undefined, { signal }),
       ]);
-      setTask(t);
+      if (t) setTask(t);
       setDeliveries(d.data);
     } catch (err) {
       if (!signal?.aborted && err instanceof ApiError && err.problem.status === 404) setMissing(err.problem.detail);
@@ -170,7 +170,8 @@ export function TaskPage({ id }: { id: string }) {
       void load();
     });
     void live.open.then(async () => add((await api<{ data: Event_[] }>('GET', `/v1/tasks/${id}/events`, undefined, { signal: abort.signal })).data)).catch(() => undefined);
-    const timer = setInterval(load, 3_000);
+    // The task changes only with an event; its deliveries' attempts and retries have none in the stream.
+    const timer = setInterval(() => void load({ task: false }), 3_000);
     return () => {
       abort.abort();
       live.stop();

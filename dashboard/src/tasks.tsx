@@ -1,6 +1,6 @@
-import { useState } from 'preact/hooks';
-import { age, api, ApiError } from './api';
-import { Notice, ProgressBar, Status, usePolling } from './ui';
+import { useEffect, useState } from 'preact/hooks';
+import { age, api, ApiError, onTenantEvents } from './api';
+import { Notice, ProgressBar, Status } from './ui';
 
 export interface TaskRow {
   task_id: string;
@@ -9,6 +9,7 @@ export interface TaskRow {
   model: string;
   progress: number;
   created_at: string;
+  updated_at: string;
   message: string | null;
 }
 
@@ -21,7 +22,7 @@ export function TasksPage() {
   const [page, setPage] = useState<{ data: TaskRow[]; next_cursor: string | null } | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const query = new URLSearchParams({ limit: '20', ...(status ? { status } : {}), ...(kind ? { kind } : {}), ...(cursors.length ? { cursor: cursors[cursors.length - 1] } : {}) });
-  usePolling(async () => setPage(await api<{ data: TaskRow[]; next_cursor: string | null }>('GET', `/v1/tasks?${query}`)), 1_000, [query.toString()]);
+  useLiveTasks(query, !cursors.length, status, setPage);
 
   const start = async (e: Event) => {
     e.preventDefault();
@@ -81,7 +82,7 @@ export function TasksPage() {
       </div>
       <div class="table-scroll">
         <table>
-          <caption class="visually-hidden">Tasks, newest first, refreshed every second</caption>
+          <caption class="visually-hidden">Tasks, newest first, updated live</caption>
           <thead>
             <tr>
               <th scope="col">Task</th>
@@ -125,4 +126,68 @@ export function TasksPage() {
       </div>
     </section>
   );
+}
+
+type Page = { data: TaskRow[]; next_cursor: string | null };
+type TenantEvent = { task_id: string; created_at: string; data: { status: string; progress: number; message: string | null } };
+
+/**
+ * The list, live from the tab's one tenant stream instead of polling: read once the stream is open, then each
+ * event updates its task's row in place (unless the row is already newer: events that came during a read are
+ * applied after it). Only what the rows cannot show by themselves reads the page again (at most every 500 ms): a
+ * new task on the first page, or a task entering or leaving the status filter.
+ */
+function useLiveTasks(query: URLSearchParams, firstPage: boolean, status: string, setPage: (p: Page) => void) {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    const abort = new AbortController();
+    let page: Page | null = null;
+    let pending: Array<[string, TenantEvent]> | null = null; // events during a read
+    let again = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const apply = (type: string, e: TenantEvent): boolean => {
+      const i = page!.data.findIndex((t) => t.task_id === e.task_id);
+      if (i < 0) return firstPage && (type === 'task.queued' || (!!status && e.data.status === status));
+      if (status && e.data.status !== status) return true;
+      const row = page!.data[i];
+      if (Date.parse(e.created_at) < Date.parse(row.updated_at)) return false;
+      page = { ...page!, data: page!.data.map((t, j) => (j === i ? { ...row, status: e.data.status, progress: e.data.progress, message: e.data.message, updated_at: e.created_at } : t)) };
+      return false;
+    };
+    const read = async () => {
+      timer = undefined;
+      pending = [];
+      again = false;
+      try {
+        page = await api<Page>('GET', `/v1/tasks?${query}`, undefined, { signal: abort.signal });
+        for (const [type, e] of pending) again = apply(type, e) || again;
+        setPage(page);
+      } catch {
+        // The stream's next event (or the next change of page) reads again.
+      }
+      pending = null;
+      if (again) readSoon();
+    };
+    const readSoon = () => {
+      if (pending) again = true;
+      else if (!timer && !abort.signal.aborted) timer = setTimeout(read, 500);
+    };
+    const live = onTenantEvents((type, e: TenantEvent) => {
+      if (pending) return void pending.push([type, e]);
+      if (!page) return;
+      if (apply(type, e)) readSoon();
+      else setPage(page);
+    });
+    void live.open.then(() => {
+      if (!abort.signal.aborted) void read();
+    });
+    // The Age column moves on by itself: a re-render, no request.
+    const ages = setInterval(() => setTick((n) => n + 1), 5_000);
+    return () => {
+      abort.abort();
+      live.stop();
+      clearTimeout(timer);
+      clearInterval(ages);
+    };
+  }, [query.toString()]);
 }

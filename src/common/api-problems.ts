@@ -53,7 +53,7 @@ const MEANING: Record<ErrorCode, string> = {
   [ErrorCode.ServiceUnavailable]: 'Herald is shutting down or a dependency is not answering; retry',
   [ErrorCode.LeaseNotFound]: 'no lease with this id was ever issued',
   [ErrorCode.LeaseExpired]: 'the lease ended (expired, taken over, completed or its task ended); drop the job',
-  [ErrorCode.StreamLimitReached]: 'this API key has STREAM_MAX_CONNECTIONS_PER_KEY streams open on this process; close one',
+  [ErrorCode.StreamLimitReached]: 'this API key has STREAM_MAX_CONNECTIONS_PER_KEY streams open (across all API processes); close one',
   [ErrorCode.InternalError]: 'an unexpected error; `error_id` finds its log line',
 };
 

@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       PORT: '8080',
       SIMULATOR_DURATION_MS: '0',
       HEAP_GROWING_PERCENT: '0',
+      RETENTION_DAYS: '0.002',
     });
     expect(c.webhook.retrySchedule).toEqual([0, 250, 60_000]);
     expect(c.webhook.allowedCidrs.map(([address, bits]) => `${address.toString()}/${bits}`)).toEqual(['127.0.0.0/8', '::1/128']);
@@ -34,6 +35,7 @@ describe('loadConfig', () => {
     expect(c.port).toBe(8080);
     expect(c.simulatorDurationMs).toBe(0);
     expect(c.heapGrowingPercent).toBe(0);
+    expect(c.retentionDays).toBe(0.002);
   });
 
   it.each([
@@ -57,6 +59,7 @@ describe('loadConfig', () => {
     ['WORKER_MAX_LEASES', '1.5'],
     ['ARTIFACT_MAX_BYTES', '0'],
     ['BOOTSTRAP_WORKER_TOKEN', 'short'],
+    ['RETENTION_DAYS', '0'],
   ])('rejects %s=%s with a one-line message naming the variable', (name, value) => {
     let error: unknown;
     try {
@@ -89,6 +92,29 @@ describe('loadConfig', () => {
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }).tracing).toBeUndefined();
     expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/);
     expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_HEADERS: 'novalue' })).toThrow(/OTEL_EXPORTER_OTLP_HEADERS must be a comma list/);
+  });
+
+  it('reads REDIS_CLUSTER_NODES: cluster mode, a hash-tagged queue prefix, never next to a non-default REDIS_URL', () => {
+    const c = loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000,127.0.0.1:7001' });
+    expect(c.redisCluster).toEqual({ nodes: [{ host: '127.0.0.1', port: 7000 }, { host: '127.0.0.1', port: 7001 }], username: undefined, password: undefined, tls: false });
+    expect(c.queuePrefix).toBe('{herald}');
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: 'app{eu}', REDIS_URL: 'redis://127.0.0.1:6379' }).queuePrefix).toBe('app{eu}');
+    expect(loadConfig({}).redisCluster).toBeUndefined();
+    expect(loadConfig({}).queuePrefix).toBe('herald');
+    const refusals: Array<[Record<string, string>, RegExp]> = [
+      [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: 'herald' }, /QUEUE_PREFIX must contain a hash tag like \{herald\} with REDIS_CLUSTER_NODES.*\(got "herald"\)/],
+      [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_URL: 'redis://cache:6379' }, /set REDIS_URL .* or REDIS_CLUSTER_NODES .*, not both/],
+      [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000,127.0.0.1' }, /REDIS_CLUSTER_NODES entry "127.0.0.1" is not host:port/],
+    ];
+    for (const [env, message] of refusals) {
+      expect(() => loadConfig(env)).toThrow(ConfigError);
+      expect(() => loadConfig(env)).toThrow(message);
+      try {
+        loadConfig(env);
+      } catch (err) {
+        expect((err as Error).message).not.toContain('\n');
+      }
+    }
   });
 
   it('ignores empty variables', () => {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { type Cidr, parseCidrs } from './cidrs.js';
 import { parseSchedule } from './durations.js';
 import { parseModelRoutes, type ModelRoute } from './model-routes.js';
+import { hashTagOf, parseClusterNodes, type RedisClusterTarget } from '../redis/cluster-nodes.js';
 import { HERALD_VERSION } from '../version.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;
@@ -32,6 +33,9 @@ export class EnvironmentVariables {
 
   @IsOptional() @Matches(/^(rediss?|redis\+sentinel):\/\/.+/, { message: 'REDIS_URL must be redis://host:port, rediss://… or redis+sentinel://…' })
   REDIS_URL?: string;
+
+  @IsOptional() @IsString()
+  REDIS_CLUSTER_NODES?: string;
 
   @IsOptional() @Matches(/^[A-Za-z0-9{}_.-]{1,64}$/, { message: 'QUEUE_PREFIX must be 1–64 letters, digits, {}, _, . or -' })
   QUEUE_PREFIX?: string;
@@ -66,7 +70,8 @@ export class EnvironmentVariables {
   @IsOptional() @IsIn(LOG_LEVELS)
   LOG_LEVEL?: LogLevel;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(3650)
+  // Fractions are allowed (0.002 ≈ 3 min) so a soak can show retention keeping the tables bounded.
+  @IsOptional() @Type(() => Number) @IsNumber({ allowNaN: false, allowInfinity: false }) @Min(0.0001) @Max(3650)
   RETENTION_DAYS?: number;
 
   @IsOptional() @Type(() => Number) @IsNumber({ allowNaN: false, allowInfinity: false }) @Min(0.0001) @Max(10_000)
@@ -147,6 +152,8 @@ export interface HeraldConfig {
   dataDir: string;
   database: { type: 'sqlite'; path: string } | { type: 'postgres'; url: string };
   redisUrl: string;
+  /** REDIS_CLUSTER_NODES: set in cluster mode, and then every Redis client is a cluster client (redisUrl unused). */
+  redisCluster?: RedisClusterTarget;
   queuePrefix: string;
   publicBaseUrl: string;
   webhook: {
@@ -219,6 +226,31 @@ function tracingConfig(vars: EnvironmentVariables, field: <T>(name: string, pars
   };
 }
 
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/**
+ * One Redis or a Redis Cluster, never both: REDIS_URL left at its default gives way to REDIS_CLUSTER_NODES. In
+ * cluster mode the queue prefix needs a hash tag (BullMQ's scripts touch many keys of a queue at once, which a
+ * cluster allows only within one slot); left unset it is `{herald}`.
+ */
+function redisTarget(vars: EnvironmentVariables): { cluster?: RedisClusterTarget; queuePrefix: string } {
+  if (vars.REDIS_CLUSTER_NODES === undefined) return { queuePrefix: vars.QUEUE_PREFIX ?? 'herald' };
+  if (vars.REDIS_URL !== undefined && vars.REDIS_URL.replace(/\/$/, '') !== DEFAULT_REDIS_URL) {
+    throw new ConfigError('Invalid configuration: set REDIS_URL (one Redis or Sentinel) or REDIS_CLUSTER_NODES (a Redis Cluster), not both.');
+  }
+  let cluster: RedisClusterTarget;
+  try {
+    cluster = parseClusterNodes(vars.REDIS_CLUSTER_NODES);
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration: REDIS_CLUSTER_NODES ${(err as Error).message}.`);
+  }
+  const queuePrefix = vars.QUEUE_PREFIX ?? '{herald}';
+  if (!hashTagOf(queuePrefix)) {
+    throw new ConfigError(`Invalid configuration: QUEUE_PREFIX must contain a hash tag like {herald} with REDIS_CLUSTER_NODES, so that each queue's keys share one cluster slot (got "${queuePrefix}").`);
+  }
+  return { cluster, queuePrefix };
+}
+
 function parseKey(text: string): Buffer {
   return /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
 }
@@ -246,6 +278,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
   };
 
   const port = vars.PORT ?? 3000;
+  const redis = redisTarget(vars);
   const dataDir = path.resolve(vars.DATA_DIR ?? './data');
   const dbUrl = vars.DATABASE_URL;
   const database: HeraldConfig['database'] =
@@ -260,8 +293,9 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     role: vars.ROLE ?? 'all',
     dataDir,
     database,
-    redisUrl: vars.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    queuePrefix: vars.QUEUE_PREFIX ?? 'herald',
+    redisUrl: vars.REDIS_URL ?? DEFAULT_REDIS_URL,
+    redisCluster: redis.cluster,
+    queuePrefix: redis.queuePrefix,
     publicBaseUrl: (vars.PUBLIC_BASE_URL ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     webhook: {
       timeoutMs: vars.WEBHOOK_TIMEOUT_MS ?? 30_000,
@@ -296,7 +330,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
 
 /** Every variable the schema knows, for reading only those out of the environment. */
 export const ENV_NAMES = [
-  'PORT', 'HOST', 'ROLE', 'DATA_DIR', 'DATABASE_URL', 'REDIS_URL', 'QUEUE_PREFIX', 'PUBLIC_BASE_URL',
+  'PORT', 'HOST', 'ROLE', 'DATA_DIR', 'DATABASE_URL', 'REDIS_URL', 'REDIS_CLUSTER_NODES', 'QUEUE_PREFIX', 'PUBLIC_BASE_URL',
   'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_RETRY_SCHEDULE', 'WEBHOOK_ALLOWED_CIDRS', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_USER_AGENT',
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
   'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SHUTDOWN_GRACE_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',

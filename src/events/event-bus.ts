@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { redisOptionsFromUrl } from '../redis/redis-options.js';
+import { createRedisClient, type RedisClient } from '../redis/redis-options.js';
 import { RedisConnection } from '../redis/redis.module.js';
 
 export interface TaskSignal {
@@ -27,7 +26,7 @@ type WorkListener = (signal: WorkSignal) => void;
 @Injectable()
 export class EventBus implements OnApplicationShutdown {
   private readonly logger = new Logger('EventBus');
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   // Keyed by the whole channel name: one task's channel, or one tenant's (the tenant-wide streams).
   private readonly listeners = new Map<string, Set<(message: string) => void>>();
   private readonly prefix: string;
@@ -71,9 +70,22 @@ export class EventBus implements OnApplicationShutdown {
     this.send(this.prefix + signal.taskId, JSON.stringify(signal));
   }
 
-  /** "The tenant has new events": wakes the tenant-wide streams of every process, which read them from the database. */
+  private readonly tenantsDue = new Set<string>();
+
+  /**
+   * "The tenant has new events": wakes the tenant-wide streams of every process, which read them from the database.
+   * A round of changes commits many tasks of a tenant at once: their signals go out as one PUBLISH per tenant,
+   * just after the current callbacks (the readers read everything after their head anyway).
+   */
   publishTenant(tenantId: string): void {
-    this.send(this.tenantPrefix + tenantId, '1');
+    if (this.tenantsDue.size === 0) {
+      setImmediate(() => {
+        const due = [...this.tenantsDue];
+        this.tenantsDue.clear();
+        for (const id of due) this.send(this.tenantPrefix + id, '1');
+      });
+    }
+    this.tenantsDue.add(tenantId);
   }
 
   /** Calls `listener` for each signal about the task until the returned function is called. */
@@ -131,10 +143,9 @@ export class EventBus implements OnApplicationShutdown {
     };
   }
 
-  private connect(): Redis {
+  private connect(): RedisClient {
     if (this.subscriber) return this.subscriber;
-    const sub = new Redis({ ...redisOptionsFromUrl(this.config.redisUrl), maxRetriesPerRequest: null });
-    sub.on('error', () => undefined);
+    const sub = createRedisClient(this.config, { maxRetriesPerRequest: null });
     sub.on('message', (channel: string, message: string) => {
       if (channel === this.workChannel) {
         let work: WorkSignal;

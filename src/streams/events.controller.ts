@@ -68,8 +68,8 @@ export class EventsController {
     const keyId = req.principal!.keyId;
     const res = reply.raw;
     let heartbeat: NodeJS.Timeout | undefined; // eslint-disable-line prefer-const -- assigned after the stream opens, read by its close handler
-    const connection = this.streams.open(tenantId, keyId, 'sse', {
-      send: (events) => void (res.writableEnded || res.write(events.map((e) => e.sse).join(''))),
+    const connection = await this.streams.open(tenantId, keyId, 'sse', {
+      send: (batch) => void (res.writableEnded || res.write(batch.sse)),
       buffered: () => res.writableLength,
       close: (reason) => {
         clearInterval(heartbeat);
@@ -83,7 +83,7 @@ export class EventsController {
     if (!connection) {
       throw new DomainException(
         ErrorCode.StreamLimitReached,
-        `This API key already has ${this.config.streams.maxConnectionsPerKey} open streams on this server (STREAM_MAX_CONNECTIONS_PER_KEY); close one first.`,
+        `This API key already has ${this.config.streams.maxConnectionsPerKey} open streams (STREAM_MAX_CONNECTIONS_PER_KEY, across all API processes); close one first.`,
         undefined,
         { 'Retry-After': '5' },
       );
@@ -97,10 +97,13 @@ export class EventsController {
       'X-Accel-Buffering': 'no',
     });
     heartbeat = setInterval(() => res.writableEnded || res.write(`: heartbeat ${new Date().toISOString()}\n\n`), this.config.sseHeartbeatMs);
-    req.raw.socket.on('close', () => {
+    const gone = () => {
       clearInterval(heartbeat);
       connection.ended();
-    });
+    };
+    req.raw.socket.on('close', gone);
+    // The client may have left while the stream's slot was being taken.
+    if (req.raw.socket.destroyed) return gone();
     try {
       await this.streams.subscribe(connection, query.filter, resumed ?? query.after);
     } catch {

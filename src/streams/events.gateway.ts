@@ -96,7 +96,7 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
   private connected(ws: WebSocket, principal: Principal | null): void {
     ws.on('pong', () => this.missed.set(ws, 0));
     const session = new WsSession(ws, this.streams, this.keys, this.db);
-    if (principal) session.authenticated(principal);
+    if (principal) session.start(principal);
     else {
       const timer = setTimeout(() => session.authenticationMissing(), AUTH_TIMEOUT_MS);
       ws.once('close', () => clearTimeout(timer));
@@ -131,16 +131,21 @@ class WsSession {
     private readonly db: DataSource,
   ) {}
 
-  authenticated(principal: Principal): void {
+  /** Authenticated by the upgrade's header: messages wait for the stream to be opened. */
+  start(principal: Principal): void {
+    this.turn = this.authenticated(principal).catch(() => undefined);
+  }
+
+  async authenticated(principal: Principal): Promise<void> {
     this.principal = principal;
     this.onAuth?.();
-    this.connection = this.streams.open(principal.tenantId, principal.keyId, 'ws', {
-      send: (events) => {
-        // One write (writev) for the batch instead of one per message: ws corks each frame, and corks nest.
-        const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-        socket?.cork();
-        for (const e of events) this.ws.send(e.ws, { binary: false });
-        if (socket) process.nextTick(() => socket.uncork());
+    const connection = await this.streams.open(principal.tenantId, principal.keyId, 'ws', {
+      send: (batch) => {
+        // The batch's frames, made once for every connection, in one write to the socket: with permessage-deflate
+        // off, ws.send would only frame the same bytes again for each connection (and write twice per message).
+        // ws writes its own frames straight to the socket as well, so the order of messages is kept.
+        const socket = (this.ws as unknown as { _socket?: Duplex })._socket;
+        if (this.ws.readyState === WebSocket.OPEN && socket) socket.write(batch.ws);
       },
       buffered: () => this.ws.bufferedAmount,
       close: (reason) => {
@@ -151,8 +156,11 @@ class WsSession {
         setTimeout(() => this.ws.terminate(), 1_000).unref();
       },
     });
+    // Gone while the slot was being taken: give it back.
+    if (this.ended) return connection?.ended();
+    this.connection = connection;
     if (!this.connection) {
-      this.error('stream_limit_reached', 'This API key has too many open streams on this server (STREAM_MAX_CONNECTIONS_PER_KEY).');
+      this.error('stream_limit_reached', 'This API key has too many open streams (STREAM_MAX_CONNECTIONS_PER_KEY, across all API processes).');
       this.ws.close(1013, 'too many streams for this api key');
     }
   }
@@ -190,7 +198,7 @@ class WsSession {
         this.error('unauthorized', 'That API key is not valid.');
         return void this.ws.close(1008, 'invalid api key');
       }
-      this.authenticated(principal);
+      await this.authenticated(principal);
       if (this.connection) this.send({ type: 'authenticated' });
       return;
     }

@@ -15,6 +15,11 @@ export function matches(filter: StreamFilter, event: { taskId: string; type: Tas
   return (filter.taskIds === '*' || filter.taskIds.has(event.taskId)) && (!filter.types || filter.types.has(event.type));
 }
 
+/** Every event of the tenant: no task or type filter. */
+export function wantsAll(filter: StreamFilter): boolean {
+  return filter.taskIds === '*' && !filter.types;
+}
+
 /** Comma list or array → trimmed, non-empty items. */
 function items(value: string | readonly unknown[]): unknown[] {
   return typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : [...value];

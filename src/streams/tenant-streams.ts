@@ -10,12 +10,15 @@ import { Metrics } from '../observability/metrics.js';
 import { formatCursor } from '../tasks/event-cursor.js';
 import { TaskEvent, type TaskEventType } from '../tasks/task-event.entity.js';
 import { eventView } from '../tasks/task-events.controller.js';
-import { matches, type StreamFilter } from './stream-filter.js';
+import { matches, wantsAll, type StreamFilter } from './stream-filter.js';
+import { StreamSlots } from './stream-slots.js';
+import { textFrame } from './ws-frame.js';
 
 // Without a signal the feed still reads the database at this pace: a lost pub/sub message delays, never loses.
 const SAFETY_POLL_MS = 2_000;
 // Open streams re-check their keys at this pace (from the database), so a revoked key's streams end within 5 s;
-// and their backlogs, so a reader that stopped after a burst is dropped even when nothing more is sent.
+// and their backlogs, so a reader that stopped after a burst is dropped even when nothing more is sent; and renew
+// their slots in the key's count across processes (StreamSlots).
 const REVOCATION_CHECK_MS = 2_000;
 const PAGE = 500;
 
@@ -53,8 +56,29 @@ export class StreamEvent {
     return (this.sseText ??= `id: ${formatCursor(this.cursor)}\nevent: ${this.type}\ndata: ${this.json}\n\n`);
   }
 
+  /** The whole WebSocket frame of the event message, header included. */
   get ws(): Buffer {
-    return (this.wsBytes ??= Buffer.from(`{"type":"event","cursor":"${formatCursor(this.cursor)}","event":${this.json}}`));
+    return (this.wsBytes ??= textFrame(Buffer.from(`{"type":"event","cursor":"${formatCursor(this.cursor)}","event":${this.json}}`)));
+  }
+}
+
+/**
+ * Events that go to a connection in one write, in cursor order. The batch a feed read is shared by every
+ * connection that wants all of it (a tenant's `*` followers): its bytes are joined once, and each connection gets
+ * one socket write per batch, whatever its size.
+ */
+export class StreamBatch {
+  private sseText?: string;
+  private wsBytes?: Buffer;
+
+  constructor(readonly events: readonly StreamEvent[]) {}
+
+  get sse(): string {
+    return (this.sseText ??= this.events.length === 1 ? this.events[0].sse : this.events.map((e) => e.sse).join(''));
+  }
+
+  get ws(): Buffer {
+    return (this.wsBytes ??= this.events.length === 1 ? this.events[0].ws : Buffer.concat(this.events.map((e) => e.ws)));
   }
 }
 
@@ -62,7 +86,7 @@ export type CloseReason = 'slow' | 'revoked' | 'shutdown';
 
 /** A transport's side of one connection (SSE response, WebSocket). */
 export interface StreamSink {
-  send(events: readonly StreamEvent[]): void;
+  send(batch: StreamBatch): void;
   /** Bytes written but not yet taken by the client. */
   buffered(): number;
   close(reason: CloseReason): void;
@@ -82,11 +106,12 @@ export class Subscription {
     public last: number,
   ) {}
 
-  deliver(events: readonly StreamEvent[]): void {
-    if (this.closed) return;
-    const wanted = events.filter((e) => e.cursor > this.last && matches(this.filter, e));
-    if (events.length) this.last = Math.max(this.last, events[events.length - 1].cursor);
-    if (wanted.length) this.connection.send(wanted);
+  deliver(batch: StreamBatch): void {
+    const { events } = batch;
+    if (this.closed || events.length === 0) return;
+    const wanted = events[0].cursor > this.last && wantsAll(this.filter) ? events : events.filter((e) => e.cursor > this.last && matches(this.filter, e));
+    this.last = Math.max(this.last, events[events.length - 1].cursor);
+    if (wanted.length) this.connection.send(wanted.length === events.length ? batch : new StreamBatch(wanted));
   }
 }
 
@@ -97,18 +122,20 @@ export class StreamConnection {
   constructor(
     readonly tenantId: string,
     readonly keyId: string,
+    /** Its place in the key's count across processes (StreamSlots). */
+    readonly slot: string,
     readonly transport: 'sse' | 'ws',
     private readonly sink: StreamSink,
     private readonly limit: number,
     private readonly onClose: (c: StreamConnection, reason: CloseReason | 'client') => void,
   ) {}
 
-  send(events: readonly StreamEvent[]): void {
+  send(batch: StreamBatch): void {
     if (this.closed) return;
     // A client that does not read leaves its bytes here: still past the bound when more is due, it is dropped,
     // not buffered further. (Checked before writing, so one burst bigger than the bound is not a reason.)
     if (this.sink.buffered() > this.limit) return this.close('slow');
-    this.sink.send(events);
+    this.sink.send(batch);
   }
 
   /** Past the bound at a periodic check too: the last burst before a quiet spell does not escape it. */
@@ -180,9 +207,9 @@ class TenantFeed {
           return [];
         });
         if (rows.length === 0 || this.stopped) continue;
-        const events = rows.map((r) => new StreamEvent(r));
-        this.head = events[events.length - 1].cursor;
-        for (const s of this.subscriptions) if (s.live) s.deliver(events);
+        const batch = new StreamBatch(rows.map((r) => new StreamEvent(r)));
+        this.head = batch.events[batch.events.length - 1].cursor;
+        for (const s of this.subscriptions) if (s.live) s.deliver(batch);
         if (rows.length === PAGE) this.again = true;
       } while (this.again && !this.stopped);
     })().finally(() => (this.reading = undefined));
@@ -212,6 +239,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
     @InjectDataSource() private readonly db: DataSource,
     private readonly bus: EventBus,
     private readonly keys: ApiKeysService,
+    private readonly slots: StreamSlots,
     metrics: Metrics,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
@@ -232,14 +260,22 @@ export class TenantStreams implements BeforeApplicationShutdown {
   }
 
   /** Whether the key may open one more stream in this process. */
-  canOpen(keyId: string): boolean {
+  private canOpen(keyId: string): boolean {
     return !this.shuttingDown && (this.byKey.get(keyId)?.size ?? 0) < this.config.streams.maxConnectionsPerKey;
   }
 
-  /** Registers a connection; undefined when the key is at its limit (STREAM_MAX_CONNECTIONS_PER_KEY). */
-  open(tenantId: string, keyId: string, transport: 'sse' | 'ws', sink: StreamSink): StreamConnection | undefined {
+  /**
+   * Registers a connection; undefined when the key is at its limit (STREAM_MAX_CONNECTIONS_PER_KEY), in this
+   * process or, counted in Redis, across all API processes.
+   */
+  async open(tenantId: string, keyId: string, transport: 'sse' | 'ws', sink: StreamSink): Promise<StreamConnection | undefined> {
     if (!this.canOpen(keyId)) return undefined;
-    const connection = new StreamConnection(tenantId, keyId, transport, sink, this.config.streams.bufferLimitBytes, (c, reason) => this.forget(c, reason));
+    const slot = await this.slots.take(keyId);
+    if (!slot || !this.canOpen(keyId)) {
+      if (slot) this.slots.release(keyId, slot);
+      return undefined;
+    }
+    const connection = new StreamConnection(tenantId, keyId, slot, transport, sink, this.config.streams.bufferLimitBytes, (c, reason) => this.forget(c, reason));
     let set = this.byKey.get(keyId);
     if (!set) this.byKey.set(keyId, (set = new Set()));
     set.add(connection);
@@ -298,7 +334,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
         continue;
       }
       if (sub.closed || sub.generation !== generation) return;
-      if (rows.length) sub.deliver(rows.map((r) => new StreamEvent(r)));
+      if (rows.length) sub.deliver(new StreamBatch(rows.map((r) => new StreamEvent(r))));
       if (rows.length < PAGE) {
         sub.last = Math.max(sub.last, horizon);
         if (sub.last >= feed.head) {
@@ -317,6 +353,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
 
   private forget(connection: StreamConnection, reason: CloseReason | 'client'): void {
     if (reason !== 'client') this.dropped.inc({ reason });
+    this.slots.release(connection.keyId, connection.slot);
     const set = this.byKey.get(connection.keyId);
     set?.delete(connection);
     if (set?.size === 0) this.byKey.delete(connection.keyId);
@@ -333,6 +370,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
   private async closeRevoked(): Promise<void> {
     if (this.byKey.size === 0) return;
     for (const set of [...this.byKey.values()]) for (const c of [...set]) c.checkBacklog();
+    this.slots.renew([...this.byKey.values()].flatMap((set) => [...set].map((c) => ({ keyId: c.keyId, slot: c.slot }))));
     const keyIds = [...this.byKey.keys()];
     const valid = await this.keys.stillValid(keyIds).catch(() => undefined);
     if (!valid) return;

@@ -28,5 +28,9 @@ describe.skipIf(testDb() !== 'sqlite')('benchmark harness smoke run', () => {
     expect(cycles.map((l) => l.system)).toEqual(['Herald workers (sqlite)', 'bare BullMQ Worker']);
     for (const l of cycles) expect(l.value).toBeGreaterThan(0);
     expect(lines.find((l) => l.measure === 'create_to_lease_ms')?.p99).toBeGreaterThan(0);
+    // Both fan-out shapes, every subscriber with every event of its tenant, in order.
+    const streams = lines.filter((l) => l.measure === 'stream_fanout');
+    expect(streams.map((l) => l.shape)).toEqual(['all', 'tenants']);
+    for (const l of streams) expect(l).toMatchObject({ subscribers_with_every_event: l.subscribers, out_of_order: 0, closed: 0 });
   });
 });

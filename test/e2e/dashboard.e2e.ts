@@ -100,6 +100,39 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     expect(await page.locator('video').count()).toBe(0);
   });
 
+  it('updates the task list live from the tab\'s one tenant stream, without polling', async () => {
+    const lists: string[] = [];
+    const streams: string[] = [];
+    const onRequest = (r: { url(): string; method(): string }) => {
+      const url = new URL(r.url());
+      if (url.pathname === '/v1/tasks' && r.method() === 'GET') lists.push(url.search);
+      if (url.pathname.endsWith('/events/stream')) streams.push(url.pathname);
+    };
+    page.on('request', onRequest);
+    try {
+      await page.goto(`${h.baseUrl}/dashboard/#/tasks`);
+      await page.locator('table tbody').waitFor();
+      await expect.poll(() => lists.length, { timeout: 5_000 }).toBeGreaterThan(0);
+      const id = (await h.api('POST', '/v1/videos/generations/async', { model: 'minimax-video', prompt: 'A live list', simulate: { duration_ms: 2_000 } })).body.task_id as string;
+      const row = page.getByRole('row', { name: new RegExp(id.slice(0, 13)) });
+      // The new task appears, runs and completes in the list without a reload.
+      await expect.poll(() => row.locator('.status').textContent(), { timeout: 10_000 }).toBe('processing');
+      await expect.poll(() => row.locator('.status').textContent(), { timeout: 10_000 }).toBe('completed');
+      expect(await row.getByRole('progressbar').evaluate((el) => (el as HTMLProgressElement).value)).toBe(100);
+      // Its progress came from the stream: the page was read when it opened and when the task was new, not per
+      // change, and not at all while nothing happens.
+      const reads = lists.length;
+      expect(reads).toBeLessThanOrEqual(4);
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(lists.length).toBe(reads);
+      // One tenant stream for the tab (none at all if it was open already), never one per task.
+      expect(streams.filter((u) => u === '/v1/events/stream').length).toBeLessThanOrEqual(1);
+      expect(streams.filter((u) => u !== '/v1/events/stream')).toEqual([]);
+    } finally {
+      page.off('request', onRequest);
+    }
+  });
+
   it('moving from one task to another by URL shows only the second task, over the tab\'s one tenant stream', async () => {
     // A is the completed image task; B runs for a minute, so none of A's events (task.completed) can be B's.
     const a = imageTaskId;

@@ -80,8 +80,8 @@ async function allTerminal(key: string, ids: string[]): Promise<void> {
 }
 
 /** A WebSocket client that keeps every message it gets. */
-async function openWs(options: { key?: string; header?: boolean } = {}) {
-  const ws = new WebSocket(api.baseUrl.replace('http', 'ws') + '/v1/events/ws', options.header === false || !options.key ? {} : { headers: { authorization: `Bearer ${options.key}` } });
+async function openWs(options: { key?: string; header?: boolean; base?: string } = {}) {
+  const ws = new WebSocket((options.base ?? api.baseUrl).replace('http', 'ws') + '/v1/events/ws', options.header === false || !options.key ? {} : { headers: { authorization: `Bearer ${options.key}` } });
   const messages: any[] = [];
   let closed: { code: number; reason: string } | undefined;
   ws.on('message', (m) => messages.push(JSON.parse(String(m))));
@@ -102,9 +102,9 @@ async function openWs(options: { key?: string; header?: boolean } = {}) {
 }
 
 /** An SSE reader over a raw fetch body: frames parsed as they come. */
-async function openSse(key: string, query = '', headers: Record<string, string> = {}) {
+async function openSse(key: string, query = '', headers: Record<string, string> = {}, base = api.baseUrl) {
   const controller = new AbortController();
-  const res = await fetch(`${api.baseUrl}/v1/events/stream${query}`, { headers: { authorization: `Bearer ${key}`, ...headers }, signal: controller.signal });
+  const res = await fetch(`${base}/v1/events/stream${query}`, { headers: { authorization: `Bearer ${key}`, ...headers }, signal: controller.signal });
   const frames: Array<{ id?: string; event?: string; data?: any; comment?: string }> = [];
   let ended = false;
   if (res.ok) {
@@ -353,5 +353,31 @@ describe(`tenant-wide streams (${testDb()}, api and worker as separate processes
     await eventually(async () => (ws.closed() && sse.ended() ? true : undefined), { timeoutMs: 5_500 });
     expect(ws.closed()!.code).toBe(1008);
     expect(sse.frames.some((f) => f.comment?.includes('revoked'))).toBe(true);
+  });
+
+  it('counts streams per key across API processes: the limit holds with the streams on two of them', { timeout: 90_000 }, async () => {
+    const second = await spawnHerald({ ...env, ROLE: 'api' });
+    cleanups.push(() => second.kill9());
+    const { key } = await createKey(`tmany${randomBytes(3).toString('hex')}`);
+    // STREAM_MAX_CONNECTIONS_PER_KEY=3: two here and one there, then the fourth is refused on either process.
+    const open = [await openSse(key), await openSse(key), await openSse(key, '', {}, second.baseUrl)];
+    expect(open.map((s) => s.res.status)).toEqual([200, 200, 200]);
+    const refused = await openSse(key, '', {}, second.baseUrl);
+    expect(refused.res.status).toBe(429);
+    const refusedWs = await openWs({ key, base: second.baseUrl });
+    expect(await refusedWs.next('error')).toMatchObject({ code: 'stream_limit_reached' });
+    await eventually(async () => refusedWs.closed());
+    expect(refusedWs.closed()!.code).toBe(1013);
+    // A stream that ends gives its place back, to any process.
+    open[0].close();
+    const reopened = await eventually(async () => {
+      const s = await openSse(key, '', {}, second.baseUrl);
+      if (s.res.status === 200) return s;
+      s.close();
+      return undefined;
+    });
+    expect(reopened.res.status).toBe(200);
+    for (const s of [...open, reopened]) s.close();
+    await second.kill9();
   });
 });

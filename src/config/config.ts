@@ -6,7 +6,7 @@ import path from 'node:path';
 import { type Cidr, parseCidrs } from './cidrs.js';
 import { parseSchedule } from './durations.js';
 import { parseModelRoutes, type ModelRoute } from './model-routes.js';
-import { hashTagOf, parseClusterNodes, type RedisClusterTarget } from '../redis/cluster-nodes.js';
+import { hashTagOf, parseClusterNodes, type RedisClusterTarget } from './cluster-nodes.js';
 import { HERALD_VERSION } from '../version.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;

@@ -1,6 +1,6 @@
 import { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { HeraldConfig } from '../config/config.js';
-import { nodeName, type RedisClusterTarget } from './cluster-nodes.js';
+import { nodeName, type RedisClusterTarget } from '../config/cluster-nodes.js';
 
 // Reconnect with capped backoff forever: a Redis restart must not take Herald down.
 const retryStrategy = (times: number) => Math.min(200 * 2 ** Math.min(times, 6), 5_000);

@@ -3,7 +3,6 @@
 // Prints a JSON line per measure and writes docs/BENCHMARKS.md (not in smoke mode).
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import { bullmqAxios } from './baselines/bullmq-axios.mjs';

@@ -273,7 +273,7 @@ function correlation(points) {
 /** The plot and the BENCHMARKS.md section from a run's JSON lines (its stdout), e.g. after changing the layout. */
 export function render(lines) {
   const parsed = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  const rows = parsed.filter((r) => r.measure === 'soak_minute').map(({ measure, ...r }) => r);
+  const rows = parsed.filter((r) => r.measure === 'soak_minute').map(({ measure: _measure, ...r }) => r);
   const summary = parsed.find((r) => r.measure === 'soak');
   summary.flat = flatness(rows);
   mkdirSync('docs/images', { recursive: true });

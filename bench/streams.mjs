@@ -126,7 +126,10 @@ export async function streamsBench({ redis, shape, subscribers, tenants = 1, eve
   const results = await Promise.all(clients.map((c) => c.ask('report')));
   const latency = histogram();
   const lag = histogram();
-  for (const r of results) latency.add(r.hist), lag.add(r.lag);
+  for (const r of results) {
+    latency.add(r.hist);
+    lag.add(r.lag);
+  }
   let complete = 0;
   let fewest = 1;
   results.forEach((r, c) =>

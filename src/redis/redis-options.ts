@@ -122,6 +122,7 @@ export async function assertRedisReachable(target: RedisTarget, timeoutMs = 3_00
       throw new Error(
         `Cannot reach Redis at ${redactRedisUrl(target.redisUrl)} (${(err as Error).message}). ` +
           'Herald needs Redis for its queues: start one with `redis-server` (or `docker run -p 6379:6379 redis:7`), or set REDIS_URL.',
+        { cause: err },
       );
     }
     return;
@@ -134,7 +135,7 @@ export async function assertRedisReachable(target: RedisTarget, timeoutMs = 3_00
           enabled = /cluster_enabled:1/.test(await c.info('cluster'));
         });
       } catch (err) {
-        throw new Error(`Cannot reach the Redis Cluster node ${nodeName(node)} named in REDIS_CLUSTER_NODES (${(err as Error).message}).`);
+        throw new Error(`Cannot reach the Redis Cluster node ${nodeName(node)} named in REDIS_CLUSTER_NODES (${(err as Error).message}).`, { cause: err });
       }
       if (!enabled) throw new Error(`Redis at ${nodeName(node)} named in REDIS_CLUSTER_NODES is not a cluster node (cluster-enabled no): use REDIS_URL for a single Redis.`);
     }),

@@ -3,7 +3,7 @@ import type { TaskEvent } from '../tasks/task-event.entity.js';
 import { StreamBatch, StreamConnection, StreamEvent, Subscription, type StreamSink } from './tenant-streams.js';
 
 const event = (cursor: number, taskId = 'a', type: TaskEvent['type'] = 'task.progress'): StreamEvent =>
-  new StreamEvent({ id: `e${cursor}`, taskId, tenantId: 't', sequence: cursor, cursor, type, data: { progress: cursor }, createdAt: new Date(0) } as TaskEvent);
+  new StreamEvent({ id: `e${cursor}`, taskId, tenantId: 't', sequence: cursor, cursor, type, data: { progress: cursor }, createdAt: new Date(0) });
 
 function subscription(filter: Subscription['filter'], last = 0) {
   const sent: StreamBatch[] = [];

@@ -75,7 +75,6 @@ describe('Redis Cluster (3 masters, 1 replica each)', () => {
     await reach(60);
     const master = await cluster.masterOf(prefix);
     await cluster.kill(master.port);
-    const killedAt = Date.now();
 
     // Creates during the failover: each is accepted (and must then complete) or refused with 503 + Retry-After.
     const during: string[] = [];

@@ -31,7 +31,7 @@ function parseNodes(text: string): ClusterNodeLine[] {
         masterId: master === '-' ? undefined : master,
         failed: flags.includes('fail'),
         slots: slots.filter((s) => /^\d/.test(s)).map((s) => (s.includes('-') ? (s.split('-').map(Number) as [number, number]) : [Number(s), Number(s)])),
-      } as ClusterNodeLine;
+      };
     });
 }
 

@@ -1,5 +1,6 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { networkInterfaces } from 'node:os';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DomainException, ErrorCode, statusForCode, titleForStatus } from './errors.js';
@@ -192,6 +193,30 @@ export function useRawUploads(app: NestFastifyApplication, matches: (method: str
   fastify.addContentTypeParser(RAW_UPLOAD_TYPE, (req, payload, done) =>
     matches(req.method, req.url) ? done(null, payload) : done(new DomainException(ErrorCode.UnsupportedMediaType, `Content-Type ${RAW_UPLOAD_TYPE} is not accepted here.`), undefined),
   );
+}
+
+/**
+ * On close, ends at once the connections that never carried a request. Node's server.close() closes idle
+ * kept-alive connections, but counts one that was opened and not used yet as busy (clients such as undici open
+ * spare connections ahead, e.g. after a worker aborted its long poll), so without this a stop waited for the
+ * client to drop them, or for SHUTDOWN_GRACE_MS.
+ */
+export function closeUnusedConnectionsOnClose(app: NestFastifyApplication): void {
+  const server = app.getHttpServer();
+  const unused = new Set<Socket>();
+  let closing = false;
+  server.on('connection', (socket: Socket) => {
+    if (closing) return void socket.destroy();
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  server.on('request', (req: IncomingMessage) => unused.delete(req.socket));
+  app.getHttpAdapter().getInstance().addHook('preClose', (done: () => void) => {
+    closing = true;
+    for (const socket of unused) socket.destroy();
+    unused.clear();
+    done();
+  });
 }
 
 /** The Content-Type an upload was sent with (see useRawUploads). */

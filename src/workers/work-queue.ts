@@ -54,6 +54,7 @@ export class WorkQueue {
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.sql = new Sql(db);
+    this.rounds = new MicroBatcher((batch: RoundItem[]) => this.round(batch), 64, this.sql.postgres ? 2 : 1);
   }
 
   /**
@@ -79,8 +80,9 @@ export class WorkQueue {
   // Every work signal wakes each waiting long poll, each finished job brings its worker straight back, and its
   // complete comes just before: the claims and lease changes arriving within one round share one transaction
   // (one look per kind of request, one round of guarded UPDATEs and events), rather than queueing one
-  // transaction each behind SQLite's single connection.
-  private readonly rounds = new MicroBatcher((batch: RoundItem[]) => this.round(batch), 64);
+  // transaction each behind SQLite's single connection. PostgreSQL runs two rounds at once on pooled connections
+  // (as the claims and the changes did in rounds of their own); SKIP LOCKED keeps their looks apart.
+  private readonly rounds: MicroBatcher<RoundItem, Task[] | Task | null>;
 
   private async round(items: readonly RoundItem[]): Promise<Array<Task[] | Task | null>> {
     const leaseMs = Math.round(this.config.workers.leaseSeconds * 1000);

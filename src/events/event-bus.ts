@@ -99,9 +99,15 @@ export class EventBus implements OnApplicationShutdown {
     if (!set) {
       set = new Set();
       this.listeners.set(channel, set);
-      const ready = sub.subscribe(channel).then(
+    }
+    if (!this.pending.has(channel)) {
+      // A subscription that failed is asked for again by the next listener.
+      const ready: Promise<void> = sub.subscribe(channel).then(
         () => undefined,
-        (err: Error) => this.logger.debug(`subscribe failed: ${err.message}`),
+        (err: Error) => {
+          if (this.pending.get(channel) === ready) this.pending.delete(channel);
+          this.logger.debug(`subscribe failed: ${err.message}`);
+        },
       );
       this.pending.set(channel, ready);
     }
@@ -111,7 +117,9 @@ export class EventBus implements OnApplicationShutdown {
       const current = this.listeners.get(channel);
       if (!current) return;
       current.delete(listener);
-      if (current.size === 0) {
+      // The work channel stays subscribed: every lease request listens to it, and each would otherwise wait for
+      // a SUBSCRIBE before its first look whenever no other request happened to be waiting.
+      if (current.size === 0 && channel !== this.workChannel) {
         this.listeners.delete(channel);
         this.pending.delete(channel);
         sub.unsubscribe(channel).catch(() => undefined);

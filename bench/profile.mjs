@@ -2,10 +2,12 @@
 // node bench/profile.mjs [sqlite|postgres] [n] [concurrency]: drains a preloaded outbox with Herald under
 // --cpu-prof and prints the top self-time functions (the profile is kept in the printed directory).
 // node bench/profile.mjs creates [seconds] [connections]: the same for task creation POSTs (SQLite).
+// node bench/profile.mjs workers [tasks] [workers] [sqlite|postgres]: the same for worker lease → complete cycles.
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { createDatabase, heraldEnv, preloadOutbox, startHerald, startReceiver, startRedis, tempDir, until } from './lib.mjs';
+import { poster, startWorkers, WORKER_TOKEN } from './workers.mjs';
 
 const [mode = 'sqlite', a, b] = process.argv.slice(2);
 const receiver = await startReceiver();
@@ -37,6 +39,23 @@ if (mode === 'creates') {
   }));
   console.log(JSON.stringify({ mode, seconds, connections, per_s: Math.round(count / seconds) }));
   agent.destroy();
+  await herald.stop();
+} else if (mode === 'workers') {
+  const [tasks, count, kind] = [Number(a ?? 5000), Number(b ?? 32), process.argv[5] ?? 'sqlite'];
+  db = await createDatabase(kind, tmp.dir);
+  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bprofw', SHUTDOWN_GRACE_MS: '500', MODEL_ROUTES: 'bench-*=workers,*=simulator', BOOTSTRAP_WORKER_TOKEN: WORKER_TOKEN });
+  const herald = await startHerald(env, profArgs);
+  const client = poster(herald.base, env.BOOTSTRAP_API_KEY, 64);
+  for (let i = 0; i < tasks; i += 64) await Promise.all(Array.from({ length: Math.min(64, tasks - i) }, client.create));
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const pool = startWorkers(herald.base, count, () => undefined);
+  await until(() => pool.completed() >= tasks, 600_000, 'worker completes');
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  console.log(JSON.stringify({ mode, kind, tasks, workers: count, per_s: Math.round(tasks / seconds), bench_cpu_us_per_cycle: Math.round((cpu.user + cpu.system) / tasks) }));
+  await pool.stop();
+  client.close();
   await herald.stop();
 } else {
   const [n, c] = [Number(a ?? 5000), b ?? '64'];

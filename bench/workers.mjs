@@ -6,11 +6,11 @@ import { runWorker } from '../dist/worker-sdk/index.js';
 import { bullmqNoop } from './baselines/bullmq-noop.mjs';
 import { createDatabase, heraldEnv, percentile, sleep, startHerald, tempDir, until } from './lib.mjs';
 
-const WORKER_TOKEN = 'hw_bench_0123456789abcdef0123456789';
+export const WORKER_TOKEN = 'hw_bench_0123456789abcdef0123456789';
 const OUTPUT = [{ url: 'https://cdn.example/out.png', mime_type: 'image/png' }];
 
 /** `onJob(job)` runs as each job arrives; the returned `completed()` counts completes Herald acknowledged. */
-function startWorkers(base, count, onJob) {
+export function startWorkers(base, count, onJob) {
   let completed = 0;
   const workers = Array.from({ length: count }, (_, i) =>
     runWorker({
@@ -29,7 +29,7 @@ function startWorkers(base, count, onJob) {
   return { completed: () => completed, stop: () => Promise.all(workers.map((w) => w.stop({ graceMs: 1_000 }))) };
 }
 
-function poster(base, apiKey, connections) {
+export function poster(base, apiKey, connections) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const body = JSON.stringify({ model: 'bench-image', prompt: 'A lighthouse at dusk', size: '512x512' });
   const create = () =>

@@ -4,7 +4,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
 import { WorkerTokensService } from './auth/worker-tokens.service.js';
-import { everyAddress, httpAdapter, onEveryRequest, useJsonBodies, useRawUploads } from './common/http-server.js';
+import { closeUnusedConnectionsOnClose, everyAddress, httpAdapter, onEveryRequest, useJsonBodies, useRawUploads } from './common/http-server.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
 import { checkEncryptionKey } from './crypto/key-check.js';
 import { serveDashboard } from './dashboard/static.js';
@@ -68,6 +68,7 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
     onEveryRequest(http, requestLogging(log));
     useJsonBodies(http, config.bodyLimitBytes);
     useRawUploads(http, isArtifactUpload);
+    closeUnusedConnectionsOnClose(http);
     setupOpenApi(http, config);
     serveDashboard(http);
     await http.listen(config.port, config.host ?? everyAddress());

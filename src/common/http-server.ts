@@ -1,6 +1,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { networkInterfaces } from 'node:os';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DomainException, ErrorCode, statusForCode, titleForStatus } from './errors.js';
 
@@ -25,7 +26,7 @@ export function httpAdapter(bodyLimitBytes: number): FastifyAdapter {
 
 /** How many times BODY_LIMIT_BYTES of a refused body Herald still reads, and throws away, before it answers. */
 export const REFUSED_BODY_READ_FACTOR = 8;
-const REFUSED_BODY_READ_MS = 10_000;
+export const REFUSED_BODY_READ_MS = 10_000;
 
 /**
  * Herald's JSON body reader, with the limit; see parseJsonBody (Nest passes what it throws on to `done`). A body
@@ -40,13 +41,14 @@ export function useJsonBodies(app: NestFastifyApplication, bodyLimitBytes: numbe
 }
 
 /**
- * Reads and drops the rest of a refused request body. Node closes the connection after the 413, and closing a
- * socket with the client's bytes still arriving resets it, so the client, still sending, would see ECONNRESET or
- * EPIPE instead of the answer. Past `maxBytes` or `maxMs` it stops, so an endless body cannot hold the answer.
+ * Reads and drops the rest of a refused request body (a JSON body over the limit, an upload refused before it was
+ * read). Node closes the connection after the answer, and closing a socket with the client's bytes still arriving
+ * resets it, so the client, still sending, would see ECONNRESET or EPIPE instead of the answer. Past `maxBytes` or
+ * `maxMs` it stops, so an endless body cannot hold the answer; it resolves with whether the body was read to its end.
  */
-export function drainRefusedBody(req: IncomingMessage, maxBytes: number, maxMs: number): Promise<void> {
+export function drainRefusedBody(body: Readable, maxBytes: number, maxMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    if (req.complete || req.destroyed) return resolve();
+    if ((body as IncomingMessage).complete || body.readableEnded || body.destroyed) return resolve(true);
     let read = 0;
     const onData = (chunk: Buffer) => {
       read += chunk.length;
@@ -54,12 +56,12 @@ export function drainRefusedBody(req: IncomingMessage, maxBytes: number, maxMs: 
     };
     const finish = () => {
       clearTimeout(timer);
-      req.off('data', onData).off('end', finish).off('error', finish).off('close', finish);
-      resolve();
+      body.off('data', onData).off('end', finish).off('error', finish).off('close', finish);
+      resolve(body.readableEnded);
     };
     const timer = setTimeout(finish, maxMs);
-    req.on('data', onData).once('end', finish).once('error', finish).once('close', finish);
-    req.resume();
+    body.on('data', onData).once('end', finish).once('error', finish).once('close', finish);
+    body.resume();
   });
 }
 
@@ -192,6 +194,30 @@ export function useRawUploads(app: NestFastifyApplication, matches: (method: str
   fastify.addContentTypeParser(RAW_UPLOAD_TYPE, (req, payload, done) =>
     matches(req.method, req.url) ? done(null, payload) : done(new DomainException(ErrorCode.UnsupportedMediaType, `Content-Type ${RAW_UPLOAD_TYPE} is not accepted here.`), undefined),
   );
+}
+
+/**
+ * On close, ends at once the connections that never carried a request. Node's server.close() closes idle
+ * kept-alive connections, but counts one that was opened and not used yet as busy (clients such as undici open
+ * spare connections ahead, e.g. after a worker aborted its long poll), so without this a stop waited for the
+ * client to drop them, or for SHUTDOWN_GRACE_MS.
+ */
+export function closeUnusedConnectionsOnClose(app: NestFastifyApplication): void {
+  const server = app.getHttpServer();
+  const unused = new Set<Socket>();
+  let closing = false;
+  server.on('connection', (socket: Socket) => {
+    if (closing) return void socket.destroy();
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  server.on('request', (req: IncomingMessage) => unused.delete(req.socket));
+  app.getHttpAdapter().getInstance().addHook('preClose', (done: () => void) => {
+    closing = true;
+    for (const socket of unused) socket.destroy();
+    unused.clear();
+    done();
+  });
 }
 
 /** The Content-Type an upload was sent with (see useRawUploads). */

@@ -31,8 +31,6 @@ export class EventBus implements OnApplicationShutdown {
   private readonly listeners = new Map<string, Set<(message: string) => void>>();
   private readonly prefix: string;
   private readonly workChannel: string;
-  private readonly workListeners = new Set<WorkListener>();
-  private workSubscribed: Promise<void> | undefined;
   private readonly tenantPrefix: string;
 
   constructor(
@@ -50,20 +48,15 @@ export class EventBus implements OnApplicationShutdown {
 
   /**
    * Calls `listener` for every work signal (long-polling workers) until `stop`. `ready` resolves once Redis has
-   * confirmed the subscription, so a look at the queue after it cannot miss a signal sent in between. The channel
-   * stays subscribed once asked for: one channel per process.
+   * confirmed the subscription, so a look at the queue after it cannot miss a signal sent in between.
    */
   subscribeWork(listener: WorkListener): { ready: Promise<void>; stop: () => void } {
-    const sub = this.connect();
-    this.workSubscribed ??= sub.subscribe(this.workChannel).then(
-      () => undefined,
-      (err: Error) => {
-        this.workSubscribed = undefined;
-        this.logger.debug(`subscribe failed: ${err.message}`);
-      },
-    );
-    this.workListeners.add(listener);
-    return { ready: this.workSubscribed, stop: () => void this.workListeners.delete(listener) };
+    let ready!: Promise<void>;
+    const stop = this.listen(this.workChannel, (message) => {
+      const work = parsed<WorkSignal>(message);
+      if (work) listener(work);
+    }, (p) => (ready = p));
+    return { ready, stop };
   }
 
   publish(signal: TaskSignal): void {
@@ -91,13 +84,8 @@ export class EventBus implements OnApplicationShutdown {
   /** Calls `listener` for each signal about the task until the returned function is called. */
   subscribe(taskId: string, listener: Listener): () => void {
     return this.listen(this.prefix + taskId, (message) => {
-      let signal: TaskSignal;
-      try {
-        signal = JSON.parse(message) as TaskSignal;
-      } catch {
-        return;
-      }
-      listener(signal);
+      const signal = parsed<TaskSignal>(message);
+      if (signal) listener(signal);
     });
   }
 
@@ -123,9 +111,15 @@ export class EventBus implements OnApplicationShutdown {
     if (!set) {
       set = new Set();
       this.listeners.set(channel, set);
-      const ready = sub.subscribe(channel).then(
+    }
+    if (!this.pending.has(channel)) {
+      // A subscription that failed is asked for again by the next listener.
+      const ready: Promise<void> = sub.subscribe(channel).then(
         () => undefined,
-        (err: Error) => this.logger.debug(`subscribe failed: ${err.message}`),
+        (err: Error) => {
+          if (this.pending.get(channel) === ready) this.pending.delete(channel);
+          this.logger.debug(`subscribe failed: ${err.message}`);
+        },
       );
       this.pending.set(channel, ready);
     }
@@ -135,7 +129,9 @@ export class EventBus implements OnApplicationShutdown {
       const current = this.listeners.get(channel);
       if (!current) return;
       current.delete(listener);
-      if (current.size === 0) {
+      // The work channel stays subscribed: every lease request listens to it, and each would otherwise wait for
+      // a SUBSCRIBE before its first look whenever no other request happened to be waiting.
+      if (current.size === 0 && channel !== this.workChannel) {
         this.listeners.delete(channel);
         this.pending.delete(channel);
         sub.unsubscribe(channel).catch(() => undefined);
@@ -147,16 +143,6 @@ export class EventBus implements OnApplicationShutdown {
     if (this.subscriber) return this.subscriber;
     const sub = createRedisClient(this.config, { maxRetriesPerRequest: null });
     sub.on('message', (channel: string, message: string) => {
-      if (channel === this.workChannel) {
-        let work: WorkSignal;
-        try {
-          work = JSON.parse(message) as WorkSignal;
-        } catch {
-          return;
-        }
-        for (const listener of [...this.workListeners]) listener(work);
-        return;
-      }
       for (const listener of this.listeners.get(channel) ?? []) listener(message);
     });
     this.subscriber = sub;
@@ -165,5 +151,14 @@ export class EventBus implements OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     this.subscriber?.disconnect();
+  }
+}
+
+/** A signal's JSON, or undefined when it is not JSON (signals are hints: a bad one is dropped). */
+function parsed<T>(message: string): T | undefined {
+  try {
+    return JSON.parse(message) as T;
+  } catch {
+    return undefined;
   }
 }

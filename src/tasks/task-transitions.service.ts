@@ -30,6 +30,8 @@ export interface Change {
   to: TaskStatus;
   patch: TaskPatch;
   guard: Guard;
+  /** The task's tenant, when the caller has read the task: with a guard naming exactly one `from`, see applyRound. */
+  tenantId?: string;
 }
 
 export type TaskPatch = Partial<
@@ -162,6 +164,17 @@ export class TaskTransitions {
     return task;
   }
 
+  /** After the commit of changes made with applyManyIn: what apply does after its own round (`startedAt`: see stepStart). */
+  settled(task: Task, startedAt: number): void {
+    this.committed(task, { handedOver: true });
+    if (startedAt) traceStep(task, startedAt);
+  }
+
+  /** When a change was asked for, for its trace span (0 when tracing is off). */
+  stepStart(): number {
+    return tracingOn() ? Date.now() : 0;
+  }
+
   /** Several changes inside the caller's transaction (a worker leasing several tasks at once). */
   async applyManyIn(em: EntityManager, changes: readonly Change[], handOver?: Delivery[]): Promise<Array<Task | null>> {
     return changes.length ? this.applyRound(em, changes, handOver) : [];
@@ -176,8 +189,18 @@ export class TaskTransitions {
    */
   private async applyRound(em: EntityManager, batch: readonly Change[], handOver?: Delivery[]): Promise<Array<Task | null>> {
     const ids = [...new Set(batch.map((c) => c.taskId))];
-    const current = await em.find(Task, { where: { id: In(ids) }, select: { id: true, status: true, tenantId: true } });
+    // When every change names the one status it moves from and its task's tenant (the worker protocol's, whose
+    // callers read the task), that status stands in for the current one: the guarded UPDATE alone decides whether
+    // it still holds, and the event type follows from it. One round trip fewer.
+    const known = batch.every((c) => c.tenantId !== undefined && c.guard.from?.length === 1);
+    const current = known
+      ? ids.map((id) => {
+          const first = batch.find((c) => c.taskId === id)!;
+          return { id, status: first.guard.from![0], tenantId: first.tenantId! };
+        })
+      : await em.find(Task, { where: { id: In(ids) }, select: { id: true, status: true, tenantId: true } });
     const status = new Map(current.map((t) => [t.id, t.status]));
+    const tenantOf = new Map(current.map((t) => [t.id, t.tenantId]));
     let endpoints: Map<string, Endpoint[]> | undefined;
     const applied: Array<{ at: number; taskId: string; type: TaskEventType; task?: Task }> = [];
     const waves = wavesOf(batch.map((c) => c.taskId));
@@ -196,10 +219,16 @@ export class TaskTransitions {
     }
     applied.sort((a, b) => a.at - b.at);
     const readBack = applied.filter((a) => !a.task).map((a) => a.taskId);
-    const fresh = new Map((readBack.length ? await em.find(Task, { where: { id: In(readBack) } }) : []).map((t) => [t.id, t]));
+    // The read-back and the numbering of the events do not depend on each other: they go together.
+    const counts = countByTenant(applied.map((a) => ({ task: { tenantId: tenantOf.get(a.taskId)! } })));
+    const [rows, cursors] = await together<unknown>(em, [
+      () => (readBack.length ? em.find(Task, { where: { id: In(readBack) } }) : Promise.resolve([])),
+      () => claimCursors(em, counts),
+    ]);
+    const fresh = new Map((rows as Task[]).map((t) => [t.id, t]));
     const result: Array<Task | null> = batch.map(() => null);
     for (const a of applied) result[a.at] = a.task ??= fresh.get(a.taskId)!;
-    await this.recordEvents(em, applied.map((a) => ({ task: a.task!, type: a.type })), handOver, endpoints);
+    await this.recordEvents(em, applied.map((a) => ({ task: a.task!, type: a.type })), handOver, endpoints, cursors as Map<string, number>);
     return result;
   }
 

@@ -17,6 +17,7 @@ import { globToSql, isGlob } from '../config/model-routes.js';
 
 interface WaitingRow {
   id: string;
+  tenant_id: string;
   status: 'pending' | 'processing';
   attempt: number;
   lease_count: number | string;
@@ -31,6 +32,8 @@ interface ClaimRequest {
   max: number;
   gone?: AbortSignal;
 }
+
+type RoundItem = { claim: ClaimRequest } | { change: Change; startedAt: number };
 
 /**
  * The queue of worker-routed tasks is the tasks table itself: a task waits with provider 'workers' and no lease,
@@ -61,21 +64,36 @@ export class WorkQueue {
    * before its turn leases nothing.
    */
   claim(workerId: string, models: readonly string[], kinds: readonly TaskKind[], max: number, gone?: AbortSignal): Promise<Task[]> {
-    return this.claims.submit({ workerId, models, kinds, max, gone });
+    return this.rounds.submit({ claim: { workerId, models, kinds, max, gone } }) as Promise<Task[]>;
   }
 
-  // Every work signal wakes each waiting long poll, and each finished job brings its worker straight back: the
-  // claims arriving within one round share one transaction (one look per kind of request, one round of
-  // guarded UPDATEs and events), rather than queueing one transaction each behind SQLite's single connection.
-  private readonly claims = new MicroBatcher((batch: ClaimRequest[]) => this.claimRound(batch), 64);
+  /**
+   * A change of a leased task (complete, fail, progress): applied in the same round as the claims, so a worker's
+   * complete and the next lease requests share one transaction. Resolves to the changed task, or null when its
+   * guard no longer held. `change.tenantId` and a one-status guard spare the round its read of the statuses.
+   */
+  change(change: Change): Promise<Task | null> {
+    // PostgreSQL: the changes keep their own rounds, on a pooled connection beside the claims'. The shared round
+    // saves transactions on SQLite's single connection; on PostgreSQL it was not measured to help.
+    if (this.sql.postgres) return this.transitions.apply(change.taskId, change.to, change.patch, change.guard);
+    return this.rounds.submit({ change, startedAt: this.transitions.stepStart() }) as Promise<Task | null>;
+  }
 
-  private async claimRound(batch: readonly ClaimRequest[]): Promise<Task[][]> {
+  // Every work signal wakes each waiting long poll, each finished job brings its worker straight back, and its
+  // complete comes just before: the claims and lease changes arriving within one round share one transaction
+  // (one look per kind of request, one round of guarded UPDATEs and events), rather than queueing one
+  // transaction each behind SQLite's single connection.
+  private readonly rounds = new MicroBatcher((batch: RoundItem[]) => this.round(batch), 64);
+
+  private async round(items: readonly RoundItem[]): Promise<Array<Task[] | Task | null>> {
     const leaseMs = Math.round(this.config.workers.leaseSeconds * 1000);
     const handOver: Delivery[] = [];
     const now = new Date();
-    const live = batch.map((r, i) => ({ r, i })).filter(({ r }) => !r.gone?.aborted);
-    if (live.length === 0) return batch.map(() => []);
-    const claimed = await this.uow.run(async (em) => {
+    const changes = items.flatMap((item, i) => ('change' in item ? [{ i, change: item.change }] : []));
+    const live = items.flatMap((item, i) => ('claim' in item && !item.claim.gone?.aborted ? [{ r: item.claim, i }] : []));
+    const out: Array<Task[] | Task | null> = items.map((item) => ('claim' in item ? [] : null));
+    if (live.length === 0 && changes.length === 0) return out;
+    const { claimed, changed } = await this.uow.run(async (em) => {
       // Requests asking for the same models and kinds share one look; the rows go to them in arrival order.
       const groups = new Map<string, Array<{ r: ClaimRequest; i: number }>>();
       for (const one of live) {
@@ -99,27 +117,34 @@ export class WorkQueue {
           }
         }
       }
-      if (picks.length === 0) return [];
       const expires = new Date(now.getTime() + leaseMs);
-      const changes: Change[] = picks.map(({ i, row }) => ({
+      const claims: Change[] = picks.map(({ i, row }) => ({
         taskId: row.id,
+        tenantId: row.tenant_id,
         to: 'processing',
         patch: {
           leaseId: newLeaseId(row.id),
-          leaseWorkerId: batch[i].workerId,
+          leaseWorkerId: (items[i] as { claim: ClaimRequest }).claim.workerId,
           leaseExpiresAt: expires,
           leaseCount: Number(row.lease_count) + 1,
           ...(row.status === 'pending' ? { startedAt: now, progress: 0, message: 'Generation started' } : { message: 'Resumed by a worker' }),
         },
         guard: { from: [row.status], attempt: row.attempt, lease: { id: null } },
       }));
-      const tasks = await this.transitions.applyManyIn(em, changes, handOver);
-      return picks.flatMap((pick, n) => (tasks[n] ? [{ ...pick, task: tasks[n] }] : []));
+      // The lease changes first: a task a worker gives back in this round is not among the rows looked at.
+      const tasks = await this.transitions.applyManyIn(em, [...changes.map((c) => c.change), ...claims], handOver);
+      return {
+        changed: changes.map((c, n) => ({ ...c, task: tasks[n] })),
+        claimed: picks.flatMap((pick, n) => (tasks[changes.length + n] ? [{ ...pick, task: tasks[changes.length + n]! }] : [])),
+      };
     });
     this.outbox.handOver(handOver);
-    const out: Task[][] = batch.map(() => []);
+    for (const { i, task } of changed) {
+      out[i] = task;
+      if (task) this.transitions.settled(task, (items[i] as { startedAt: number }).startedAt);
+    }
     for (const { i, row, task } of claimed) {
-      out[i].push(task);
+      (out[i] as Task[]).push(task);
       this.transitions.committed(task, { handedOver: true });
       const since = Number(row.status === 'pending' ? row.created_at : row.updated_at);
       this.metrics.leaseWait.observe(Math.max(0, now.getTime() - since) / 1000);
@@ -147,7 +172,7 @@ export class WorkQueue {
     }
     // The first three terms are the partial index's predicate (idx_tasks_worker_queue), oldest first by UUIDv7 id.
     const text =
-      `SELECT id, status, attempt, lease_count, created_at, updated_at FROM tasks ` +
+      `SELECT id, tenant_id, status, attempt, lease_count, created_at, updated_at FROM tasks ` +
       `WHERE provider = 'workers' AND lease_id IS NULL AND status IN ('pending', 'processing') ` +
       `AND ${kindTerm} AND (${terms.join(' OR ')}) AND (deadline_at IS NULL OR deadline_at > ${p(now.getTime())}) ` +
       (taken.length ? `AND id NOT IN (${taken.map(p).join(', ')}) ` : '') +

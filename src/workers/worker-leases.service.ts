@@ -13,7 +13,6 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { ArtifactStore, ArtifactTooLarge } from '../generation/artifact-store.js';
 import { Metrics } from '../observability/metrics.js';
-import { TaskTransitions } from '../tasks/task-transitions.service.js';
 import { Task, type TaskKind, type TaskResult } from '../tasks/task.entity.js';
 import { CompleteDto, FailDto, HeartbeatDto, LeaseRequestDto } from './dto/worker-protocol.dto.js';
 import { afterLostLease, jobView, leaseState, taskOfLease, wholePercent } from './lease-rules.js';
@@ -77,7 +76,6 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     @InjectDataSource() private readonly db: DataSource,
     private readonly uow: UnitOfWork,
     private readonly queue: WorkQueue,
-    private readonly transitions: TaskTransitions,
     private readonly registry: WorkerRegistry,
     private readonly artifacts: ArtifactStore,
     private readonly bus: EventBus,
@@ -154,7 +152,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     let renewed: boolean;
     if (progress !== task.progress || message !== task.message) {
       // A change worth telling: an event (SSE, webhooks, supersede rules) exactly as the simulator's progress.
-      renewed = (await this.transitions.apply(task.id, 'processing', { progress, message, leaseExpiresAt: expires }, guard)) !== null;
+      renewed = (await this.queue.change({ taskId: task.id, tenantId: task.tenantId, to: 'processing', patch: { progress, message, leaseExpiresAt: expires }, guard })) !== null;
     } else {
       renewed = await this.renewals.submit({ taskId: task.id, leaseId, expires, now });
     }
@@ -184,10 +182,11 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     const task = await this.liveTask(leaseId);
     const data = await this.resultData(task, dto);
     const now = new Date();
-    const done = await this.transitions.apply(
-      task.id,
-      'completed',
-      {
+    const done = await this.queue.change({
+      taskId: task.id,
+      tenantId: task.tenantId,
+      to: 'completed',
+      patch: {
         progress: 100,
         message: task.kind === 'video' ? 'Video generation complete' : 'Image generation complete',
         completedAt: now,
@@ -195,8 +194,8 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
         leaseId: null,
         leaseExpiresAt: null,
       },
-      { from: ['processing'], attempt: task.attempt, lease: { id: leaseId, liveAt: now } },
-    );
+      guard: { from: ['processing'], attempt: task.attempt, lease: { id: leaseId, liveAt: now } },
+    });
     if (!done) throw await this.whyNot(leaseId);
     this.metrics.workerLeases.inc({ outcome: 'completed' });
     return { task_id: task.id, status: 'completed' };
@@ -211,9 +210,14 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     const now = new Date();
     const guard = { from: ['processing' as const], attempt: task.attempt, lease: { id: leaseId, liveAt: now } };
     const requeue = dto.retryable === true && afterLostLease(task.leaseCount, this.config.workers.maxLeases) === 'requeue';
-    const changed = requeue
-      ? await this.transitions.apply(task.id, 'processing', { message: `Queued again after a worker failure: ${dto.error}`.slice(0, 1_000), leaseId: null, leaseExpiresAt: null }, guard)
-      : await this.transitions.apply(task.id, 'failed', { error: dto.error, errorCode: dto.code ?? 'generation_failed', message: 'Generation failed', completedAt: now, leaseId: null, leaseExpiresAt: null }, guard);
+    const changed = await this.queue.change({
+      taskId: task.id,
+      tenantId: task.tenantId,
+      guard,
+      ...(requeue
+        ? { to: 'processing', patch: { message: `Queued again after a worker failure: ${dto.error}`.slice(0, 1_000), leaseId: null, leaseExpiresAt: null } }
+        : { to: 'failed', patch: { error: dto.error, errorCode: dto.code ?? 'generation_failed', message: 'Generation failed', completedAt: now, leaseId: null, leaseExpiresAt: null } }),
+    });
     if (!changed) throw await this.whyNot(leaseId);
     this.metrics.workerLeases.inc({ outcome: requeue ? 'requeued' : 'failed' });
     if (requeue) this.queue.announce(changed);

@@ -6,7 +6,7 @@ import { WorkerAuth, WorkerOnly } from '../auth/auth.guard.js';
 import type { WorkerPrincipal } from '../auth/worker-tokens.service.js';
 import { ApiProblems } from '../common/api-problems.js';
 import { ErrorCode } from '../common/errors.js';
-import { uploadContentType } from '../common/http-server.js';
+import { drainRefusedBody, REFUSED_BODY_READ_MS, uploadContentType } from '../common/http-server.js';
 import { validationFailed } from '../common/validation.js';
 import { ARTIFACT_UPLOAD_NAME, CompleteDto, FailDto, HeartbeatDto, LeaseRequestDto } from './dto/worker-protocol.dto.js';
 import { WorkerLeasesService } from './worker-leases.service.js';
@@ -65,8 +65,9 @@ export class WorkerProtocolController {
       return await this.leases.upload(leaseId, name, body, type, Number.isFinite(declared) ? declared : undefined);
     } finally {
       // An upload refused before its body was read (bad lease, too large): read and drop what is on the wire, up
-      // to a bound, so the client gets the answer rather than a reset connection.
-      if (!body.readableEnded && !body.destroyed) drain(body);
+      // to a bound, so the client gets the answer rather than a reset connection; past the bound, cut it off.
+      body.on('error', () => undefined);
+      void drainRefusedBody(body, UPLOAD_DRAIN_BYTES, REFUSED_BODY_READ_MS).then((ended) => ended || body.destroy());
     }
   }
 
@@ -89,14 +90,5 @@ export class WorkerProtocolController {
   }
 }
 
-const DRAIN_LIMIT = 8 * 1_048_576;
-
-function drain(body: Readable): void {
-  let seen = 0;
-  body.on('data', (chunk: Buffer) => {
-    seen += chunk.length;
-    if (seen > DRAIN_LIMIT) body.destroy();
-  });
-  body.on('error', () => undefined);
-  body.resume();
-}
+// How much of a refused upload is still read and dropped before the connection is cut.
+const UPLOAD_DRAIN_BYTES = 8 * 1_048_576;

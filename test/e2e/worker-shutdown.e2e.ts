@@ -84,4 +84,22 @@ describe('Herald stopping with workers long-polling', () => {
     h = undefined;
     expect(await within(closed, 5_000)).toBe('stopped');
   });
+  it('is not held for SHUTDOWN_GRACE_MS by connections never used, as a worker leaves after aborting its long poll', async () => {
+    h = await startTestHerald({ ...ENV, SHUTDOWN_GRACE_MS: '60000' });
+    const herald = h;
+    // The SDK's fetch opens spare connections once its long polls are aborted; a raw socket that sends nothing
+    // stands for any such client.
+    const worker = runWorker({ url: herald.baseUrl, token: WORKER_TOKEN, models: ['t-unused-*'], workerId: 'w-unused', waitSeconds: 60, handler: () => [{ url: 'https://cdn.example/x.png' }], log: () => undefined });
+    await online(herald, 1);
+    await worker.stop({ graceMs: 100 });
+    const spare = await new Promise<net.Socket>((resolve, reject) => {
+      const socket = net.connect(Number(new URL(herald.baseUrl).port), '127.0.0.1', () => resolve(socket));
+      socket.on('error', reject);
+    });
+    const spareClosed = new Promise<void>((r) => spare.once('close', () => r()));
+    // 15 s bounds a broken shutdown; the 60 s grace would be what holds it.
+    expect(await within(herald.stop(), 15_000)).toBe('stopped');
+    h = undefined;
+    expect(await within(spareClosed, 5_000)).toBe('stopped');
+  });
 });

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, MoreThan, Not } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { v7 as uuidv7 } from 'uuid';
 import { InFlight } from '../common/in-flight.js';
 import { MicroBatcher } from '../common/micro-batcher.js';
@@ -18,7 +19,7 @@ import { CircuitStore } from './circuits.js';
 import { TaskTraces } from '../observability/task-traces.js';
 import { startClientSpan, type ClientSpan } from '../observability/tracing.js';
 import { mustWait } from './delivery-order.js';
-import { DeliveryRateLimits, rateBuckets } from './rate-limits.js';
+import { DeliveryRateLimits, RateBucket, rateBuckets } from './rate-limits.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
@@ -59,7 +60,9 @@ export function redactRequestHeaders(headers: Record<string, string>, callerHead
 }
 
 type Claim =
-  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[]; batch?: Delivery[] }
+  // notBefore: the rate-limit slot it was claimed for (epoch ms): it is sent when that comes.
+  // rate: its rate-limit buckets, which its send is spaced to (DeliveryRateLimits.spaceOut).
+  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[]; batch?: Delivery[]; notBefore?: number; rate?: RateBucket[] }
   | { kind: 'skipped' }
   | { kind: 'wait'; delayMs?: number }
   | { kind: 'refused'; reason: string };
@@ -129,6 +132,7 @@ export class DeliveryService {
     if (claim.kind === 'wait') return { outcome: 'wait', delayMs: claim.delayMs ?? ORDER_WAIT_MS };
     if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };
     const { delivery, attempt } = claim;
+    if (claim.notBefore !== undefined && claim.notBefore > Date.now()) await sleep(claim.notBefore - Date.now());
     const prepared = await this.prepare(delivery, claim.secrets);
     const { secrets, callerHeaders } = 'unpreparable' in prepared ? { secrets: [], callerHeaders: {} } : prepared;
     let headers: Record<string, string> = {};
@@ -144,6 +148,7 @@ export class DeliveryService {
         if (await this.giveBack(delivery.id, attempt)) this.shutdown.givenBack++;
         return null;
       }
+      if (claim.rate) await this.rates.spaceOut(claim.rate);
       if (waitedMs > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(delivery.id, attempt))) return null;
       // Signed as it leaves: a wait for the wire does not age the timestamp receivers check.
       // A batch is one JSON array of the envelopes, in order, signed as one message whose id is the batch's.
@@ -357,7 +362,13 @@ export class DeliveryService {
       answers[ids.indexOf(id)] = { kind: 'wait', delayMs };
       probes = probes.filter((p) => p.id !== id);
     };
-    await this.holdToRates(em, [...claimed].map((id) => byId.get(id)!), endpoints, now, unclaim);
+    const slots = new Map<string, { at: number; buckets: RateBucket[] }>();
+    await this.holdToRates(em, [...claimed].map((id) => byId.get(id)!), endpoints, now, unclaim, (id, at, buckets) => slots.set(id, { at, buckets }));
+    for (const [id, { at, buckets }] of slots) {
+      const i = ids.indexOf(id);
+      const a = answers[i];
+      if (a.kind === 'claimed') answers[i] = { ...a, notBefore: at, rate: buckets };
+    }
     for (const [i, answer] of answers.entries()) {
       if (answer.kind !== 'refused') continue;
       await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
@@ -490,16 +501,23 @@ export class DeliveryService {
 
   /**
    * Rate limits: a delivery to a rate-limited endpoint or host goes only when its buckets (in Redis, shared by every
-   * worker) have room; otherwise it stays pending, unclaimed, its attempt unspent, and its job looks again when
-   * there will be room (spread over up to a second, so that a backlog does not come back all at once). Held
-   * deliveries keep their place: a later event of the same task waits while an earlier one is due and held.
+   * worker) have room: its slot, taken now if it comes within a second, and it is claimed and sent then; otherwise
+   * it stays pending, unclaimed, its attempt unspent, and its job comes back when the script says its place in line
+   * is that close (DeliveryRateLimits.take). Held deliveries keep their place: a later event
+   * of the same task waits while an earlier one is due and held, at the end of this round's line.
    */
-  private async holdToRates(em: EntityManager, rows: Delivery[], endpoints: Map<string, Endpoint>, now: Date, unclaim: (id: string, delayMs: number) => void): Promise<void> {
+  private async holdToRates(
+    em: EntityManager,
+    rows: Delivery[],
+    endpoints: Map<string, Endpoint>,
+    now: Date,
+    unclaim: (id: string, delayMs: number) => void,
+    reserved: (id: string, at: number, buckets: RateBucket[]) => void,
+  ): Promise<void> {
     const limited = rows
       .map((row) => ({ row, buckets: rateBuckets(this.rates.prefix, row.url, row.target === REQUEST_TARGET ? undefined : endpoints.get(row.target), this.rates.hostPerSecond) }))
       .filter((l) => l.buckets.length > 0);
     if (limited.length === 0) return;
-    const spread = (l: (typeof limited)[number]) => Math.round(Math.random() * Math.min(1_000, Math.max(20, 20 * Math.max(...l.buckets.map((b) => b.intervalMs)))));
     const tasked = limited.filter((l) => l.row.taskId);
     const behind = new Set<string>();
     if (tasked.length) {
@@ -510,11 +528,20 @@ export class DeliveryService {
       for (const r of found) behind.add(r.id);
     }
     const asking = limited.filter((l) => !behind.has(l.row.id));
-    for (const l of limited) if (behind.has(l.row.id)) unclaim(l.row.id, 20 + spread(l));
-    const waits = await this.rates.take(asking.map((a) => a.buckets));
+    const answers = await this.rates.take(asking.map((a) => a.buckets));
+    const answeredAt = Date.now();
+    let held = 0;
     asking.forEach((a, i) => {
-      if (waits[i] > 0) unclaim(a.row.id, waits[i] + spread(a));
+      const answer = answers[i];
+      if ('inMs' in answer) {
+        // From when the answer came (the round's `now` is older): a slot is never sent early.
+        reserved(a.row.id, answeredAt + answer.inMs, a.buckets);
+        return;
+      }
+      held++;
+      unclaim(a.row.id, answer.heldMs);
     });
+    for (const l of limited) if (behind.has(l.row.id)) unclaim(l.row.id, Math.ceil((held + 1) * Math.max(...l.buckets.map((b) => b.intervalMs))));
   }
 
   /** Request targets sign with the tenant's secret (looked up after the claim, cached); endpoints with their own. */

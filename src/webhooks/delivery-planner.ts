@@ -164,6 +164,8 @@ export class DeliveryPlanner {
    * sweeper hands a row left `sending` back after the webhook timeout, as for any claim.
    */
   private async claimAtBirth(em: EntityManager, rows: readonly Planned[]): Promise<Set<number>> {
+    // A host rate limit holds webhook_url deliveries too: they take the ordinary claim, which asks for a slot.
+    if (this.config.webhook.hostRateLimitPerSecond) return new Set();
     const room = Math.min(this.outbox.roomHere() ?? 0, INSERT_CHUNK);
     if (room === 0) return new Set();
     const superseded = supersededInBatch(rows);

@@ -90,7 +90,7 @@ function expectEachOnceInOrder(hooks: ReceivedWebhook[], taskIds: string[]): voi
   expect(new Set(hooks.map((r) => r.headers['webhook-id'])).size).toBe(hooks.length);
 }
 
-async function createTasks(baseUrl: string, apiKey: string, count: number): Promise<string[]> {
+async function createTasks(baseUrl: string, apiKey: string, count: number, extra: Record<string, unknown> = {}): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < count; i += 10) {
     const batch = await Promise.all(
@@ -98,7 +98,7 @@ async function createTasks(baseUrl: string, apiKey: string, count: number): Prom
         const res = await fetch(`${baseUrl}/v1/images/generations/async`, {
           method: 'POST',
           headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 200 } }),
+          body: JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 200 }, ...extra }),
         });
         expect(res.status).toBe(202);
         return ((await res.json()) as { task_id: string }).task_id;
@@ -155,33 +155,14 @@ describe('rate limits', () => {
 
   // Several processes against one database is the PostgreSQL topology.
   it.skipIf(testDb() !== 'postgres')('holds two worker processes together to one endpoint limit of 20/s', { timeout: 120_000 }, async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'herald-rl-'));
-    const db = await createTestDatabase(dataDir);
-    cleanups.push(() => db.drop());
-    const apiKey = `hk_rl_${randomBytes(12).toString('hex')}`;
-    const env = {
-      DATA_DIR: dataDir,
-      DATABASE_URL: db.url,
-      QUEUE_PREFIX: `{hr${randomBytes(3).toString('hex')}}`,
-      BOOTSTRAP_API_KEY: apiKey,
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
-      SWEEP_INTERVAL_MS: '200',
-      GENERATION_CONCURRENCY: '25',
-    };
-    const api = await spawnHerald({ ...env, ROLE: 'api' });
-    cleanups.push(() => api.kill9());
-    for (let i = 0; i < 2; i++) {
-      const w = await spawnHerald({ ...env, ROLE: 'worker' });
-      cleanups.push(() => w.kill9());
-    }
-    const created = await fetch(`${api.baseUrl}/v1/webhooks`, {
+    const { baseUrl, apiKey } = await twoWorkers({});
+    const created = await fetch(`${baseUrl}/v1/webhooks`, {
       method: 'POST',
       headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ url: receiver.url('/rl-two'), rate_limit_per_second: 20, events: LIFECYCLE }),
     });
     expect(created.status).toBe(201);
-    const tasks = await createTasks(api.baseUrl, apiKey, 67);
+    const tasks = await createTasks(baseUrl, apiKey, 67);
     await eventually(async () => (at('/rl-two').length >= tasks.length * 3 ? true : undefined), { timeoutMs: 90_000, intervalMs: 250 });
     await new Promise((r) => setTimeout(r, 300));
     const hooks = at('/rl-two');
@@ -189,7 +170,60 @@ describe('rate limits', () => {
     expect(busiestSecond(hooks)).toBeLessThanOrEqual(20);
     expectEachOnceInOrder(hooks, tasks);
   });
+
+  it.skipIf(testDb() !== 'postgres')('holds two worker processes together to WEBHOOK_HOST_RATE_LIMIT_PER_SECOND across endpoints and webhook_url', { timeout: 120_000 }, async () => {
+    const { baseUrl, apiKey } = await twoWorkers({ WEBHOOK_HOST_RATE_LIMIT_PER_SECOND: '30' });
+    for (const path of ['/host-a', '/host-b']) {
+      const created = await fetch(`${baseUrl}/v1/webhooks`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ url: receiver.url(path), events: LIFECYCLE }),
+      });
+      expect(created.status).toBe(201);
+    }
+    // Each task: three events to each endpoint, and its progress and completion to its webhook_url, all to one host.
+    const tasks = await createTasks(baseUrl, apiKey, 40, { webhook_url: receiver.url('/host-request') });
+    const all = () => receiver.received.filter((r) => r.path.startsWith('/host-'));
+    const completed = () => at('/host-request').filter((r) => r.body.status === 'completed');
+    await eventually(async () => (at('/host-a').length + at('/host-b').length >= tasks.length * 6 && completed().length >= tasks.length ? true : undefined), {
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(busiestSecond(all())).toBeLessThanOrEqual(30);
+    // One event has one webhook-id at every target: each target got each once.
+    for (const p of ['/host-a', '/host-b', '/host-request']) expect(new Set(at(p).map((r) => r.headers['webhook-id'])).size).toBe(at(p).length);
+    expectEachOnceInOrder(at('/host-a'), tasks);
+    expectEachOnceInOrder(at('/host-b'), tasks);
+    expect(completed().map((r) => r.body.task_id).sort()).toEqual([...tasks].sort());
+  });
 });
+
+/** An API process and two worker processes sharing a fresh PostgreSQL database and Redis prefix. */
+async function twoWorkers(extraEnv: Record<string, string>): Promise<{ baseUrl: string; apiKey: string }> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'herald-rl-'));
+  const db = await createTestDatabase(dataDir);
+  cleanups.push(() => db.drop());
+  const apiKey = `hk_rl_${randomBytes(12).toString('hex')}`;
+  const env = {
+    DATA_DIR: dataDir,
+    DATABASE_URL: db.url,
+    QUEUE_PREFIX: `{hr${randomBytes(3).toString('hex')}}`,
+    BOOTSTRAP_API_KEY: apiKey,
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
+    SWEEP_INTERVAL_MS: '200',
+    GENERATION_CONCURRENCY: '25',
+    ...extraEnv,
+  };
+  const api = await spawnHerald({ ...env, ROLE: 'api' });
+  cleanups.push(() => api.kill9());
+  for (let i = 0; i < 2; i++) {
+    const w = await spawnHerald({ ...env, ROLE: 'worker' });
+    cleanups.push(() => w.kill9());
+  }
+  return { baseUrl: api.baseUrl, apiKey };
+}
 
 describe('batch delivery', () => {
   it('refuses a batch out of range with a 422 naming the field', async () => {

@@ -18,7 +18,7 @@ import { conduitPayload, EventFacts, requestEventName, serializePayload } from '
 import { OutboxSignal } from './outbox-signal.js';
 import { effectiveSchedule } from './retry-policy.js';
 
-type Planned = Pick<Delivery, 'tenantId' | 'taskId' | 'eventId' | 'eventType' | 'sequence' | 'target' | 'url' | 'headersSealed' | 'payload' | 'schedule'>;
+type Planned = Pick<Delivery, 'tenantId' | 'taskId' | 'eventId' | 'eventType' | 'sequence' | 'target' | 'url' | 'headersSealed' | 'payload' | 'schedule' | 'inBatches'>;
 
 // Rows per INSERT: well under SQLite's limit of bound variables (17 columns each).
 export const INSERT_CHUNK = 500;
@@ -203,6 +203,7 @@ export class DeliveryPlanner {
       url: endpoint.url,
       headersSealed: endpoint.headersSealed,
       schedule: [...this.config.webhook.retrySchedule],
+      inBatches: !!endpoint.batchMaxEvents,
     };
   }
 
@@ -248,6 +249,7 @@ export class DeliveryPlanner {
         ...(claimed.has(i) ? { status: 'sending' as const, attempts: 1 } : {}),
       }),
     );
+    planned.forEach((d, i) => (rows[i].inBatches = d.inBatches));
     // Progress overtaken within this same batch is born superseded (supersedeStaleProgress covers earlier rows).
     for (const [i, newer] of supersededInBatch(rows)) Object.assign(rows[i], { status: 'superseded', completedAt: now, lastError: `superseded by event ${newer}` });
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {

@@ -558,7 +558,9 @@ export class DeliveryService {
    * worker) have room: its slot, taken now if it comes within a second, and it is claimed and sent then; otherwise
    * it stays pending, unclaimed, its attempt unspent, and its job comes back when the script says its place in line
    * is that close (DeliveryRateLimits.take). Held deliveries keep their place: a later event
-   * of the same task waits while an earlier one is due and held, at the end of this round's line.
+   * of the same task waits while an earlier one is due and held, at the end of this round's line — or claimed by
+   * another worker since this round's first read (on PostgreSQL each statement sees the latest commits: without
+   * `sending` here, a later event could slip past an earlier one claimed in between, for a slot further ahead).
    */
   private async holdToRates(
     em: EntityManager,
@@ -576,7 +578,7 @@ export class DeliveryService {
     const behind = new Set<string>();
     if (tasked.length) {
       const found = (await em.query(
-        `SELECT d.id FROM deliveries d WHERE d.id IN (${this.sql.params(tasked.length)}) AND EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'pending' AND s.sequence < d.sequence AND s.next_attempt_at <= ${this.sql.params(1, tasked.length + 1)})`,
+        `SELECT d.id FROM deliveries d WHERE d.id IN (${this.sql.params(tasked.length)}) AND EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.sequence < d.sequence AND (s.status = 'sending' OR (s.status = 'pending' AND s.next_attempt_at <= ${this.sql.params(1, tasked.length + 1)})))`,
         [...tasked.map((l) => l.row.id), now.getTime()],
       )) as Array<{ id: string }>;
       for (const r of found) behind.add(r.id);

@@ -113,6 +113,9 @@ export class EnvironmentVariables {
   @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000)
   WEBHOOK_HOST_RATE_LIMIT_PER_SECOND?: number;
 
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1_024) @Max(104_857_600)
+  WEBHOOK_BATCH_MAX_BYTES?: number;
+
   @IsOptional() @IsString()
   MODEL_ROUTES?: string;
 
@@ -167,6 +170,8 @@ export interface HeraldConfig {
     circuitCooldownMs: number;
     /** Requests per second to one host, across every worker process; null = no cap. */
     hostRateLimitPerSecond: number | null;
+    /** The most bytes a batch request's body holds: a batch that would be larger is cut (one event always goes). */
+    batchMaxBytes: number;
   };
   generationConcurrency: number;
   simulatorDurationMs: number;
@@ -306,6 +311,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
       circuitFailures: vars.CIRCUIT_FAILURES ?? 10,
       circuitCooldownMs: vars.CIRCUIT_COOLDOWN_MS ?? 30_000,
       hostRateLimitPerSecond: vars.WEBHOOK_HOST_RATE_LIMIT_PER_SECOND ?? null,
+      batchMaxBytes: vars.WEBHOOK_BATCH_MAX_BYTES ?? 1_048_576,
     },
     generationConcurrency: vars.GENERATION_CONCURRENCY ?? 10,
     simulatorDurationMs: vars.SIMULATOR_DURATION_MS ?? 10_000,
@@ -334,7 +340,7 @@ export const ENV_NAMES = [
   'WEBHOOK_TIMEOUT_MS', 'WEBHOOK_RETRY_SCHEDULE', 'WEBHOOK_ALLOWED_CIDRS', 'WEBHOOK_CONCURRENCY', 'WEBHOOK_USER_AGENT',
   'GENERATION_CONCURRENCY', 'SIMULATOR_DURATION_MS', 'ENCRYPTION_KEY', 'LOG_LEVEL', 'RETENTION_DAYS',
   'ENDPOINT_DISABLE_AFTER_HOURS', 'BOOTSTRAP_API_KEY', 'BODY_LIMIT_BYTES', 'SWEEP_INTERVAL_MS', 'SHUTDOWN_GRACE_MS', 'SSE_HEARTBEAT_MS', 'RATE_LIMIT_PER_SECOND',
-  'HEAP_GROWING_PERCENT', 'CIRCUIT_FAILURES', 'CIRCUIT_COOLDOWN_MS', 'WEBHOOK_HOST_RATE_LIMIT_PER_SECOND',
+  'HEAP_GROWING_PERCENT', 'CIRCUIT_FAILURES', 'CIRCUIT_COOLDOWN_MS', 'WEBHOOK_HOST_RATE_LIMIT_PER_SECOND', 'WEBHOOK_BATCH_MAX_BYTES',
   'MODEL_ROUTES', 'WORKER_LEASE_SECONDS', 'WORKER_MAX_LEASES', 'ARTIFACT_MAX_BYTES', 'BOOTSTRAP_WORKER_TOKEN',
   'STREAM_MAX_CONNECTIONS_PER_KEY', 'STREAM_BUFFER_LIMIT_BYTES',
   'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_SERVICE_NAME', 'OTEL_SDK_DISABLED',

@@ -102,7 +102,13 @@ export class EndpointsService {
     if (dto.status === 'disabled' && endpoint.status !== 'disabled') {
       Object.assign(patch, { status: 'disabled', disabledReason: 'disabled by its owner', disabledAt: now });
     }
-    await this.uow.run((em) => em.update(Endpoint, { id }, patch as QueryDeepPartialEntity<Endpoint>));
+    await this.uow.run(async (em) => {
+      await em.update(Endpoint, { id }, patch);
+      // Batched or not, its deliveries not yet sent are handed out again the new way (in batches, or one by one);
+      // a job of the old way that comes meanwhile finds them claimed or gives them back (no loss, no double).
+      if (dto.batch !== undefined) await em.update(Delivery, { target: id, status: 'pending' }, { dispatchedAt: null });
+    });
+    if (dto.batch !== undefined) this.outbox.kick();
     return this.get(tenantId, id);
   }
 

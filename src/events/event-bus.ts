@@ -55,7 +55,9 @@ export class EventBus implements OnApplicationShutdown {
     const stop = this.listen(this.workChannel, (message) => {
       const work = parsed<WorkSignal>(message);
       if (work) listener(work);
-    }, (p) => (ready = p));
+    }, (p) => {
+      ready = p;
+    });
     return { ready, stop };
   }
 

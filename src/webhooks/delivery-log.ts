@@ -20,7 +20,8 @@ export class DeliveryLog {
   async get(tenantId: string, id: string): Promise<{ delivery: Delivery; attempts: DeliveryAttempt[]; batch: Delivery[] }> {
     const delivery = await this.db.getRepository(Delivery).findOneBy({ id, tenantId });
     if (!delivery) throw new DomainException(ErrorCode.DeliveryNotFound, `No delivery with id ${id}.`);
-    const attempts = await this.db.getRepository(DeliveryAttempt).find({ where: { deliveryId: id }, order: { number: 'ASC' } });
+    // A batch's attempts are recorded once, on its carrier (whose id is the batch's): every event of it shows them.
+    const attempts = await this.db.getRepository(DeliveryAttempt).find({ where: { deliveryId: delivery.batchId ?? id }, order: { number: 'ASC' } });
     // The events its batch request carried, in the order they were sent.
     const batch = delivery.batchId ? await this.db.getRepository(Delivery).find({ where: { batchId: delivery.batchId, tenantId }, order: { id: 'ASC' } }) : [];
     return { delivery, attempts, batch };

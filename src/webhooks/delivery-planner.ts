@@ -15,7 +15,7 @@ import { conduitPayload, EventFacts, requestEventName, serializePayload, type Ta
 import { OutboxSignal } from './outbox-signal.js';
 import { effectiveSchedule } from './retry-policy.js';
 
-type Planned = Pick<Delivery, 'tenantId' | 'taskId' | 'eventId' | 'eventType' | 'sequence' | 'target' | 'url' | 'headersSealed' | 'payload' | 'schedule'>;
+type Planned = Pick<Delivery, 'tenantId' | 'taskId' | 'eventId' | 'eventType' | 'sequence' | 'target' | 'url' | 'headersSealed' | 'payload' | 'schedule' | 'inBatches'>;
 
 // Rows per INSERT: well under SQLite's limit of bound variables (17 columns each).
 export const INSERT_CHUNK = 500;
@@ -161,6 +161,8 @@ export class DeliveryPlanner {
    * sweeper hands a row left `sending` back after the webhook timeout, as for any claim.
    */
   private async claimAtBirth(em: EntityManager, rows: readonly Planned[]): Promise<Set<number>> {
+    // A host rate limit holds webhook_url deliveries too: they take the ordinary claim, which asks for a slot.
+    if (this.config.webhook.hostRateLimitPerSecond) return new Set();
     const room = Math.min(this.outbox.roomHere() ?? 0, INSERT_CHUNK);
     if (room === 0) return new Set();
     const superseded = supersededInBatch(rows);
@@ -198,6 +200,7 @@ export class DeliveryPlanner {
       url: endpoint.url,
       headersSealed: endpoint.headersSealed,
       schedule: [...this.config.webhook.retrySchedule],
+      inBatches: !!endpoint.batchMaxEvents,
     };
   }
 
@@ -243,6 +246,7 @@ export class DeliveryPlanner {
         ...(claimed.has(i) ? { status: 'sending' as const, attempts: 1 } : {}),
       }),
     );
+    planned.forEach((d, i) => (rows[i].inBatches = d.inBatches));
     // Progress overtaken within this same batch is born superseded (supersedeStaleProgress covers earlier rows).
     for (const [i, newer] of supersededInBatch(rows)) Object.assign(rows[i], { status: 'superseded', completedAt: now, lastError: `superseded by event ${newer}` });
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {

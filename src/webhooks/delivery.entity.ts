@@ -89,6 +89,9 @@ export class Delivery {
 
   @Column({ name: 'completed_at', type: 'bigint', nullable: true, transformer: epochMs })
   completedAt: Date | null;
+
+  /** Not stored: set by the planner on a new delivery that goes in its endpoint's batches (for the hand-over). */
+  inBatches?: boolean;
 }
 
 /** One HTTP attempt of a delivery, as the receiver answered it. */

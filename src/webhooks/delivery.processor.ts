@@ -9,6 +9,9 @@ import { DeliveryRun, DeliveryService } from './delivery.service.js';
 import { OutboxSignal } from './outbox-signal.js';
 import { RetryLater, WEBHOOK_QUEUE, WebhookJob, WebhookJobData, webhookBackoff } from './webhook.queue.js';
 
+// A batch job that failed (the database refused its claim) comes again after this long.
+const BATCH_RETRY_MS = 1_000;
+
 export const JOBS_PER_SEND_SLOT = 2;
 
 /**
@@ -22,6 +25,9 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
   private readonly here = new InFlight();
   private hereCount = 0;
   private closing = false;
+  // Endpoints whose batches this process is sending now, without a job; and those handed over again meanwhile.
+  private readonly batchRuns = new Set<string>();
+  private readonly batchAgain = new Set<string>();
   constructor(
     private readonly deliveries: DeliveryService,
     private readonly signal: OutboxSignal,
@@ -40,7 +46,7 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
    */
   onApplicationBootstrap(): void {
     this.worker.concurrency = Math.max(JOBS_PER_SEND_SLOT * this.config.webhook.concurrency, this.deliveries.ledgerCapacity);
-    this.signal.sendHere({ room: () => this.room(), take: (deliveries) => this.take(deliveries) });
+    this.signal.sendHere({ room: () => this.room(), take: (deliveries) => this.take(deliveries), takeBatches: (ids) => this.takeBatches(ids) });
   }
 
   /**
@@ -61,6 +67,38 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
       else rest.push(d);
     }
     return rest;
+  }
+
+  /**
+   * Endpoints with due events in batches, sent here without a job: one run per endpoint at a time (one handed over
+   * while its run is on is looked at again when the run ends). What cannot go now goes into the queue as the
+   * endpoint's batch job, delayed until it can.
+   */
+  private takeBatches(endpointIds: string[]): string[] {
+    if (this.closing) return endpointIds;
+    for (const id of endpointIds) {
+      if (this.batchRuns.has(id)) this.batchAgain.add(id);
+      else this.here.track(this.runBatchesHere(id));
+    }
+    return [];
+  }
+
+  private async runBatchesHere(endpointId: string): Promise<void> {
+    this.batchRuns.add(endpointId);
+    try {
+      for (;;) {
+        this.batchAgain.delete(endpointId);
+        const next = await this.deliveries.deliverBatches(endpointId);
+        if (this.batchAgain.has(endpointId) && !this.closing) continue;
+        if (next !== undefined) this.signal.queueBatches([{ endpointId, nextAttemptAt: new Date(Date.now() + next) }]);
+        return;
+      }
+    } catch (err) {
+      this.logger.warn(`batches of endpoint ${endpointId} go to the queue: ${(err as Error).message}`);
+      this.signal.queueBatches([{ endpointId, nextAttemptAt: new Date(Date.now() + BATCH_RETRY_MS) }]);
+    } finally {
+      this.batchRuns.delete(endpointId);
+    }
   }
 
   private room(): number {
@@ -105,10 +143,37 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
     this.logger.warn(`worker error: ${err.message}`);
   }
 
-  async process(job: Job<WebhookJobData>): Promise<string> {
+  /**
+   * An endpoint's batch job has finished (and is gone from Redis, so it can be added again): it comes again when
+   * the endpoint's next batch can go — as its run said, or, when the run found nothing, as the outbox says now
+   * (events committed while the run ended found the job still there).
+   */
+  @OnWorkerEvent('completed')
+  async onCompleted(job: Job<WebhookJobData>, next: unknown): Promise<void> {
+    if (job.name !== (WebhookJob.DeliverBatches as string) || !job.data.endpointId) return;
+    const endpointId = job.data.endpointId;
+    try {
+      const inMs = typeof next === 'number' ? next : await this.deliveries.nextBatchIn(endpointId);
+      if (inMs !== undefined) this.signal.queueBatches([{ endpointId, nextAttemptAt: new Date(Date.now() + inMs) }]);
+    } catch (err) {
+      // The sweeper finds its events (due, dispatched, no job) and hands them back.
+      this.logger.warn(`batches of endpoint ${endpointId}: ${(err as Error).message}`);
+    }
+  }
+
+  @OnWorkerEvent('failed')
+  onFailed(job: Job<WebhookJobData> | undefined): void {
+    if (job?.name !== WebhookJob.DeliverBatches || !job.data.endpointId) return;
+    this.signal.queueBatches([{ endpointId: job.data.endpointId, nextAttemptAt: new Date(Date.now() + BATCH_RETRY_MS) }]);
+  }
+
+  async process(job: Job<WebhookJobData>): Promise<string | number | null> {
     switch (job.name as WebhookJob) {
+      case WebhookJob.DeliverBatches:
+        // When to come again (ms), or null: the endpoint had nothing left (see onCompleted).
+        return (await this.deliveries.deliverBatches(job.data.endpointId!)) ?? null;
       case WebhookJob.Deliver: {
-        const run = await this.deliveries.deliver(job.data.deliveryId);
+        const run = await this.deliveries.deliver(job.data.deliveryId!);
         if (run.outcome === 'retry') throw new RetryLater(run.delayMs, run.reason);
         if (run.outcome === 'wait') throw new RetryLater(run.delayMs, 'waiting for an earlier event to the same target');
         return run.outcome;

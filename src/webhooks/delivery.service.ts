@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, MoreThan, Not } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { v7 as uuidv7 } from 'uuid';
 import { InFlight } from '../common/in-flight.js';
 import { MicroBatcher } from '../common/micro-batcher.js';
@@ -18,7 +19,8 @@ import { CircuitStore } from './circuits.js';
 import { TaskTraces } from '../observability/task-traces.js';
 import { startClientSpan, type ClientSpan } from '../observability/tracing.js';
 import { mustWait } from './delivery-order.js';
-import { DeliveryRateLimits, rateBuckets } from './rate-limits.js';
+import { DeliveryRateLimits, RateBucket, rateBuckets } from './rate-limits.js';
+import { batchBody, batchLeavesAt, fillBatch } from './batch-rules.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
@@ -38,6 +40,14 @@ const LEDGER_ROUND_ITEMS = 128;
 
 // When an earlier delivery to the same target is on the wire, a later one waits this long and looks again.
 const ORDER_WAIT_MS = 20;
+// Batches of one endpoint on the wire at once: while one is sent, the next is claimed (their claims share a ledger
+// round; a task's later events wait for its earlier ones, as for single deliveries).
+const BATCHES_AT_ONCE = 4;
+// A batch run of one endpoint ends after this many batches (its job comes again at once): one endpoint's backlog
+// does not hold a worker's place forever.
+const BATCHES_PER_RUN = 200;
+// Events of a batching endpoint that are due but behind an earlier event of their task elsewhere look again then.
+const BLOCKED_BATCH_WAIT_MS = 50;
 
 // The sweeper hands a `sending` delivery back once its claim is older than the webhook timeout plus a margin of
 // 5 s or more. The worker holds more claimed jobs than it has places on the wire, so when slow receivers hold every
@@ -59,12 +69,17 @@ export function redactRequestHeaders(headers: Record<string, string>, callerHead
 }
 
 type Claim =
-  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[]; batch?: Delivery[] }
-  | { kind: 'skipped' }
+  // notBefore: the rate-limit slot it was claimed for (epoch ms): it is sent when that comes.
+  // rate: its rate-limit buckets, which its send is spaced to (DeliveryRateLimits.spaceOut).
+  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[]; batch?: Delivery[]; notBefore?: number; rate?: RateBucket[] }
+  // toRelay: handed back to the relay, to go the other way (its endpoint started or stopped taking batches).
+  | { kind: 'skipped'; toRelay?: boolean }
+  // No batch to go now; nextInMs: when one could (undefined: nothing pending).
+  | { kind: 'none'; nextInMs?: number }
   | { kind: 'wait'; delayMs?: number }
   | { kind: 'refused'; reason: string };
 
-type LedgerItem = { claim: string } | { record: Outcome };
+type LedgerItem = { claim: string } | { record: Outcome } | { batch: string };
 
 interface Outcome {
   delivery: Delivery;
@@ -72,8 +87,8 @@ interface Outcome {
   result: SendResult;
   verdict: Verdict;
   requestHeaders: Record<string, string>;
-  /** Carried in another delivery's batch request: its result says nothing new about the target. */
-  companion?: boolean;
+  /** The events of the batch request this attempt was (the delivery is its carrier, whose id is the batch's). */
+  batch?: Delivery[];
 }
 
 /** The delivery rules: claim, order, sign, send, record the attempt, decide what comes next, look after endpoints. */
@@ -124,11 +139,56 @@ export class DeliveryService {
     return this.sendClaim({ kind: 'claimed', delivery, attempt: delivery.attempts });
   }
 
-  private async sendClaim(claim: Claim): Promise<DeliveryRun> {
-    if (claim.kind === 'skipped') return { outcome: 'skipped' };
+  /**
+   * Batch delivery to one endpoint: claims a batch (one claim of up to max_events of its due events), sends it as
+   * one request, records one attempt, and goes on with the next while the last is committed, until nothing more can
+   * go now. Answers when to look again (ms), or undefined when the endpoint has nothing pending.
+   */
+  async deliverBatches(endpointId: string): Promise<number | undefined> {
+    const next = await Promise.all(Array.from({ length: BATCHES_AT_ONCE }, () => this.batchLoop(endpointId)));
+    const defined = next.filter((n): n is number => n !== undefined);
+    return defined.length ? Math.min(...defined) : undefined;
+  }
+
+  private async batchLoop(endpointId: string): Promise<number | undefined> {
+    const recording: Array<Promise<void>> = [];
+    for (let i = 0; i < BATCHES_PER_RUN; i++) {
+      if (this.stopping) return 0;
+      const claim = (await this.ledger.submit({ batch: endpointId })) as Claim;
+      if (claim.kind === 'claimed') {
+        await this.sendClaim(claim, (recorded) => recording.push(recorded));
+        continue;
+      }
+      if (claim.kind === 'wait') return claim.delayMs ?? ORDER_WAIT_MS;
+      if (claim.kind === 'skipped') {
+        if (claim.toRelay) this.outbox.kick();
+        return claim.toRelay ? undefined : ORDER_WAIT_MS;
+      }
+      if (claim.kind !== 'none') return undefined;
+      // Events whose task has an event in a batch still being recorded go once that commits.
+      if (recording.length === 0) return claim.nextInMs;
+      await Promise.allSettled(recording.splice(0));
+    }
+    return 0;
+  }
+
+  /** When a batch to this endpoint could go next (ms from now), or undefined when it has nothing pending. */
+  async nextBatchIn(endpointId: string): Promise<number | undefined> {
+    return this.nextBatchInWith(this.db.manager, endpointId, new Date());
+  }
+
+  private async sendClaim(claim: Claim, onRecorded?: (recorded: Promise<void>) => void): Promise<DeliveryRun> {
+    if (claim.kind === 'skipped' || claim.kind === 'none') {
+      if (claim.kind === 'skipped' && claim.toRelay) this.outbox.kick();
+      return { outcome: 'skipped' };
+    }
     if (claim.kind === 'wait') return { outcome: 'wait', delayMs: claim.delayMs ?? ORDER_WAIT_MS };
     if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };
-    const { delivery, attempt } = claim;
+    const { delivery, attempt, batch } = claim;
+    // A batch is claimed, given back, confirmed and recorded as one: every event of it at once.
+    const ids = batch ? batch.map((d) => d.id) : [delivery.id];
+    const claimedAt = Date.now();
+    if (claim.notBefore !== undefined && claim.notBefore > Date.now()) await sleep(claim.notBefore - Date.now());
     const prepared = await this.prepare(delivery, claim.secrets);
     const { secrets, callerHeaders } = 'unpreparable' in prepared ? { secrets: [], callerHeaders: {} } : prepared;
     let headers: Record<string, string> = {};
@@ -137,27 +197,28 @@ export class DeliveryService {
     const taskTrace = traceLookup && (await traceLookup);
     let span: ClientSpan | undefined;
     // A request that cannot be prepared is not sent: it is recorded as a failed attempt, final (see retry-policy).
-    const result = 'unpreparable' in prepared ? prepared.unpreparable : await this.sender.sendWhenPlaced(async (waitedMs) => {
+    const result = 'unpreparable' in prepared ? prepared.unpreparable : await this.sender.sendWhenPlaced(async () => {
       // Shutting down: what is not on the wire yet is given back rather than sent, so shutdown waits only for the
-      // requests already out (another worker, or this one restarted, sends it).
+      // requests already out (another worker, or this one restarted, sends it). A batch gives back all its events.
       if (this.stopping) {
-        if (await this.giveBack(delivery.id, attempt)) this.shutdown.givenBack++;
+        if (await this.giveBack(ids, attempt)) this.shutdown.givenBack += ids.length;
         return null;
       }
-      if (waitedMs > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(delivery.id, attempt))) return null;
+      if (claim.rate) await this.rates.spaceOut(claim.rate);
+      if (Date.now() - claimedAt > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(ids, attempt))) return null;
       // Signed as it leaves: a wait for the wire does not age the timestamp receivers check.
       // A batch is one JSON array of the envelopes, in order, signed as one message whose id is the batch's.
-      const body = claim.batch ? `[${claim.batch.map((d) => d.payload).join(',')}]` : delivery.payload;
-      headers = this.signedHeaders(delivery, secrets, callerHeaders, claim.batch ? delivery.id : delivery.eventId, body);
+      const body = batch ? batchBody(batch.map((d) => d.payload)) : delivery.payload;
+      headers = this.signedHeaders(delivery, secrets, callerHeaders, batch ? delivery.id : delivery.eventId, body);
       // A batch is one request, so one span: in the carrier's task trace, naming how many events it carried.
-      span = startClientSpan(taskTrace, claim.batch ? 'webhook batch' : `webhook ${delivery.eventType}`, {
+      span = startClientSpan(taskTrace, batch ? 'webhook batch' : `webhook ${delivery.eventType}`, {
         'herald.delivery.id': delivery.id,
         'herald.delivery.target': delivery.target,
         'herald.delivery.attempt': attempt,
-        'herald.event.type': claim.batch ? 'batch' : delivery.eventType,
+        'herald.event.type': batch ? 'batch' : delivery.eventType,
         'herald.task.id': delivery.taskId ?? '',
         'url.full': delivery.url.split('?')[0],
-        ...(claim.batch ? { 'herald.batch.id': delivery.id, 'herald.batch.events': claim.batch.length } : {}),
+        ...(batch ? { 'herald.batch.id': delivery.id, 'herald.batch.events': batch.length } : {}),
       });
       if (span) {
         // Ours replaces a caller's traceparent in any spelling: a request carries one.
@@ -172,22 +233,20 @@ export class DeliveryService {
     if (this.stopping) this.shutdown.finished++;
     const verdict = decide(result, attempt, delivery.schedule);
     const requestHeaders = redactRequestHeaders(headers, Object.keys(callerHeaders));
-    // Every event of a batch shares its request's fate: retried whole, on the carrier's schedule.
-    const companions = (claim.batch ?? []).filter((d) => d.id !== delivery.id);
-    const recorded = Promise.all([
-      this.record({ delivery, attempt, result, verdict, requestHeaders }),
-      ...companions.map((d) => this.record({ delivery: d, attempt: d.attempts, result, verdict, requestHeaders, companion: true })),
-    ]).then((disabled) => {
-      if (disabled.some(Boolean)) this.outbox.kick();
+    // A batch shares its request's fate: one attempt, retried whole on the endpoint's schedule.
+    const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders, batch }).then((disabled) => {
+      if (disabled) this.outbox.kick();
     });
-    this.observe(delivery, result, verdict);
-    for (const d of companions) this.observe(d, result, verdict, true);
+    this.observe(batch ?? [delivery], result, verdict);
     // A retry is rescheduled by the queue, so its record (the row back to pending) must be committed first.
     if (verdict.outcome === 'retry') await recorded;
     // A finished delivery is recorded behind: the worker takes its next job while the ledger commits this one with
     // its round. Should the process die before that commit, the row is still `sending`; the sweeper hands it back
     // and it is sent again with the same webhook-id (at least once, as promised).
-    else this.recordBehind(recorded);
+    else {
+      this.recordBehind(recorded);
+      onRecorded?.(recorded.catch(() => undefined));
+    }
     return verdict;
   }
 
@@ -234,21 +293,21 @@ export class DeliveryService {
    * Restarts a claim's clock before a send that waited long for the wire, so that the send ends within the
    * sweeper's margin for it. False when the sweeper has already handed the delivery back (it is not ours to send).
    */
-  private confirmClaim(id: string, attempt: number): Promise<boolean> {
-    return this.updateOurClaim(id, attempt, { updatedAt: new Date() });
+  private confirmClaim(ids: string[], attempt: number): Promise<boolean> {
+    return this.updateOurClaim(ids, attempt, { updatedAt: new Date() });
   }
 
   /** Back to pending and undispatched, its attempt not counted, for the relay to hand out again. */
-  private giveBack(id: string, attempt: number): Promise<boolean> {
-    return this.updateOurClaim(id, attempt, { status: 'pending', attempts: () => 'attempts - 1', dispatchedAt: null, updatedAt: new Date() });
+  private giveBack(ids: string[], attempt: number): Promise<boolean> {
+    return this.updateOurClaim(ids, attempt, { status: 'pending', attempts: () => 'attempts - 1', dispatchedAt: null, updatedAt: new Date() });
   }
 
   /**
-   * Updates the delivery only while the claim is still ours: `sending`, with the attempt count our claim set (a
+   * Updates the deliveries only while the claim is still ours: `sending`, with the attempt count our claim set (a
    * later claim, after the sweeper handed it back, counts one more). Answers whether it was.
    */
-  private async updateOurClaim(id: string, attempt: number, set: QueryDeepPartialEntity<Delivery>): Promise<boolean> {
-    const result = await this.uow.run((em) => em.update(Delivery, { id, status: 'sending', attempts: attempt }, set), { urgent: true });
+  private async updateOurClaim(ids: string[], attempt: number, set: QueryDeepPartialEntity<Delivery>): Promise<boolean> {
+    const result = await this.uow.run((em) => em.update(Delivery, { id: ids.length === 1 ? ids[0] : In(ids), status: 'sending', attempts: attempt }, set), { urgent: true });
     return (result.affected ?? 0) > 0;
   }
 
@@ -276,14 +335,12 @@ export class DeliveryService {
     return this.recording.settled();
   }
 
-  private observe(d: Delivery, result: SendResult, verdict: Verdict, companion = false): void {
-    if (!companion) {
-      this.metrics.attempts.inc({ outcome: verdict.outcome });
-      this.metrics.attemptDuration.observe(result.durationMs / 1000);
-    }
+  private observe(events: Delivery[], result: SendResult, verdict: Verdict): void {
+    this.metrics.attempts.inc({ outcome: verdict.outcome });
+    this.metrics.attemptDuration.observe(result.durationMs / 1000);
     if (verdict.outcome === 'retry') return;
-    this.metrics.deliveries.inc({ outcome: verdict.outcome });
-    if (verdict.outcome === 'succeeded') this.metrics.deliveryLatency.observe((Date.now() - d.createdAt.getTime()) / 1000);
+    this.metrics.deliveries.inc({ outcome: verdict.outcome }, events.length);
+    if (verdict.outcome === 'succeeded') for (const d of events) this.metrics.deliveryLatency.observe((Date.now() - d.createdAt.getTime()) / 1000);
   }
 
   /**
@@ -297,9 +354,13 @@ export class DeliveryService {
       const claims = items.flatMap((i) => ('claim' in i ? [i.claim] : []));
       const recorded = records.length ? await this.recordIn(em, records) : [];
       const claimed = claims.length ? await this.claimIn(em, claims) : [];
+      const now = new Date();
+      const batches: Claim[] = [];
+      for (const i of items) if ('batch' in i) batches.push(await this.claimBatchIn(em, i.batch, now));
       let r = 0;
       let c = 0;
-      return items.map((i) => ('record' in i ? recorded[r++] : claimed[c++]));
+      let b = 0;
+      return items.map((i) => ('record' in i ? recorded[r++] : 'claim' in i ? claimed[c++] : batches[b++]));
     }, { urgent: true });
   }
 
@@ -317,12 +378,17 @@ export class DeliveryService {
       `SELECT d.*, (SELECT MIN(s.sequence) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'sending') AS lane_on_wire FROM deliveries d WHERE d.id IN (${this.sql.params(unique.length)})`,
       unique,
     );
-    const rows = found.filter((r) => r.status === 'pending').map((r) => entityFromRow(em, Delivery, r));
+    const pending = found.filter((r) => r.status === 'pending').map((r) => entityFromRow(em, Delivery, r));
+    const endpointIds = [...new Set(pending.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target))];
+    const endpoints = new Map((endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]));
+    // A delivery that goes in batches has no claim of its own (its job is from before its endpoint took batches, or
+    // a batch's): back to the relay, which hands its endpoint's batches on.
+    const toRelay = new Set(pending.filter((r) => inBatches(r, endpoints.get(r.target))).map((r) => r.id));
+    if (toRelay.size) await em.update(Delivery, { id: In([...toRelay]), status: 'pending' }, { dispatchedAt: null });
+    const rows = pending.filter((r) => !toRelay.has(r.id));
     const byId = new Map(rows.map((r) => [r.id, r]));
     const onWire = found.flatMap((r) => (r.lane_on_wire === null || r.lane_on_wire === undefined ? [] : [{ id: '', taskId: r.task_id as string, target: r.target as string, sequence: Number(r.lane_on_wire) }]));
     const waiting = mustWait(rows, onWire);
-    const endpointIds = [...new Set(rows.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target))];
-    const endpoints = new Map((endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]));
 
     const circuits = await this.circuits.load(em, rows.map((r) => r.url));
 
@@ -332,6 +398,7 @@ export class DeliveryService {
     const held = new Map<string, Date>();
     let probes: Array<{ url: string; from: Circuit; to: Circuit; id: string }> = [];
     const answers = ids.map((id): Claim => {
+      if (toRelay.has(id)) return { kind: 'skipped', toRelay: true };
       const row = byId.get(id);
       if (!row || claimed.has(id)) return { kind: 'skipped' };
       if (waiting.has(id)) return { kind: 'wait' };
@@ -357,7 +424,13 @@ export class DeliveryService {
       answers[ids.indexOf(id)] = { kind: 'wait', delayMs };
       probes = probes.filter((p) => p.id !== id);
     };
-    await this.holdToRates(em, [...claimed].map((id) => byId.get(id)!), endpoints, now, unclaim);
+    const slots = new Map<string, { at: number; buckets: RateBucket[] }>();
+    await this.holdToRates(em, [...claimed].map((id) => byId.get(id)!), endpoints, now, unclaim, (id, at, buckets) => slots.set(id, { at, buckets }));
+    for (const [id, { at, buckets }] of slots) {
+      const i = ids.indexOf(id);
+      const a = answers[i];
+      if (a.kind === 'claimed') answers[i] = { ...a, notBefore: at, rate: buckets };
+    }
     for (const [i, answer] of answers.entries()) {
       if (answer.kind !== 'refused') continue;
       await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
@@ -370,7 +443,6 @@ export class DeliveryService {
       answers[i] = { kind: 'wait', delayMs: 200 };
     }
     for (const [id, until] of held) await em.update(Delivery, { id, status: 'pending' }, { nextAttemptAt: until });
-    const batches = await this.formBatches(em, ids, answers, endpoints, claimed, now);
     if (claimed.size === 0) return answers;
     const ours = [...claimed];
     const set = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.sql.params(1)} WHERE id IN (${this.sql.params(ours.length, 2)})`;
@@ -378,149 +450,162 @@ export class DeliveryService {
       // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending (and the key alone
       // keeps the lookup on the primary key, as above).
       await em.query(set, [now.getTime(), ...ours]);
-      await this.claimBatches(em, batches, now);
       return answers;
     }
     // PostgreSQL: another worker may have claimed one since; the conditional UPDATE tells which ones are ours.
     const won = new Set(this.sql.returned<{ id: string }>(await em.query(`${set} AND status = 'pending' RETURNING id`, [now.getTime(), ...ours])).map((r) => r.id));
-    // A batch's other events are claimed only once its carrier is ours, and only those still pending go in it.
-    await this.claimBatches(em, new Map([...batches].filter(([id]) => won.has(id))), now);
     return answers.map((a) => (a.kind === 'claimed' && !won.has(a.delivery.id) ? { kind: 'skipped' } : a));
   }
 
   /**
-   * Batch delivery. A claimed delivery to an endpoint that takes batches carries the batch: the endpoint's other
-   * due, unbatched events (oldest first, none whose task has an event on the wire there), up to max_events. Until
-   * the batch is full it waits, unclaimed, for at most max_wait_ms from its oldest event. A failed batch goes again
-   * whole: its carrier takes the same events again (batch_id = the carrier's id); the others wait for it.
+   * Claims the next batch to one endpoint, all its events in one statement. A failed batch goes again first, whole
+   * (its events keep batch_id, the id of the event whose delivery carries it, so webhook-id stays the same); else a
+   * new one: the endpoint's due events in order, none whose task has an earlier event on the wire or waiting there
+   * (batchCandidates), up to max_events and WEBHOOK_BATCH_MAX_BYTES. One that is not full waits until its oldest
+   * event has waited max_wait_ms. The circuit and the rate limits count a batch as one request.
    */
-  private async formBatches(em: EntityManager, ids: string[], answers: Claim[], endpoints: Map<string, Endpoint>, claimed: Set<string>, now: Date): Promise<Map<string, Delivery[]>> {
-    const batches = new Map<string, Delivery[]>();
-    const taken = new Set<string>();
-    // One read per endpoint and round of the events its batches can take: enough for every carrier of the round.
-    const carriers = new Map<string, number>();
-    for (const a of answers) if (a.kind === 'claimed') carriers.set(a.delivery.target, (carriers.get(a.delivery.target) ?? 0) + 1);
-    const pools = new Map<string, Delivery[]>();
-    const pool = async (target: string, maxEvents: number): Promise<Delivery[]> => {
-      if (!pools.has(target)) {
-        const rows = await this.batchCandidates(em, target, Math.min(5_000, maxEvents * (carriers.get(target) ?? 1)), now);
-        pools.set(target, rows.map((r) => entityFromRow(em, Delivery, r)));
-      }
-      return pools.get(target)!;
-    };
-    for (const [i, answer] of answers.entries()) {
-      if (answer.kind !== 'claimed') continue;
-      const d = answer.delivery;
-      if (taken.has(d.id)) {
-        claimed.delete(d.id);
-        answers[i] = { kind: 'skipped' };
-        continue;
-      }
-      const endpoint = d.target === REQUEST_TARGET ? undefined : endpoints.get(d.target);
-      if (d.batchId && d.batchId !== d.id) {
-        // Its batch failed and goes again with its carrier: this one's own job just looks again later.
-        claimed.delete(d.id);
-        answers[i] = { kind: 'wait', delayMs: Math.max(0, d.nextAttemptAt.getTime() - now.getTime()) + 1_000 };
-        continue;
-      }
-      if (!d.batchId && (d.sendAlone || !endpoint?.batchMaxEvents)) continue;
-      if (!d.batchId && (await this.behindInLane(em, d, now))) {
-        claimed.delete(d.id);
-        answers[i] = { kind: 'wait', delayMs: 50 };
-        continue;
-      }
-      const others = d.batchId
-        ? (await em.query<Array<Record<string, unknown>>>(`SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' AND id <> ${this.sql.params(1, 2)} ORDER BY id`, [d.id, d.id])).map((r) => entityFromRow(em, Delivery, r))
-        : await pool(d.target, endpoint!.batchMaxEvents!);
-      // Other claims of this round may ride along: their own answer then says skipped (taken) or wait (see its job).
-      const members = others
-        .filter((m) => !taken.has(m.id) && m.id !== d.id)
-        .slice(0, d.batchId ? undefined : endpoint!.batchMaxEvents! - 1);
-      if (!d.batchId) {
-        const oldest = Math.min(d.createdAt.getTime(), ...members.map((m) => m.createdAt.getTime()));
-        const fillBy = oldest + (endpoint!.batchMaxWaitMs ?? 0);
-        if (members.length + 1 < endpoint!.batchMaxEvents! && fillBy > now.getTime()) {
-          claimed.delete(d.id);
-          answers[i] = { kind: 'wait', delayMs: fillBy - now.getTime() };
-          continue;
-        }
-      }
-      taken.add(d.id);
-      for (const m of members) taken.add(m.id);
-      const batch = [d, ...members].sort((a, b) => a.id.localeCompare(b.id));
-      batches.set(d.id, batch);
-      answers[i] = { ...answer, batch };
+  private async claimBatchIn(em: EntityManager, endpointId: string, now: Date): Promise<Claim> {
+    const endpoint = (await em.findOneBy(Endpoint, { id: endpointId })) ?? undefined;
+    const target = this.resolveEndpoint(endpoint, now);
+    if ('refused' in target) {
+      await em.query(
+        `UPDATE deliveries SET status = 'failed', last_error = ${this.sql.params(1)}, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE target = ${this.sql.params(1, 4)} AND status = 'pending'`,
+        [target.refused, now.getTime(), now.getTime(), endpointId],
+      );
+      return { kind: 'none' };
     }
-    return batches;
+    const ep = endpoint!;
+    const rowsOf = (rows: unknown) => (rows as Array<Record<string, unknown>>).map((r) => entityFromRow(em, Delivery, r));
+    const again = rowsOf(
+      await em.query(
+        `SELECT * FROM deliveries WHERE target = ${this.sql.params(1)} AND status = 'pending' AND batch_id IS NOT NULL AND next_attempt_at <= ${this.sql.params(1, 2)} ORDER BY next_attempt_at LIMIT 1`,
+        [endpointId, now.getTime()],
+      ),
+    );
+    let events: Delivery[];
+    if (again.length) {
+      events = rowsOf(await em.query(`SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' ORDER BY id`, [again[0].batchId]));
+    } else if (ep.batchMaxEvents) {
+      const filled = fillBatch(rowsOf(await this.batchCandidates(em, endpointId, ep.batchMaxEvents, now)), ep.batchMaxEvents, this.config.webhook.batchMaxBytes);
+      // Oldest due first (the endpoint's index), sent in the order they were written (a task's in sequence).
+      events = filled.events.sort((a, b) => a.id.localeCompare(b.id));
+      if (events.length && !filled.full) {
+        const leavesAt = batchLeavesAt(events, ep.batchMaxWaitMs ?? 0);
+        if (leavesAt > now.getTime()) return { kind: 'wait', delayMs: leavesAt - now.getTime() };
+      }
+    } else {
+      // The endpoint no longer takes batches: its events not in a batch go back to the relay, to go one by one.
+      await em.query(`UPDATE deliveries SET dispatched_at = NULL WHERE target = ${this.sql.params(1)} AND status = 'pending' AND batch_id IS NULL`, [endpointId]);
+      return { kind: 'skipped', toRelay: true };
+    }
+    if (events.length === 0) return { kind: 'none', nextInMs: await this.nextBatchInWith(em, endpointId, now) };
+
+    const circuit = (await this.circuits.load(em, [ep.url])).get(ep.url);
+    const admission = circuit ? admit(circuit, now, this.circuitSettings) : undefined;
+    if (admission?.admit === 'hold') return { kind: 'wait', delayMs: Math.max(1, admission.until.getTime() - now.getTime()) };
+    const buckets = rateBuckets(this.rates.prefix, ep.url, ep, this.rates.hostPerSecond);
+    let notBefore: number | undefined;
+    if (buckets.length) {
+      const [slot] = await this.rates.take([buckets]);
+      if ('heldMs' in slot) return { kind: 'wait', delayMs: slot.heldMs };
+      notBefore = Date.now() + slot.inMs;
+    }
+    // Another worker's probe went first: this batch waits for its answer.
+    if (admission?.admit === 'probe' && !(await this.circuits.takeProbe(em, ep.url, circuit!, admission.circuit, now))) return { kind: 'wait', delayMs: 200 };
+
+    // One attempt count for the batch (its events were claimed together, unless one was tried alone before).
+    const attempt = Math.max(...events.map((e) => e.attempts)) + 1;
+    let batchId = events[0].batchId ?? events[0].id;
+    const ids = events.map((e) => e.id);
+    const set = `UPDATE deliveries SET status = 'sending', attempts = ${this.sql.params(1)}, batch_id = ${this.sql.params(1, 2)}, updated_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND status = 'pending'`;
+    const values = [attempt, batchId, now.getTime(), ...ids];
+    if (this.sql.postgres) {
+      // Another worker may have claimed some since they were read: the batch is what this one won.
+      const won = new Set(this.sql.returned<{ id: string }>(await em.query(`${set} RETURNING id`, values)).map((r) => r.id));
+      events = events.filter((e) => won.has(e.id));
+      if (events.length === 0) return { kind: 'skipped' };
+      if (!won.has(batchId)) {
+        batchId = events[0].id;
+        await em.query(`UPDATE deliveries SET batch_id = ${this.sql.params(1)} WHERE id IN (${this.sql.params(events.length, 2)})`, [batchId, ...events.map((e) => e.id)]);
+      }
+    } else {
+      // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending.
+      await em.query(set, values);
+    }
+    for (const e of events) Object.assign(e, { status: 'sending', attempts: attempt, batchId, updatedAt: now });
+    const carrier = events.find((e) => e.id === batchId)!;
+    return { kind: 'claimed', delivery: carrier, attempt, secrets: target.secrets, batch: events, notBefore, rate: buckets.length ? buckets : undefined };
+  }
+
+  /** When a batch to this endpoint could go (ms from now): its earliest pending event; soon if that is due already. */
+  private async nextBatchInWith(em: EntityManager, endpointId: string, now: Date): Promise<number | undefined> {
+    const [row] = await em.query<Array<{ at: unknown }>>(`SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE target = ${this.sql.params(1)} AND status = 'pending' AND NOT send_alone`, [endpointId]);
+    if (row?.at === null || row?.at === undefined) return undefined;
+    // Due but not claimable: behind an earlier event of its task on the wire, which frees it when recorded.
+    return Math.max(Number(row.at) - now.getTime(), BLOCKED_BATCH_WAIT_MS);
   }
 
   private async batchCandidates(em: EntityManager, target: string, limit: number, now: Date): Promise<Array<Record<string, unknown>>> {
     return await em.query<Array<Record<string, unknown>>>(
       `SELECT d.* FROM deliveries d WHERE d.target = ${this.sql.params(1)} AND d.status = 'pending' AND d.batch_id IS NULL AND NOT d.send_alone AND d.next_attempt_at <= ${this.sql.params(1, 2)}
-        AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND (s.status = 'sending' OR ${BEHIND_IN_LANE})) ORDER BY d.id LIMIT ${Math.max(1, Math.floor(limit))}`,
+        AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND (s.status = 'sending' OR ${BEHIND_IN_LANE})) ORDER BY d.next_attempt_at LIMIT ${Math.max(1, Math.floor(limit))}`,
       [target, now.getTime()],
     );
   }
 
-  /** Whether an earlier event of this delivery's task to its target waits elsewhere (a failed batch, a retry). */
-  private async behindInLane(em: EntityManager, d: Delivery, now: Date): Promise<boolean> {
-    if (!d.taskId) return false;
-    const rows = await em.query<unknown[]>(
-      `SELECT 1 AS x FROM deliveries s WHERE s.task_id = ${this.sql.params(1)} AND s.target = ${this.sql.params(1, 2)} AND ${BEHIND_IN_LANE.replaceAll('d.sequence', this.sql.params(1, 3)).replaceAll('d.next_attempt_at', this.sql.params(1, 4))} LIMIT 1`,
-      [d.taskId, d.target, d.sequence, now.getTime()],
-    );
-    return rows.length > 0;
-  }
-
-  /** Marks each batch's events as claimed with it (their attempt counted), keeping only those still pending. */
-  private async claimBatches(em: EntityManager, batches: Map<string, Delivery[]>, now: Date): Promise<void> {
-    for (const [carrier, batch] of batches) {
-      const others = batch.filter((m) => m.id !== carrier).map((m) => m.id);
-      await em.query(`UPDATE deliveries SET batch_id = ${this.sql.params(1)} WHERE id = ${this.sql.params(1, 2)}`, [carrier, carrier]);
-      if (others.length === 0) continue;
-      const set = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, batch_id = ${this.sql.params(1)}, updated_at = ${this.sql.params(1, 2)} WHERE id IN (${this.sql.params(others.length, 3)}) AND status = 'pending'`;
-      const won = this.sql.postgres
-        ? new Set(this.sql.returned<{ id: string }>(await em.query(`${set} RETURNING id`, [carrier, now.getTime(), ...others])).map((r) => r.id))
-        : (await em.query(set, [carrier, now.getTime(), ...others]), new Set(others));
-      const kept = batch.filter((m) => m.id === carrier || won.has(m.id));
-      for (const m of kept) if (m.id !== carrier) Object.assign(m, { attempts: m.attempts + 1, batchId: carrier, status: 'sending' });
-      batch.splice(0, batch.length, ...kept);
-    }
-  }
-
   /**
    * Rate limits: a delivery to a rate-limited endpoint or host goes only when its buckets (in Redis, shared by every
-   * worker) have room; otherwise it stays pending, unclaimed, its attempt unspent, and its job looks again when
-   * there will be room (spread over up to a second, so that a backlog does not come back all at once). Held
-   * deliveries keep their place: a later event of the same task waits while an earlier one is due and held.
+   * worker) have room: its slot, taken now if it comes within a second, and it is claimed and sent then; otherwise
+   * it stays pending, unclaimed, its attempt unspent, and its job comes back when the script says its place in line
+   * is that close (DeliveryRateLimits.take). Held deliveries keep their place: a later event
+   * of the same task waits while an earlier one is due and held, at the end of this round's line — or claimed by
+   * another worker since this round's first read (on PostgreSQL each statement sees the latest commits: without
+   * `sending` here, a later event could slip past an earlier one claimed in between, for a slot further ahead).
    */
-  private async holdToRates(em: EntityManager, rows: Delivery[], endpoints: Map<string, Endpoint>, now: Date, unclaim: (id: string, delayMs: number) => void): Promise<void> {
+  private async holdToRates(
+    em: EntityManager,
+    rows: Delivery[],
+    endpoints: Map<string, Endpoint>,
+    now: Date,
+    unclaim: (id: string, delayMs: number) => void,
+    reserved: (id: string, at: number, buckets: RateBucket[]) => void,
+  ): Promise<void> {
     const limited = rows
       .map((row) => ({ row, buckets: rateBuckets(this.rates.prefix, row.url, row.target === REQUEST_TARGET ? undefined : endpoints.get(row.target), this.rates.hostPerSecond) }))
       .filter((l) => l.buckets.length > 0);
     if (limited.length === 0) return;
-    const spread = (l: (typeof limited)[number]) => Math.round(Math.random() * Math.min(1_000, Math.max(20, 20 * Math.max(...l.buckets.map((b) => b.intervalMs)))));
     const tasked = limited.filter((l) => l.row.taskId);
     const behind = new Set<string>();
     if (tasked.length) {
       const found = await em.query<Array<{ id: string }>>(
-        `SELECT d.id FROM deliveries d WHERE d.id IN (${this.sql.params(tasked.length)}) AND EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'pending' AND s.sequence < d.sequence AND s.next_attempt_at <= ${this.sql.params(1, tasked.length + 1)})`,
+        `SELECT d.id FROM deliveries d WHERE d.id IN (${this.sql.params(tasked.length)}) AND EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.sequence < d.sequence AND (s.status = 'sending' OR (s.status = 'pending' AND s.next_attempt_at <= ${this.sql.params(1, tasked.length + 1)})))`,
         [...tasked.map((l) => l.row.id), now.getTime()],
       );
       for (const r of found) behind.add(r.id);
     }
     const asking = limited.filter((l) => !behind.has(l.row.id));
-    for (const l of limited) if (behind.has(l.row.id)) unclaim(l.row.id, 20 + spread(l));
-    const waits = await this.rates.take(asking.map((a) => a.buckets));
+    const answers = await this.rates.take(asking.map((a) => a.buckets));
+    const answeredAt = Date.now();
+    let held = 0;
     asking.forEach((a, i) => {
-      if (waits[i] > 0) unclaim(a.row.id, waits[i] + spread(a));
+      const answer = answers[i];
+      if ('inMs' in answer) {
+        // From when the answer came (the round's `now` is older): a slot is never sent early.
+        reserved(a.row.id, answeredAt + answer.inMs, a.buckets);
+        return;
+      }
+      held++;
+      unclaim(a.row.id, answer.heldMs);
     });
+    for (const l of limited) if (behind.has(l.row.id)) unclaim(l.row.id, Math.ceil((held + 1) * Math.max(...l.buckets.map((b) => b.intervalMs))));
   }
 
   /** Request targets sign with the tenant's secret (looked up after the claim, cached); endpoints with their own. */
   private resolveTarget(d: Delivery, endpoints: Map<string, Endpoint>, now: Date): { secrets?: () => string[] } | { refused: string } {
-    if (d.target === REQUEST_TARGET) return {};
-    const endpoint = endpoints.get(d.target);
+    return d.target === REQUEST_TARGET ? {} : this.resolveEndpoint(endpoints.get(d.target), now);
+  }
+
+  private resolveEndpoint(endpoint: Endpoint | undefined, now: Date): { secrets?: () => string[] } | { refused: string } {
     if (!endpoint) return { refused: 'endpoint deleted' };
     if (endpoint.status !== 'enabled') return { refused: `endpoint disabled: ${endpoint.disabledReason ?? 'by its owner'}` };
     // Opened when the request is prepared, outside the claim's transaction: a secret that does not open fails that
@@ -556,10 +641,12 @@ export class DeliveryService {
     // Successes share one UPDATE per status code: the common case costs one statement per batch, sent together
     // with the attempt log (different rows).
     const succeeded = new Map<number | null, string[]>();
-    for (const { delivery: d, result, verdict } of outcomes) {
-      if (verdict.outcome !== 'succeeded') continue;
-      const code = result.statusCode ?? null;
-      succeeded.set(code, [...(succeeded.get(code) ?? []), d.id]);
+    // A batch is one attempt (of its carrier, whose id is the batch's), and its events share the outcome.
+    const idsOf = (o: Outcome) => (o.batch ? o.batch.map((d) => d.id) : [o.delivery.id]);
+    for (const o of outcomes) {
+      if (o.verdict.outcome !== 'succeeded') continue;
+      const code = o.result.statusCode ?? null;
+      succeeded.set(code, [...(succeeded.get(code) ?? []), ...idsOf(o)]);
     }
     await together<unknown>(em, [
       () => insertMany(em, DeliveryAttempt, attempts),
@@ -570,19 +657,22 @@ export class DeliveryService {
         ),
       ),
     ]);
-    for (const { delivery: d, result, verdict } of outcomes) {
+    for (const o of outcomes) {
+      const { delivery: d, result, verdict } = o;
       if (verdict.outcome === 'succeeded') continue;
       const last = { lastStatusCode: result.statusCode ?? null, lastError: verdict.reason, updatedAt: now };
+      const ids = idsOf(o);
+      const which = { id: ids.length === 1 ? ids[0] : In(ids), status: 'sending' as const };
       if (verdict.outcome === 'retry') {
         // A batch is retried whole: its progress events stay in it.
-        const superseded = d.eventType === 'task.progress' && !d.batchId && (await this.hasNewer(em, d));
+        const superseded = d.eventType === 'task.progress' && !o.batch && (await this.hasNewer(em, d));
         await em.update(
           Delivery,
-          { id: d.id, status: 'sending' },
+          which,
           superseded ? { ...last, status: 'superseded', completedAt: now } : { ...last, status: 'pending', nextAttemptAt: new Date(now.getTime() + verdict.delayMs) },
         );
       } else {
-        await em.update(Delivery, { id: d.id, status: 'sending' }, { ...last, status: 'failed', completedAt: now });
+        await em.update(Delivery, which, { ...last, status: 'failed', completedAt: now });
       }
     }
     await this.recordOnCircuits(em, outcomes, now);
@@ -596,7 +686,7 @@ export class DeliveryService {
 
   /** Each target URL's circuit after these attempts (in URL order, so that two rounds lock rows alike). */
   private async recordOnCircuits(em: EntityManager, outcomes: Outcome[], now: Date): Promise<void> {
-    const requests = outcomes.filter((o) => !o.companion);
+    const requests = outcomes;
     const circuits = await this.circuits.load(em, requests.map((o) => o.delivery.url), true);
     const after = new Map<string, Circuit>();
     for (const { delivery, result } of requests) {
@@ -672,6 +762,13 @@ export class DeliveryService {
 const sameCircuit = (a: Circuit, b: Circuit) => a.state === b.state && a.failures === b.failures && a.openings === b.openings && a.until?.getTime() === b.until?.getTime();
 // A request Herald could not prepare or undici refused says nothing about the target's health.
 const isPermanentErrorResult = (r: SendResult) => r.statusCode === undefined && isPermanentError(r.errorCode);
-// An earlier event of the same lane that cannot go now: in another batch, or not due (a retry, a hold). Batched
+// An earlier event of the same lane that cannot go now: in another batch, or not due (a retry, a hold), or due
+// at the same ms (candidates are read in next_attempt_at order only, so that the endpoint's index stops after
+// max_events rows; ties are not ordered, and a cut between two of one task could send the later first). Batched
 // events wait behind it, so that a task's events reach a batching endpoint in order even across failed batches.
-const BEHIND_IN_LANE = "(s.status = 'pending' AND s.sequence < d.sequence AND (s.batch_id IS NOT NULL OR s.next_attempt_at > d.next_attempt_at))";
+const BEHIND_IN_LANE = "(s.status = 'pending' AND s.sequence < d.sequence AND (s.batch_id IS NOT NULL OR s.next_attempt_at >= d.next_attempt_at))";
+
+/** Whether a delivery goes in its endpoint's batches (a redelivery goes alone; a batch's events stay in it). */
+export function inBatches(d: Pick<Delivery, 'batchId' | 'sendAlone'>, endpoint: Pick<Endpoint, 'batchMaxEvents'> | undefined): boolean {
+  return d.batchId !== null || (!d.sendAlone && !!endpoint?.batchMaxEvents);
+}

@@ -45,7 +45,7 @@ describe('OutboxSignal hand-over with a webhook worker in this process', () => {
 
   it('queues only what the worker here did not take', async () => {
     const { relay, signal, queue } = relayWith(async () => undefined);
-    signal.sendHere({ room: () => 1, take: (ds) => ds.filter((d) => d.status !== 'sending') });
+    signal.sendHere({ room: () => 1, take: (ds) => ds.filter((d) => d.status !== 'sending'), takeBatches: () => [] });
     expect(signal.roomHere()).toBe(1);
     signal.handOver(rows);
     await relay.onApplicationShutdown();
@@ -55,7 +55,7 @@ describe('OutboxSignal hand-over with a webhook worker in this process', () => {
   it('queues nothing when the worker here took everything, and has no room without a worker', async () => {
     const { relay, signal, queue } = relayWith(async () => undefined);
     expect(signal.roomHere()).toBeUndefined();
-    signal.sendHere({ room: () => 0, take: () => [] });
+    signal.sendHere({ room: () => 0, take: () => [], takeBatches: () => [] });
     signal.handOver(rows);
     await relay.onApplicationShutdown();
     expect(queue.dispatch).not.toHaveBeenCalled();

@@ -1,15 +1,15 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, In, IsNull, LessThan, Not } from 'typeorm';
+import { DataSource, In, IsNull, LessThan } from 'typeorm';
 import { InFlight } from '../common/in-flight.js';
 import { IntervalLoop } from '../common/interval-loop.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { Sql } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
-import { Delivery } from './delivery.entity.js';
+import { Delivery, REQUEST_TARGET } from './delivery.entity.js';
 import { HandedOver, OutboxSignal } from './outbox-signal.js';
-import { WebhookQueue } from './webhook.queue.js';
+import { batchJobId, BatchesDue, WebhookQueue } from './webhook.queue.js';
 
 const BATCH = 500;
 const MAX_ROUNDS = 40;
@@ -43,6 +43,7 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
     signal.onKick(() => void this.loop.kick());
     this.sql = new Sql(db);
     signal.onQueue((deliveries) => this.handing.track(this.handOver(deliveries)));
+    signal.onQueueBatches((due) => this.handing.track(this.handOverBatchJobs(due)));
     signal.onRoomFreed(() => this.roomFreed());
   }
 
@@ -72,6 +73,11 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
     }
   }
 
+  /** Endpoints' batch jobs into the queue. Should Redis refuse, the sweeper finds their events (no job) and hands them back. */
+  async handOverBatchJobs(due: BatchesDue[]): Promise<void> {
+    await this.queue.dispatchBatches(due).catch((err: Error) => this.logger.warn(`could not queue the batches of ${due.length} endpoints, the sweeper will: ${err.message}`));
+  }
+
   /**
    * Moves undispatched deliveries on, in batches. Where this process runs a webhook worker, those due now are sent
    * by it, as many as it has room for (a job's add, pick-up and finish in Redis cost about a fifth of a webhook's
@@ -82,25 +88,43 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
   async relay(): Promise<number> {
     let relayed = 0;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const batch = await this.db.getRepository(Delivery).find({
-        where: { status: 'pending', dispatchedAt: IsNull() },
-        select: { id: true, nextAttemptAt: true },
-        order: { nextAttemptAt: 'ASC' },
-        take: BATCH,
-      });
-      if (batch.length === 0) break;
+      const found = await this.undispatched();
+      if (found.length === 0) break;
+      // Deliveries that go in their endpoint's batches are handed on once per endpoint, not one by one.
+      const batch = found.filter((d) => !d.inBatches);
       const { here, queued, leftBehind } = splitForHere(batch, this.signal.roomHere(), Date.now());
       if (queued.length) await this.queue.dispatch(queued);
-      const mine = await this.markDispatched([...here, ...queued].map((d) => d.id));
-      this.signal.handOver(here.filter((d) => mine.has(d.id)));
-      relayed += here.length + queued.length;
+      const batched = found.filter((d) => d.inBatches);
+      const mine = await this.markDispatched([...here, ...queued, ...batched].map((d) => d.id));
+      // Only id and time are read of a delivery handed over without its row (take claims it by id).
+      this.signal.handOver(here.filter((d) => mine.has(d.id)) as unknown as Delivery[]);
+      this.handOverBatches(batched.filter((d) => mine.has(d.id)));
+      relayed += here.length + queued.length + batched.length;
       if (leftBehind) {
         this.waitingForRoom = true;
         break;
       }
-      if (batch.length < BATCH) break;
+      if (found.length < BATCH) break;
     }
     return relayed;
+  }
+
+  /**
+   * The oldest undispatched deliveries, each marked whether it goes in its endpoint's batches (in a batch already, or
+   * to an endpoint that takes them, and not a redelivery sent alone: DeliveryService's inBatches, in SQL).
+   */
+  private async undispatched(): Promise<Array<HandedOver & { target: string; inBatches: boolean }>> {
+    return pendingRows(this.db, 'd.dispatched_at IS NULL', BATCH);
+  }
+
+  /** Each endpoint's batches: due ones to the webhook worker here (or the queue), later ones into the queue. */
+  private handOverBatches(batched: ReadonlyArray<HandedOver & { target: string }>): void {
+    const first = new Map<string, Date>();
+    for (const d of batched) if (!first.has(d.target) || first.get(d.target)! > d.nextAttemptAt) first.set(d.target, d.nextAttemptAt);
+    const now = Date.now();
+    const due = [...first].filter(([, at]) => at.getTime() <= now).map(([id]) => id);
+    if (due.length) this.signal.handOverBatches(due);
+    this.signal.queueBatches([...first].filter(([, at]) => at.getTime() > now).map(([endpointId, nextAttemptAt]) => ({ endpointId, nextAttemptAt })));
   }
 
   /** The webhook worker here finished sends: if due deliveries were left for want of room, relay again. */
@@ -123,6 +147,18 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
     );
     return new Set(this.sql.returned<{ id: string }>(result).map((r) => r.id));
   }
+}
+
+/** DeliveryService's inBatches in SQL, for a pending delivery `d`. */
+const IN_BATCHES = `CASE WHEN d.batch_id IS NOT NULL OR (d.target <> '${REQUEST_TARGET}' AND NOT d.send_alone AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.target AND e.batch_max_events IS NOT NULL)) THEN 1 ELSE 0 END`;
+
+/** Pending deliveries matching `where` (on `d`, no parameters), oldest due first, each marked whether it goes in batches. */
+async function pendingRows(db: DataSource, where: string, limit: number, params: unknown[] = []): Promise<Array<HandedOver & { target: string; inBatches: boolean }>> {
+  const rows = await db.query<Array<{ id: string; next_attempt_at: unknown; target: string; in_batches: unknown }>>(
+    `SELECT d.id, d.next_attempt_at, d.target, ${IN_BATCHES} AS in_batches FROM deliveries d WHERE d.status = 'pending' AND ${where} ORDER BY d.next_attempt_at LIMIT ${limit}`,
+    params,
+  );
+  return rows.map((r) => ({ id: r.id, nextAttemptAt: new Date(Number(r.next_attempt_at)), target: r.target, inBatches: Number(r.in_batches) === 1 }));
 }
 
 /**
@@ -151,6 +187,7 @@ export function splitForHere<T extends HandedOver>(batch: readonly T[], room: nu
 export class DeliverySweeper implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('DeliverySweeper');
   private readonly loop: IntervalLoop;
+  private readonly sql: Sql;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -160,6 +197,7 @@ export class DeliverySweeper implements OnApplicationBootstrap, OnApplicationShu
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.loop = new IntervalLoop('DeliverySweeper', config.sweepIntervalMs, () => this.sweep());
+    this.sql = new Sql(db);
   }
 
   onApplicationBootstrap(): void {
@@ -181,21 +219,20 @@ export class DeliverySweeper implements OnApplicationBootstrap, OnApplicationShu
     if (handBack.length) {
       await this.uow.run((em) => em.update(Delivery, { id: In(handBack), status: 'sending' }, { status: 'pending', dispatchedAt: null, updatedAt: new Date() }));
     }
-    const overdue = await repo.find({
-      where: { status: 'pending', dispatchedAt: Not(IsNull()), nextAttemptAt: LessThan(new Date(now - 2 * this.config.sweepIntervalMs - 1_000)) },
-      select: { id: true },
-      order: { nextAttemptAt: 'ASC' },
-      take: BATCH,
-    });
+    const overdue = await pendingRows(this.db, `d.dispatched_at IS NOT NULL AND d.next_attempt_at < ${this.sql.params(1)}`, BATCH, [now - 2 * this.config.sweepIntervalMs - 1_000]);
     const lost: string[] = [];
+    // A delivery in batches has its endpoint's batch job, not one of its own (asked once per endpoint).
+    const jobOf = (d: (typeof overdue)[number]) => (d.inBatches ? batchJobId(d.target) : d.id);
+    const jobs = [...new Set(overdue.map(jobOf))];
     // Asked concurrently: the commands share one Redis connection back to back instead of a round trip each.
-    const states = await Promise.all(overdue.map(({ id }) => this.queue.state(id)));
-    for (const [i, { id }] of overdue.entries()) {
-      const state = states[i];
-      if (state === undefined || state === 'completed' || state === 'failed' || state === 'unknown') {
-        if (state) await this.queue.remove(id);
-        lost.push(id);
-      }
+    const states = new Map(await Promise.all(jobs.map(async (job) => [job, await this.queue.state(job)] as const)));
+    for (const job of jobs) {
+      const state = states.get(job);
+      if (state === 'completed' || state === 'failed' || state === 'unknown') await this.queue.remove(job);
+    }
+    for (const d of overdue) {
+      const state = states.get(jobOf(d));
+      if (state === undefined || state === 'completed' || state === 'failed' || state === 'unknown') lost.push(d.id);
     }
     if (lost.length) await this.uow.run((em) => em.update(Delivery, { id: In(lost), status: 'pending' }, { dispatchedAt: null }));
     const total = handBack.length + lost.length;

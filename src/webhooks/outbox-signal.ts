@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Delivery } from './delivery.entity.js';
+import type { BatchesDue } from './webhook.queue.js';
 
 export interface HandedOver {
   id: string;
@@ -12,6 +13,8 @@ export interface LocalSender {
   room(): number;
   /** Takes those it sends; answers the rest. It always takes the ones written already claimed (`sending`). */
   take(deliveries: Delivery[]): Delivery[];
+  /** Sends these endpoints' due batches (unless it is closing: then it answers them). */
+  takeBatches(endpointIds: string[]): string[];
 }
 
 /**
@@ -24,6 +27,7 @@ export interface LocalSender {
 export class OutboxSignal {
   private kicked: (() => void) | undefined;
   private queued: ((deliveries: HandedOver[]) => void) | undefined;
+  private queuedBatches: ((due: BatchesDue[]) => void) | undefined;
   private local: LocalSender | undefined;
   private freed: (() => void) | undefined;
 
@@ -33,6 +37,10 @@ export class OutboxSignal {
 
   onQueue(listener: (deliveries: HandedOver[]) => void): void {
     this.queued = listener;
+  }
+
+  onQueueBatches(listener: (due: BatchesDue[]) => void): void {
+    this.queuedBatches = listener;
   }
 
   onRoomFreed(listener: () => void): void {
@@ -57,9 +65,27 @@ export class OutboxSignal {
     this.kicked?.();
   }
 
+  /**
+   * Deliveries just committed as dispatched. Those to an endpoint that takes batches (marked by the planner) are
+   * handed on as their endpoint's batches, once per endpoint, not one by one.
+   */
   handOver(deliveries: Delivery[]): void {
     if (deliveries.length === 0) return;
-    this.queue(this.local ? this.local.take(deliveries) : deliveries);
+    const alone = deliveries.filter((d) => !d.inBatches);
+    const batched = [...new Set(deliveries.filter((d) => d.inBatches).map((d) => d.target))];
+    if (alone.length) this.queue(this.local ? this.local.take(alone) : alone);
+    if (batched.length) this.handOverBatches(batched);
+  }
+
+  /** These endpoints have due events in batches: sent by this process's webhook worker, else queued. */
+  handOverBatches(endpointIds: string[]): void {
+    const rest = this.local ? this.local.takeBatches(endpointIds) : endpointIds;
+    this.queueBatches(rest.map((endpointId) => ({ endpointId, nextAttemptAt: new Date() })));
+  }
+
+  queueBatches(due: BatchesDue[]): void {
+    if (due.length === 0) return;
+    this.queuedBatches?.(due);
   }
 
   queue(deliveries: HandedOver[]): void {

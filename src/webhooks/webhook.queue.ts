@@ -5,9 +5,21 @@ import { Queue } from 'bullmq';
 export const WEBHOOK_QUEUE = 'webhooks';
 export enum WebhookJob {
   Deliver = 'deliver',
+  /** The batches of one endpoint: its due events go in batch requests until none is left to go now. */
+  DeliverBatches = 'deliver-batches',
 }
 export interface WebhookJobData {
-  deliveryId: string;
+  deliveryId?: string;
+  endpointId?: string;
+}
+
+/** The one job of an endpoint's batches (a second add while it waits or runs is a no-op). */
+export const batchJobId = (endpointId: string) => `batch-${endpointId}`;
+
+/** An endpoint's batches, due at `nextAttemptAt`. */
+export interface BatchesDue {
+  endpointId: string;
+  nextAttemptAt: Date;
 }
 
 /** Thrown by the processor so BullMQ schedules the next try after exactly this delay (our backoff strategy). */
@@ -45,6 +57,22 @@ export class WebhookQueue {
           removeOnComplete: true,
           removeOnFail: { age: 86_400 },
         },
+      })),
+    );
+  }
+
+  /**
+   * The batch job of each endpoint. The worker that runs it adds it again once it has finished, when the endpoint
+   * still has events pending (see DeliveryProcessor), so it is removed whether it completes or fails.
+   */
+  async dispatchBatches(due: readonly BatchesDue[]): Promise<void> {
+    if (due.length === 0) return;
+    const now = Date.now();
+    await this.queue.addBulk(
+      due.map((d) => ({
+        name: WebhookJob.DeliverBatches,
+        data: { endpointId: d.endpointId },
+        opts: { jobId: batchJobId(d.endpointId), delay: Math.max(0, d.nextAttemptAt.getTime() - now), attempts: 1, removeOnComplete: true, removeOnFail: true },
       })),
     );
   }

@@ -11,13 +11,15 @@ import { startReceiver, type Receiver, type ReceivedWebhook } from '../support/r
 let h: TestHerald;
 let receiver: Receiver;
 const down = new Set<string>();
+// Paths whose requests the receiver answers only after a while.
+const slowPaths = new Set<string>();
 
 // Ten attempts 100 ms apart: without a circuit, a receiver down for 3 s would use them all up in under a second.
 const ATTEMPTS = 10;
 
 beforeAll(async () => {
   h = await startTestHerald({ WEBHOOK_RETRY_SCHEDULE: ['0s', ...Array(ATTEMPTS - 1).fill('100ms')].join(','), CIRCUIT_FAILURES: '3', CIRCUIT_COOLDOWN_MS: '300' });
-  receiver = await startReceiver({ respond: (req) => (down.has(req.path) ? { status: 503 } : { status: 200 }) });
+  receiver = await startReceiver({ respond: (req) => (down.has(req.path) ? { status: 503 } : { status: 200, delayMs: slowPaths.has(req.path) ? 1_500 : 0 }) });
 });
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
@@ -90,7 +92,7 @@ function expectEachOnceInOrder(hooks: ReceivedWebhook[], taskIds: string[]): voi
   expect(new Set(hooks.map((r) => r.headers['webhook-id'])).size).toBe(hooks.length);
 }
 
-async function createTasks(baseUrl: string, apiKey: string, count: number): Promise<string[]> {
+async function createTasks(baseUrl: string, apiKey: string, count: number, extra: Record<string, unknown> = {}): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < count; i += 10) {
     const batch = await Promise.all(
@@ -98,7 +100,7 @@ async function createTasks(baseUrl: string, apiKey: string, count: number): Prom
         const res = await fetch(`${baseUrl}/v1/images/generations/async`, {
           method: 'POST',
           headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 200 } }),
+          body: JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 200 }, ...extra }),
         });
         expect(res.status).toBe(202);
         return ((await res.json()) as { task_id: string }).task_id;
@@ -155,33 +157,14 @@ describe('rate limits', () => {
 
   // Several processes against one database is the PostgreSQL topology.
   it.skipIf(testDb() !== 'postgres')('holds two worker processes together to one endpoint limit of 20/s', { timeout: 120_000 }, async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'herald-rl-'));
-    const db = await createTestDatabase(dataDir);
-    cleanups.push(() => db.drop());
-    const apiKey = `hk_rl_${randomBytes(12).toString('hex')}`;
-    const env = {
-      DATA_DIR: dataDir,
-      DATABASE_URL: db.url,
-      QUEUE_PREFIX: `{hr${randomBytes(3).toString('hex')}}`,
-      BOOTSTRAP_API_KEY: apiKey,
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
-      SWEEP_INTERVAL_MS: '200',
-      GENERATION_CONCURRENCY: '25',
-    };
-    const api = await spawnHerald({ ...env, ROLE: 'api' });
-    cleanups.push(() => api.kill9());
-    for (let i = 0; i < 2; i++) {
-      const w = await spawnHerald({ ...env, ROLE: 'worker' });
-      cleanups.push(() => w.kill9());
-    }
-    const created = await fetch(`${api.baseUrl}/v1/webhooks`, {
+    const { baseUrl, apiKey } = await twoWorkers({});
+    const created = await fetch(`${baseUrl}/v1/webhooks`, {
       method: 'POST',
       headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ url: receiver.url('/rl-two'), rate_limit_per_second: 20, events: LIFECYCLE }),
     });
     expect(created.status).toBe(201);
-    const tasks = await createTasks(api.baseUrl, apiKey, 67);
+    const tasks = await createTasks(baseUrl, apiKey, 67);
     await eventually(async () => (at('/rl-two').length >= tasks.length * 3 ? true : undefined), { timeoutMs: 90_000, intervalMs: 250 });
     await new Promise((r) => setTimeout(r, 300));
     const hooks = at('/rl-two');
@@ -189,7 +172,60 @@ describe('rate limits', () => {
     expect(busiestSecond(hooks)).toBeLessThanOrEqual(20);
     expectEachOnceInOrder(hooks, tasks);
   });
+
+  it.skipIf(testDb() !== 'postgres')('holds two worker processes together to WEBHOOK_HOST_RATE_LIMIT_PER_SECOND across endpoints and webhook_url', { timeout: 120_000 }, async () => {
+    const { baseUrl, apiKey } = await twoWorkers({ WEBHOOK_HOST_RATE_LIMIT_PER_SECOND: '30' });
+    for (const path of ['/host-a', '/host-b']) {
+      const created = await fetch(`${baseUrl}/v1/webhooks`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ url: receiver.url(path), events: LIFECYCLE }),
+      });
+      expect(created.status).toBe(201);
+    }
+    // Each task: three events to each endpoint, and its progress and completion to its webhook_url, all to one host.
+    const tasks = await createTasks(baseUrl, apiKey, 40, { webhook_url: receiver.url('/host-request') });
+    const all = () => receiver.received.filter((r) => r.path.startsWith('/host-'));
+    const completed = () => at('/host-request').filter((r) => r.body.status === 'completed');
+    await eventually(async () => (at('/host-a').length + at('/host-b').length >= tasks.length * 6 && completed().length >= tasks.length ? true : undefined), {
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(busiestSecond(all())).toBeLessThanOrEqual(30);
+    // One event has one webhook-id at every target: each target got each once.
+    for (const p of ['/host-a', '/host-b', '/host-request']) expect(new Set(at(p).map((r) => r.headers['webhook-id'])).size).toBe(at(p).length);
+    expectEachOnceInOrder(at('/host-a'), tasks);
+    expectEachOnceInOrder(at('/host-b'), tasks);
+    expect(completed().map((r) => r.body.task_id).sort()).toEqual([...tasks].sort());
+  });
 });
+
+/** An API process and two worker processes sharing a fresh PostgreSQL database and Redis prefix. */
+async function twoWorkers(extraEnv: Record<string, string>): Promise<{ baseUrl: string; apiKey: string }> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'herald-rl-'));
+  const db = await createTestDatabase(dataDir);
+  cleanups.push(() => db.drop());
+  const apiKey = `hk_rl_${randomBytes(12).toString('hex')}`;
+  const env = {
+    DATA_DIR: dataDir,
+    DATABASE_URL: db.url,
+    QUEUE_PREFIX: `{hr${randomBytes(3).toString('hex')}}`,
+    BOOTSTRAP_API_KEY: apiKey,
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
+    SWEEP_INTERVAL_MS: '200',
+    GENERATION_CONCURRENCY: '25',
+    ...extraEnv,
+  };
+  const api = await spawnHerald({ ...env, ROLE: 'api' });
+  cleanups.push(() => api.kill9());
+  for (let i = 0; i < 2; i++) {
+    const w = await spawnHerald({ ...env, ROLE: 'worker' });
+    cleanups.push(() => w.kill9());
+  }
+  return { baseUrl: api.baseUrl, apiKey };
+}
 
 describe('batch delivery', () => {
   it('refuses a batch out of range with a 422 naming the field', async () => {
@@ -230,6 +266,11 @@ describe('batch delivery', () => {
     const shown = (await h.api('GET', `/v1/deliveries/${first.headers['webhook-id']}`)).body;
     expect(shown.batch.id).toBe(first.headers['webhook-id']);
     expect(shown.batch.events.map((x: { event_id: string }) => x.event_id)).toEqual(first.body.map((env: { id: string }) => env.id));
+    // One attempt per batch request, shown on every event it carried.
+    expect(shown.attempt_log).toHaveLength(requests.filter((r) => r.headers['webhook-id'] === first.headers['webhook-id']).length);
+    const member = (await h.api('GET', `/v1/deliveries/${shown.batch.events[shown.batch.events.length - 1].delivery_id}`)).body;
+    expect(member.batch.id).toBe(shown.batch.id);
+    expect(member.attempt_log).toEqual(shown.attempt_log);
   }, 90_000);
 
   it('a batch set or removed on a live endpoint applies to the deliveries not yet sent, losing and repeating none', async () => {
@@ -280,5 +321,57 @@ describe('batch delivery', () => {
     expect(again.status).toBe(202);
     const alone = await eventually(async () => at('/batch-order').find((r) => r.headers['webhook-id'] === one.event_id));
     expect(alone.body.id).toBe(one.event_id);
+  }, 60_000);
+
+  it('cuts a batch whose body would pass WEBHOOK_BATCH_MAX_BYTES, losing and repeating no event', async () => {
+    const capped = await startTestHerald({ WEBHOOK_BATCH_MAX_BYTES: '2048' });
+    cleanups.push(() => capped.stop());
+    const created = await capped.api('POST', '/v1/webhooks', { url: receiver.url('/batch-cap'), batch: { max_events: 100, max_wait_ms: 300 } });
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i += 20) {
+      ids.push(...(await Promise.all(Array.from({ length: 20 }, async () => (await capped.api('POST', `/v1/webhooks/${created.body.id}/test`)).body.id as string))));
+    }
+    const events = () => at('/batch-cap').flatMap((r) => r.body as Array<{ id: string }>);
+    await eventually(async () => (events().length >= ids.length ? true : undefined), { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const requests = at('/batch-cap');
+    for (const r of requests) expect(Buffer.byteLength(r.raw)).toBeLessThanOrEqual(2048);
+    // 60 envelopes of ~200 bytes do not fit in one 2 KB body: cut into several, each holding several.
+    expect(requests.length).toBeGreaterThan(3);
+    expect(requests.some((r) => r.body.length > 1)).toBe(true);
+    expect(events().length).toBe(ids.length);
+    expect(new Set(events().map((e) => e.id)).size).toBe(ids.length);
+  }, 40_000);
+
+  it('gives back every event of a claimed batch still waiting for the wire on shutdown (not only its carrier)', async () => {
+    // One request on the wire at a time, and a slow receiver: one endpoint's batch is out, the other's waits.
+    const first = await startTestHerald({ WEBHOOK_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: '30000' });
+    let stopped = false;
+    cleanups.push(() => (stopped ? Promise.resolve() : first.stop()));
+    const slow = new Set(['/shut-a', '/shut-b']);
+    const endpoints = [];
+    for (const p of slow) endpoints.push((await first.api('POST', '/v1/webhooks', { url: receiver.url(p), batch: { max_events: 5, max_wait_ms: 0 } })).body);
+    for (const p of slow) slowPaths.add(p);
+    const ids: string[] = [];
+    for (const e of endpoints) for (let i = 0; i < 5; i++) ids.push((await first.api('POST', `/v1/webhooks/${e.id}/test`)).body.id);
+    const out = () => receiver.received.filter((r) => slow.has(r.path));
+    await eventually(async () => (out().length >= 1 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    await first.herald.close();
+    stopped = true;
+    const sentBefore = out().length;
+    expect(sentBefore).toBe(1);
+    slowPaths.clear();
+
+    const second = await startTestHerald({}, { keepData: first });
+    cleanups.push(() => second.stop());
+    // Far sooner than the sweeper would hand back a claim left `sending` (the 30 s timeout plus its margin).
+    await eventually(async () => (out().flatMap((r) => r.body as unknown[]).length >= ids.length ? true : undefined), { timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const seen = out().flatMap((r) => (r.body as Array<{ id: string }>).map((x) => x.id));
+    expect(seen.length).toBe(ids.length);
+    expect(new Set(seen).size).toBe(ids.length);
+    // The batch given back was not counted as an attempt.
+    for (const id of ids) expect((await second.api('GET', `/v1/deliveries/${id}`)).body.attempts).toBe(1);
   }, 60_000);
 });

@@ -8,6 +8,7 @@ import { Workers1765100000000 } from './1765100000000-Workers.js';
 import { EventCursor1765200000000 } from './1765200000000-EventCursor.js';
 import { DeliveryControls1765300000000 } from './1765300000000-DeliveryControls.js';
 import { TaskTraceParent1765400000000 } from './1765400000000-TaskTraceParent.js';
+import { BatchIndexes1765500000000 } from './1765500000000-BatchIndexes.js';
 
 /** Every migration, in order. Listed explicitly so the build needs no glob loading (ESM-safe). */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   EventCursor1765200000000,
   DeliveryControls1765300000000,
   TaskTraceParent1765400000000,
+  BatchIndexes1765500000000,
 ];

@@ -2,7 +2,16 @@ import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
 // SWC compiles the tests so decorator metadata matches what the build (TypeScript, scripts/build.mjs) emits.
-const plugins = [swc.vite({ module: { type: 'es6' }, jsc: { target: 'es2023', parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true } } })];
+const plugins = [
+  swc.vite({
+    module: { type: 'es6' },
+    jsc: {
+      target: 'es2023',
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+    },
+  }),
+];
 
 const e2e = (name: string, db: string) => ({
   plugins,
@@ -20,7 +29,10 @@ const e2e = (name: string, db: string) => ({
 export default defineConfig({
   test: {
     projects: [
-      { plugins, test: { name: 'unit', include: ['src/**/*.spec.ts', 'test/unit/**/*.spec.ts', 'dashboard/src/**/*.spec.ts'] } },
+      {
+        plugins,
+        test: { name: 'unit', include: ['src/**/*.spec.ts', 'test/unit/**/*.spec.ts', 'dashboard/src/**/*.spec.ts'] },
+      },
       e2e('e2e-sqlite', 'sqlite'),
       e2e('e2e-postgres', 'postgres'),
       {

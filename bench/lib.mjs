@@ -38,7 +38,13 @@ export async function until(check, timeoutMs, what) {
 
 /** CPU seconds a process has used so far (utime + stime from /proc). */
 export function cpuSecondsOf(pid) {
-  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0) / 100;
+  return (
+    readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .split(') ')[1]
+      .split(' ')
+      .slice(11, 13)
+      .reduce((a, b) => a + Number(b), 0) / 100
+  );
 }
 
 export function percentile(sorted, p) {
@@ -78,7 +84,11 @@ export async function startReceiver() {
 
 export async function startRedis() {
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   children.add(child);
   await sleep(300);
   return { url: `redis://127.0.0.1:${port}`, stop: () => (child.kill('SIGKILL'), children.delete(child)) };
@@ -86,7 +96,8 @@ export async function startRedis() {
 
 /** A fresh database: a temp SQLite file or a new PostgreSQL database. */
 export async function createDatabase(kind, dataDir) {
-  if (kind === 'sqlite') return { url: `sqlite:${path.join(dataDir, 'herald.sqlite')}`, kind, drop: async () => undefined };
+  if (kind === 'sqlite')
+    return { url: `sqlite:${path.join(dataDir, 'herald.sqlite')}`, kind, drop: async () => undefined };
   const name = `herald_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_ADMIN });
   await admin.connect();
@@ -125,12 +136,16 @@ export function heraldEnv(db, redis, dataDir, extra = {}) {
 /** Starts `herald serve` and waits for it (HTTP roles: /health/live; worker: a short settle). */
 export async function startHerald(env, nodeArgs = []) {
   const port = env.ROLE === 'worker' ? undefined : await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], { env: { ...env, ...(port ? { PORT: String(port) } : {}) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], {
+    env: { ...env, ...(port ? { PORT: String(port) } : {}) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   children.add(child);
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const base = port ? `http://127.0.0.1:${port}` : undefined;
-  if (base) await until(async () => (await fetch(`${base}/health/live`).catch(() => null))?.ok, 30_000, `herald start\n${err}`);
+  if (base)
+    await until(async () => (await fetch(`${base}/health/live`).catch(() => null))?.ok, 30_000, `herald start\n${err}`);
   else await sleep(1_500);
   return {
     base,
@@ -174,7 +189,25 @@ export async function preloadOutbox(db, n, url, target = 'request', payload = PA
   const rows = (tenantId) =>
     Array.from({ length: n }, () => {
       const id = randomUUID();
-      return [id, tenantId, null, id, 'task.completed', 0, target, url, null, payload, 'pending', 0, '[0,60000]', now, null, now, now];
+      return [
+        id,
+        tenantId,
+        null,
+        id,
+        'task.completed',
+        0,
+        target,
+        url,
+        null,
+        payload,
+        'pending',
+        0,
+        '[0,60000]',
+        now,
+        null,
+        now,
+        now,
+      ];
     });
   const sql =
     'INSERT INTO deliveries (id, tenant_id, task_id, event_id, event_type, sequence, target, url, headers_sealed, payload, status, attempts, schedule, next_attempt_at, dispatched_at, created_at, updated_at) VALUES ';
@@ -186,7 +219,9 @@ export async function preloadOutbox(db, n, url, target = 'request', payload = PA
     for (let i = 0; i < all.length; i += 1_000) {
       const chunk = all.slice(i, i + 1_000);
       const params = chunk.flat();
-      const values = chunk.map((_, r) => `(${Array.from({ length: 17 }, (_, k) => `$${r * 17 + k + 1}`).join(',')})`).join(',');
+      const values = chunk
+        .map((_, r) => `(${Array.from({ length: 17 }, (_, k) => `$${r * 17 + k + 1}`).join(',')})`)
+        .join(',');
       await c.query(sql + values, params);
     }
     await c.end();
@@ -219,8 +254,16 @@ export async function addTenants(db, n) {
   for (let i = 0; i < n; i++) {
     const tenantId = randomUUID();
     const key = `hk_bench_tenant_${i}_${randomBytes(12).toString('hex')}`;
-    await run('INSERT INTO tenants (id, name, webhook_secret, event_cursor, created_at) VALUES (?, ?, ?, 0, ?)', [tenantId, `bench-${i}`, secret, now]);
-    await run('INSERT INTO api_keys (id, tenant_id, label, prefix, key_hash, created_at, revoked_at) VALUES (?, ?, NULL, ?, ?, ?, NULL)', [randomUUID(), tenantId, key.slice(0, 10), createHash('sha256').update(key).digest('hex'), now]);
+    await run('INSERT INTO tenants (id, name, webhook_secret, event_cursor, created_at) VALUES (?, ?, ?, 0, ?)', [
+      tenantId,
+      `bench-${i}`,
+      secret,
+      now,
+    ]);
+    await run(
+      'INSERT INTO api_keys (id, tenant_id, label, prefix, key_hash, created_at, revoked_at) VALUES (?, ?, NULL, ?, ?, ?, NULL)',
+      [randomUUID(), tenantId, key.slice(0, 10), createHash('sha256').update(key).digest('hex'), now],
+    );
     tenants.push({ tenantId, key });
   }
   await run('COMMIT');

@@ -6,7 +6,16 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { createDatabase, heraldEnv, preloadOutbox, startHerald, startReceiver, startRedis, tempDir, until } from './lib.mjs';
+import {
+  createDatabase,
+  heraldEnv,
+  preloadOutbox,
+  startHerald,
+  startReceiver,
+  startRedis,
+  tempDir,
+  until,
+} from './lib.mjs';
 import { poster, startWorkers, WORKER_TOKEN } from './workers.mjs';
 
 const [mode = 'sqlite', a, b] = process.argv.slice(2);
@@ -19,31 +28,55 @@ let db;
 if (mode === 'creates') {
   const [seconds, connections] = [Number(a ?? 10), Number(b ?? 32)];
   db = await createDatabase('sqlite', tmp.dir);
-  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bprofc', GENERATION_CONCURRENCY: '1', SIMULATOR_DURATION_MS: '600000' });
+  const env = heraldEnv(db, redis, tmp.dir, {
+    QUEUE_PREFIX: 'bprofc',
+    GENERATION_CONCURRENCY: '1',
+    SIMULATOR_DURATION_MS: '600000',
+  });
   const herald = await startHerald(env, profArgs);
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const body = JSON.stringify({ model: 'minimax-video', prompt: 'A serene mountain landscape with clouds', duration: 6, size: '1280x720' });
+  const body = JSON.stringify({
+    model: 'minimax-video',
+    prompt: 'A serene mountain landscape with clouds',
+    duration: 6,
+    size: '1280x720',
+  });
   let count = 0;
   const end = Date.now() + seconds * 1000;
   const one = () =>
     new Promise((resolve) => {
-      const req = http.request(`${herald.base}/v1/videos/generations/async`, { method: 'POST', agent, headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        res.on('end', () => (count++, resolve()));
-      });
+      const req = http.request(
+        `${herald.base}/v1/videos/generations/async`,
+        {
+          method: 'POST',
+          agent,
+          headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => (count++, resolve()));
+        },
+      );
       req.on('error', resolve);
       req.end(body);
     });
-  await Promise.all(Array.from({ length: connections }, async () => {
-    while (Date.now() < end) await one();
-  }));
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (Date.now() < end) await one();
+    }),
+  );
   console.log(JSON.stringify({ mode, seconds, connections, per_s: Math.round(count / seconds) }));
   agent.destroy();
   await herald.stop();
 } else if (mode === 'workers') {
   const [tasks, count, kind] = [Number(a ?? 5000), Number(b ?? 32), process.argv[5] ?? 'sqlite'];
   db = await createDatabase(kind, tmp.dir);
-  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bprofw', SHUTDOWN_GRACE_MS: '500', MODEL_ROUTES: 'bench-*=workers,*=simulator', BOOTSTRAP_WORKER_TOKEN: WORKER_TOKEN });
+  const env = heraldEnv(db, redis, tmp.dir, {
+    QUEUE_PREFIX: 'bprofw',
+    SHUTDOWN_GRACE_MS: '500',
+    MODEL_ROUTES: 'bench-*=workers,*=simulator',
+    BOOTSTRAP_WORKER_TOKEN: WORKER_TOKEN,
+  });
   const herald = await startHerald(env, profArgs);
   const client = poster(herald.base, env.BOOTSTRAP_API_KEY, 64);
   for (let i = 0; i < tasks; i += 64) await Promise.all(Array.from({ length: Math.min(64, tasks - i) }, client.create));
@@ -53,7 +86,16 @@ if (mode === 'creates') {
   await until(() => pool.completed() >= tasks, 600_000, 'worker completes');
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  console.log(JSON.stringify({ mode, kind, tasks, workers: count, per_s: Math.round(tasks / seconds), bench_cpu_us_per_cycle: Math.round((cpu.user + cpu.system) / tasks) }));
+  console.log(
+    JSON.stringify({
+      mode,
+      kind,
+      tasks,
+      workers: count,
+      per_s: Math.round(tasks / seconds),
+      bench_cpu_us_per_cycle: Math.round((cpu.user + cpu.system) / tasks),
+    }),
+  );
   await pool.stop();
   client.close();
   await herald.stop();
@@ -89,7 +131,13 @@ for (const [k, t] of [...self].sort((x, y) => y[1] - x[1]).slice(0, 25)) console
 const byPackage = new Map();
 for (const node of profile.nodes) {
   const url = node.callFrame.url;
-  const pkg = url.includes('node_modules/') ? url.replace(/^.*node_modules\/((@[^/]+\/)?[^/]+).*$/, '$1') : url.includes('/dist/') ? 'herald' : url.startsWith('node:') ? 'node core' : node.callFrame.functionName || '(native)';
+  const pkg = url.includes('node_modules/')
+    ? url.replace(/^.*node_modules\/((@[^/]+\/)?[^/]+).*$/, '$1')
+    : url.includes('/dist/')
+      ? 'herald'
+      : url.startsWith('node:')
+        ? 'node core'
+        : node.callFrame.functionName || '(native)';
   byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + (dt.get(node.id) ?? 0));
 }
 console.log('-- by package');

@@ -9,7 +9,20 @@ import { bullmqAxios } from './baselines/bullmq-axios.mjs';
 import { rawPostLoop } from './baselines/raw-post.mjs';
 import { streamsBench } from './streams.mjs';
 import { workersBench } from './workers.mjs';
-import { cpuSecondsOf, createDatabase, heraldEnv, PAYLOAD, percentile, preloadOutbox, sleep, startHerald, startReceiver, startRedis, tempDir, until } from './lib.mjs';
+import {
+  cpuSecondsOf,
+  createDatabase,
+  heraldEnv,
+  PAYLOAD,
+  percentile,
+  preloadOutbox,
+  sleep,
+  startHerald,
+  startReceiver,
+  startRedis,
+  tempDir,
+  until,
+} from './lib.mjs';
 
 // --soak[=MINUTES] (default 30) is its own long run (bench/soak.mjs), not part of the report below.
 const SOAK = process.argv.find((a) => a === '--soak' || a.startsWith('--soak='));
@@ -32,7 +45,10 @@ const LATENCY_SECONDS = SMOKE ? 2 : 10;
 const LATENCY_WARMUP_SECONDS = SMOKE ? 1 : 3;
 const CREATE_SECONDS = SMOKE ? 2 : 10;
 // --only=deliveries,latency,creates,backlog,scale-out,workers,streams,batch runs a part (for profiling work; the report needs them all).
-const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const ONLY = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
 const want = (part) => !ONLY || ONLY.includes(part);
 const HEAP_CAP_MB = 128;
 const results = [];
@@ -49,14 +65,23 @@ async function heraldDrain(dbKind, n, concurrency, { sampleRss = false, workers 
   const tmp = tempDir();
   const db = await createDatabase(dbKind, tmp.dir);
   const prefix = `b${Math.random().toString(36).slice(2, 8)}`;
-  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: prefix, WEBHOOK_CONCURRENCY: String(concurrency), ...extraEnv });
+  const env = heraldEnv(db, redis, tmp.dir, {
+    QUEUE_PREFIX: prefix,
+    WEBHOOK_CONCURRENCY: String(concurrency),
+    ...extraEnv,
+  });
   const boot = await startHerald(env); // creates schema and tenant
   await boot.stop();
   await preloadOutbox(db, n, receiver.url);
   receiver.reset();
-  const procs = workers === 1 ? [await startHerald(env)] : await Promise.all(Array.from({ length: workers }, () => startHerald({ ...env, ROLE: 'worker' })));
+  const procs =
+    workers === 1
+      ? [await startHerald(env)]
+      : await Promise.all(Array.from({ length: workers }, () => startHerald({ ...env, ROLE: 'worker' })));
   let peakRss = 0;
-  const sampler = sampleRss ? setInterval(() => (peakRss = Math.max(peakRss, ...procs.map((p) => p.rssMb()))), 100) : undefined;
+  const sampler = sampleRss
+    ? setInterval(() => (peakRss = Math.max(peakRss, ...procs.map((p) => p.rssMb()))), 100)
+    : undefined;
   await until(() => receiver.state.count >= n, 600_000, `${n} deliveries`);
   clearInterval(sampler);
   const seconds = (receiver.state.last - receiver.state.first) / 1000;
@@ -82,11 +107,31 @@ for (const c of want('deliveries') ? CONCURRENCIES : []) {
   const rounded = (xs) => xs.map((x) => Math.round(x));
   const ceiling = median(runs.ceiling);
   const hand = median(runs.hand);
-  emit({ measure: 'deliveries_per_s', system: 'raw keep-alive POST loop (ceiling)', concurrency: c, value: Math.round(ceiling), runs: rounded(runs.ceiling) });
-  emit({ measure: 'deliveries_per_s', system: 'BullMQ + axios by hand', concurrency: c, value: Math.round(hand), runs: rounded(runs.hand) });
+  emit({
+    measure: 'deliveries_per_s',
+    system: 'raw keep-alive POST loop (ceiling)',
+    concurrency: c,
+    value: Math.round(ceiling),
+    runs: rounded(runs.ceiling),
+  });
+  emit({
+    measure: 'deliveries_per_s',
+    system: 'BullMQ + axios by hand',
+    concurrency: c,
+    value: Math.round(hand),
+    runs: rounded(runs.hand),
+  });
   for (const db of ['sqlite', 'postgres']) {
     const rate = median(runs[db]);
-    emit({ measure: 'deliveries_per_s', system: `Herald (${db})`, concurrency: c, value: Math.round(rate), vs_bullmq_axios: +(rate / hand).toFixed(2), vs_ceiling: +(rate / ceiling).toFixed(2), runs: rounded(runs[db]) });
+    emit({
+      measure: 'deliveries_per_s',
+      system: `Herald (${db})`,
+      concurrency: c,
+      value: Math.round(rate),
+      vs_bullmq_axios: +(rate / hand).toFixed(2),
+      vs_ceiling: +(rate / ceiling).toFixed(2),
+      runs: rounded(runs[db]),
+    });
   }
 }
 
@@ -97,7 +142,11 @@ for (const c of want('deliveries') ? CONCURRENCIES : []) {
 for (const LATENCY_RATE of want('latency') ? LATENCY_RATES : []) {
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
-  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: `blat${LATENCY_RATE}`, WEBHOOK_CONCURRENCY: '64', GENERATION_CONCURRENCY: '50' });
+  const env = heraldEnv(db, redis, tmp.dir, {
+    QUEUE_PREFIX: `blat${LATENCY_RATE}`,
+    WEBHOOK_CONCURRENCY: '64',
+    GENERATION_CONCURRENCY: '50',
+  });
   const herald = await startHerald(env);
   receiver.reset();
   const measured = new Set();
@@ -114,17 +163,31 @@ for (const LATENCY_RATE of want('latency') ? LATENCY_RATES : []) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const warmup = LATENCY_RATE * LATENCY_WARMUP_SECONDS;
   const total = LATENCY_RATE * LATENCY_SECONDS;
-  const body = JSON.stringify({ model: 'm', prompt: 'p', webhook_url: receiver.url, webhook_events: ['completed'], simulate: { duration_ms: 0 } });
+  const body = JSON.stringify({
+    model: 'm',
+    prompt: 'p',
+    webhook_url: receiver.url,
+    webhook_events: ['completed'],
+    simulate: { duration_ms: 0 },
+  });
   const post = (counted) =>
     new Promise((resolve) => {
-      const req = http.request(`${herald.base}/v1/images/generations/async`, { method: 'POST', agent, headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' } }, (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          if (counted && res.statusCode === 202) measured.add(JSON.parse(Buffer.concat(chunks).toString()).task_id);
-          resolve();
-        });
-      });
+      const req = http.request(
+        `${herald.base}/v1/images/generations/async`,
+        {
+          method: 'POST',
+          agent,
+          headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' },
+        },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => {
+            if (counted && res.statusCode === 202) measured.add(JSON.parse(Buffer.concat(chunks).toString()).task_id);
+            resolve();
+          });
+        },
+      );
       req.on('error', resolve);
       req.end(body);
     });
@@ -161,10 +224,19 @@ for (const LATENCY_RATE of want('latency') ? LATENCY_RATES : []) {
 if (want('creates')) {
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
-  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bcre', GENERATION_CONCURRENCY: '1', SIMULATOR_DURATION_MS: '600000' });
+  const env = heraldEnv(db, redis, tmp.dir, {
+    QUEUE_PREFIX: 'bcre',
+    GENERATION_CONCURRENCY: '1',
+    SIMULATOR_DURATION_MS: '600000',
+  });
   const herald = await startHerald(env);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  const body = JSON.stringify({ model: 'minimax-video', prompt: 'A serene mountain landscape with clouds', duration: 6, size: '1280x720' });
+  const body = JSON.stringify({
+    model: 'minimax-video',
+    prompt: 'A serene mountain landscape with clouds',
+    duration: 6,
+    size: '1280x720',
+  });
   const times = [];
   let errors = 0;
   const cpuBefore = cpuSecondsOf(herald.pid);
@@ -172,24 +244,43 @@ if (want('creates')) {
   const one = () =>
     new Promise((resolve) => {
       const t = performance.now();
-      const req = http.request(`${herald.base}/v1/videos/generations/async`, { method: 'POST', agent, headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode !== 202) errors++;
-          times.push(performance.now() - t);
-          resolve();
-        });
-      });
+      const req = http.request(
+        `${herald.base}/v1/videos/generations/async`,
+        {
+          method: 'POST',
+          agent,
+          headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode !== 202) errors++;
+            times.push(performance.now() - t);
+            resolve();
+          });
+        },
+      );
       req.on('error', () => (errors++, resolve()));
       req.end(body);
     });
-  await Promise.all(Array.from({ length: 32 }, async () => {
-    while (Date.now() < end) await one();
-  }));
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (Date.now() < end) await one();
+    }),
+  );
   // Herald's CPU per create: unlike the rate, it hardly moves when other work shares the machine.
   const cpuMs = ((cpuSecondsOf(herald.pid) - cpuBefore) * 1000) / times.length;
   times.sort((a, b) => a - b);
-  emit({ measure: 'creates_per_s', system: 'Herald (sqlite)', connections: 32, value: Math.round(times.length / CREATE_SECONDS), p50_ms: +percentile(times, 50).toFixed(1), p99_ms: +percentile(times, 99).toFixed(1), cpu_ms_per_create: +cpuMs.toFixed(3), errors });
+  emit({
+    measure: 'creates_per_s',
+    system: 'Herald (sqlite)',
+    connections: 32,
+    value: Math.round(times.length / CREATE_SECONDS),
+    p50_ms: +percentile(times, 50).toFixed(1),
+    p99_ms: +percentile(times, 99).toFixed(1),
+    cpu_ms_per_create: +cpuMs.toFixed(3),
+    errors,
+  });
   agent.destroy();
   await herald.stop();
   await db.drop();
@@ -209,20 +300,42 @@ if (want('backlog')) {
   ];
   for (const [heap, extraEnv] of heaps) {
     const { rate, peakRss, seconds } = await heraldDrain('sqlite', BACKLOG, 64, { sampleRss: true, extraEnv });
-    emit({ measure: 'backlog', system: 'Herald (sqlite)', heap, deliveries: BACKLOG, drain_per_s: Math.round(rate), seconds: Math.round(seconds), peak_rss_mb: Math.round(peakRss) });
+    emit({
+      measure: 'backlog',
+      system: 'Herald (sqlite)',
+      heap,
+      deliveries: BACKLOG,
+      drain_per_s: Math.round(rate),
+      seconds: Math.round(seconds),
+      peak_rss_mb: Math.round(peakRss),
+    });
   }
 }
 
 // 5. Scale-out: PostgreSQL with 1 vs 2 worker processes.
 for (const workers of want('scale-out') ? [1, 2] : []) {
   const { rate } = await heraldDrain('postgres', N, 64, { workers });
-  emit({ measure: 'deliveries_per_s_by_workers', system: 'Herald (postgres)', workers, concurrency: 64, value: Math.round(rate) });
+  emit({
+    measure: 'deliveries_per_s_by_workers',
+    system: 'Herald (postgres)',
+    workers,
+    concurrency: 64,
+    value: Math.round(rate),
+  });
 }
 
 // 6. Bring-your-own workers over HTTP: lease → complete cycles with 32 workers vs a bare BullMQ Worker, and
 // create → lease latency at 200 tasks/s (and 50/s for comparison).
 if (want('workers')) {
-  await workersBench({ redis, tasks: SMOKE ? 300 : 10_000, workers: 32, rates: SMOKE ? [50] : [50, 200], seconds: LATENCY_SECONDS, warmupSeconds: LATENCY_WARMUP_SECONDS, emit });
+  await workersBench({
+    redis,
+    tasks: SMOKE ? 300 : 10_000,
+    workers: 32,
+    rates: SMOKE ? [50] : [50, 200],
+    seconds: LATENCY_SECONDS,
+    warmupSeconds: LATENCY_WARMUP_SECONDS,
+    emit,
+  });
 }
 
 // 7. Tenant streams (bench/streams.mjs): 1,000 WebSocket subscribers on one API process at ~500 events/s, all
@@ -250,12 +363,30 @@ if (want('batch')) {
   const c = 64;
   receiver.reset();
   const ceiling = await rawPostLoop(receiver.url, N, c, PAYLOAD);
-  emit({ measure: 'batch_events_per_s', system: 'raw keep-alive POST loop (ceiling)', concurrency: c, value: Math.round(ceiling) });
+  emit({
+    measure: 'batch_events_per_s',
+    system: 'raw keep-alive POST loop (ceiling)',
+    concurrency: c,
+    value: Math.round(ceiling),
+  });
   const single = (await heraldDrain('sqlite', N, c)).rate;
-  emit({ measure: 'batch_events_per_s', system: 'Herald (sqlite), one event per request', concurrency: c, value: Math.round(single), vs_ceiling: +(single / ceiling).toFixed(2) });
+  emit({
+    measure: 'batch_events_per_s',
+    system: 'Herald (sqlite), one event per request',
+    concurrency: c,
+    value: Math.round(single),
+    vs_ceiling: +(single / ceiling).toFixed(2),
+  });
   for (const dbKind of ['sqlite', 'postgres']) {
     const { rate, requests } = await batchDrain(dbKind, N, c, 100);
-    emit({ measure: 'batch_events_per_s', system: `Herald (${dbKind}), batch max_events 100`, concurrency: c, value: Math.round(rate), requests, vs_ceiling: +(rate / ceiling).toFixed(2) });
+    emit({
+      measure: 'batch_events_per_s',
+      system: `Herald (${dbKind}), batch max_events 100`,
+      concurrency: c,
+      value: Math.round(rate),
+      requests,
+      vs_ceiling: +(rate / ceiling).toFixed(2),
+    });
   }
 }
 
@@ -263,7 +394,10 @@ if (want('batch')) {
 async function batchDrain(dbKind, n, concurrency, maxEvents) {
   const tmp = tempDir();
   const db = await createDatabase(dbKind, tmp.dir);
-  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: `bb${Math.random().toString(36).slice(2, 8)}`, WEBHOOK_CONCURRENCY: String(concurrency) });
+  const env = heraldEnv(db, redis, tmp.dir, {
+    QUEUE_PREFIX: `bb${Math.random().toString(36).slice(2, 8)}`,
+    WEBHOOK_CONCURRENCY: String(concurrency),
+  });
   const boot = await startHerald(env);
   const created = await fetch(`${boot.base}/v1/webhooks`, {
     method: 'POST',
@@ -301,7 +435,10 @@ function writeReport(file, generated) {
   const END = '<!-- bench:end -->';
   const block = `${START}\n${generated}\n${END}`;
   const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const [before, rest] = old.includes(START) && old.includes(END) ? [old.slice(0, old.indexOf(START)), old.slice(old.indexOf(END) + END.length)] : ['# Benchmarks\n\n', '\n'];
+  const [before, rest] =
+    old.includes(START) && old.includes(END)
+      ? [old.slice(0, old.indexOf(START)), old.slice(old.indexOf(END) + END.length)]
+      : ['# Benchmarks\n\n', '\n'];
   writeFileSync(file, before + block + rest);
 }
 
@@ -310,7 +447,10 @@ function report(rs) {
   const commit = execSync('git rev-parse --short HEAD').toString().trim();
   const by = (m) => rs.filter((r) => r.measure === m);
   const rows = by('deliveries_per_s')
-    .map((r) => `| ${r.system} | ${r.concurrency} | ${r.value.toLocaleString('en-US')} | ${(r.runs ?? []).map((x) => x.toLocaleString('en-US')).join(' · ')} | ${r.vs_bullmq_axios ?? ''} | ${r.vs_ceiling ?? ''} |`)
+    .map(
+      (r) =>
+        `| ${r.system} | ${r.concurrency} | ${r.value.toLocaleString('en-US')} | ${(r.runs ?? []).map((x) => x.toLocaleString('en-US')).join(' · ')} | ${r.vs_bullmq_axios ?? ''} | ${r.vs_ceiling ?? ''} |`,
+    )
     .join('\n');
   const lats = by('event_to_receipt_ms');
   const lat = lats[lats.length - 1];
@@ -321,7 +461,9 @@ function report(rs) {
   const leaseLat = leaseLats[leaseLats.length - 1];
   const ownWorkers = cycles.find((r) => r.vs_bullmq !== undefined);
   const bareBull = cycles.find((r) => r.vs_bullmq === undefined);
-  const herald64 = rs.find((r) => r.system === 'Herald (sqlite)' && r.concurrency === 64) ?? rs.find((r) => r.system === 'Herald (sqlite)');
+  const herald64 =
+    rs.find((r) => r.system === 'Herald (sqlite)' && r.concurrency === 64) ??
+    rs.find((r) => r.system === 'Herald (sqlite)');
   const hand64 = rs.find((r) => r.system === 'BullMQ + axios by hand' && r.concurrency === herald64?.concurrency);
   const pass = (ok) => (ok ? 'pass' : '**miss**');
   return `Measured by \`npm run bench\` (bench/run.mjs) in one run on this machine: ${cpu.length} × ${cpu[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,
@@ -335,9 +477,23 @@ process (\`herald serve\`, LOG_LEVEL=error). The receiver and the load generator
 |---|---|---|
 | end-to-end deliveries ≥ 1.0× the BullMQ + axios baseline | ${herald64?.value.toLocaleString('en-US')}/s vs ${hand64?.value.toLocaleString('en-US')}/s (×${herald64?.vs_bullmq_axios}) at concurrency ${herald64?.concurrency} | ${pass((herald64?.vs_bullmq_axios ?? 0) >= 1)} |
 | p99 event → receipt < 50 ms at ${lat.offered_per_s} events/s (after ${lat.warmup_s} s of warm-up) | p50 ${lat.p50} ms, p95 ${lat.p95} ms, p99 ${lat.p99} ms | ${pass(lat.p99 < 50)} |
-| (for comparison) the same, a fresh process's first second | p50 ${lat.cold_first_second_p50} ms, p99 ${lat.cold_first_second_p99} ms | |${lats.slice(0, -1).map((l) => `\n| (for comparison) event → receipt at ${l.offered_per_s} events/s | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms | |`).join('')}
+| (for comparison) the same, a fresh process's first second | p50 ${lat.cold_first_second_p50} ms, p99 ${lat.cold_first_second_p99} ms | |${lats
+    .slice(0, -1)
+    .map(
+      (l) =>
+        `\n| (for comparison) event → receipt at ${l.offered_per_s} events/s | p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms | |`,
+    )
+    .join('')}
 | ≥ 2,000 creates/s with p99 < 50 ms (32 connections) | ${cre.value.toLocaleString('en-US')}/s, p50 ${cre.p50_ms} ms, p99 ${cre.p99_ms} ms | ${pass(cre.value >= 2000 && cre.p99_ms < 50)} |
-${ownWorkers ? `| worker lease → complete cycles ≥ 0.5× a bare BullMQ Worker (${ownWorkers.workers} workers) | ${ownWorkers.value.toLocaleString('en-US')}/s vs ${bareBull?.value.toLocaleString('en-US')}/s (×${ownWorkers.vs_bullmq}) | ${pass(ownWorkers.vs_bullmq >= 0.5)} |\n` : ''}${leaseLat ? `| p99 create → lease < 50 ms at ${leaseLat.offered_per_s} tasks/s | p50 ${leaseLat.p50} ms, p95 ${leaseLat.p95} ms, p99 ${leaseLat.p99} ms | ${pass(leaseLat.p99 < 50)} |\n` : ''}${by('backlog').map((b, i) => (i === 0 ? `| 100k backlog under 300 MB RSS (${b.heap}) | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | ${pass(b.peak_rss_mb < 300)} |` : `| (for comparison) the same, heap: ${b.heap} | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | |`)).join('\n')}
+${ownWorkers ? `| worker lease → complete cycles ≥ 0.5× a bare BullMQ Worker (${ownWorkers.workers} workers) | ${ownWorkers.value.toLocaleString('en-US')}/s vs ${bareBull?.value.toLocaleString('en-US')}/s (×${ownWorkers.vs_bullmq}) | ${pass(ownWorkers.vs_bullmq >= 0.5)} |\n` : ''}${leaseLat ? `| p99 create → lease < 50 ms at ${leaseLat.offered_per_s} tasks/s | p50 ${leaseLat.p50} ms, p95 ${leaseLat.p95} ms, p99 ${leaseLat.p99} ms | ${pass(leaseLat.p99 < 50)} |\n` : ''}${by(
+    'backlog',
+  )
+    .map((b, i) =>
+      i === 0
+        ? `| 100k backlog under 300 MB RSS (${b.heap}) | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | ${pass(b.peak_rss_mb < 300)} |`
+        : `| (for comparison) the same, heap: ${b.heap} | peak ${b.peak_rss_mb} MB, drained at ${b.drain_per_s.toLocaleString('en-US')}/s | |`,
+    )
+    .join('\n')}
 
 ## Delivered webhooks per second (events already in the outbox → 2xx at the receiver)
 
@@ -364,7 +520,9 @@ same cores; on real hardware add workers until PostgreSQL saturates (see [SCALIN
 
 ## Workers over HTTP (docs/WORKERS.md)
 
-${ownWorkers ? `${ownWorkers.tasks.toLocaleString('en-US')} tasks routed to workers (\`MODEL_ROUTES=bench-*=workers\`) wait in the queue; then ${ownWorkers.workers} workers (the SDK's
+${
+  ownWorkers
+    ? `${ownWorkers.tasks.toLocaleString('en-US')} tasks routed to workers (\`MODEL_ROUTES=bench-*=workers\`) wait in the queue; then ${ownWorkers.workers} workers (the SDK's
 \`runWorker\`, one job at a time each, all in the benchmark process) long-poll \`POST /v1/worker/leases\` and complete each job at
 once with a \`{url}\` output. Each cycle is two HTTP requests and Herald's guarded state changes with their events. The
 baseline is a bare BullMQ Worker (concurrency ${ownWorkers.workers}) taking the same number of no-op jobs: Redis only.
@@ -372,7 +530,11 @@ baseline is a bare BullMQ Worker (concurrency ${ownWorkers.workers}) taking the 
 | system | workers | cycles/s | × bare BullMQ |
 |---|---|---|---|
 ${cycles.map((r) => `| ${r.system} | ${r.workers} | ${r.value.toLocaleString('en-US')} | ${r.vs_bullmq ?? ''} |`).join('\n')}
-` : ''}${leaseLat ? `
+`
+    : ''
+}${
+    leaseLat
+      ? `
 Create → lease: the same ${leaseLat.workers} workers wait in long-polls while tasks are created at a fixed rate through the API
 (${leaseLat.warmup_s} s of warm-up at that rate not counted); latency is from sending the create to the job reaching a handler, on
 one clock. An offered rate above the cycle rate measures the queue that builds up, not the wake-up.
@@ -380,7 +542,9 @@ one clock. An offered rate above the cycle rate measures the queue that builds u
 | offered tasks/s | tasks | p50 ms | p95 ms | p99 ms |
 |---|---|---|---|---|
 ${leaseLats.map((l) => `| ${l.offered_per_s} | ${l.tasks.toLocaleString('en-US')} | ${l.p50} | ${l.p95} | ${l.p99} |`).join('\n')}
-` : ''}
+`
+      : ''
+  }
 ## Raw results
 
 \`\`\`

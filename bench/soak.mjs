@@ -13,7 +13,15 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createDatabase, heraldEnv, percentile, sleep, startHerald, startRedis, tempDir } from './lib.mjs';
 
-export async function soak(minutes, { rate = Number(process.env.SOAK_RATE ?? 200), workers = Number(process.env.SOAK_WORKERS ?? 2), failPercent = 5, write = minutes >= 20 } = {}) {
+export async function soak(
+  minutes,
+  {
+    rate = Number(process.env.SOAK_RATE ?? 200),
+    workers = Number(process.env.SOAK_WORKERS ?? 2),
+    failPercent = 5,
+    write = minutes >= 20,
+  } = {},
+) {
   // ~2.9 min: tasks are purged well within the run, so the row counts show whether retention keeps up.
   const retentionDays = process.env.SOAK_RETENTION_DAYS ?? '0.002';
   const commit = execSync('git rev-parse --short HEAD').toString().trim();
@@ -54,7 +62,9 @@ export async function soak(minutes, { rate = Number(process.env.SOAK_RATE ?? 200
       res.end('OK');
     });
   });
-  const receiverPort = await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
+  const receiverPort = await new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(server.address().port)),
+  );
   const hookUrl = `http://127.0.0.1:${receiverPort}/hook`;
 
   const redis = await startRedis();
@@ -77,14 +87,18 @@ export async function soak(minutes, { rate = Number(process.env.SOAK_RATE ?? 200
   // A PostgreSQL tuned for tests may run with autovacuum off: deleted rows are then never reclaimed and the
   // database grows however bounded the tables are. The soak then vacuums each minute, as autovacuum would.
   const autovacuum = (await pgClient.query('SHOW autovacuum')).rows[0].autovacuum;
-  log(`api ${api.base}, ${workers} workers, ${rate} tasks/s for ${minutes} min, RETENTION_DAYS=${retentionDays}, receiver fails ${failPercent} %`);
+  log(
+    `api ${api.base}, ${workers} workers, ${rate} tasks/s for ${minutes} min, RETENTION_DAYS=${retentionDays}, receiver fails ${failPercent} %`,
+  );
 
   // Outbox lag from the api's /metrics every 10 s; the minute's row shows the worst sample.
   const gauge = (text, name) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
   let lagMax = 0;
   let pendingMax = 0;
   const scrape = async () => {
-    const text = await fetch(`${api.base}/metrics`).then((r) => r.text()).catch(() => '');
+    const text = await fetch(`${api.base}/metrics`)
+      .then((r) => r.text())
+      .catch(() => '');
     lagMax = Math.max(lagMax, gauge(text, 'herald_outbox_lag_seconds') || 0);
     pendingMax = Math.max(pendingMax, gauge(text, 'herald_outbox_pending') || 0);
   };
@@ -97,20 +111,34 @@ export async function soak(minutes, { rate = Number(process.env.SOAK_RATE ?? 200
   let skipped = 0;
   let inflight = 0;
   let minuteCreated = 0;
-  const body = JSON.stringify({ model: 'soak', prompt: 'p', webhook_url: hookUrl, webhook_events: ['completed', 'failed'], simulate: { duration_ms: 0 } });
+  const body = JSON.stringify({
+    model: 'soak',
+    prompt: 'p',
+    webhook_url: hookUrl,
+    webhook_events: ['completed', 'failed'],
+    simulate: { duration_ms: 0 },
+  });
   const post = () => {
     inflight++;
-    const req = http.request(`${api.base}/v1/images/generations/async`, { method: 'POST', agent, headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        inflight--;
-        if (res.statusCode === 202) {
-          accepted.add(JSON.parse(Buffer.concat(chunks).toString()).task_id);
-          minuteCreated++;
-        } else refused++;
-      });
-    });
+    const req = http.request(
+      `${api.base}/v1/images/generations/async`,
+      {
+        method: 'POST',
+        agent,
+        headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          inflight--;
+          if (res.statusCode === 202) {
+            accepted.add(JSON.parse(Buffer.concat(chunks).toString()).task_id);
+            minuteCreated++;
+          } else refused++;
+        });
+      },
+    );
     req.on('error', () => (inflight--, errors++));
     req.end(body);
   };
@@ -135,7 +163,12 @@ export async function soak(minutes, { rate = Number(process.env.SOAK_RATE ?? 200
       outbox_pending: pendingMax,
       redis_mb: +(Number(/used_memory:(\d+)/.exec(mem)?.[1] ?? 0) / 2 ** 20).toFixed(1),
       db_mb: Math.round(Number(r.bytes) / 2 ** 20),
-      rows: { tasks: Number(r.tasks), events: Number(r.events), deliveries: Number(r.deliveries), attempts: Number(r.attempts) },
+      rows: {
+        tasks: Number(r.tasks),
+        events: Number(r.events),
+        deliveries: Number(r.deliveries),
+        attempts: Number(r.attempts),
+      },
       load1: +os.loadavg()[0].toFixed(2),
     };
     if (autovacuum === 'off') await pgClient.query('VACUUM tasks, task_events, deliveries, delivery_attempts');
@@ -166,7 +199,8 @@ export async function soak(minutes, { rate = Number(process.env.SOAK_RATE ?? 200
   // Drain: every accepted task's terminal webhook answered 2xx, or SOAK_DRAIN_MINUTES (10) of waiting.
   const drainStarted = Date.now();
   const drainUntil = drainStarted + Number(process.env.SOAK_DRAIN_MINUTES ?? 10) * 60_000;
-  while ((inflight > 0 || [...accepted].some((id) => !delivered.has(id))) && Date.now() < drainUntil) await sleep(1_000);
+  while ((inflight > 0 || [...accepted].some((id) => !delivered.has(id))) && Date.now() < drainUntil)
+    await sleep(1_000);
   const drainSeconds = Math.round((Date.now() - drainStarted) / 1000);
   await scrape();
   // What is still undelivered is lost only if the database no longer holds work for it: its task row is gone
@@ -181,7 +215,9 @@ export async function soak(minutes, { rate = Number(process.env.SOAK_RATE ?? 200
         )
       ).rows
     : [];
-  const stillWorking = pendingWork.filter((r) => !['completed', 'failed', 'cancelled', 'timedout'].includes(r.status) || r.sending);
+  const stillWorking = pendingWork.filter(
+    (r) => !['completed', 'failed', 'cancelled', 'timedout'].includes(r.status) || r.sending,
+  );
   const undeliveredStatus = {};
   for (const r of pendingWork) undeliveredStatus[r.status] = (undeliveredStatus[r.status] ?? 0) + 1;
   const lost = undelivered.filter((id) => !stillWorking.some((r) => r.id === id));
@@ -235,7 +271,10 @@ export function flatness(rows) {
   const [early, late] =
     rows.length >= 25
       ? [rows.filter((r) => r.minute > 5 && r.minute <= 15), rows.slice(-10)]
-      : [rows.slice(Math.floor(rows.length / 4), Math.floor(rows.length / 2)), rows.slice(-Math.floor(rows.length / 4))];
+      : [
+          rows.slice(Math.floor(rows.length / 4), Math.floor(rows.length / 2)),
+          rows.slice(-Math.floor(rows.length / 4)),
+        ];
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const change = (f) => +((mean(late.map(f)) / mean(early.map(f)) - 1) * 100).toFixed(1);
   const out = { p99_change_percent: change((r) => r.p99_ms), load_change_percent: change((r) => r.load1) };
@@ -245,7 +284,8 @@ export function flatness(rows) {
   // whatever the load; the machine's load shows as p99 moving with the load average (their correlation).
   const steady = rows.filter((r) => r.minute > 5);
   if (steady.length >= 3) {
-    for (const name of Object.keys(rows[0].rss_mb)) out[`rss_${name}_mb_per_min`] = +slope(steady.map((r) => [r.minute, r.rss_mb[name]])).toFixed(2);
+    for (const name of Object.keys(rows[0].rss_mb))
+      out[`rss_${name}_mb_per_min`] = +slope(steady.map((r) => [r.minute, r.rss_mb[name]])).toFixed(2);
     out.p99_load_correlation = +correlation(steady.map((r) => [r.load1, r.p99_ms])).toFixed(2);
   }
   return out;
@@ -284,7 +324,8 @@ export function render(lines) {
 
 // node bench/soak.mjs --render=FILE: re-renders docs from a saved run.
 const renderArg = process.argv.find((a) => a.startsWith('--render='));
-if (renderArg && import.meta.url === `file://${process.argv[1]}`) console.log(JSON.stringify(render(readFileSync(renderArg.slice(9), 'utf8').split('\n')).flat));
+if (renderArg && import.meta.url === `file://${process.argv[1]}`)
+  console.log(JSON.stringify(render(readFileSync(renderArg.slice(9), 'utf8').split('\n')).flat));
 
 /** A small hand-written SVG: RSS per process (MB) above, p50/p99 (ms) and the load average below, per minute. */
 export function plot(rows, names) {
@@ -299,21 +340,36 @@ export function plot(rows, names) {
     const y = (v) => top + H - (v / max) * H;
     const rmax = right ? Math.max(1, ...right.values) * 1.1 : 1;
     const ry = (v) => top + H - (v / rmax) * H;
-    const line = (values, f) => values.map((v, i) => `${i ? 'L' : 'M'}${x(rows[i].minute).toFixed(1)},${f(v).toFixed(1)}`).join(' ');
-    const ticks = [0, 0.25, 0.5, 0.75, 1].map((t) => `<line x1="${L}" x2="${W - R}" y1="${y(t * max)}" y2="${y(t * max)}" stroke="#eee"/><text x="${L - 6}" y="${y(t * max) + 4}" text-anchor="end">${Math.round(t * max)}</text>`).join('');
-    const legend = [...series, ...(right ? [right] : [])].map((s, i) => `<text x="${L + 10 + i * 130}" y="${top + H + 30}" fill="${s.color}">${s.name}</text>`).join('');
+    const line = (values, f) =>
+      values.map((v, i) => `${i ? 'L' : 'M'}${x(rows[i].minute).toFixed(1)},${f(v).toFixed(1)}`).join(' ');
+    const ticks = [0, 0.25, 0.5, 0.75, 1]
+      .map(
+        (t) =>
+          `<line x1="${L}" x2="${W - R}" y1="${y(t * max)}" y2="${y(t * max)}" stroke="#eee"/><text x="${L - 6}" y="${y(t * max) + 4}" text-anchor="end">${Math.round(t * max)}</text>`,
+      )
+      .join('');
+    const legend = [...series, ...(right ? [right] : [])]
+      .map((s, i) => `<text x="${L + 10 + i * 130}" y="${top + H + 30}" fill="${s.color}">${s.name}</text>`)
+      .join('');
     return `<text x="${L}" y="${top - 8}" font-weight="bold">${title} (${unit})</text>${ticks}
 ${series.map((s) => `<path d="${line(s.values, y)}" fill="none" stroke="${s.color}" stroke-width="1.5"/>`).join('\n')}
 ${right ? `<path d="${line(right.values, ry)}" fill="none" stroke="${right.color}" stroke-dasharray="4 3"/><text x="${W - R + 6}" y="${ry(rmax / 1.1) + 4}">${(rmax / 1.1).toFixed(1)}</text><text x="${W - R + 6}" y="${top + H + 4}">0</text>` : ''}
 <line x1="${L}" x2="${W - R}" y1="${top + H}" y2="${top + H}" stroke="#999"/>${legend}`;
   };
-  const rss = names.map((n, i) => ({ name: `RSS ${n}`, color: colors[i % colors.length], values: rows.map((r) => r.rss_mb[n]) }));
+  const rss = names.map((n, i) => ({
+    name: `RSS ${n}`,
+    color: colors[i % colors.length],
+    values: rows.map((r) => r.rss_mb[n]),
+  }));
   const lat = [
     { name: 'p50', color: '#2ca02c', values: rows.map((r) => r.p50_ms) },
     { name: 'p99', color: '#d62728', values: rows.map((r) => r.p99_ms) },
   ];
   const load = { name: 'load avg (right)', color: '#7f7f7f', values: rows.map((r) => r.load1) };
-  const xTicks = rows.filter((r) => r.minute % 5 === 0 || r.minute === 1).map((r) => `<text x="${x(r.minute)}" y="${2 * H + 104}" text-anchor="middle">${r.minute}</text>`).join('');
+  const xTicks = rows
+    .filter((r) => r.minute % 5 === 0 || r.minute === 1)
+    .map((r) => `<text x="${x(r.minute)}" y="${2 * H + 104}" text-anchor="middle">${r.minute}</text>`)
+    .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H + 135}" font-family="sans-serif" font-size="11">
 <rect width="100%" height="100%" fill="white"/>
 ${panel(30, 'RSS per process', rss, 'MB')}
@@ -328,7 +384,10 @@ function section(rows, s) {
   const names = Object.keys(rows[0]?.rss_mb ?? {});
   const f = s.flat ?? {};
   const table = rows
-    .map((r) => `| ${r.minute} | ${r.created.toLocaleString('en-US')} | ${names.map((n) => r.rss_mb[n]).join(' · ')} | ${r.p50_ms} | ${r.p99_ms} | ${r.outbox_lag_s} | ${r.outbox_pending} | ${r.redis_mb} | ${r.db_mb} | ${r.rows.tasks.toLocaleString('en-US')} | ${r.load1} |`)
+    .map(
+      (r) =>
+        `| ${r.minute} | ${r.created.toLocaleString('en-US')} | ${names.map((n) => r.rss_mb[n]).join(' · ')} | ${r.p50_ms} | ${r.p99_ms} | ${r.outbox_lag_s} | ${r.outbox_pending} | ${r.redis_mb} | ${r.db_mb} | ${r.rows.tasks.toLocaleString('en-US')} | ${r.load1} |`,
+    )
     .join('\n');
   return `Measured by \`npm run bench -- --soak=${s.minutes}\` (bench/soak.mjs) on ${cpu.length} × ${cpu[0]?.model.trim()}, Node ${process.version},
 commit \`${s.commit}\`, ending ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. One api and ${s.workers} worker processes on PostgreSQL and
@@ -367,5 +426,10 @@ function writeSection(file, generated) {
   const END = '<!-- soak:end -->';
   const block = `${START}\n${generated}\n${END}`;
   const old = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  writeFileSync(file, old.includes(START) && old.includes(END) ? old.slice(0, old.indexOf(START)) + block + old.slice(old.indexOf(END) + END.length) : `${old.trimEnd()}\n\n## Soak\n\n${block}\n`);
+  writeFileSync(
+    file,
+    old.includes(START) && old.includes(END)
+      ? old.slice(0, old.indexOf(START)) + block + old.slice(old.indexOf(END) + END.length)
+      : `${old.trimEnd()}\n\n## Soak\n\n${block}\n`,
+  );
 }

@@ -33,7 +33,10 @@ setInterval(() => {
 
 let subscribed = 0;
 for (let i = 0; i < N; i++) {
-  const ws = new WebSocket(`${base.replace('http', 'ws')}/v1/events/ws`, { headers: { authorization: `Bearer ${keys[i % keys.length]}` }, perMessageDeflate: false });
+  const ws = new WebSocket(`${base.replace('http', 'ws')}/v1/events/ws`, {
+    headers: { authorization: `Bearer ${keys[i % keys.length]}` },
+    perMessageDeflate: false,
+  });
   let last = '';
   ws.on('open', () => ws.send(JSON.stringify({ type: 'subscribe', task_ids: '*' })));
   ws.on('message', (data) => {
@@ -68,6 +71,15 @@ process.stdin.on('data', (d) => {
   const text = String(d);
   if (text.includes('count')) process.stdout.write(JSON.stringify({ received }) + '\n');
   if (!text.includes('report')) return;
-  process.stdout.write(JSON.stringify({ hist: sparse(hist), lag: sparse(lag), received, outOfOrder, closed, perSubscriber: [...perSubscriber] }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      hist: sparse(hist),
+      lag: sparse(lag),
+      received,
+      outOfOrder,
+      closed,
+      perSubscriber: [...perSubscriber],
+    }) + '\n',
+  );
   process.exit(0);
 });

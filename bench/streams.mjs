@@ -14,7 +14,17 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { addTenants, cpuSecondsOf, createDatabase, heraldEnv, sleep, sqliteQuery, startHerald, tempDir, until } from './lib.mjs';
+import {
+  addTenants,
+  cpuSecondsOf,
+  createDatabase,
+  heraldEnv,
+  sleep,
+  sqliteQuery,
+  startHerald,
+  tempDir,
+  until,
+} from './lib.mjs';
 
 const CLIENT_PROCESSES = 2;
 
@@ -38,7 +48,18 @@ function histogram() {
 
 /** One child process of subscribers, talking over stdin/stdout (bench/stream-clients.mjs). */
 function subscriberProcess(base, keys, count, from, to) {
-  const child = spawn(process.execPath, [path.join(import.meta.dirname, 'stream-clients.mjs'), base, keys.join(','), String(count), String(from), String(to)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(import.meta.dirname, 'stream-clients.mjs'),
+      base,
+      keys.join(','),
+      String(count),
+      String(from),
+      String(to),
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   let out = '';
   const waiters = [];
   child.stdout.on('data', (d) => {
@@ -55,15 +76,32 @@ function subscriberProcess(base, keys, count, from, to) {
   return { child, keys, count, ask };
 }
 
-export async function streamsBench({ redis, shape, subscribers, tenants = 1, eventsPerSecond, seconds, warmupSeconds, emit }) {
+export async function streamsBench({
+  redis,
+  shape,
+  subscribers,
+  tenants = 1,
+  eventsPerSecond,
+  seconds,
+  warmupSeconds,
+  emit,
+}) {
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
-  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: `bstr${shape}`, GENERATION_CONCURRENCY: '200', STREAM_MAX_CONNECTIONS_PER_KEY: '100000' });
-  const api = await startHerald({ ...env, ROLE: 'api' }, process.env.BENCH_API_NODE_ARGS ? process.env.BENCH_API_NODE_ARGS.split(' ') : []);
+  const env = heraldEnv(db, redis, tmp.dir, {
+    QUEUE_PREFIX: `bstr${shape}`,
+    GENERATION_CONCURRENCY: '200',
+    STREAM_MAX_CONNECTIONS_PER_KEY: '100000',
+  });
+  const api = await startHerald(
+    { ...env, ROLE: 'api' },
+    process.env.BENCH_API_NODE_ARGS ? process.env.BENCH_API_NODE_ARGS.split(' ') : [],
+  );
   const worker = await startHerald({ ...env, ROLE: 'worker' });
   const keys = shape === 'all' ? [env.BOOTSTRAP_API_KEY] : (await addTenants(db, tenants)).map((t) => t.key);
   const tenantOfKey = new Map();
-  for (const row of await sqliteQuery(db, 'SELECT k.key_hash AS hash, k.tenant_id AS tenant FROM api_keys k')) tenantOfKey.set(row.hash, row.tenant);
+  for (const row of await sqliteQuery(db, 'SELECT k.key_hash AS hash, k.tenant_id AS tenant FROM api_keys k'))
+    tenantOfKey.set(row.hash, row.tenant);
   const tenantOf = (key) => tenantOfKey.get(createHash('sha256').update(key).digest('hex'));
   const rssBefore = api.rssMb();
   const tasksPerSecond = eventsPerSecond / 12;
@@ -71,11 +109,18 @@ export async function streamsBench({ redis, shape, subscribers, tenants = 1, eve
   const from = t0 + warmupSeconds * 1000;
   const to = from + seconds * 1000;
   const perProcess = subscribers / CLIENT_PROCESSES;
-  const clients = Array.from({ length: CLIENT_PROCESSES }, () => subscriberProcess(api.base, keys, perProcess, from, to));
+  const clients = Array.from({ length: CLIENT_PROCESSES }, () =>
+    subscriberProcess(api.base, keys, perProcess, from, to),
+  );
   await until(() => clients.every((c) => c.child.ready), 120_000, `${subscribers} subscribers`);
   const rssSubscribed = api.rssMb();
   const load0 = loadAverage();
-  const cpu0 = { api: cpuOf(api.pid), worker: cpuOf(worker.pid), clients: clients.reduce((a, c) => a + cpuOf(c.child.pid), 0), at: Date.now() };
+  const cpu0 = {
+    api: cpuOf(api.pid),
+    worker: cpuOf(worker.pid),
+    clients: clients.reduce((a, c) => a + cpuOf(c.child.pid), 0),
+    at: Date.now(),
+  };
   let peakRss = 0;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, api.rssMb())), 100);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -83,11 +128,15 @@ export async function streamsBench({ redis, shape, subscribers, tenants = 1, eve
   let createErrors = 0;
   const post = (key) =>
     new Promise((resolve) => {
-      const req = http.request(`${api.base}/v1/videos/generations/async`, { method: 'POST', agent, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } }, (res) => {
-        if (res.statusCode !== 202) createErrors++;
-        res.resume();
-        res.on('end', resolve);
-      });
+      const req = http.request(
+        `${api.base}/v1/videos/generations/async`,
+        { method: 'POST', agent, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } },
+        (res) => {
+          if (res.statusCode !== 202) createErrors++;
+          res.resume();
+          res.on('end', resolve);
+        },
+      );
       req.on('error', () => (createErrors++, resolve()));
       req.end(body);
     });
@@ -103,10 +152,24 @@ export async function streamsBench({ redis, shape, subscribers, tenants = 1, eve
   const lastCreate = Date.now();
   const load1 = loadAverage();
   // Every task has run to its end: then each subscriber is due every event of its tenant.
-  await until(async () => (await sqliteQuery(db, "SELECT COUNT(*) AS n FROM task_events WHERE type IN ('task.completed','task.failed')"))[0].n >= totalTasks - createErrors, 120_000, 'every task finished');
-  const eventsOf = new Map((await sqliteQuery(db, 'SELECT tenant_id AS tenant, COUNT(*) AS n FROM task_events GROUP BY tenant_id')).map((r) => [r.tenant, r.n]));
+  await until(
+    async () =>
+      (await sqliteQuery(db, "SELECT COUNT(*) AS n FROM task_events WHERE type IN ('task.completed','task.failed')"))[0]
+        .n >=
+      totalTasks - createErrors,
+    120_000,
+    'every task finished',
+  );
+  const eventsOf = new Map(
+    (await sqliteQuery(db, 'SELECT tenant_id AS tenant, COUNT(*) AS n FROM task_events GROUP BY tenant_id')).map(
+      (r) => [r.tenant, r.n],
+    ),
+  );
   const due = (client, j) => eventsOf.get(tenantOf(client.keys[j % client.keys.length])) ?? 0;
-  const dueTotal = clients.reduce((a, c) => a + Array.from({ length: c.count }, (_, j) => due(c, j)).reduce((x, y) => x + y, 0), 0);
+  const dueTotal = clients.reduce(
+    (a, c) => a + Array.from({ length: c.count }, (_, j) => due(c, j)).reduce((x, y) => x + y, 0),
+    0,
+  );
   // Waits (bounded) for every subscriber to have everything: how long after the last create tells whether it kept up.
   let drained = null;
   const drainDeadline = Date.now() + 60_000;
@@ -121,7 +184,11 @@ export async function streamsBench({ redis, shape, subscribers, tenants = 1, eve
   clearInterval(sampler);
   // CPU from the first create until everything arrived: per message, it says what each side costs whatever else
   // shares the machine (the share of a core it got says more about the machine's load).
-  const cpu = { api: cpuOf(api.pid) - cpu0.api, worker: cpuOf(worker.pid) - cpu0.worker, subscribers: clients.reduce((a, c) => a + cpuOf(c.child.pid), 0) - cpu0.clients };
+  const cpu = {
+    api: cpuOf(api.pid) - cpu0.api,
+    worker: cpuOf(worker.pid) - cpu0.worker,
+    subscribers: clients.reduce((a, c) => a + cpuOf(c.child.pid), 0) - cpu0.clients,
+  };
   const wall = (Date.now() - cpu0.at) / 1000;
   const results = await Promise.all(clients.map((c) => c.ask('report')));
   const latency = histogram();
@@ -164,8 +231,16 @@ export async function streamsBench({ redis, shape, subscribers, tenants = 1, eve
     closed: results.reduce((a, r) => a + r.closed, 0),
     create_errors: createErrors,
     api_rss_mb: { idle: Math.round(rssBefore), subscribed: Math.round(rssSubscribed), peak: Math.round(peakRss) },
-    cpu_s: { api: +cpu.api.toFixed(1), worker: +cpu.worker.toFixed(1), subscribers: +cpu.subscribers.toFixed(1), wall: +wall.toFixed(1) },
-    cpu_us_per_message: { api: +((cpu.api * 1e6) / dueTotal).toFixed(2), subscribers: +((cpu.subscribers * 1e6) / dueTotal).toFixed(2) },
+    cpu_s: {
+      api: +cpu.api.toFixed(1),
+      worker: +cpu.worker.toFixed(1),
+      subscribers: +cpu.subscribers.toFixed(1),
+      wall: +wall.toFixed(1),
+    },
+    cpu_us_per_message: {
+      api: +((cpu.api * 1e6) / dueTotal).toFixed(2),
+      subscribers: +((cpu.subscribers * 1e6) / dueTotal).toFixed(2),
+    },
     load_average: [load0, load1],
   });
   agent.destroy();

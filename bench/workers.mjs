@@ -34,11 +34,17 @@ export function poster(base, apiKey, connections) {
   const body = JSON.stringify({ model: 'bench-image', prompt: 'A lighthouse at dusk', size: '512x512' });
   const create = () =>
     new Promise((resolve) => {
-      const req = http.request(`${base}/v1/images/generations/async`, { method: 'POST', agent, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' } }, (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve(res.statusCode === 202 ? JSON.parse(Buffer.concat(chunks).toString()).task_id : undefined));
-      });
+      const req = http.request(
+        `${base}/v1/images/generations/async`,
+        { method: 'POST', agent, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' } },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () =>
+            resolve(res.statusCode === 202 ? JSON.parse(Buffer.concat(chunks).toString()).task_id : undefined),
+          );
+        },
+      );
       req.on('error', () => resolve(undefined));
       req.end(body);
     });
@@ -48,21 +54,39 @@ export function poster(base, apiKey, connections) {
 export async function workersBench({ redis, tasks, workers, rates, seconds, warmupSeconds, emit }) {
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
-  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bwrk', MODEL_ROUTES: 'bench-*=workers,*=simulator', BOOTSTRAP_WORKER_TOKEN: WORKER_TOKEN });
+  const env = heraldEnv(db, redis, tmp.dir, {
+    QUEUE_PREFIX: 'bwrk',
+    MODEL_ROUTES: 'bench-*=workers,*=simulator',
+    BOOTSTRAP_WORKER_TOKEN: WORKER_TOKEN,
+  });
   const herald = await startHerald(env);
   const client = poster(herald.base, env.BOOTSTRAP_API_KEY, 64);
 
   // 1. Cycles: `tasks` tasks wait in the queue, then `workers` workers lease and complete them as fast as they can.
   const ids = [];
-  for (let i = 0; i < tasks; i += 64) ids.push(...(await Promise.all(Array.from({ length: Math.min(64, tasks - i) }, client.create))));
+  for (let i = 0; i < tasks; i += 64)
+    ids.push(...(await Promise.all(Array.from({ length: Math.min(64, tasks - i) }, client.create))));
   const created = ids.filter(Boolean).length;
   const t0 = performance.now();
   const pool = startWorkers(herald.base, workers, () => undefined);
   await until(() => pool.completed() >= created, 600_000, `${created} worker completes`);
   const heraldRate = created / ((performance.now() - t0) / 1000);
   const bullRate = await bullmqNoop(redis.url, created, workers);
-  emit({ measure: 'worker_cycles_per_s', system: 'Herald workers (sqlite)', workers, tasks: created, value: Math.round(heraldRate), vs_bullmq: +(heraldRate / bullRate).toFixed(2) });
-  emit({ measure: 'worker_cycles_per_s', system: 'bare BullMQ Worker', workers, tasks: created, value: Math.round(bullRate) });
+  emit({
+    measure: 'worker_cycles_per_s',
+    system: 'Herald workers (sqlite)',
+    workers,
+    tasks: created,
+    value: Math.round(heraldRate),
+    vs_bullmq: +(heraldRate / bullRate).toFixed(2),
+  });
+  emit({
+    measure: 'worker_cycles_per_s',
+    system: 'bare BullMQ Worker',
+    workers,
+    tasks: created,
+    value: Math.round(bullRate),
+  });
 
   // 2. Latency: the same idle workers long-poll while tasks are created at each rate; create sent → job in a handler.
   await pool.stop();

@@ -11,7 +11,22 @@ const shared = {
 
 module.exports = {
   apps: [
-    { name: 'herald-api', script: 'dist/cli.js', args: 'serve --role api', instances: 2, exec_mode: 'cluster', env: { ...shared, PORT: '3000' } },
-    { name: 'herald-worker', script: 'dist/cli.js', args: 'serve --role worker', instances: 2, exec_mode: 'fork', kill_timeout: 35000, env: { ...shared, WEBHOOK_CONCURRENCY: '64', GENERATION_CONCURRENCY: '20' } },
+    {
+      name: 'herald-api',
+      script: 'dist/cli.js',
+      args: 'serve --role api',
+      instances: 2,
+      exec_mode: 'cluster',
+      env: { ...shared, PORT: '3000' },
+    },
+    {
+      name: 'herald-worker',
+      script: 'dist/cli.js',
+      args: 'serve --role worker',
+      instances: 2,
+      exec_mode: 'fork',
+      kill_timeout: 35000,
+      env: { ...shared, WEBHOOK_CONCURRENCY: '64', GENERATION_CONCURRENCY: '20' },
+    },
   ],
 };

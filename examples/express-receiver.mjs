@@ -24,7 +24,8 @@ app.post('/webhooks/video-complete', express.raw({ type: 'application/json' }), 
   latestSequence.set(event.task_id, Math.max(last, event.sequence));
 
   if (event.status === 'completed') console.log(`completed ${event.task_id}: ${event.video_url ?? event.image_url}`);
-  else if (event.status === 'processing') console.log(`progress ${event.task_id}: ${event.progress_percentage}% ${event.message}`);
+  else if (event.status === 'processing')
+    console.log(`progress ${event.task_id}: ${event.progress_percentage}% ${event.message}`);
   else console.log(`${event.status} ${event.task_id}: ${event.error}`);
   res.status(200).send('OK');
 });

@@ -34,8 +34,10 @@ http
       if (event.status === 'processing' && event.sequence < last) return void res.writeHead(200).end('stale');
       latestSequence.set(event.task_id, Math.max(last, event.sequence));
 
-      if (event.status === 'completed') console.log(`completed ${event.task_id}: ${event.video_url ?? event.image_url}`);
-      else if (event.status === 'processing') console.log(`progress ${event.task_id}: ${event.progress_percentage}% ${event.message}`);
+      if (event.status === 'completed')
+        console.log(`completed ${event.task_id}: ${event.video_url ?? event.image_url}`);
+      else if (event.status === 'processing')
+        console.log(`progress ${event.task_id}: ${event.progress_percentage}% ${event.message}`);
       else console.log(`${event.status} ${event.task_id}: ${event.error}`);
       res.writeHead(200).end('OK'); // answer fast; do slow work elsewhere
     });

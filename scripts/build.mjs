@@ -31,10 +31,13 @@ function inputsHash() {
 }
 
 const hash = inputsHash();
-const fresh = existsSync(path.join(root, 'dist', 'cli.js')) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === hash;
+const fresh =
+  existsSync(path.join(root, 'dist', 'cli.js')) && existsSync(STAMP) && readFileSync(STAMP, 'utf8') === hash;
 // `--check` only answers (exit 0 when dist/ is fresh, 1 when a build is due), for tests and scripts.
 if (process.argv.includes('--check')) {
-  console.log(fresh ? 'dist/ is up to date with the sources' : 'dist/ is missing or older than the sources: run npm run build');
+  console.log(
+    fresh ? 'dist/ is up to date with the sources' : 'dist/ is missing or older than the sources: run npm run build',
+  );
   process.exit(fresh ? 0 : 1);
 }
 if (process.argv.includes('--if-stale') && fresh) {
@@ -46,18 +49,30 @@ const ts = require('typescript');
 const nestCli = JSON.parse(readFileSync(path.join(root, 'nest-cli.json'), 'utf8'));
 const compilerOptions = nestCli.compilerOptions ?? {};
 const tsconfigPath = path.join(root, compilerOptions.tsConfigPath ?? 'tsconfig.json');
-const parsed = ts.getParsedCommandLineOfConfigFile(tsconfigPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => fail([d]) });
+const parsed = ts.getParsedCommandLineOfConfigFile(
+  tsconfigPath,
+  {},
+  { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => fail([d]) },
+);
 if (!parsed) process.exit(1);
 
 function fail(diagnostics) {
-  const host = { getCanonicalFileName: (f) => f, getCurrentDirectory: ts.sys.getCurrentDirectory, getNewLine: () => ts.sys.newLine };
+  const host = {
+    getCanonicalFileName: (f) => f,
+    getCurrentDirectory: ts.sys.getCurrentDirectory,
+    getNewLine: () => ts.sys.newLine,
+  };
   console.error(ts.formatDiagnosticsWithColorAndContext(diagnostics, host));
   console.error(`Found ${diagnostics.length} error(s).`);
   process.exit(1);
 }
 
 if (compilerOptions.deleteOutDir !== false) rmSync(parsed.options.outDir, { recursive: true, force: true });
-const program = ts.createProgram({ rootNames: parsed.fileNames, options: parsed.options, projectReferences: parsed.projectReferences });
+const program = ts.createProgram({
+  rootNames: parsed.fileNames,
+  options: parsed.options,
+  projectReferences: parsed.projectReferences,
+});
 const before = [];
 const afterDeclarations = [];
 for (const entry of compilerOptions.plugins ?? []) {

@@ -5,13 +5,18 @@ import { execSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 
-const lines = readFileSync('reports/reliability.jsonl', 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const lines = readFileSync('reports/reliability.jsonl', 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l));
 const latest = new Map();
 for (const l of lines) latest.set(l.scenario, l);
 const commit = execSync('git rev-parse --short HEAD').toString().trim();
 const rows = [...latest.values()].map((r) => {
   const { scenario, at, db, ...figures } = r;
-  return `| ${scenario} | ${db} | ${Object.entries(figures).map(([k, v]) => `${k.replaceAll('_', ' ')} = **${v}**`).join(', ')} | ${at.slice(0, 16).replace('T', ' ')} |`;
+  return `| ${scenario} | ${db} | ${Object.entries(figures)
+    .map(([k, v]) => `${k.replaceAll('_', ' ')} = **${v}**`)
+    .join(', ')} | ${at.slice(0, 16).replace('T', ' ')} |`;
 });
 
 const doc = `# Reliability and security

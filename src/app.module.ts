@@ -22,7 +22,15 @@ import { WorkersModule } from './workers/workers.module.js';
 
 /** HTTP surface: every domain's routes, the auth guard, the one exception filter and the validation pipe. */
 @Module({
-  imports: [HttpAuthModule, TasksApiModule.register(GenerationModule), EndpointsModule, DeliveriesModule, ArtifactsModule, DashboardModule, StreamsModule],
+  imports: [
+    HttpAuthModule,
+    TasksApiModule.register(GenerationModule),
+    EndpointsModule,
+    DeliveriesModule,
+    ArtifactsModule,
+    DashboardModule,
+    StreamsModule,
+  ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemFilter },
     { provide: APP_PIPE, useClass: RequestValidationPipe },
@@ -52,7 +60,13 @@ export class AppModule implements OnApplicationShutdown {
         ConfigModule.forRoot(config),
         CryptoModule,
         DatabaseModule.forRoot(ENTITIES),
-        BullModule.forRootAsync({ inject: [RedisConnection], useFactory: (redis: RedisConnection) => ({ connection: redis.bullmq as ConnectionOptions, prefix: config.queuePrefix }) }),
+        BullModule.forRootAsync({
+          inject: [RedisConnection],
+          useFactory: (redis: RedisConnection) => ({
+            connection: redis.bullmq as ConnectionOptions,
+            prefix: config.queuePrefix,
+          }),
+        }),
         RedisModule,
         AuthModule,
         GenerationModule,

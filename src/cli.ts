@@ -42,7 +42,10 @@ function fail(message: string): never {
 
 function config(overrides: Record<string, string | undefined> = {}): HeraldConfig {
   try {
-    return loadConfig({ ...process.env, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
+    return loadConfig({
+      ...process.env,
+      ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+    });
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
@@ -61,7 +64,11 @@ async function withKeys<T>(work: (keys: ApiKeysService, services: Services) => P
   try {
     const uow = new UnitOfWork(ds);
     const keys = new ApiKeysService(ds, uow, new SecretBox((await ensureEncryptionKey(cfg, ds))!));
-    return await work(keys, { keys, workerTokens: new WorkerTokensService(ds, uow), workers: new WorkerRegistry(ds, uow, new Metrics()) });
+    return await work(keys, {
+      keys,
+      workerTokens: new WorkerTokensService(ds, uow),
+      workers: new WorkerRegistry(ds, uow, new Metrics()),
+    });
   } finally {
     await ds.destroy();
   }
@@ -72,8 +79,12 @@ async function main(argv: string[]): Promise<void> {
   const [command, sub, ...rest] = argv;
   switch (command) {
     case 'serve': {
-      const { values } = parseArgs({ args: argv.slice(1), options: { role: { type: 'string' }, port: { type: 'string' } } });
-      if (values.role && !(ROLES as readonly string[]).includes(values.role)) fail(`--role must be one of ${ROLES.join(', ')}`);
+      const { values } = parseArgs({
+        args: argv.slice(1),
+        options: { role: { type: 'string' }, port: { type: 'string' } },
+      });
+      if (values.role && !(ROLES as readonly string[]).includes(values.role))
+        fail(`--role must be one of ${ROLES.join(', ')}`);
       const cfg = config({ ROLE: values.role, PORT: values.port });
       const herald = await startHerald(cfg, {
         printKey: (key) =>
@@ -86,7 +97,10 @@ async function main(argv: string[]): Promise<void> {
         process.once(signal, () => {
           // A second signal while draining exits at once.
           process.once(signal, () => process.exit(1));
-          herald.close().then(() => process.exit(0), () => process.exit(1));
+          herald.close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
         });
       }
       return;
@@ -94,21 +108,45 @@ async function main(argv: string[]): Promise<void> {
     case 'listen': {
       const { values } = parseArgs({
         args: argv.slice(1),
-        options: { port: { type: 'string' }, host: { type: 'string' }, secret: { type: 'string', multiple: true }, 'forward-to': { type: 'string' }, 'fail-rate': { type: 'string' }, strict: { type: 'boolean' } },
+        options: {
+          port: { type: 'string' },
+          host: { type: 'string' },
+          secret: { type: 'string', multiple: true },
+          'forward-to': { type: 'string' },
+          'fail-rate': { type: 'string' },
+          strict: { type: 'boolean' },
+        },
       });
       const port = Number(values.port ?? 4000);
       const failRate = Number(values['fail-rate'] ?? 0);
       if (!Number.isInteger(port) || port < 0 || port > 65535) fail('--port must be a port number');
       if (!(failRate >= 0 && failRate <= 1)) fail('--fail-rate must be between 0 and 1');
-      if (values['forward-to'] && !/^https?:\/\//.test(values['forward-to'])) fail('--forward-to must be an http(s) URL');
+      if (values['forward-to'] && !/^https?:\/\//.test(values['forward-to']))
+        fail('--forward-to must be an http(s) URL');
       let secrets: ListenSecret[] = [];
       try {
-        secrets = parseSecrets(values.secret?.length ? values.secret : [process.env.HERALD_WEBHOOK_SECRETS ?? '', process.env.HERALD_WEBHOOK_SECRET ?? '']);
+        secrets = parseSecrets(
+          values.secret?.length
+            ? values.secret
+            : [process.env.HERALD_WEBHOOK_SECRETS ?? '', process.env.HERALD_WEBHOOK_SECRET ?? ''],
+        );
       } catch (err) {
         fail((err as Error).message);
       }
-      const verifying = secrets.length === 0 ? 'no --secret: signatures unverified' : secrets.length === 1 ? 'verifying signatures' : `verifying signatures with ${secrets.length} secrets (${secrets.map((s) => s.label).join(', ')})`;
-      const receiver = await listen({ port, host: values.host, secrets, forwardTo: values['forward-to'], failRate, strict: values.strict });
+      const verifying =
+        secrets.length === 0
+          ? 'no --secret: signatures unverified'
+          : secrets.length === 1
+            ? 'verifying signatures'
+            : `verifying signatures with ${secrets.length} secrets (${secrets.map((s) => s.label).join(', ')})`;
+      const receiver = await listen({
+        port,
+        host: values.host,
+        secrets,
+        forwardTo: values['forward-to'],
+        failRate,
+        strict: values.strict,
+      });
       process.stdout.write(
         `herald listen: receiving on http://${values.host ?? '127.0.0.1'}:${receiver.port}/ — ${verifying}` +
           `${values['forward-to'] ? `, forwarding to ${values['forward-to']}` : ''}${failRate ? `, failing ${Math.round(failRate * 100)}% on purpose` : ''}. Ctrl-C to stop.\n`,
@@ -145,29 +183,44 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'keys': {
       if (sub === 'create') {
-        const { values } = parseArgs({ args: rest, options: { tenant: { type: 'string' }, label: { type: 'string' }, worker: { type: 'boolean' } } });
+        const { values } = parseArgs({
+          args: rest,
+          options: { tenant: { type: 'string' }, label: { type: 'string' }, worker: { type: 'boolean' } },
+        });
         if (values.worker) {
           if (values.tenant) fail('keys create --worker takes no --tenant: worker tokens serve every tenant');
           const created = await withKeys((_, s) => s.workerTokens.create(values.label));
-          process.stdout.write(`Created worker token ${created.id} (valid only on /v1/worker/*). It is shown only once:\n${created.token}\n`);
+          process.stdout.write(
+            `Created worker token ${created.id} (valid only on /v1/worker/*). It is shown only once:\n${created.token}\n`,
+          );
           return;
         }
-        if (!values.tenant || !/^[A-Za-z0-9_.-]{1,100}$/.test(values.tenant)) fail('keys create needs --tenant NAME (letters, digits, _ . -)');
+        if (!values.tenant || !/^[A-Za-z0-9_.-]{1,100}$/.test(values.tenant))
+          fail('keys create needs --tenant NAME (letters, digits, _ . -)');
         const created = await withKeys((keys) => keys.createKey(values.tenant!, values.label));
-        process.stdout.write(`Created key ${created.id} for tenant "${created.tenant}". It is shown only once:\n${created.key}\n`);
+        process.stdout.write(
+          `Created key ${created.id} for tenant "${created.tenant}". It is shown only once:\n${created.key}\n`,
+        );
         return;
       }
       if (sub === 'list') {
-        const [list, tokens] = await withKeys(async (keys, s) => [await keys.listKeys(), await s.workerTokens.list()] as const);
+        const [list, tokens] = await withKeys(
+          async (keys, s) => [await keys.listKeys(), await s.workerTokens.list()] as const,
+        );
         for (const k of [...list, ...tokens.map((t) => ({ ...t, tenant: '(worker)' }))]) {
-          process.stdout.write(`${k.id}  ${k.tenant.padEnd(16)} ${k.prefix}…  ${k.label ?? ''}  created ${k.createdAt.toISOString()}${k.revokedAt ? `  REVOKED ${k.revokedAt.toISOString()}` : ''}\n`);
+          process.stdout.write(
+            `${k.id}  ${k.tenant.padEnd(16)} ${k.prefix}…  ${k.label ?? ''}  created ${k.createdAt.toISOString()}${k.revokedAt ? `  REVOKED ${k.revokedAt.toISOString()}` : ''}\n`,
+          );
         }
-        if (!list.length && !tokens.length) process.stdout.write('No API keys yet. Create one with: herald keys create --tenant NAME\n');
+        if (!list.length && !tokens.length)
+          process.stdout.write('No API keys yet. Create one with: herald keys create --tenant NAME\n');
         return;
       }
       if (sub === 'revoke') {
         if (!rest[0]) fail('keys revoke needs the key id (see herald keys list)');
-        const revoked = await withKeys(async (keys, s) => (await keys.revokeKey(rest[0])) || (await s.workerTokens.revoke(rest[0])));
+        const revoked = await withKeys(
+          async (keys, s) => (await keys.revokeKey(rest[0])) || (await s.workerTokens.revoke(rest[0])),
+        );
         if (!revoked) fail(`no active key with id ${rest[0]}`);
         process.stdout.write(`Revoked ${rest[0]}\n`);
         return;
@@ -183,7 +236,8 @@ async function main(argv: string[]): Promise<void> {
           `${w.id}  ${(w.label ?? '-').padEnd(12)} models ${w.models.join(',')}  kinds ${w.kinds.join(',')}  leases ${w.leases_held}  last seen ${w.last_seen_at}${w.online ? '' : '  (offline)'}\n`,
         );
       }
-      if (!workers.length) process.stdout.write('No worker has asked for jobs yet. Create a token with: herald keys create --worker\n');
+      if (!workers.length)
+        process.stdout.write('No worker has asked for jobs yet. Create a token with: herald keys create --worker\n');
       return;
     }
     case undefined:

@@ -9,4 +9,16 @@ import { Task } from './tasks/task.entity.js';
 import { Delivery, DeliveryAttempt, WebhookCircuit } from './webhooks/delivery.entity.js';
 
 /** Every table's entity. Held by the composition root, since it names every domain; database/ takes it as given. */
-export const ENTITIES = [Tenant, ApiKey, Task, TaskEvent, Delivery, DeliveryAttempt, Endpoint, IdempotencyKey, WebhookCircuit, WorkerToken, Worker];
+export const ENTITIES = [
+  Tenant,
+  ApiKey,
+  Task,
+  TaskEvent,
+  Delivery,
+  DeliveryAttempt,
+  Endpoint,
+  IdempotencyKey,
+  WebhookCircuit,
+  WorkerToken,
+  Worker,
+];

@@ -41,7 +41,12 @@ const EXAMPLES = {
     model: 'minimax-video',
     prompt: 'A serene mountain landscape with clouds',
   },
-  envelope: { id: 'evt_abc123', type: 'task.completed', created: 1707148800, data: { task_id: '…', status: 'completed' } },
+  envelope: {
+    id: 'evt_abc123',
+    type: 'task.completed',
+    created: 1707148800,
+    data: { task_id: '…', status: 'completed' },
+  },
 };
 
 const text = { type: 'string' } as const;
@@ -118,8 +123,19 @@ export function setupOpenApi(app: INestApplication, config: HeraldConfig): void 
       .setVersion(config.version)
       .setLicense('MIT', 'https://spdx.org/licenses/MIT.html')
       // Relative, so "Try it out" works from whichever host serves these docs; the path keeps a proxy's prefix.
-      .addServer(new URL(config.publicBaseUrl).pathname.replace(/(.)\/+$/, '$1'), 'This Herald (the path of PUBLIC_BASE_URL)')
-      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'hk_… API key', description: 'API key: Authorization: Bearer hk_…' }, 'bearer')
+      .addServer(
+        new URL(config.publicBaseUrl).pathname.replace(/(.)\/+$/, '$1'),
+        'This Herald (the path of PUBLIC_BASE_URL)',
+      )
+      .addBearerAuth(
+        {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'hk_… API key',
+          description: 'API key: Authorization: Bearer hk_…',
+        },
+        'bearer',
+      )
       .addSecurityRequirements('bearer')
       .build(),
   );

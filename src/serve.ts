@@ -4,7 +4,14 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
 import { ApiKeysService } from './auth/api-keys.service.js';
 import { WorkerTokensService } from './auth/worker-tokens.service.js';
-import { closeUnusedConnectionsOnClose, everyAddress, httpAdapter, onEveryRequest, useJsonBodies, useRawUploads } from './common/http-server.js';
+import {
+  closeUnusedConnectionsOnClose,
+  everyAddress,
+  httpAdapter,
+  onEveryRequest,
+  useJsonBodies,
+  useRawUploads,
+} from './common/http-server.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
 import { checkEncryptionKey } from './crypto/key-check.js';
 import { serveDashboard } from './dashboard/static.js';
@@ -41,7 +48,10 @@ export interface RunningHerald {
  * Starts Herald in its configured role. Fails fast, with a message saying what to do, when Redis is unreachable or
  * the encryption key is not the one the database was written with.
  */
-export async function startHerald(config: HeraldConfig, options: { printKey?: (key: string) => void } = {}): Promise<RunningHerald> {
+export async function startHerald(
+  config: HeraldConfig,
+  options: { printKey?: (key: string) => void } = {},
+): Promise<RunningHerald> {
   await assertRedisReachable(config);
   await checkEncryptionKey(config);
   applyHeapGrowing(config.heapGrowingPercent);
@@ -50,7 +60,13 @@ export async function startHerald(config: HeraldConfig, options: { printKey?: (k
   await startTracing(config, (message) => log.warn(message));
   const module = AppModule.forRoot(config);
   const nestOptions = { logger, bufferLogs: logger !== false };
-  const http = config.role === 'worker' ? undefined : await NestFactory.create<NestFastifyApplication>(module, httpAdapter(config.bodyLimitBytes), { ...nestOptions, bodyParser: false });
+  const http =
+    config.role === 'worker'
+      ? undefined
+      : await NestFactory.create<NestFastifyApplication>(module, httpAdapter(config.bodyLimitBytes), {
+          ...nestOptions,
+          bodyParser: false,
+        });
   const app = http ?? (await NestFactory.createApplicationContext(module, nestOptions));
   if (logger !== false) app.useLogger(new PinoNestLogger(log));
   app.enableShutdownHooks();

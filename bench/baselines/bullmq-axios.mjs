@@ -8,9 +8,18 @@ export async function bullmqAxios(redisUrl, url, total, concurrency, body) {
   const connection = { url: redisUrl };
   const name = `baseline-${Date.now()}`;
   const queue = new Queue(name, { connection });
-  const client = axios.create({ httpAgent: new http.Agent({ keepAlive: true, maxSockets: concurrency }), timeout: 30_000 });
+  const client = axios.create({
+    httpAgent: new http.Agent({ keepAlive: true, maxSockets: concurrency }),
+    timeout: 30_000,
+  });
   for (let i = 0; i < total; i += 1_000) {
-    await queue.addBulk(Array.from({ length: Math.min(1_000, total - i) }, () => ({ name: 'post', data: { body }, opts: { removeOnComplete: true, attempts: 5 } })));
+    await queue.addBulk(
+      Array.from({ length: Math.min(1_000, total - i) }, () => ({
+        name: 'post',
+        data: { body },
+        opts: { removeOnComplete: true, attempts: 5 },
+      })),
+    );
   }
   let done = 0;
   let finished;

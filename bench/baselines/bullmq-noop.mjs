@@ -7,7 +7,13 @@ export async function bullmqNoop(redisUrl, total, concurrency) {
   const name = `baseline-noop-${Date.now()}`;
   const queue = new Queue(name, { connection });
   for (let i = 0; i < total; i += 1_000) {
-    await queue.addBulk(Array.from({ length: Math.min(1_000, total - i) }, (_, k) => ({ name: 'job', data: { n: i + k }, opts: { removeOnComplete: true } })));
+    await queue.addBulk(
+      Array.from({ length: Math.min(1_000, total - i) }, (_, k) => ({
+        name: 'job',
+        data: { n: i + k },
+        opts: { removeOnComplete: true },
+      })),
+    );
   }
   let done = 0;
   let finished;

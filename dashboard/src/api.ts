@@ -25,16 +25,25 @@ export const session = {
 };
 
 /** A JSON API call with the session's key (or `key`); `signal` cancels it when the page asking is gone. */
-export async function api<T = unknown>(method: string, path: string, body?: unknown, { key = session.key(), signal }: { key?: string | null; signal?: AbortSignal } = {}): Promise<T> {
+export async function api<T = unknown>(
+  method: string,
+  path: string,
+  body?: unknown,
+  { key = session.key(), signal }: { key?: string | null; signal?: AbortSignal } = {},
+): Promise<T> {
   const res = await fetch(path, {
     method,
     signal,
-    headers: { authorization: `Bearer ${key ?? ''}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${key ?? ''}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
   const data: unknown = text ? JSON.parse(text) : undefined;
-  if (!res.ok) throw new ApiError((data as Problem | undefined) ?? { status: res.status, code: 'error', detail: res.statusText });
+  if (!res.ok)
+    throw new ApiError((data as Problem | undefined) ?? { status: res.status, code: 'error', detail: res.statusText });
   return data as T;
 }
 
@@ -42,7 +51,12 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
  * Server-Sent Events over fetch, because EventSource cannot send the Authorization header. Calls `onEvent`
  * for each event until the stream ends or `signal` aborts.
  */
-export async function streamEvents<E>(path: string, onEvent: (type: string, data: E) => void, signal: AbortSignal, onOpen?: () => void): Promise<void> {
+export async function streamEvents<E>(
+  path: string,
+  onEvent: (type: string, data: E) => void,
+  signal: AbortSignal,
+  onOpen?: () => void,
+): Promise<void> {
   const res = await fetch(path, { headers: { authorization: `Bearer ${session.key() ?? ''}` }, signal });
   if (!res.ok || !res.body) return;
   onOpen?.();
@@ -84,10 +98,15 @@ export function onTenantEvents(listener: TenantListener): { open: Promise<void>;
     let last = '';
     const connect = (): void => {
       const path = `/v1/events/stream${last ? `?after=${last}` : ''}`;
-      void streamEvents<{ cursor?: string }>(path, (type, e) => {
-        last = e.cursor ?? last;
-        for (const l of tenantListeners) l(type, e);
-      }, new AbortController().signal, opened)
+      void streamEvents<{ cursor?: string }>(
+        path,
+        (type, e) => {
+          last = e.cursor ?? last;
+          for (const l of tenantListeners) l(type, e);
+        },
+        new AbortController().signal,
+        opened,
+      )
         .catch(() => undefined)
         .finally(() => {
           // Refused or dropped: views still load what they can (opened), and the stream is tried again.

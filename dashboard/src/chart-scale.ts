@@ -6,7 +6,10 @@ export function countTicks(max: number, intervals = 4): number[] {
   const top = Math.max(1, Math.ceil(max));
   const rough = top / intervals;
   const magnitude = 10 ** Math.floor(Math.log10(rough));
-  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= rough)!);
+  const step = Math.max(
+    1,
+    [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= rough)!,
+  );
   const ticks = [0];
   while (ticks[ticks.length - 1] < top) ticks.push(ticks[ticks.length - 1] + step);
   return ticks;

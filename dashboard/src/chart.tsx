@@ -9,7 +9,8 @@ export interface MinuteBucket {
 
 const HEIGHT = 220;
 const M = { top: 12, right: 24, bottom: 40, left: 48 };
-const clock = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+const clock = (iso: string) =>
+  new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
 
 /**
  * Stacked bars of deliveries per minute (succeeded below, failed on top) with a time axis and a count axis. Drawn
@@ -43,7 +44,12 @@ export function DeliveriesChart({ buckets }: { buckets: MinuteBucket[] }) {
         </span>
       </figcaption>
       <div ref={box}>
-        <svg width={width} height={HEIGHT} role="img" aria-label={`Deliveries per minute over the last hour: ${totals.ok} succeeded, ${totals.bad} failed`}>
+        <svg
+          width={width}
+          height={HEIGHT}
+          role="img"
+          aria-label={`Deliveries per minute over the last hour: ${totals.ok} succeeded, ${totals.bad} failed`}
+        >
           <g class="axis" aria-hidden="true">
             {ticks.map((t) => (
               <g key={t}>
@@ -58,7 +64,13 @@ export function DeliveriesChart({ buckets }: { buckets: MinuteBucket[] }) {
               slot,
             ).map((i) => (
               <g key={buckets[i].minute}>
-                <line x1={M.left + (i + 0.5) * slot} x2={M.left + (i + 0.5) * slot} y1={M.top + plotH} y2={M.top + plotH + 4} class="baseline" />
+                <line
+                  x1={M.left + (i + 0.5) * slot}
+                  x2={M.left + (i + 0.5) * slot}
+                  y1={M.top + plotH}
+                  y2={M.top + plotH + 4}
+                  class="baseline"
+                />
                 <text x={M.left + (i + 0.5) * slot} y={M.top + plotH + 16} text-anchor="middle">
                   {clock(buckets[i].minute)}
                 </text>
@@ -78,7 +90,13 @@ export function DeliveriesChart({ buckets }: { buckets: MinuteBucket[] }) {
               <g key={b.minute}>
                 <title>{`${clock(b.minute)}: ${b.succeeded} succeeded, ${b.failed} failed`}</title>
                 <rect x={x} y={y(b.succeeded)} width={w} height={y(0) - y(b.succeeded)} class="bar-ok" />
-                <rect x={x} y={y(b.succeeded + b.failed)} width={w} height={y(b.succeeded) - y(b.succeeded + b.failed)} class="bar-bad" />
+                <rect
+                  x={x}
+                  y={y(b.succeeded + b.failed)}
+                  width={w}
+                  height={y(b.succeeded) - y(b.succeeded + b.failed)}
+                  class="bar-bad"
+                />
               </g>
             );
           })}

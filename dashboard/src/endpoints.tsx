@@ -16,7 +16,16 @@ interface Endpoint {
   batch: { max_events: number; max_wait_ms: number } | null;
 }
 
-const TYPES = ['*', 'task.queued', 'task.started', 'task.progress', 'task.completed', 'task.failed', 'task.cancelled', 'webhook.disabled'];
+const TYPES = [
+  '*',
+  'task.queued',
+  'task.started',
+  'task.progress',
+  'task.completed',
+  'task.failed',
+  'task.cancelled',
+  'webhook.disabled',
+];
 
 function EventPicker({ name, selected }: { name: string; selected: string[] }) {
   return (
@@ -47,12 +56,22 @@ function EndpointCard({ e, onChange }: { e: Endpoint; onChange: () => void }) {
   const [secret, setSecret] = useState<string | null>(null);
   const [notice, setNotice] = useState<{ text: string; kind?: 'error' } | null>(null);
   const [editing, setEditing] = useState(false);
-  usePolling(async () => setRate((await api<{ stats: { success_rate: number | null } }>('GET', `/v1/webhooks/${e.id}/deliveries?limit=1`)).stats.success_rate), 5_000, [e.id]);
+  usePolling(
+    async () =>
+      setRate(
+        (await api<{ stats: { success_rate: number | null } }>('GET', `/v1/webhooks/${e.id}/deliveries?limit=1`)).stats
+          .success_rate,
+      ),
+    5_000,
+    [e.id],
+  );
   const act = async (label: string, method: string, path: string, body?: unknown) => {
     try {
       const out = await api<{ secret?: string; recovered?: number } | undefined>(method, path, body);
       if (out?.secret) setSecret(out.secret);
-      setNotice({ text: label + (out?.recovered !== undefined ? `: ${out.recovered} deliveries queued again` : ': done') });
+      setNotice({
+        text: label + (out?.recovered !== undefined ? `: ${out.recovered} deliveries queued again` : ': done'),
+      });
       onChange();
     } catch (err) {
       setNotice({ text: err instanceof ApiError ? err.problem.detail : `${label} failed`, kind: 'error' });
@@ -78,13 +97,17 @@ function EndpointCard({ e, onChange }: { e: Endpoint; onChange: () => void }) {
         <Status value={e.status} /> {e.description} {e.disabled_reason && <em>— {e.disabled_reason}</em>}
       </p>
       <p>
-        Events: {e.events.join(', ')} · Success rate: {rate === null ? '—' : `${(rate * 100).toFixed(0)}%`} · Last delivery:{' '}
-        {e.last_delivery ? `${e.last_delivery.outcome} (${e.last_delivery.status_code ?? 'no answer'}) ${age(e.last_delivery.at)}` : 'none'}
+        Events: {e.events.join(', ')} · Success rate: {rate === null ? '—' : `${(rate * 100).toFixed(0)}%`} · Last
+        delivery:{' '}
+        {e.last_delivery
+          ? `${e.last_delivery.outcome} (${e.last_delivery.status_code ?? 'no answer'}) ${age(e.last_delivery.at)}`
+          : 'none'}
       </p>
       <p>
         Circuit: <span class={`circuit ${e.circuit}`}>{e.circuit.replace('_', ' ')}</span>
-        {e.circuit !== 'closed' && e.circuit_until && ` until ${new Date(e.circuit_until).toLocaleTimeString()}`} · Rate limit:{' '}
-        {e.rate_limit_per_second === null ? 'none' : `${e.rate_limit_per_second}/s`} · Batch: {e.batch ? `up to ${e.batch.max_events} events, ${e.batch.max_wait_ms} ms` : 'off'}
+        {e.circuit !== 'closed' && e.circuit_until && ` until ${new Date(e.circuit_until).toLocaleTimeString()}`} · Rate
+        limit: {e.rate_limit_per_second === null ? 'none' : `${e.rate_limit_per_second}/s`} · Batch:{' '}
+        {e.batch ? `up to ${e.batch.max_events} events, ${e.batch.max_wait_ms} ms` : 'off'}
       </p>
       <div class="row">
         <button type="button" onClick={() => act('Test event sent', 'POST', `/v1/webhooks/${e.id}/test`)}>
@@ -93,7 +116,14 @@ function EndpointCard({ e, onChange }: { e: Endpoint; onChange: () => void }) {
         <button type="button" onClick={() => act('Secret rotated', 'POST', `/v1/webhooks/${e.id}/rotate-secret`)}>
           Rotate secret
         </button>
-        <button type="button" onClick={() => act(e.status === 'enabled' ? 'Disabled' : 'Enabled', 'PATCH', `/v1/webhooks/${e.id}`, { status: e.status === 'enabled' ? 'disabled' : 'enabled' })}>
+        <button
+          type="button"
+          onClick={() =>
+            act(e.status === 'enabled' ? 'Disabled' : 'Enabled', 'PATCH', `/v1/webhooks/${e.id}`, {
+              status: e.status === 'enabled' ? 'disabled' : 'enabled',
+            })
+          }
+        >
           {e.status === 'enabled' ? 'Disable' : 'Enable'}
         </button>
         <button type="button" aria-expanded={editing} onClick={() => setEditing(!editing)}>

@@ -10,7 +10,13 @@ interface Overview {
   success_rate: number | null;
   deliveries_last_hour: { succeeded: number; failed: number };
   pending_deliveries: number;
-  failing_endpoints: Array<{ id: string; url: string; status: string; disabled_reason: string | null; failing_since: string | null }>;
+  failing_endpoints: Array<{
+    id: string;
+    url: string;
+    status: string;
+    disabled_reason: string | null;
+    failing_since: string | null;
+  }>;
   queues: { generation: QueueCounts; webhooks: QueueCounts };
 }
 
@@ -90,7 +96,8 @@ export function OverviewPage() {
           <ul>
             {data.failing_endpoints.map((e) => (
               <li key={e.id}>
-                <a href="#/endpoints">{e.url}</a> — {e.status === 'disabled' ? `disabled: ${e.disabled_reason}` : `failing since ${e.failing_since}`}
+                <a href="#/endpoints">{e.url}</a> —{' '}
+                {e.status === 'disabled' ? `disabled: ${e.disabled_reason}` : `failing since ${e.failing_since}`}
               </li>
             ))}
           </ul>

@@ -19,8 +19,17 @@ export function SignIn() {
       <h1>Herald</h1>
       <form onSubmit={submit}>
         <label for="api-key">API key</label>
-        <input id="api-key" type="password" autocomplete="off" required value={key} onInput={(e) => setKey((e.target as HTMLInputElement).value)} />
-        <p class="hint">Kept in this browser tab only. Create one with <code>herald keys create --tenant NAME</code>.</p>
+        <input
+          id="api-key"
+          type="password"
+          autocomplete="off"
+          required
+          value={key}
+          onInput={(e) => setKey((e.target as HTMLInputElement).value)}
+        />
+        <p class="hint">
+          Kept in this browser tab only. Create one with <code>herald keys create --tenant NAME</code>.
+        </p>
         <button type="submit">Sign in</button>
         {error && (
           <p role="alert" class="error">

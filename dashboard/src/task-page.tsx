@@ -44,7 +44,8 @@ interface Attempt {
 
 function DeliveryRow({ d, onRedeliver }: { d: Delivery; onRedeliver: () => void }) {
   const [attempts, setAttempts] = useState<Attempt[] | null>(null);
-  const toggle = async () => setAttempts(attempts ? null : (await api<{ attempt_log: Attempt[] }>('GET', `/v1/deliveries/${d.id}`)).attempt_log);
+  const toggle = async () =>
+    setAttempts(attempts ? null : (await api<{ attempt_log: Attempt[] }>('GET', `/v1/deliveries/${d.id}`)).attempt_log);
   return (
     <>
       <tr>
@@ -123,7 +124,11 @@ function ResultMedia({ task }: { task: Task }) {
         const label = `Generated ${task.kind}${items.length > 1 ? ` ${i + 1}` : ''}: ${task.prompt}`;
         return (
           <figure class="result" key={i}>
-            {type.startsWith('video/') ? <video controls preload="metadata" src={src} aria-label={label} /> : <img src={src} alt={label} />}
+            {type.startsWith('video/') ? (
+              <video controls preload="metadata" src={src} aria-label={label} />
+            ) : (
+              <img src={src} alt={label} />
+            )}
             <figcaption>
               {item.url ? <a href={item.url}>{item.url}</a> : 'Returned inline (b64_json)'}
               {item.metadata?.resolution ? ` · ${item.metadata.resolution}` : ''}
@@ -162,14 +167,22 @@ export function TaskPage({ id }: { id: string }) {
     const abort = (life.current = new AbortController());
     void load();
     const add = (list: Event_[]) =>
-      setEvents((all) => [...all, ...list.filter((e) => !all.some((x) => x.sequence === e.sequence))].sort((a, b) => a.sequence - b.sequence));
+      setEvents((all) =>
+        [...all, ...list.filter((e) => !all.some((x) => x.sequence === e.sequence))].sort(
+          (a, b) => a.sequence - b.sequence,
+        ),
+      );
     // Live: the tab's one tenant stream (opened first), then the timeline so far; each event refreshes the task.
     const live = onTenantEvents((_, e: Event_ & { task_id: string }) => {
       if (e.task_id !== id) return;
       add([e]);
       void load();
     });
-    void live.open.then(async () => add((await api<{ data: Event_[] }>('GET', `/v1/tasks/${id}/events`, undefined, { signal: abort.signal })).data)).catch(() => undefined);
+    void live.open
+      .then(async () =>
+        add((await api<{ data: Event_[] }>('GET', `/v1/tasks/${id}/events`, undefined, { signal: abort.signal })).data),
+      )
+      .catch(() => undefined);
     // The task changes only with an event; its deliveries' attempts and retries have none in the stream.
     const timer = setInterval(() => void load({ task: false }), 3_000);
     return () => {
@@ -208,7 +221,8 @@ export function TaskPage({ id }: { id: string }) {
         Task <span class="mono">{task.task_id}</span>
       </h1>
       <div class="row" aria-live="polite">
-        <Status value={task.status} /> <ProgressBar value={task.progress} label="Task progress" /> <span>{task.progress}%</span> <span>{task.message}</span>
+        <Status value={task.status} /> <ProgressBar value={task.progress} label="Task progress" />{' '}
+        <span>{task.progress}%</span> <span>{task.message}</span>
       </div>
       <dl class="facts">
         <dt>Kind</dt>
@@ -228,10 +242,18 @@ export function TaskPage({ id }: { id: string }) {
       </dl>
       <ResultMedia task={task} />
       <div class="row">
-        <button type="button" disabled={!['pending', 'processing'].includes(task.status)} onClick={() => act('Cancel', 'DELETE', `${base}/${id}`)}>
+        <button
+          type="button"
+          disabled={!['pending', 'processing'].includes(task.status)}
+          onClick={() => act('Cancel', 'DELETE', `${base}/${id}`)}
+        >
           Cancel
         </button>
-        <button type="button" disabled={!['failed', 'timedout'].includes(task.status)} onClick={() => act('Retry', 'POST', `${base}/tasks/${id}/retry`)}>
+        <button
+          type="button"
+          disabled={!['failed', 'timedout'].includes(task.status)}
+          onClick={() => act('Retry', 'POST', `${base}/tasks/${id}/retry`)}
+        >
           Retry
         </button>
       </div>
@@ -240,7 +262,8 @@ export function TaskPage({ id }: { id: string }) {
       <ol class="timeline" aria-live="polite">
         {events.map((e) => (
           <li key={e.sequence}>
-            <span class="mono">#{e.sequence}</span> <strong>{e.type}</strong> — {e.data.status} {e.data.progress}% {e.data.message ?? ''} <time dateTime={e.created_at}>{new Date(e.created_at).toLocaleTimeString()}</time>
+            <span class="mono">#{e.sequence}</span> <strong>{e.type}</strong> — {e.data.status} {e.data.progress}%{' '}
+            {e.data.message ?? ''} <time dateTime={e.created_at}>{new Date(e.created_at).toLocaleTimeString()}</time>
           </li>
         ))}
       </ol>
@@ -263,7 +286,11 @@ export function TaskPage({ id }: { id: string }) {
             </thead>
             <tbody>
               {deliveries.map((d) => (
-                <DeliveryRow key={d.id} d={d} onRedeliver={() => act('Redeliver', 'POST', `/v1/deliveries/${d.id}/redeliver`)} />
+                <DeliveryRow
+                  key={d.id}
+                  d={d}
+                  onRedeliver={() => act('Redeliver', 'POST', `/v1/deliveries/${d.id}/redeliver`)}
+                />
               ))}
             </tbody>
           </table>

@@ -21,7 +21,12 @@ export function TasksPage() {
   const [cursors, setCursors] = useState<string[]>([]);
   const [page, setPage] = useState<{ data: TaskRow[]; next_cursor: string | null } | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-  const query = new URLSearchParams({ limit: '20', ...(status ? { status } : {}), ...(kind ? { kind } : {}), ...(cursors.length ? { cursor: cursors[cursors.length - 1] } : {}) });
+  const query = new URLSearchParams({
+    limit: '20',
+    ...(status ? { status } : {}),
+    ...(kind ? { kind } : {}),
+    ...(cursors.length ? { cursor: cursors[cursors.length - 1] } : {}),
+  });
   useLiveTasks(query, !cursors.length, status, setPage);
 
   const start = async (e: Event) => {
@@ -120,7 +125,11 @@ export function TasksPage() {
         <button type="button" disabled={!cursors.length} onClick={() => setCursors(cursors.slice(0, -1))}>
           Newer
         </button>
-        <button type="button" disabled={!page?.next_cursor} onClick={() => page?.next_cursor && setCursors([...cursors, page.next_cursor])}>
+        <button
+          type="button"
+          disabled={!page?.next_cursor}
+          onClick={() => page?.next_cursor && setCursors([...cursors, page.next_cursor])}
+        >
           Older
         </button>
       </div>
@@ -129,7 +138,11 @@ export function TasksPage() {
 }
 
 type Page = { data: TaskRow[]; next_cursor: string | null };
-type TenantEvent = { task_id: string; created_at: string; data: { status: string; progress: number; message: string | null } };
+type TenantEvent = {
+  task_id: string;
+  created_at: string;
+  data: { status: string; progress: number; message: string | null };
+};
 
 /**
  * The list, live from the tab's one tenant stream instead of polling: read once the stream is open, then each
@@ -151,7 +164,20 @@ function useLiveTasks(query: URLSearchParams, firstPage: boolean, status: string
       if (status && e.data.status !== status) return true;
       const row = page!.data[i];
       if (Date.parse(e.created_at) < Date.parse(row.updated_at)) return false;
-      page = { ...page!, data: page!.data.map((t, j) => (j === i ? { ...row, status: e.data.status, progress: e.data.progress, message: e.data.message, updated_at: e.created_at } : t)) };
+      page = {
+        ...page!,
+        data: page!.data.map((t, j) =>
+          j === i
+            ? {
+                ...row,
+                status: e.data.status,
+                progress: e.data.progress,
+                message: e.data.message,
+                updated_at: e.created_at,
+              }
+            : t,
+        ),
+      };
       return false;
     };
     const read = async () => {

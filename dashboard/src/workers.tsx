@@ -29,7 +29,10 @@ export function WorkersPage() {
   const [models, setModels] = useState<Model[]>([]);
   usePolling(
     async () => {
-      const [w, m] = await Promise.all([api<{ data: WorkerRow[] }>('GET', '/v1/workers'), api<{ data: Model[] }>('GET', '/v1/discovery/models')]);
+      const [w, m] = await Promise.all([
+        api<{ data: WorkerRow[] }>('GET', '/v1/workers'),
+        api<{ data: Model[] }>('GET', '/v1/discovery/models'),
+      ]);
       setWorkers(w.data);
       setModels(m.data);
     },
@@ -67,7 +70,10 @@ export function WorkersPage() {
                 <td>{w.kinds.join(', ')}</td>
                 <td>{w.leases_held}</td>
                 <td>
-                  <span class={`status status-${w.online ? 'completed' : 'cancelled'}`}>{w.online ? 'online' : 'offline'}</span> {ago(w.last_seen_at)}
+                  <span class={`status status-${w.online ? 'completed' : 'cancelled'}`}>
+                    {w.online ? 'online' : 'offline'}
+                  </span>{' '}
+                  {ago(w.last_seen_at)}
                 </td>
               </tr>
             ))}

@@ -26,7 +26,14 @@ export function poster(width, height, seed) {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const t = (x + y) / (width + height);
-      raw.set([((seed & 255) + t * 200) & 255, (((seed >>> 8) & 255) + (1 - t) * 180) & 255, (((seed >>> 16) & 255) + t * 120) & 255], y * row + 1 + x * 3);
+      raw.set(
+        [
+          ((seed & 255) + t * 200) & 255,
+          (((seed >>> 8) & 255) + (1 - t) * 180) & 255,
+          (((seed >>> 16) & 255) + t * 120) & 255,
+        ],
+        y * row + 1 + x * 3,
+      );
     }
   }
   const chunk = (type, data) => {
@@ -41,5 +48,10 @@ export function poster(width, height, seed) {
   header.writeUInt32BE(width, 0);
   header.writeUInt32BE(height, 4);
   header.set([8, 2], 8); // 8-bit RGB
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }

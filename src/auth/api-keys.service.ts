@@ -54,7 +54,9 @@ export class ApiKeysService {
    */
   async stillValid(keyIds: readonly string[]): Promise<Set<string>> {
     if (keyIds.length === 0) return new Set();
-    const rows = await this.db.getRepository(ApiKey).find({ where: { id: In([...keyIds]), revokedAt: IsNull() }, select: { id: true } });
+    const rows = await this.db
+      .getRepository(ApiKey)
+      .find({ where: { id: In([...keyIds]), revokedAt: IsNull() }, select: { id: true } });
     return new Set(rows.map((r) => r.id));
   }
 
@@ -86,10 +88,19 @@ export class ApiKeysService {
     });
   }
 
-  async listKeys(): Promise<Array<{ id: string; tenant: string; label: string | null; prefix: string; createdAt: Date; revokedAt: Date | null }>> {
+  async listKeys(): Promise<
+    Array<{ id: string; tenant: string; label: string | null; prefix: string; createdAt: Date; revokedAt: Date | null }>
+  > {
     const tenants = new Map((await this.db.getRepository(Tenant).find()).map((t) => [t.id, t.name]));
     const keys = await this.db.getRepository(ApiKey).find({ order: { createdAt: 'ASC' } });
-    return keys.map((k) => ({ id: k.id, tenant: tenants.get(k.tenantId) ?? k.tenantId, label: k.label, prefix: k.prefix, createdAt: k.createdAt, revokedAt: k.revokedAt }));
+    return keys.map((k) => ({
+      id: k.id,
+      tenant: tenants.get(k.tenantId) ?? k.tenantId,
+      label: k.label,
+      prefix: k.prefix,
+      createdAt: k.createdAt,
+      revokedAt: k.revokedAt,
+    }));
   }
 
   async revokeKey(id: string): Promise<boolean> {

@@ -1,4 +1,11 @@
-import { applyDecorators, CanActivate, createParamDecorator, ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
+import {
+  applyDecorators,
+  CanActivate,
+  createParamDecorator,
+  ExecutionContext,
+  Injectable,
+  SetMetadata,
+} from '@nestjs/common';
 import { ApiSecurity } from '@nestjs/swagger';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
@@ -43,17 +50,30 @@ export class ApiKeyGuard implements CanActivate {
     const principal = await this.keys.authenticate(req.headers.authorization);
     if (!principal) {
       if (await this.workerTokens.authenticate(bearerToken(req.headers.authorization))) {
-        throw new DomainException(ErrorCode.Forbidden, 'A worker token is valid only on /v1/worker/* routes; use an API key here.');
+        throw new DomainException(
+          ErrorCode.Forbidden,
+          'A worker token is valid only on /v1/worker/* routes; use an API key here.',
+        );
       }
-      throw new DomainException(ErrorCode.Unauthorized, 'A valid API key is required: send "Authorization: Bearer <key>".', undefined, {
-        'WWW-Authenticate': 'Bearer realm="herald"',
-      });
+      throw new DomainException(
+        ErrorCode.Unauthorized,
+        'A valid API key is required: send "Authorization: Bearer <key>".',
+        undefined,
+        {
+          'WWW-Authenticate': 'Bearer realm="herald"',
+        },
+      );
     }
     const rate = await this.limiter.check(principal.keyId);
     if (!rate.allowed) {
-      throw new DomainException(ErrorCode.RateLimited, `Too many requests for this API key (RATE_LIMIT_PER_SECOND); retry after ${rate.retryAfterSeconds} s.`, undefined, {
-        'Retry-After': String(rate.retryAfterSeconds),
-      });
+      throw new DomainException(
+        ErrorCode.RateLimited,
+        `Too many requests for this API key (RATE_LIMIT_PER_SECOND); retry after ${rate.retryAfterSeconds} s.`,
+        undefined,
+        {
+          'Retry-After': String(rate.retryAfterSeconds),
+        },
+      );
     }
     req.principal = principal;
     return true;
@@ -66,11 +86,19 @@ export class ApiKeyGuard implements CanActivate {
       return true;
     }
     if (await this.keys.authenticate(req.headers.authorization)) {
-      throw new DomainException(ErrorCode.Forbidden, 'An API key cannot be used on /v1/worker/* routes; use a worker token (herald keys create --worker).');
+      throw new DomainException(
+        ErrorCode.Forbidden,
+        'An API key cannot be used on /v1/worker/* routes; use a worker token (herald keys create --worker).',
+      );
     }
-    throw new DomainException(ErrorCode.Unauthorized, 'A valid worker token is required: send "Authorization: Bearer <worker token>".', undefined, {
-      'WWW-Authenticate': 'Bearer realm="herald-worker"',
-    });
+    throw new DomainException(
+      ErrorCode.Unauthorized,
+      'A valid worker token is required: send "Authorization: Bearer <worker token>".',
+      undefined,
+      {
+        'WWW-Authenticate': 'Bearer realm="herald-worker"',
+      },
+    );
   }
 }
 

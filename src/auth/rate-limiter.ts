@@ -24,7 +24,9 @@ export class RateLimiter {
     if (limit <= 0) return { allowed: true };
     const window = Math.floor(now / 1000);
     try {
-      const count = Number(await this.redis.client.eval(SCRIPT, 1, `${this.config.queuePrefix}:rate:${keyId}:${window}`, '2000'));
+      const count = Number(
+        await this.redis.client.eval(SCRIPT, 1, `${this.config.queuePrefix}:rate:${keyId}:${window}`, '2000'),
+      );
       return count <= limit ? { allowed: true } : { allowed: false, retryAfterSeconds: 1 };
     } catch {
       return { allowed: true };

@@ -40,7 +40,14 @@ export class WorkerTokensService {
 
   async create(label?: string, presetToken?: string): Promise<{ id: string; token: string }> {
     const token = presetToken ?? generateWorkerToken();
-    const row: WorkerToken = { id: uuidv7(), label: label ?? null, prefix: keyPrefix(token), tokenHash: hashApiKey(token), createdAt: new Date(), revokedAt: null };
+    const row: WorkerToken = {
+      id: uuidv7(),
+      label: label ?? null,
+      prefix: keyPrefix(token),
+      tokenHash: hashApiKey(token),
+      createdAt: new Date(),
+      revokedAt: null,
+    };
     await this.uow.run((em) => em.insert(WorkerToken, row));
     return { id: row.id, token };
   }
@@ -50,7 +57,10 @@ export class WorkerTokensService {
   }
 
   async revoke(id: string): Promise<boolean> {
-    return this.uow.run(async (em) => ((await em.update(WorkerToken, { id, revokedAt: IsNull() }, { revokedAt: new Date() })).affected ?? 0) > 0);
+    return this.uow.run(
+      async (em) =>
+        ((await em.update(WorkerToken, { id, revokedAt: IsNull() }, { revokedAt: new Date() })).affected ?? 0) > 0,
+    );
   }
 
   /** BOOTSTRAP_WORKER_TOKEN becomes a worker token at start when there is none yet (containers, tests). */

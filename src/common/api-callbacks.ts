@@ -8,11 +8,24 @@ const webhookCallback = (operationId: string, summary: string, schemas: string[]
   post: {
     operationId,
     summary,
-    description: 'Signed as docs/WEBHOOKS.md says (webhook-id, webhook-timestamp, webhook-signature); deduplicate on webhook-id.',
-    parameters: ['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => ({ name, in: 'header', required: true, schema: { type: 'string' } })),
+    description:
+      'Signed as docs/WEBHOOKS.md says (webhook-id, webhook-timestamp, webhook-signature); deduplicate on webhook-id.',
+    parameters: ['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => ({
+      name,
+      in: 'header',
+      required: true,
+      schema: { type: 'string' },
+    })),
     requestBody: {
       required: true,
-      content: { 'application/json': { schema: schemas.length === 1 ? { $ref: getSchemaPath(schemas[0]) } : { oneOf: schemas.map((s) => ({ $ref: getSchemaPath(s) })) } } },
+      content: {
+        'application/json': {
+          schema:
+            schemas.length === 1
+              ? { $ref: getSchemaPath(schemas[0]) }
+              : { oneOf: schemas.map((s) => ({ $ref: getSchemaPath(s) })) },
+        },
+      },
     },
     responses: {
       '2XX': { description: 'Received; any 2xx within WEBHOOK_TIMEOUT_MS ends the delivery.' },
@@ -25,11 +38,19 @@ const webhookCallback = (operationId: string, summary: string, schemas: string[]
 /** The per-request webhooks a create route's `webhook_url` receives (seeds/001); `kind` keeps operationIds unique. */
 export const taskWebhooks = (kind: string): CallbacksObject => ({
   taskWebhook: {
-    '{$request.body#/webhook_url}': webhookCallback(`receive${kind}TaskWebhook`, 'Progress and terminal webhooks of this task', ['ConduitProgressWebhook', 'ConduitCompletedWebhook']),
+    '{$request.body#/webhook_url}': webhookCallback(
+      `receive${kind}TaskWebhook`,
+      'Progress and terminal webhooks of this task',
+      ['ConduitProgressWebhook', 'ConduitCompletedWebhook'],
+    ),
   },
 });
 
 /** The envelopes a registered endpoint receives (seeds/000). */
 export const ENDPOINT_WEBHOOKS: CallbacksObject = {
-  endpointEvent: { '{$request.body#/url}': webhookCallback('receiveEndpointEvent', 'Events the endpoint subscribed to', ['EndpointEnvelope']) },
+  endpointEvent: {
+    '{$request.body#/url}': webhookCallback('receiveEndpointEvent', 'Events the endpoint subscribed to', [
+      'EndpointEnvelope',
+    ]),
+  },
 };

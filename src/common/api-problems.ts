@@ -1,5 +1,13 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiHeader, ApiResponse, getSchemaPath, type OpenAPIObject, type OperationObject, type ResponseObject, type SchemaObject } from '@nestjs/swagger';
+import {
+  ApiHeader,
+  ApiResponse,
+  getSchemaPath,
+  type OpenAPIObject,
+  type OperationObject,
+  type ResponseObject,
+  type SchemaObject,
+} from '@nestjs/swagger';
 import { ErrorCode, statusForCode, titleForStatus } from './errors.js';
 import type { Problem } from './problem.filter.js';
 
@@ -13,12 +21,20 @@ export const PROBLEM_SCHEMA: SchemaObject & { properties: Record<keyof Problem, 
     title: { type: 'string', example: 'Not Found' },
     status: { type: 'integer', example: 404 },
     detail: { type: 'string', example: 'No task with id 01a2067a-85e7-772a-b5bb-a39c8118ce75.' },
-    instance: { type: 'string', description: 'The request path', example: '/v1/tasks/01a2067a-85e7-772a-b5bb-a39c8118ce75' },
+    instance: {
+      type: 'string',
+      description: 'The request path',
+      example: '/v1/tasks/01a2067a-85e7-772a-b5bb-a39c8118ce75',
+    },
     code: { type: 'string', enum: Object.values(ErrorCode), example: 'task_not_found' },
     errors: {
       type: 'array',
       description: 'With validation_failed and webhook_url_blocked: each field at fault',
-      items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string', example: 'prompt' }, message: { type: 'string' } } },
+      items: {
+        type: 'object',
+        required: ['field', 'message'],
+        properties: { field: { type: 'string', example: 'prompt' }, message: { type: 'string' } },
+      },
     },
     error_id: { type: 'string', description: 'With internal_error: the id of the log line that has the cause' },
     request_id: { type: 'string', description: 'The X-Request-Id of the request' },
@@ -35,7 +51,8 @@ const MEANING: Record<ErrorCode, string> = {
   [ErrorCode.PayloadTooLarge]: 'the body is over BODY_LIMIT_BYTES',
   [ErrorCode.UnsupportedMediaType]: 'the body is neither JSON nor text (form-encoded, multipart, …)',
   [ErrorCode.Unauthorized]: 'no API key, or not a valid one: send `Authorization: Bearer hk_…`',
-  [ErrorCode.Forbidden]: 'the credential is of the wrong kind for this route (a worker token on a tenant route, an API key on /v1/worker/*)',
+  [ErrorCode.Forbidden]:
+    'the credential is of the wrong kind for this route (a worker token on a tenant route, an API key on /v1/worker/*)',
   [ErrorCode.NotFound]: 'nothing by that name',
   [ErrorCode.RouteNotFound]: 'no such route',
   [ErrorCode.MethodNotAllowed]: 'the route does not take this method',
@@ -53,7 +70,8 @@ const MEANING: Record<ErrorCode, string> = {
   [ErrorCode.ServiceUnavailable]: 'Herald is shutting down or a dependency is not answering; retry',
   [ErrorCode.LeaseNotFound]: 'no lease with this id was ever issued',
   [ErrorCode.LeaseExpired]: 'the lease ended (expired, taken over, completed or its task ended); drop the job',
-  [ErrorCode.StreamLimitReached]: 'this API key has STREAM_MAX_CONNECTIONS_PER_KEY streams open (across all API processes); close one',
+  [ErrorCode.StreamLimitReached]:
+    'this API key has STREAM_MAX_CONNECTIONS_PER_KEY streams open (across all API processes); close one',
   [ErrorCode.InternalError]: 'an unexpected error; `error_id` finds its log line',
 };
 
@@ -68,7 +86,8 @@ export function problemResponse(codes: ErrorCode[], lead?: string): ResponseObje
 /** Groups codes by the status ProblemFilter answers them with (statusForCode, the one mapping). */
 export function problemsByStatus(codes: ErrorCode[]): Map<number, ErrorCode[]> {
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of new Set(codes)) byStatus.set(statusForCode(code), [...(byStatus.get(statusForCode(code)) ?? []), code]);
+  for (const code of new Set(codes))
+    byStatus.set(statusForCode(code), [...(byStatus.get(statusForCode(code)) ?? []), code]);
   return byStatus;
 }
 
@@ -81,19 +100,30 @@ export function problemsByStatus(codes: ErrorCode[]): Map<number, ErrorCode[]> {
  */
 export function ApiProblems(...codes: ErrorCode[]) {
   return applyDecorators(
-    ...[...problemsByStatus(codes)].map(([status, group]) => ApiResponse({ status, description: problemResponse(group, `${titleForStatus(status)}.`).description, content: problemContent() })),
+    ...[...problemsByStatus(codes)].map(([status, group]) =>
+      ApiResponse({
+        status,
+        description: problemResponse(group, `${titleForStatus(status)}.`).description,
+        content: problemContent(),
+      }),
+    ),
   );
 }
 
 /** The problems the Idempotency-Key handling adds to a route that honours the header. */
-export const IDEMPOTENCY_PROBLEMS = [ErrorCode.ValidationFailed, ErrorCode.IdempotencyConflict, ErrorCode.IdempotencyInProgress];
+export const IDEMPOTENCY_PROBLEMS = [
+  ErrorCode.ValidationFailed,
+  ErrorCode.IdempotencyConflict,
+  ErrorCode.IdempotencyInProgress,
+];
 
 /** A route whose repeat with the same Idempotency-Key replays the first answer. */
 export const ApiIdempotent = () =>
   ApiHeader({
     name: 'Idempotency-Key',
     required: false,
-    description: 'Repeat a request with the same key (1–255 characters, kept 24 h) to get the first answer again instead of a second effect.',
+    description:
+      'Repeat a request with the same key (1–255 characters, kept 24 h) to get the first answer again instead of a second effect.',
   });
 
 /**
@@ -120,8 +150,12 @@ export function documentSharedProblems(document: OpenAPIObject): void {
       if (isPublic) operation.security = [];
       const shared = [...(isPublic ? [] : GUARD), ...(WITH_BODY.has(method) ? BODY_READER : [])];
       const responses = operation.responses;
-      for (const [status, group] of problemsByStatus(shared)) responses[status] ??= problemResponse(group, `${titleForStatus(status)}.`);
-      responses['4XX'] ??= problemResponse([ErrorCode.BadRequest, ErrorCode.HeadersTooLarge, ErrorCode.RequestTimeout], 'Any other client error, answered by the HTTP server before routing:');
+      for (const [status, group] of problemsByStatus(shared))
+        responses[status] ??= problemResponse(group, `${titleForStatus(status)}.`);
+      responses['4XX'] ??= problemResponse(
+        [ErrorCode.BadRequest, ErrorCode.HeadersTooLarge, ErrorCode.RequestTimeout],
+        'Any other client error, answered by the HTTP server before routing:',
+      );
       responses['5XX'] ??= problemResponse([ErrorCode.InternalError], 'Server error.');
     }
   }

@@ -2,7 +2,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { DomainException, ErrorCode } from './errors.js';
-import { clientErrorResponse, drainRefusedBody, MAX_JSON_DEPTH, nestsDeeperThan, parseJsonBody, pathOf } from './http-server.js';
+import {
+  clientErrorResponse,
+  drainRefusedBody,
+  MAX_JSON_DEPTH,
+  nestsDeeperThan,
+  parseJsonBody,
+  pathOf,
+} from './http-server.js';
 
 const code = (body: string) => {
   try {
@@ -15,7 +22,11 @@ const code = (body: string) => {
 
 describe('JSON request bodies', () => {
   it('reads objects (validation decides what they may hold)', () => {
-    expect(parseJsonBody(Buffer.from(' {"model":"m","prompt":"p","tags":[1,[2]]}'))).toEqual({ model: 'm', prompt: 'p', tags: [1, [2]] });
+    expect(parseJsonBody(Buffer.from(' {"model":"m","prompt":"p","tags":[1,[2]]}'))).toEqual({
+      model: 'm',
+      prompt: 'p',
+      tags: [1, [2]],
+    });
   });
 
   it('answers a bare array with malformed_json, as it does any body that is not an object', () => {
@@ -58,22 +69,46 @@ describe('nestsDeeperThan', () => {
 describe('clientErrorResponse', () => {
   const parse = (raw: string) => {
     const [head, body] = raw.split('\r\n\r\n');
-    return { statusLine: head.split('\r\n')[0], headers: head.toLowerCase(), body: JSON.parse(body), length: Buffer.byteLength(body) };
+    return {
+      statusLine: head.split('\r\n')[0],
+      headers: head.toLowerCase(),
+      body: JSON.parse(body),
+      length: Buffer.byteLength(body),
+    };
   };
 
   it('answers headers over the limit with 431 problem+json and closes the connection', () => {
-    const res = parse(clientErrorResponse({ code: 'HPE_HEADER_OVERFLOW', rawPacket: Buffer.from('GET /v1/tasks?api_key=hk_x HTTP/1.1\r\nX-Big: aaaa') }));
+    const res = parse(
+      clientErrorResponse({
+        code: 'HPE_HEADER_OVERFLOW',
+        rawPacket: Buffer.from('GET /v1/tasks?api_key=hk_x HTTP/1.1\r\nX-Big: aaaa'),
+      }),
+    );
     expect(res.statusLine).toBe('HTTP/1.1 431 Request Header Fields Too Large');
     expect(res.headers).toContain('content-type: application/problem+json');
     expect(res.headers).toContain('connection: close');
     expect(res.headers).toContain(`content-length: ${res.length}`);
-    expect(res.body).toEqual({ type: 'urn:herald:problem:headers_too_large', title: 'Request Header Fields Too Large', status: 431, detail: expect.any(String), instance: '/v1/tasks', code: 'headers_too_large' });
+    expect(res.body).toEqual({
+      type: 'urn:herald:problem:headers_too_large',
+      title: 'Request Header Fields Too Large',
+      status: 431,
+      detail: expect.any(String),
+      instance: '/v1/tasks',
+      code: 'headers_too_large',
+    });
   });
 
   it('answers anything else the HTTP parser refuses with 400 problem+json, and a slow request with 408', () => {
-    expect(parse(clientErrorResponse({ code: 'HPE_INVALID_METHOD', rawPacket: Buffer.from('\u0000\u0001 junk') })).body).toMatchObject({ status: 400, code: 'bad_request', instance: '/' });
-    expect(parse(clientErrorResponse({ code: 'HPE_INVALID_HEADER_TOKEN' })).statusLine).toBe('HTTP/1.1 400 Bad Request');
-    expect(parse(clientErrorResponse({ code: 'ERR_HTTP_REQUEST_TIMEOUT' })).body).toMatchObject({ status: 408, code: 'request_timeout' });
+    expect(
+      parse(clientErrorResponse({ code: 'HPE_INVALID_METHOD', rawPacket: Buffer.from('\u0000\u0001 junk') })).body,
+    ).toMatchObject({ status: 400, code: 'bad_request', instance: '/' });
+    expect(parse(clientErrorResponse({ code: 'HPE_INVALID_HEADER_TOKEN' })).statusLine).toBe(
+      'HTTP/1.1 400 Bad Request',
+    );
+    expect(parse(clientErrorResponse({ code: 'ERR_HTTP_REQUEST_TIMEOUT' })).body).toMatchObject({
+      status: 408,
+      code: 'request_timeout',
+    });
   });
 });
 
@@ -89,7 +124,10 @@ describe('drainRefusedBody', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const status = await new Promise<number>((resolve, reject) => {
-        const req = http.request({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', method: 'POST', agent: false }, (res) => resolve(res.statusCode!));
+        const req = http.request(
+          { port: (server.address() as AddressInfo).port, host: '127.0.0.1', method: 'POST', agent: false },
+          (res) => resolve(res.statusCode!),
+        );
         req.on('error', reject);
         send(req);
       });

@@ -33,11 +33,18 @@ export const REFUSED_BODY_READ_MS = 10_000;
  * over the limit is answered 413 once the rest of it has been read and dropped (see drainRefusedBody).
  */
 export function useJsonBodies(app: NestFastifyApplication, bodyLimitBytes: number): void {
-  app.useBodyParser('application/json', { bodyLimit: bodyLimitBytes }, (_req, body, done) => done(null, parseJsonBody(body)));
-  app.getHttpAdapter().getInstance().addHook('onSend', (request, reply, payload, done) => {
-    if (reply.statusCode !== 413) return done(null, payload);
-    void drainRefusedBody(request.raw, REFUSED_BODY_READ_FACTOR * bodyLimitBytes, REFUSED_BODY_READ_MS).then(() => done(null, payload));
-  });
+  app.useBodyParser('application/json', { bodyLimit: bodyLimitBytes }, (_req, body, done) =>
+    done(null, parseJsonBody(body)),
+  );
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onSend', (request, reply, payload, done) => {
+      if (reply.statusCode !== 413) return done(null, payload);
+      void drainRefusedBody(request.raw, REFUSED_BODY_READ_FACTOR * bodyLimitBytes, REFUSED_BODY_READ_MS).then(() =>
+        done(null, payload),
+      );
+    });
 }
 
 /**
@@ -81,7 +88,11 @@ export function parseJsonBody(body: Buffer | string): unknown {
   const first = /\S/.exec(text)?.[0];
   if (first === undefined) return {};
   if (first !== '{') throw new DomainException(ErrorCode.MalformedJson, 'The request body must be a JSON object.');
-  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new DomainException(ErrorCode.MalformedJson, `The request body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep.`);
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH))
+    throw new DomainException(
+      ErrorCode.MalformedJson,
+      `The request body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep.`,
+    );
   try {
     return JSON.parse(text);
   } catch {
@@ -100,7 +111,8 @@ export function nestsDeeperThan(text: string, max: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // a backslash escapes the next character, a quote included
+      if (c === 0x5c)
+        i++; // a backslash escapes the next character, a quote included
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
@@ -129,7 +141,14 @@ export function clientErrorResponse(err: { code?: string; rawPacket?: unknown })
         ? [ErrorCode.RequestTimeout, 'The request was not received in time.']
         : [ErrorCode.BadRequest, 'The request is not valid HTTP/1.1.'];
   const status = statusForCode(code);
-  const body = JSON.stringify({ type: `urn:herald:problem:${code}`, title: titleForStatus(status), status, detail, instance: requestPath(err.rawPacket), code });
+  const body = JSON.stringify({
+    type: `urn:herald:problem:${code}`,
+    title: titleForStatus(status),
+    status,
+    detail,
+    instance: requestPath(err.rawPacket),
+    code,
+  });
   return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
@@ -159,8 +178,14 @@ export function pathOf(url: string): string {
 }
 
 /** Runs a Node-style middleware (req, res, next) on every request, before routing: `onRequest`. */
-export function onEveryRequest(app: NestFastifyApplication, middleware: (req: IncomingMessage, res: ServerResponse, next: () => void) => void): void {
-  app.getHttpAdapter().getInstance().addHook('onRequest', (req, reply, done) => middleware(req.raw, reply.raw, () => done()));
+export function onEveryRequest(
+  app: NestFastifyApplication,
+  middleware: (req: IncomingMessage, res: ServerResponse, next: () => void) => void,
+): void {
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRequest', (req, reply, done) => middleware(req.raw, reply.raw, () => done()));
 }
 
 /**
@@ -192,7 +217,12 @@ export function useRawUploads(app: NestFastifyApplication, matches: (method: str
   });
   // Sent by hand to any other route, the private type is refused like any type Herald does not read.
   fastify.addContentTypeParser(RAW_UPLOAD_TYPE, (req, payload, done) =>
-    matches(req.method, req.url) ? done(null, payload) : done(new DomainException(ErrorCode.UnsupportedMediaType, `Content-Type ${RAW_UPLOAD_TYPE} is not accepted here.`), undefined),
+    matches(req.method, req.url)
+      ? done(null, payload)
+      : done(
+          new DomainException(ErrorCode.UnsupportedMediaType, `Content-Type ${RAW_UPLOAD_TYPE} is not accepted here.`),
+          undefined,
+        ),
   );
 }
 
@@ -212,12 +242,15 @@ export function closeUnusedConnectionsOnClose(app: NestFastifyApplication): void
     socket.once('close', () => unused.delete(socket));
   });
   server.on('request', (req: IncomingMessage) => unused.delete(req.socket));
-  app.getHttpAdapter().getInstance().addHook('preClose', (done: () => void) => {
-    closing = true;
-    for (const socket of unused) socket.destroy();
-    unused.clear();
-    done();
-  });
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('preClose', (done: () => void) => {
+      closing = true;
+      for (const socket of unused) socket.destroy();
+      unused.clear();
+      done();
+    });
 }
 
 /** The Content-Type an upload was sent with (see useRawUploads). */

@@ -89,7 +89,9 @@ export class ProblemFilter implements ExceptionFilter {
     let errorId: string | undefined;
     if (!ex || ex.code === ErrorCode.InternalError) {
       errorId = randomUUID();
-      this.logger.error(`error_id=${errorId} request_id=${requestId} ${req.method} ${pathOf(req.url)}: ${(exception as Error)?.stack ?? String(exception)}`);
+      this.logger.error(
+        `error_id=${errorId} request_id=${requestId} ${req.method} ${pathOf(req.url)}: ${(exception as Error)?.stack ?? String(exception)}`,
+      );
       ex = new DomainException(ErrorCode.InternalError, `An unexpected error occurred (error id ${errorId}).`);
     }
     if (res.sent || res.raw.headersSent) {

@@ -45,7 +45,10 @@ export function fieldErrors(errors: ValidationError[], parent = ''): FieldError[
 
 export function validationFailed(errors: FieldError[]): DomainException {
   const fields = [...new Set(errors.map((e) => e.field))];
-  const detail = fields.length === 1 ? `The field ${fields[0]} is invalid: ${errors[0].message}.` : `${fields.length} fields are invalid: ${fields.join(', ')}.`;
+  const detail =
+    fields.length === 1
+      ? `The field ${fields[0]} is invalid: ${errors[0].message}.`
+      : `${fields.length} fields are invalid: ${fields.join(', ')}.`;
   return new DomainException(ErrorCode.ValidationFailed, detail, errors);
 }
 

@@ -3,9 +3,20 @@ import { hashTagOf, nodeName, parseClusterNodes } from './cluster-nodes.js';
 
 describe('REDIS_CLUSTER_NODES', () => {
   it('reads host:port lists, with an optional scheme and credentials for every node', () => {
-    expect(parseClusterNodes('10.0.0.1:7000, 10.0.0.2:7001')).toEqual({ nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }], username: undefined, password: undefined, tls: false });
+    expect(parseClusterNodes('10.0.0.1:7000, 10.0.0.2:7001')).toEqual({
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '10.0.0.2', port: 7001 },
+      ],
+      username: undefined,
+      password: undefined,
+      tls: false,
+    });
     expect(parseClusterNodes('rediss://app:p%40ss@cache-0.example.com:6379,cache-1.example.com:6379')).toEqual({
-      nodes: [{ host: 'cache-0.example.com', port: 6379 }, { host: 'cache-1.example.com', port: 6379 }],
+      nodes: [
+        { host: 'cache-0.example.com', port: 6379 },
+        { host: 'cache-1.example.com', port: 6379 },
+      ],
       username: 'app',
       password: 'p@ss',
       tls: true,

@@ -9,7 +9,10 @@ export function parseDuration(text: string): number {
 
 /** Parses a comma list of durations, the delays before each attempt: `0s,1m,5m,30m,2h`. */
 export function parseSchedule(text: string): number[] {
-  const parts = text.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  const parts = text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
   if (parts.length === 0) throw new Error('the schedule is empty');
   if (parts.length > 50) throw new Error('the schedule has more than 50 attempts');
   return parts.map(parseDuration);

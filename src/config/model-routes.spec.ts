@@ -41,6 +41,8 @@ describe('model routes', () => {
   });
 
   it('lists the exact model ids of the routes, never globs', () => {
-    expect(exactRouteModels(parseModelRoutes('a=workers,b-*=workers,a=simulator,c=simulator')).map((r) => r.pattern)).toEqual(['a', 'c']);
+    expect(
+      exactRouteModels(parseModelRoutes('a=workers,b-*=workers,a=simulator,c=simulator')).map((r) => r.pattern),
+    ).toEqual(['a', 'c']);
   });
 });

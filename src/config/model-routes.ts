@@ -14,13 +14,18 @@ const PATTERN = /^[^\s,=]{1,200}$/;
 
 /** `pattern=provider,…` → routes in order. Throws with a message that completes "MODEL_ROUTES …". */
 export function parseModelRoutes(text: string): ModelRoute[] {
-  const entries = text.split(',').map((e) => e.trim()).filter(Boolean);
+  const entries = text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
   if (entries.length === 0) throw new Error('must list at least one pattern=provider');
   return entries.map((entry) => {
     const [pattern, provider, extra] = entry.split('=').map((p) => p.trim());
     if (extra !== undefined || !pattern || !provider) throw new Error(`entry "${entry}" is not pattern=provider`);
-    if (!PATTERN.test(pattern)) throw new Error(`pattern "${pattern}" must be 1–200 characters without spaces, commas or =`);
-    if (!(PROVIDERS as readonly string[]).includes(provider)) throw new Error(`provider "${provider}" must be one of ${PROVIDERS.join(', ')}`);
+    if (!PATTERN.test(pattern))
+      throw new Error(`pattern "${pattern}" must be 1–200 characters without spaces, commas or =`);
+    if (!(PROVIDERS as readonly string[]).includes(provider))
+      throw new Error(`provider "${provider}" must be one of ${PROVIDERS.join(', ')}`);
     return { pattern, provider: provider as ProviderName };
   });
 }
@@ -29,7 +34,10 @@ export const isGlob = (pattern: string): boolean => pattern.includes('*');
 
 export function globMatches(glob: string, model: string): boolean {
   if (!isGlob(glob)) return glob === model;
-  const source = glob.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')).join('.*');
+  const source = glob
+    .split('*')
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&'))
+    .join('.*');
   return new RegExp(`^${source}$`, 's').test(model);
 }
 

@@ -24,13 +24,19 @@ describe('encryption key check', () => {
   });
 
   it('refuses in one line that names ENCRYPTION_KEY and DATA_DIR, whichever way the key came', () => {
-    for (const source of [{ kind: 'env' as const }, { kind: 'file' as const, file: '/d/encryption.key' }, { kind: 'new' as const, file: '/d/encryption.key' }]) {
+    for (const source of [
+      { kind: 'env' as const },
+      { kind: 'file' as const, file: '/d/encryption.key' },
+      { kind: 'new' as const, file: '/d/encryption.key' },
+    ]) {
       const line = mismatchMessage(source, '/d', 'postgres://db:5432/herald');
       expect(line).not.toContain('\n');
       expect(line).toContain('ENCRYPTION_KEY');
       expect(line).toContain('DATA_DIR');
       expect(line).toContain('postgres://db:5432/herald');
     }
-    expect(mismatchMessage({ kind: 'new', file: '/d/encryption.key' }, '/d', 'sqlite:/d/herald.sqlite')).toContain('no new key was saved');
+    expect(mismatchMessage({ kind: 'new', file: '/d/encryption.key' }, '/d', 'sqlite:/d/herald.sqlite')).toContain(
+      'no new key was saved',
+    );
   });
 });

@@ -26,7 +26,11 @@ export type KeySource = { kind: 'env' } | { kind: 'file'; file: string } | { kin
  * Whether a key may be used with a database: its check value decides; without one (a database from before the
  * check, or a fresh one), a stored sealed value that opens or fails to open does; with neither, the key is new.
  */
-export function judgeKey(key: Buffer, check: string | undefined, sampleOpens: boolean | undefined): 'matches' | 'record' | 'mismatch' {
+export function judgeKey(
+  key: Buffer,
+  check: string | undefined,
+  sampleOpens: boolean | undefined,
+): 'matches' | 'record' | 'mismatch' {
   if (check !== undefined) return keyMatchesCheck(key, check) ? 'matches' : 'mismatch';
   return sampleOpens === false ? 'mismatch' : 'record';
 }
@@ -55,20 +59,33 @@ class KeyCheckStore {
   }
 
   async read(): Promise<string | undefined> {
-    const rows = await this.ds.query<Array<{ value: string }>>(`SELECT value FROM herald_meta WHERE name = ${this.p(1)}`, [CHECK_NAME]);
+    const rows = await this.ds.query<Array<{ value: string }>>(
+      `SELECT value FROM herald_meta WHERE name = ${this.p(1)}`,
+      [CHECK_NAME],
+    );
     return rows[0]?.value;
   }
 
   /** Writes the check value unless another process wrote one first; answers the value now stored. */
   async record(value: string): Promise<string | undefined> {
-    await this.ds.query(`INSERT INTO herald_meta (name, value) VALUES (${this.p(1)}, ${this.p(2)}) ON CONFLICT (name) DO NOTHING`, [CHECK_NAME, value]);
+    await this.ds.query(
+      `INSERT INTO herald_meta (name, value) VALUES (${this.p(1)}, ${this.p(2)}) ON CONFLICT (name) DO NOTHING`,
+      [CHECK_NAME, value],
+    );
     return this.read();
   }
 
   /** One value sealed by an earlier Herald, if the database holds any (every tenant has a sealed signing secret). */
   async sealedSample(): Promise<string | undefined> {
-    for (const [table, column] of [['tenants', 'webhook_secret'], ['webhook_endpoints', 'secret_sealed'], ['deliveries', 'headers_sealed'], ['tasks', 'webhook_headers']]) {
-      const rows = await this.ds.query<Array<{ sealed: string }>>(`SELECT ${column} AS sealed FROM ${table} WHERE ${column} IS NOT NULL LIMIT 1`);
+    for (const [table, column] of [
+      ['tenants', 'webhook_secret'],
+      ['webhook_endpoints', 'secret_sealed'],
+      ['deliveries', 'headers_sealed'],
+      ['tasks', 'webhook_headers'],
+    ]) {
+      const rows = await this.ds.query<Array<{ sealed: string }>>(
+        `SELECT ${column} AS sealed FROM ${table} WHERE ${column} IS NOT NULL LIMIT 1`,
+      );
       if (rows[0]?.sealed) return rows[0].sealed;
     }
     return undefined;
@@ -90,12 +107,20 @@ function opens(key: Buffer, sealed: string): boolean {
  * only once it is known to fit, so a start refused for want of the right key leaves no stray key file to trip on
  * the next time. Without `generate` and with no key, answers undefined and checks nothing (`herald migrate`).
  */
-export async function ensureEncryptionKey(config: HeraldConfig, ds: DataSource, { generate = true } = {}): Promise<Buffer | undefined> {
+export async function ensureEncryptionKey(
+  config: HeraldConfig,
+  ds: DataSource,
+  { generate = true } = {},
+): Promise<Buffer | undefined> {
   const file = keyFilePath(config.dataDir);
   const fromFile = config.encryptionKey ? undefined : readKeyFile(file);
   if (!config.encryptionKey && !fromFile && !generate) return undefined;
   const key = config.encryptionKey ?? fromFile ?? randomBytes(32);
-  const source: KeySource = config.encryptionKey ? { kind: 'env' } : fromFile ? { kind: 'file', file } : { kind: 'new', file };
+  const source: KeySource = config.encryptionKey
+    ? { kind: 'env' }
+    : fromFile
+      ? { kind: 'file', file }
+      : { kind: 'new', file };
   const refuse = () => new EncryptionKeyMismatch(mismatchMessage(source, config.dataDir, describeDatabase(ds.options)));
 
   const store = new KeyCheckStore(ds);

@@ -14,19 +14,27 @@ export class SecretBox {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.key, iv);
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-    return [VERSION, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), body.toString('base64url')].join('.');
+    return [
+      VERSION,
+      iv.toString('base64url'),
+      cipher.getAuthTag().toString('base64url'),
+      body.toString('base64url'),
+    ].join('.');
   }
 
   /** The plaintext; throws SealedValueError when the value was sealed with another key or is damaged. */
   decrypt(sealed: string): string {
     const [version, iv, tag, body] = sealed.split('.');
-    if (version !== VERSION || !iv || !tag || body === undefined) throw new SealedValueError('the stored value is not a sealed value (damaged)');
+    if (version !== VERSION || !iv || !tag || body === undefined)
+      throw new SealedValueError('the stored value is not a sealed value (damaged)');
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
       return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
     } catch {
-      throw new SealedValueError('the sealed value does not decrypt with this ENCRYPTION_KEY (sealed with another key, or damaged)');
+      throw new SealedValueError(
+        'the sealed value does not decrypt with this ENCRYPTION_KEY (sealed with another key, or damaged)',
+      );
     }
   }
 }

@@ -19,7 +19,11 @@ export interface MinuteCount {
 /** The last `minutes` minutes (oldest first), each with its succeeded and failed count. */
 export function perMinute(counts: readonly MinuteCount[], now: Date, minutes = 60) {
   const start = Math.floor(now.getTime() / 60_000) - minutes + 1;
-  const buckets = Array.from({ length: minutes }, (_, i) => ({ minute: new Date((start + i) * 60_000).toISOString(), succeeded: 0, failed: 0 }));
+  const buckets = Array.from({ length: minutes }, (_, i) => ({
+    minute: new Date((start + i) * 60_000).toISOString(),
+    succeeded: 0,
+    failed: 0,
+  }));
   for (const c of counts) {
     const i = c.minute - start;
     if (i < 0 || i >= minutes) continue;
@@ -44,7 +48,10 @@ export class OverviewController {
   }
 
   @Get()
-  @ApiOperation({ operationId: 'getOverview', summary: 'Delivery rate and success, failing endpoints and queue depth (the dashboard’s overview)' })
+  @ApiOperation({
+    operationId: 'getOverview',
+    summary: 'Delivery rate and success, failing endpoints and queue depth (the dashboard’s overview)',
+  })
   async overview(@TenantId() tenantId: string) {
     const now = new Date();
     const hourAgo = new Date(now.getTime() - 3_600_000);
@@ -76,7 +83,13 @@ export class OverviewController {
       success_rate: succeeded + failed ? succeeded / (succeeded + failed) : null,
       deliveries_last_hour: { succeeded, failed },
       pending_deliveries: pending,
-      failing_endpoints: failing.map((e) => ({ id: e.id, url: e.url, status: e.status, disabled_reason: e.disabledReason, failing_since: e.failingSince?.toISOString() ?? null })),
+      failing_endpoints: failing.map((e) => ({
+        id: e.id,
+        url: e.url,
+        status: e.status,
+        disabled_reason: e.disabledReason,
+        failing_since: e.failingSince?.toISOString() ?? null,
+      })),
       queues: { generation, webhooks },
     };
   }

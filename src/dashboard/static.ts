@@ -21,7 +21,9 @@ export function serveDashboard(app: NestFastifyApplication): void {
   // The page: /dashboard redirects to /dashboard/, whose relative asset paths need the slash. Routes ignore a
   // trailing slash, so this one route answers both and tells them apart by the URL as sent.
   const http = app.getHttpAdapter().getInstance();
-  http.get('/dashboard', (req, reply) => (pathOf(req.url) === '/dashboard' ? reply.redirect('/dashboard/', 301) : reply.sendFile('index.html')));
+  http.get('/dashboard', (req, reply) =>
+    pathOf(req.url) === '/dashboard' ? reply.redirect('/dashboard/', 301) : reply.sendFile('index.html'),
+  );
   // Browsers ask for /favicon.ico on every page (the API's too); point them at the dashboard's SVG icon.
   http.get('/favicon.ico', (_req, reply) => reply.redirect('/dashboard/favicon.svg', 302));
 }

@@ -6,7 +6,10 @@ import type { HeraldConfig } from '../config/config.js';
 import { MIGRATIONS } from './migrations/index.js';
 
 /** `entities`: the app's entity list (src/entities.ts); none where only migrations and raw SQL run. */
-export function dataSourceOptions(config: HeraldConfig, entities: NonNullable<DataSourceOptions['entities']> = []): DataSourceOptions {
+export function dataSourceOptions(
+  config: HeraldConfig,
+  entities: NonNullable<DataSourceOptions['entities']> = [],
+): DataSourceOptions {
   const common = { entities, migrations: MIGRATIONS, synchronize: false, logging: false } as const;
   if (config.database.type === 'postgres') {
     return { ...common, type: 'postgres', url: config.database.url, extra: { max: 20 } };
@@ -40,7 +43,9 @@ export async function openDatabase(options: DataSourceOptions, { migrate }: { mi
   try {
     await ds.initialize();
   } catch (err) {
-    throw new Error(`Cannot open the database (${describeDatabase(options)}): ${(err as Error).message}`, { cause: err });
+    throw new Error(`Cannot open the database (${describeDatabase(options)}): ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   if (ds.options.type === 'sqlite') {
     // NORMAL is durable under WAL across process crashes; only a power loss may drop the last commits.

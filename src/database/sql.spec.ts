@@ -41,14 +41,27 @@ describe('Sql placeholders', () => {
 });
 
 describe('insertMany and entityFromRow (real SQLite, the entity as mapped)', () => {
-  const db = new DataSource({ type: 'sqlite', database: ':memory:', entities: [Row], synchronize: true, driver: sqlite3 });
+  const db = new DataSource({
+    type: 'sqlite',
+    database: ':memory:',
+    entities: [Row],
+    synchronize: true,
+    driver: sqlite3,
+  });
   beforeAll(() => db.initialize());
   afterAll(() => db.destroy());
 
   it('writes entities with their columns converted (dates as epoch ms, JSON as text) and reads them back whole', async () => {
     const now = new Date(1_700_000_000_123);
     const rows = ['a', 'b'].map((n, i) =>
-      db.manager.create(Row, { id: n, taskId: i ? null : 'k1', sequence: 3 + i, schedule: [0, 60_000], nextAttemptAt: new Date(now.getTime() + 1_000 * i), dispatchedAt: null }),
+      db.manager.create(Row, {
+        id: n,
+        taskId: i ? null : 'k1',
+        sequence: 3 + i,
+        schedule: [0, 60_000],
+        nextAttemptAt: new Date(now.getTime() + 1_000 * i),
+        dispatchedAt: null,
+      }),
     );
     await insertMany(db.manager, Row, rows);
     const raw = await db.query<Array<Record<string, unknown>>>('SELECT * FROM rows ORDER BY sequence');
@@ -62,7 +75,10 @@ describe('insertMany and entityFromRow (real SQLite, the entity as mapped)', () 
 });
 
 describe('together', () => {
-  const after = <T>(ms: number, value: T, fail = false) => new Promise<T>((resolve, reject) => setTimeout(() => (fail ? reject(new Error(String(value))) : resolve(value)), ms));
+  const after = <T>(ms: number, value: T, fail = false) =>
+    new Promise<T>((resolve, reject) =>
+      setTimeout(() => (fail ? reject(new Error(String(value))) : resolve(value)), ms),
+    );
   const on = (type: string) => ({ connection: { options: { type } } }) as EntityManager;
 
   it('SQLite: starts every statement at once and answers each in the order given', async () => {
@@ -82,7 +98,9 @@ describe('together', () => {
 
   it('PostgreSQL: one statement after another, stopping at the first failure', async () => {
     const started: number[] = [];
-    const statement = (i: number, fail = false) => () => (started.push(i), after(1, i, fail));
+    const statement =
+      (i: number, fail = false) =>
+      () => (started.push(i), after(1, i, fail));
     const answers = together(on('postgres'), [statement(0), statement(1)]);
     expect(started).toEqual([0]);
     await expect(answers).resolves.toEqual([0, 1]);
@@ -98,7 +116,9 @@ describe('together', () => {
       const runner = db.createQueryRunner();
       await runner.query('BEGIN IMMEDIATE');
       const inserts = Array.from({ length: 20 }, (_, i) => () => runner.query('INSERT INTO t (id) VALUES (?)', [i]));
-      await expect(together(runner.manager, [...inserts, () => runner.query('INSERT INTO t (id) VALUES (?)', [3])])).rejects.toThrow(/UNIQUE/);
+      await expect(
+        together(runner.manager, [...inserts, () => runner.query('INSERT INTO t (id) VALUES (?)', [3])]),
+      ).rejects.toThrow(/UNIQUE/);
       await runner.query('ROLLBACK');
       await runner.release();
       expect(await db.query('SELECT COUNT(*) AS n FROM t')).toEqual([{ n: 0 }]);

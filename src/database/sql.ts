@@ -36,7 +36,11 @@ export class Sql {
  * statement written here. Used where rows are inserted in batches on a hot path (intake, events, deliveries,
  * attempts). A property left undefined takes its column's literal default, else NULL.
  */
-export async function insertMany<T extends ObjectLiteral>(em: EntityManager, target: EntityTarget<T>, entities: readonly T[]): Promise<void> {
+export async function insertMany<T extends ObjectLiteral>(
+  em: EntityManager,
+  target: EntityTarget<T>,
+  entities: readonly T[],
+): Promise<void> {
   if (entities.length === 0) return;
   const meta = em.connection.getMetadata(target);
   const driver = em.connection.driver;
@@ -50,7 +54,10 @@ export async function insertMany<T extends ObjectLiteral>(em: EntityManager, tar
   );
   const names = columns.map((c) => driver.escape(c.databaseName)).join(', ');
   const sql = new Sql(em.connection);
-  await em.query(`INSERT INTO ${driver.escape(meta.tableName)} (${names}) VALUES ${sql.rows(entities.length, columns.length)}`, values);
+  await em.query(
+    `INSERT INTO ${driver.escape(meta.tableName)} (${names}) VALUES ${sql.rows(entities.length, columns.length)}`,
+    values,
+  );
 }
 
 /**
@@ -76,9 +83,15 @@ export async function together<T>(em: EntityManager, statements: ReadonlyArray<(
  * The reverse of insertMany: a row as the database returned it (column names; SQLite numbers, PostgreSQL bigint as
  * text) → the entity, each column converted by TypeORM's driver. For hand-written SELECTs on a hot path.
  */
-export function entityFromRow<T extends ObjectLiteral>(em: EntityManager, target: EntityTarget<T>, row: Record<string, unknown>): T {
+export function entityFromRow<T extends ObjectLiteral>(
+  em: EntityManager,
+  target: EntityTarget<T>,
+  row: Record<string, unknown>,
+): T {
   const meta = em.connection.getMetadata(target);
   const entity = meta.create() as T;
-  for (const c of meta.columns) if (c.databaseName in row) c.setEntityValue(entity, em.connection.driver.prepareHydratedValue(row[c.databaseName], c));
+  for (const c of meta.columns)
+    if (c.databaseName in row)
+      c.setEntityValue(entity, em.connection.driver.prepareHydratedValue(row[c.databaseName], c));
   return entity;
 }

@@ -17,7 +17,9 @@ export function endpointView(e: Endpoint, secret?: string) {
     rate_limit_per_second: e.rateLimitPerSecond ?? null,
     batch: e.batchMaxEvents ? { max_events: e.batchMaxEvents, max_wait_ms: e.batchMaxWaitMs ?? 0 } : null,
     ...circuitView(e.circuit),
-    last_delivery: e.lastDeliveryAt ? { at: e.lastDeliveryAt.toISOString(), status_code: e.lastStatusCode, outcome: e.lastOutcome } : null,
+    last_delivery: e.lastDeliveryAt
+      ? { at: e.lastDeliveryAt.toISOString(), status_code: e.lastStatusCode, outcome: e.lastOutcome }
+      : null,
     created_at: e.createdAt.toISOString(),
     updated_at: e.updatedAt.toISOString(),
     ...(secret ? { secret } : {}),

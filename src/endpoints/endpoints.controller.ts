@@ -40,7 +40,12 @@ export class EndpointsController {
   @ApiResponse({ status: 201, description: 'The endpoint, with its secret (shown only here and on rotate)' })
   @ApiIdempotent()
   @ApiProblems(ErrorCode.ValidationFailed, ErrorCode.WebhookUrlBlocked, ...IDEMPOTENCY_PROBLEMS)
-  create(@TenantId() tenantId: string, @Body() body: CreateEndpointDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
+  create(
+    @TenantId() tenantId: string,
+    @Body() body: CreateEndpointDto,
+    @Req() req: FastifyRequest,
+    @Res() res: FastifyReply,
+  ) {
     return this.idempotent.respond(req, res, tenantId, async () => {
       const { endpoint, secret } = await this.endpoints.create(tenantId, body);
       return { status: 201, body: endpointView(endpoint, secret) };
@@ -62,7 +67,10 @@ export class EndpointsController {
   }
 
   @Patch('webhooks/:id')
-  @ApiOperation({ operationId: 'updateEndpoint', summary: 'Change a webhook endpoint (url, events, headers, rate limit, batch, enable / disable)' })
+  @ApiOperation({
+    operationId: 'updateEndpoint',
+    summary: 'Change a webhook endpoint (url, events, headers, rate limit, batch, enable / disable)',
+  })
   @ApiResponse({ status: 200, description: 'The endpoint' })
   @ApiProblems(ErrorCode.EndpointNotFound, ErrorCode.ValidationFailed, ErrorCode.WebhookUrlBlocked)
   async update(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: UpdateEndpointDto) {
@@ -84,11 +92,17 @@ export class EndpointsController {
   @ApiIdempotent()
   @ApiProblems(ErrorCode.EndpointNotFound, ErrorCode.EndpointDisabled, ...IDEMPOTENCY_PROBLEMS)
   test(@TenantId() tenantId: string, @Param('id') id: string, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
-    return this.idempotent.respond(req, res, tenantId, async () => ({ status: 202, body: deliveryView(await this.endpoints.sendTest(tenantId, id)) }));
+    return this.idempotent.respond(req, res, tenantId, async () => ({
+      status: 202,
+      body: deliveryView(await this.endpoints.sendTest(tenantId, id)),
+    }));
   }
 
   @Post('webhooks/:id/rotate-secret')
-  @ApiOperation({ operationId: 'rotateEndpointSecret', summary: 'Rotate an endpoint’s signing secret (the old one signs too for 24 h)' })
+  @ApiOperation({
+    operationId: 'rotateEndpointSecret',
+    summary: 'Rotate an endpoint’s signing secret (the old one signs too for 24 h)',
+  })
   @ApiResponse({ status: 200, description: '{secret, previous_secret_expires_at}' })
   @ApiIdempotent()
   @ApiProblems(ErrorCode.EndpointNotFound, ...IDEMPOTENCY_PROBLEMS)
@@ -100,12 +114,24 @@ export class EndpointsController {
   }
 
   @Post('webhooks/:id/recover')
-  @ApiOperation({ operationId: 'recoverEndpoint', summary: 'Send again the failed deliveries to an endpoint since a time' })
+  @ApiOperation({
+    operationId: 'recoverEndpoint',
+    summary: 'Send again the failed deliveries to an endpoint since a time',
+  })
   @ApiResponse({ status: 202, description: '{recovered}: how many deliveries were queued again' })
   @ApiIdempotent()
   @ApiProblems(ErrorCode.EndpointNotFound, ErrorCode.EndpointDisabled, ...IDEMPOTENCY_PROBLEMS)
-  recover(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RecoverDto, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
-    return this.idempotent.respond(req, res, tenantId, async () => ({ status: 202, body: { recovered: await this.endpoints.recover(tenantId, id, new Date(body.since)) } }));
+  recover(
+    @TenantId() tenantId: string,
+    @Param('id') id: string,
+    @Body() body: RecoverDto,
+    @Req() req: FastifyRequest,
+    @Res() res: FastifyReply,
+  ) {
+    return this.idempotent.respond(req, res, tenantId, async () => ({
+      status: 202,
+      body: { recovered: await this.endpoints.recover(tenantId, id, new Date(body.since)) },
+    }));
   }
 
   @Get('webhooks/:id/deliveries')

@@ -21,7 +21,8 @@ import { CreateEndpointDto, EndpointDeliveriesQuery, UpdateEndpointDto } from '.
 import { ROTATION_OVERLAP_MS } from '../webhooks/endpoint-rules.js';
 import { Endpoint } from '../webhooks/endpoint.entity.js';
 
-export const endpointNotFound = (id: string) => new DomainException(ErrorCode.EndpointNotFound, `No webhook endpoint with id ${id}.`);
+export const endpointNotFound = (id: string) =>
+  new DomainException(ErrorCode.EndpointNotFound, `No webhook endpoint with id ${id}.`);
 
 /** Registered endpoints: CRUD, test events, secret rotation, recovery and their delivery log. */
 @Injectable()
@@ -79,7 +80,10 @@ export class EndpointsService {
 
   /** Each endpoint with the circuit of its URL (shared with any other target of the same URL). */
   async withCircuits(endpoints: Endpoint[]): Promise<Endpoint[]> {
-    const circuits = await new CircuitStore(new Sql(this.db)).load(this.db.manager, endpoints.map((e) => e.url));
+    const circuits = await new CircuitStore(new Sql(this.db)).load(
+      this.db.manager,
+      endpoints.map((e) => e.url),
+    );
     for (const e of endpoints) e.circuit = circuits.get(e.url);
     return endpoints;
   }
@@ -94,7 +98,11 @@ export class EndpointsService {
     if (dto.description !== undefined) patch.description = dto.description;
     // Read at every claim: the new rate applies to every delivery not yet sent.
     if (dto.rate_limit_per_second !== undefined) patch.rateLimitPerSecond = dto.rate_limit_per_second;
-    if (dto.batch !== undefined) Object.assign(patch, { batchMaxEvents: dto.batch?.max_events ?? null, batchMaxWaitMs: dto.batch ? (dto.batch.max_wait_ms ?? 0) : null });
+    if (dto.batch !== undefined)
+      Object.assign(patch, {
+        batchMaxEvents: dto.batch?.max_events ?? null,
+        batchMaxWaitMs: dto.batch ? (dto.batch.max_wait_ms ?? 0) : null,
+      });
     if (dto.headers !== undefined) Object.assign(patch, this.sealHeaders(dto.headers));
     if (dto.status === 'enabled' && endpoint.status !== 'enabled') {
       Object.assign(patch, { status: 'enabled', disabledReason: null, disabledAt: null, failingSince: null });
@@ -120,9 +128,16 @@ export class EndpointsService {
   /** Queues a `webhook.test` event for this endpoint alone. */
   async sendTest(tenantId: string, id: string): Promise<Delivery> {
     const endpoint = await this.get(tenantId, id);
-    if (endpoint.status !== 'enabled') throw new DomainException(ErrorCode.EndpointDisabled, `Endpoint ${id} is disabled (${endpoint.disabledReason}); enable it first.`);
+    if (endpoint.status !== 'enabled')
+      throw new DomainException(
+        ErrorCode.EndpointDisabled,
+        `Endpoint ${id} is disabled (${endpoint.disabledReason}); enable it first.`,
+      );
     const [delivery] = await this.uow.run((em) =>
-      this.planner.planOperational(em, [endpoint], 'webhook.test', { endpoint_id: endpoint.id, message: 'This is a test event from Herald.' }),
+      this.planner.planOperational(em, [endpoint], 'webhook.test', {
+        endpoint_id: endpoint.id,
+        message: 'This is a test event from Herald.',
+      }),
     );
     this.outbox.kick();
     return delivery;
@@ -134,7 +149,16 @@ export class EndpointsService {
     const secret = generateWebhookSecret();
     const previousSecretExpiresAt = new Date(Date.now() + ROTATION_OVERLAP_MS);
     await this.uow.run((em) =>
-      em.update(Endpoint, { id }, { secretSealed: this.box.encrypt(secret), previousSecretSealed: endpoint.secretSealed, previousSecretExpiresAt, updatedAt: new Date() }),
+      em.update(
+        Endpoint,
+        { id },
+        {
+          secretSealed: this.box.encrypt(secret),
+          previousSecretSealed: endpoint.secretSealed,
+          previousSecretExpiresAt,
+          updatedAt: new Date(),
+        },
+      ),
     );
     return { secret, previousSecretExpiresAt };
   }
@@ -142,9 +166,17 @@ export class EndpointsService {
   /** Sends again every delivery to this endpoint that failed since the given time (after an outage). */
   async recover(tenantId: string, id: string, since: Date): Promise<number> {
     const endpoint = await this.get(tenantId, id);
-    if (endpoint.status !== 'enabled') throw new DomainException(ErrorCode.EndpointDisabled, `Endpoint ${id} is disabled (${endpoint.disabledReason}); enable it first.`);
+    if (endpoint.status !== 'enabled')
+      throw new DomainException(
+        ErrorCode.EndpointDisabled,
+        `Endpoint ${id} is disabled (${endpoint.disabledReason}); enable it first.`,
+      );
     const count = await this.uow.run(async (em) => {
-      const failed = await em.find(Delivery, { where: { target: id, tenantId, status: 'failed', createdAt: MoreThanOrEqual(since) }, order: { createdAt: 'ASC' }, take: 10_000 });
+      const failed = await em.find(Delivery, {
+        where: { target: id, tenantId, status: 'failed', createdAt: MoreThanOrEqual(since) },
+        order: { createdAt: 'ASC' },
+        take: 10_000,
+      });
       for (const delivery of failed) await this.deliveries.copy(em, delivery);
       return failed.length;
     });
@@ -152,7 +184,15 @@ export class EndpointsService {
     return count;
   }
 
-  async deliveriesOf(tenantId: string, id: string, query: EndpointDeliveriesQuery): Promise<{ data: Delivery[]; next_cursor: string | null; stats: { succeeded: number; failed: number; success_rate: number | null } }> {
+  async deliveriesOf(
+    tenantId: string,
+    id: string,
+    query: EndpointDeliveriesQuery,
+  ): Promise<{
+    data: Delivery[];
+    next_cursor: string | null;
+    stats: { succeeded: number; failed: number; success_rate: number | null };
+  }> {
     await this.get(tenantId, id);
     const limit = query.limit ?? 20;
     const repo = this.db.getRepository(Delivery);
@@ -167,7 +207,10 @@ export class EndpointsService {
       order: { id: 'DESC' },
       take: limit + 1,
     });
-    const [succeeded, failed] = await Promise.all([repo.countBy({ target: id, status: 'succeeded' }), repo.countBy({ target: id, status: 'failed' })]);
+    const [succeeded, failed] = await Promise.all([
+      repo.countBy({ target: id, status: 'succeeded' }),
+      repo.countBy({ target: id, status: 'failed' }),
+    ]);
     const data = rows.slice(0, limit);
     return {
       data,
@@ -177,7 +220,10 @@ export class EndpointsService {
   }
 
   private checkTarget(url: string, headers: Record<string, unknown> | undefined): void {
-    const errors = webhookTargetErrors(url, headers, this.config.webhook.allowedCidrs, { url: 'url', headers: 'headers' });
+    const errors = webhookTargetErrors(url, headers, this.config.webhook.allowedCidrs, {
+      url: 'url',
+      headers: 'headers',
+    });
     if (errors.length) throw validationFailed(errors);
   }
 

@@ -52,12 +52,16 @@ export class EventBus implements OnApplicationShutdown {
    */
   subscribeWork(listener: WorkListener): { ready: Promise<void>; stop: () => void } {
     let ready!: Promise<void>;
-    const stop = this.listen(this.workChannel, (message) => {
-      const work = parsed<WorkSignal>(message);
-      if (work) listener(work);
-    }, (p) => {
-      ready = p;
-    });
+    const stop = this.listen(
+      this.workChannel,
+      (message) => {
+        const work = parsed<WorkSignal>(message);
+        if (work) listener(work);
+      },
+      (p) => {
+        ready = p;
+      },
+    );
     return { ready, stop };
   }
 
@@ -97,17 +101,27 @@ export class EventBus implements OnApplicationShutdown {
    */
   subscribeTenant(tenantId: string, listener: () => void): { ready: Promise<void>; unsubscribe: () => void } {
     let ready!: Promise<void>;
-    const unsubscribe = this.listen(this.tenantPrefix + tenantId, () => listener(), (p) => void (ready = p));
+    const unsubscribe = this.listen(
+      this.tenantPrefix + tenantId,
+      () => listener(),
+      (p) => void (ready = p),
+    );
     return { ready, unsubscribe };
   }
 
   private send(channel: string, message: string): void {
-    this.redis.client.publish(channel, message).catch((err: Error) => this.logger.debug(`publish failed: ${err.message}`));
+    this.redis.client
+      .publish(channel, message)
+      .catch((err: Error) => this.logger.debug(`publish failed: ${err.message}`));
   }
 
   private readonly pending = new Map<string, Promise<void>>();
 
-  private listen(channel: string, listener: (message: string) => void, onReady?: (ready: Promise<void>) => void): () => void {
+  private listen(
+    channel: string,
+    listener: (message: string) => void,
+    onReady?: (ready: Promise<void>) => void,
+  ): () => void {
     const sub = this.connect();
     let set = this.listeners.get(channel);
     if (!set) {

@@ -1,4 +1,11 @@
-export const TASK_EVENT_TYPES = ['task.queued', 'task.started', 'task.progress', 'task.completed', 'task.failed', 'task.cancelled'] as const;
+export const TASK_EVENT_TYPES = [
+  'task.queued',
+  'task.started',
+  'task.progress',
+  'task.completed',
+  'task.failed',
+  'task.cancelled',
+] as const;
 // A timed-out task reports as task.failed with status "timedout": receivers treat both as a failure.
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 
@@ -20,7 +27,13 @@ const taskSnapshot = {
       properties: {
         created: { type: 'integer' },
         model: { type: 'string' },
-        data: { type: 'array', items: { type: 'object', properties: { url: { type: 'string' }, b64_json: { type: 'string' }, metadata: { type: 'object' } } } },
+        data: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: { url: { type: 'string' }, b64_json: { type: 'string' }, metadata: { type: 'object' } },
+          },
+        },
       },
     },
     error: { type: ['string', 'null'] },
@@ -33,16 +46,32 @@ const taskSnapshot = {
 };
 
 export const EVENT_CATALOGUE = [
-  { type: 'task.queued', description: 'A task was accepted (or retried) and waits for a worker.', schema: taskSnapshot },
+  {
+    type: 'task.queued',
+    description: 'A task was accepted (or retried) and waits for a worker.',
+    schema: taskSnapshot,
+  },
   { type: 'task.started', description: 'A worker started generating.', schema: taskSnapshot },
-  { type: 'task.progress', description: 'Generation progressed (superseded, never sent, when a newer event exists).', schema: taskSnapshot },
-  { type: 'task.completed', description: 'Generation finished; result.data[0].url is the artifact.', schema: taskSnapshot },
+  {
+    type: 'task.progress',
+    description: 'Generation progressed (superseded, never sent, when a newer event exists).',
+    schema: taskSnapshot,
+  },
+  {
+    type: 'task.completed',
+    description: 'Generation finished; result.data[0].url is the artifact.',
+    schema: taskSnapshot,
+  },
   { type: 'task.failed', description: 'Generation failed or timed out (status "timedout").', schema: taskSnapshot },
   { type: 'task.cancelled', description: 'The task was cancelled.', schema: taskSnapshot },
   {
     type: 'webhook.test',
     description: 'Sent by POST /v1/webhooks/{id}/test to check an endpoint.',
-    schema: { type: 'object', required: ['endpoint_id', 'message'], properties: { endpoint_id: { type: 'string' }, message: { type: 'string' } } },
+    schema: {
+      type: 'object',
+      required: ['endpoint_id', 'message'],
+      properties: { endpoint_id: { type: 'string' }, message: { type: 'string' } },
+    },
   },
   {
     type: 'webhook.disabled',
@@ -50,7 +79,12 @@ export const EVENT_CATALOGUE = [
     schema: {
       type: 'object',
       required: ['endpoint_id', 'url', 'reason', 'disabled_at'],
-      properties: { endpoint_id: { type: 'string' }, url: { type: 'string' }, reason: { type: 'string' }, disabled_at: { type: 'string', format: 'date-time' } },
+      properties: {
+        endpoint_id: { type: 'string' },
+        url: { type: 'string' },
+        reason: { type: 'string' },
+        disabled_at: { type: 'string', format: 'date-time' },
+      },
     },
   },
 ] as const;

@@ -42,7 +42,12 @@ export class ArtifactStore {
     return path.join(this.dir, name.slice(0, 36), name);
   }
 
-  async save(taskId: string, attempt: number, artifacts: GeneratedArtifact[], format: 'url' | 'b64_json'): Promise<TaskResult['data']> {
+  async save(
+    taskId: string,
+    attempt: number,
+    artifacts: GeneratedArtifact[],
+    format: 'url' | 'b64_json',
+  ): Promise<TaskResult['data']> {
     await mkdir(path.join(this.dir, taskId), { recursive: true });
     return Promise.all(
       artifacts.map(async (artifact, index) => {
@@ -61,7 +66,9 @@ export class ArtifactStore {
         };
         const inline = format === 'b64_json' && artifact.mimeType.startsWith('image/');
         return {
-          ...(inline ? { b64_json: artifact.bytes.toString('base64') } : { url: `${this.config.publicBaseUrl}/v1/artifacts/${name}` }),
+          ...(inline
+            ? { b64_json: artifact.bytes.toString('base64') }
+            : { url: `${this.config.publicBaseUrl}/v1/artifacts/${name}` }),
           ...(artifact.revisedPrompt ? { revised_prompt: artifact.revisedPrompt } : {}),
           metadata,
         };
@@ -108,7 +115,14 @@ export class ArtifactStore {
    * kept (ArtifactTooLarge). Written to a temporary file and renamed, so a reader never sees half a file, and a
    * second upload of the same name replaces the first whole.
    */
-  async saveUpload(taskId: string, attempt: number, name: string, body: Readable, mimeType: string, maxBytes: number): Promise<StoredUpload> {
+  async saveUpload(
+    taskId: string,
+    attempt: number,
+    name: string,
+    body: Readable,
+    mimeType: string,
+    maxBytes: number,
+  ): Promise<StoredUpload> {
     const stored = ArtifactStore.uploadName(taskId, attempt, name);
     const file = this.fileOf(stored);
     await mkdir(path.join(this.dir, taskId, '.meta'), { recursive: true });

@@ -15,7 +15,11 @@ export class ArtifactsController {
 
   @Get(':name')
   @ApiOperation({ operationId: 'getArtifact', summary: 'Download a generated file (public, like a CDN URL)' })
-  @ApiResponse({ status: 200, description: 'The file, with its media type; cacheable for a day', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } })
+  @ApiResponse({
+    status: 200,
+    description: 'The file, with its media type; cacheable for a day',
+    content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+  })
   @ApiProblems(ErrorCode.NotFound)
   async get(@Param('name') name: string, @Res() res: FastifyReply): Promise<void> {
     const artifact = await this.store.open(name);

@@ -35,7 +35,12 @@ export class GenerationRunner {
     if (!task || task.attempt !== attempt || isTerminal(task.status) || task.provider !== 'simulator') return 'skipped';
     if (this.pastDeadline(task)) return this.timeOut(task);
     if (task.status === 'pending') {
-      task = await this.transitions.apply(taskId, 'processing', { startedAt: new Date(), progress: 0, message: 'Generation started' }, { from: ['pending'], attempt });
+      task = await this.transitions.apply(
+        taskId,
+        'processing',
+        { startedAt: new Date(), progress: 0, message: 'Generation started' },
+        { from: ['pending'], attempt },
+      );
       if (!task) return 'skipped';
     }
     const current = task;
@@ -59,7 +64,12 @@ export class GenerationRunner {
               await this.timeOut(current);
               return false;
             }
-            const updated = await this.transitions.apply(taskId, 'processing', { progress: percent, message }, { from: ['processing'], attempt });
+            const updated = await this.transitions.apply(
+              taskId,
+              'processing',
+              { progress: percent, message },
+              { from: ['processing'], attempt },
+            );
             return updated !== null;
           },
         },
@@ -73,14 +83,24 @@ export class GenerationRunner {
           progress: 100,
           message: current.kind === 'video' ? 'Video generation complete' : 'Image generation complete',
           completedAt: new Date(),
-          result: { created: Math.floor(Date.now() / 1000), data, model: current.model, usage: { generation_ms: Date.now() - (current.startedAt?.getTime() ?? Date.now()) } },
+          result: {
+            created: Math.floor(Date.now() / 1000),
+            data,
+            model: current.model,
+            usage: { generation_ms: Date.now() - (current.startedAt?.getTime() ?? Date.now()) },
+          },
         },
         { from: ['processing'], attempt },
       );
       return done ? 'completed' : 'stopped';
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err;
-      await this.transitions.apply(taskId, 'failed', { error: err.message, errorCode: err.code, completedAt: new Date(), message: 'Generation failed' }, { from: ['pending', 'processing'], attempt });
+      await this.transitions.apply(
+        taskId,
+        'failed',
+        { error: err.message, errorCode: err.code, completedAt: new Date(), message: 'Generation failed' },
+        { from: ['pending', 'processing'], attempt },
+      );
       return 'failed';
     }
   }

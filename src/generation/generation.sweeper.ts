@@ -41,20 +41,32 @@ export class GenerationSweeper implements OnApplicationBootstrap, OnApplicationS
     const tasks = this.db.getRepository(Task);
     const now = new Date();
     let timedOut = 0;
-    for (const task of await tasks.find({ where: { status: In(['pending', 'processing']), deadlineAt: LessThanOrEqual(now) }, take: BATCH })) {
+    for (const task of await tasks.find({
+      where: { status: In(['pending', 'processing']), deadlineAt: LessThanOrEqual(now) },
+      take: BATCH,
+    })) {
       if (await this.transitions.apply(task.id, 'timedout', timeoutPatch(task), { attempt: task.attempt })) timedOut++;
     }
     // A task untouched for a few rounds may have lost its job; look it up in Redis before re-adding.
     const quietSince = new Date(now.getTime() - 2 * this.config.sweepIntervalMs);
     let requeued = 0;
     // Worker-routed tasks have no job: they wait in the database for a lease (see src/workers).
-    for (const task of await tasks.find({ where: { status: In(['pending', 'processing']), provider: 'simulator', updatedAt: LessThan(quietSince) }, order: { updatedAt: 'ASC' }, take: BATCH })) {
+    for (const task of await tasks.find({
+      where: { status: In(['pending', 'processing']), provider: 'simulator', updatedAt: LessThan(quietSince) },
+      order: { updatedAt: 'ASC' },
+      take: BATCH,
+    })) {
       const state = await this.queue.state(task.id, task.attempt);
       if (state === undefined || state === 'completed' || state === 'unknown') {
         await this.queue.requeue(task.id, task.attempt);
         requeued++;
       } else if (state === 'failed') {
-        await this.transitions.apply(task.id, 'failed', { error: 'The generation worker failed repeatedly', errorCode: 'worker_error', completedAt: new Date() }, { attempt: task.attempt });
+        await this.transitions.apply(
+          task.id,
+          'failed',
+          { error: 'The generation worker failed repeatedly', errorCode: 'worker_error', completedAt: new Date() },
+          { attempt: task.attempt },
+        );
       }
     }
     if (timedOut || requeued) this.logger.log(`timed out ${timedOut}, re-enqueued ${requeued}`);

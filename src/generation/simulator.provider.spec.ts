@@ -17,7 +17,10 @@ const input = (over: Partial<GenerationInput> = {}): GenerationInput => ({
 
 const ctx = (stopAt = 101) => {
   const seen: number[] = [];
-  return { seen, ctx: { signal: new AbortController().signal, progress: async (p: number) => (seen.push(p), p < stopAt) } };
+  return {
+    seen,
+    ctx: { signal: new AbortController().signal, progress: async (p: number) => (seen.push(p), p < stopAt) },
+  };
 };
 
 describe('simulator provider', () => {
@@ -50,7 +53,10 @@ describe('simulator provider', () => {
 
   it('fails at the requested percent with the requested error', async () => {
     const { seen, ctx: c } = ctx();
-    const run = new SimulatorProvider(0).generate(input({ simulate: { duration_ms: 0, fail_at_percent: 45, error: 'Insufficient credits' } }), c);
+    const run = new SimulatorProvider(0).generate(
+      input({ simulate: { duration_ms: 0, fail_at_percent: 45, error: 'Insufficient credits' } }),
+      c,
+    );
     await expect(run).rejects.toThrow(new ProviderError('Insufficient credits', 'simulated_failure'));
     expect(seen).toEqual([10, 20, 30, 40]);
   });
@@ -60,7 +66,9 @@ describe('simulator provider', () => {
     expect(first.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
     expect(poster(64, 32, 7)).toBe(first);
     expect(poster(64, 32, 7 + POSTER_COLOURINGS)).toBe(first);
-    const all = new Set(Array.from({ length: POSTER_COLOURINGS }, (_, seed) => poster(64, 32, seed).toString('base64')));
+    const all = new Set(
+      Array.from({ length: POSTER_COLOURINGS }, (_, seed) => poster(64, 32, seed).toString('base64')),
+    );
     expect(all.size).toBe(POSTER_COLOURINGS);
     expect(poster(32, 64, 7)).not.toEqual(first);
   });

@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GeneratedArtifact, GenerationContext, GenerationInput, GenerationProvider, ProviderError } from './provider.js';
+import {
+  GeneratedArtifact,
+  GenerationContext,
+  GenerationInput,
+  GenerationProvider,
+  ProviderError,
+} from './provider.js';
 import { renderPoster } from './png.js';
 
 export const SIMULATOR_STEPS = 10;
@@ -79,7 +85,8 @@ export class SimulatorProvider implements GenerationProvider {
   async generate(input: GenerationInput, ctx: GenerationContext): Promise<GeneratedArtifact[] | 'stopped'> {
     const stepMs = this.estimateDurationMs(input) / SIMULATOR_STEPS;
     const failAt = input.simulate?.fail_at_percent;
-    const failure = () => new ProviderError(input.simulate?.error ?? `Simulated failure at ${failAt}%`, 'simulated_failure');
+    const failure = () =>
+      new ProviderError(input.simulate?.error ?? `Simulated failure at ${failAt}%`, 'simulated_failure');
     if (failAt === 0) throw failure();
     // An instant simulation (duration 0) has no progress worth reporting, unless it must fail part-way.
     const steps = stepMs > 0 || failAt !== undefined ? progressSteps(input.resumeFromPercent) : [100];

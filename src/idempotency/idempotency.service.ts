@@ -10,13 +10,17 @@ import { IdempotencyKey } from './idempotency-key.entity.js';
 export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 
 export function requestFingerprint(method: string, path: string, body: unknown): string {
-  return createHash('sha256').update(`${method} ${path}\n${JSON.stringify(body ?? null)}`).digest('hex');
+  return createHash('sha256')
+    .update(`${method} ${path}\n${JSON.stringify(body ?? null)}`)
+    .digest('hex');
 }
 
 function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; driverError?: { code?: string } };
   const code = e.driverError?.code ?? e.code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT' || /UNIQUE constraint failed/i.test(String((err as Error).message));
+  return (
+    code === '23505' || code === 'SQLITE_CONSTRAINT' || /UNIQUE constraint failed/i.test(String((err as Error).message))
+  );
 }
 
 /**
@@ -31,10 +35,17 @@ export class IdempotencyService {
     private readonly uow: UnitOfWork,
   ) {}
 
-  async run(tenantId: string, key: string | undefined, fingerprint: string, work: () => Promise<Reply>): Promise<Reply> {
+  async run(
+    tenantId: string,
+    key: string | undefined,
+    fingerprint: string,
+    work: () => Promise<Reply>,
+  ): Promise<Reply> {
     if (key === undefined) return work();
     if (key.length < 1 || key.length > 255) {
-      throw new DomainException(ErrorCode.ValidationFailed, 'Idempotency-Key must be 1–255 characters.', [{ field: 'Idempotency-Key', message: 'must be 1–255 characters' }]);
+      throw new DomainException(ErrorCode.ValidationFailed, 'Idempotency-Key must be 1–255 characters.', [
+        { field: 'Idempotency-Key', message: 'must be 1–255 characters' },
+      ]);
     }
     const now = new Date();
     const claimed = await this.claim(tenantId, key, fingerprint, now);
@@ -47,14 +58,31 @@ export class IdempotencyService {
       throw err;
     }
     await this.uow.run((em) =>
-      em.update(IdempotencyKey, { tenantId, key }, { state: 'done', responseStatus: reply.status, responseBody: reply.body === undefined ? null : JSON.stringify(reply.body) }),
+      em.update(
+        IdempotencyKey,
+        { tenantId, key },
+        {
+          state: 'done',
+          responseStatus: reply.status,
+          responseBody: reply.body === undefined ? null : JSON.stringify(reply.body),
+        },
+      ),
     );
     return reply;
   }
 
   /** true when this request owns the key now; otherwise the stored reply to replay (or an error). */
   private async claim(tenantId: string, key: string, fingerprint: string, now: Date): Promise<true | Reply> {
-    const row = { tenantId, key, fingerprint, state: 'running' as const, responseStatus: null, responseBody: null, createdAt: now, expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS) };
+    const row = {
+      tenantId,
+      key,
+      fingerprint,
+      state: 'running' as const,
+      responseStatus: null,
+      responseBody: null,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS),
+    };
     for (let tries = 0; tries < 2; tries++) {
       try {
         await this.uow.run((em) => em.insert(IdempotencyKey, row));
@@ -66,15 +94,28 @@ export class IdempotencyService {
       if (!existing) continue;
       if (existing.expiresAt.getTime() <= now.getTime()) {
         await this.uow.run((em) =>
-          em.createQueryBuilder().delete().from(IdempotencyKey).where('tenant_id = :tenantId AND key = :key AND expires_at <= :now', { tenantId, key, now: now.getTime() }).execute(),
+          em
+            .createQueryBuilder()
+            .delete()
+            .from(IdempotencyKey)
+            .where('tenant_id = :tenantId AND key = :key AND expires_at <= :now', { tenantId, key, now: now.getTime() })
+            .execute(),
         );
         continue;
       }
       if (existing.fingerprint !== fingerprint) {
-        throw new DomainException(ErrorCode.IdempotencyConflict, `Idempotency-Key "${key}" was already used with a different request.`);
+        throw new DomainException(
+          ErrorCode.IdempotencyConflict,
+          `Idempotency-Key "${key}" was already used with a different request.`,
+        );
       }
       if (existing.state === 'running') {
-        throw new DomainException(ErrorCode.IdempotencyInProgress, `A request with Idempotency-Key "${key}" is still being processed; retry shortly.`, undefined, { 'Retry-After': '1' });
+        throw new DomainException(
+          ErrorCode.IdempotencyInProgress,
+          `A request with Idempotency-Key "${key}" is still being processed; retry shortly.`,
+          undefined,
+          { 'Retry-After': '1' },
+        );
       }
       return {
         status: existing.responseStatus ?? 200,
@@ -82,6 +123,11 @@ export class IdempotencyService {
         headers: { 'Idempotent-Replayed': 'true' },
       };
     }
-    throw new DomainException(ErrorCode.IdempotencyInProgress, `Idempotency-Key "${key}" is contended; retry shortly.`, undefined, { 'Retry-After': '1' });
+    throw new DomainException(
+      ErrorCode.IdempotencyInProgress,
+      `Idempotency-Key "${key}" is contended; retry shortly.`,
+      undefined,
+      { 'Retry-After': '1' },
+    );
   }
 }

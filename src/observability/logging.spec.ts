@@ -25,7 +25,12 @@ describe('PinoNestLogger', () => {
     nest.debug('hidden at info', 'Tasks');
     expect(lines).toHaveLength(3);
     expect(lines[0]).toMatchObject({ level: 30, service: 'herald', role: 'all', context: 'Herald', msg: 'listening' });
-    expect(lines[1]).toMatchObject({ level: 50, context: 'Errors', msg: 'it broke', stack: 'Error: it broke\n    at x' });
+    expect(lines[1]).toMatchObject({
+      level: 50,
+      context: 'Errors',
+      msg: 'it broke',
+      stack: 'Error: it broke\n    at x',
+    });
     expect(lines[2]).toMatchObject({ level: 40, context: 'Tasks', msg: 'careful', err: { message: 'careful' } });
   });
 });
@@ -33,14 +38,20 @@ describe('PinoNestLogger', () => {
 describe('redactUrl', () => {
   it('hides the value of every credential-like query parameter, whatever its case or encoding', () => {
     expect(redactUrl('/v1/tasks?api_key=hk_abc&limit=5')).toBe('/v1/tasks?api_key=***&limit=5');
-    expect(redactUrl('/x?API_KEY=a&Token=b&access_token=c&client_secret=d&password=e&signature=f&sig=g&auth=h&key=i&X-Api-Key=j')).toBe(
+    expect(
+      redactUrl(
+        '/x?API_KEY=a&Token=b&access_token=c&client_secret=d&password=e&signature=f&sig=g&auth=h&key=i&X-Api-Key=j',
+      ),
+    ).toBe(
       '/x?API_KEY=***&Token=***&access_token=***&client_secret=***&password=***&signature=***&sig=***&auth=***&key=***&X-Api-Key=***',
     );
     expect(redactUrl('/x?api%5Fkey=hk_abc&a%75th=1')).toBe('/x?api%5Fkey=***&a%75th=***');
   });
 
   it('hides a Herald API key or signing secret under any name, and keeps everything else', () => {
-    expect(redactUrl('/x?q=hk_abc&w=whsec_xyz&hk_bare&status=failed&cursor=01ab')).toBe('/x?q=***&w=***&***&status=failed&cursor=01ab');
+    expect(redactUrl('/x?q=hk_abc&w=whsec_xyz&hk_bare&status=failed&cursor=01ab')).toBe(
+      '/x?q=***&w=***&***&status=failed&cursor=01ab',
+    );
     expect(redactUrl('/v1/tasks')).toBe('/v1/tasks');
     expect(redactUrl('/v1/tasks?status=completed&limit=5')).toBe('/v1/tasks?status=completed&limit=5');
     expect(redactUrl('/x?%E0%A4%A=1&')).toBe('/x?%E0%A4%A=1&');
@@ -63,11 +74,18 @@ describe('requestLogging', () => {
 
   it("reuses a sane X-Request-Id, echoes it and logs one line without the caller's credentials", async () => {
     const { lines, base } = await serve('info');
-    const res = await fetch(`${base}/v1/tasks?x=1`, { headers: { 'x-request-id': 'req-1', authorization: 'Bearer hk_secret', 'idempotency-key': 'k1' } });
+    const res = await fetch(`${base}/v1/tasks?x=1`, {
+      headers: { 'x-request-id': 'req-1', authorization: 'Bearer hk_secret', 'idempotency-key': 'k1' },
+    });
     expect(res.headers.get('x-request-id')).toBe('req-1');
     await settle();
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 30, msg: 'request completed', req: { id: 'req-1', method: 'GET', url: '/v1/tasks?x=1', headers: { 'idempotency-key': 'k1' } }, res: { statusCode: 200 } });
+    expect(lines[0]).toMatchObject({
+      level: 30,
+      msg: 'request completed',
+      req: { id: 'req-1', method: 'GET', url: '/v1/tasks?x=1', headers: { 'idempotency-key': 'k1' } },
+      res: { statusCode: 200 },
+    });
     expect(typeof lines[0].responseTime).toBe('number');
     expect(JSON.stringify(lines)).not.toContain('hk_secret');
   });

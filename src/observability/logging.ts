@@ -10,17 +10,36 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const QUIET_PATHS = new Set(['/health/live', '/metrics']);
 
 /** Paths pino must never print: credentials and anything a caller might put in webhook headers. */
-export const REDACTED_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'res.headers["set-cookie"]'];
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+];
 
 /** The process's one pino logger: JSON lines on stdout (or `stream`, for tests). */
-export function createRootLogger(config: Pick<HeraldConfig, 'logLevel' | 'role' | 'tracing'>, stream?: DestinationStream): Logger {
+export function createRootLogger(
+  config: Pick<HeraldConfig, 'logLevel' | 'role' | 'tracing'>,
+  stream?: DestinationStream,
+): Logger {
   // With tracing on, a line written inside a span carries its trace_id and span_id; without, no mixin runs at all.
-  const options = { level: config.logLevel, base: { service: 'herald', role: config.role }, redact: { paths: REDACTED_PATHS, censor: '***' }, ...(config.tracing ? { mixin: traceFields } : {}) };
+  const options = {
+    level: config.logLevel,
+    base: { service: 'herald', role: config.role },
+    redact: { paths: REDACTED_PATHS, censor: '***' },
+    ...(config.tracing ? { mixin: traceFields } : {}),
+  };
   return stream ? pino(options, stream) : pino(options);
 }
 
 // Nest's start-up chatter (a line per module and per route) is for debugging the wiring, not for operators.
-const NEST_WIRING_CONTEXTS = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestFactory', 'NestApplication']);
+const NEST_WIRING_CONTEXTS = new Set([
+  'InstanceLoader',
+  'RoutesResolver',
+  'RouterExplorer',
+  'NestFactory',
+  'NestApplication',
+]);
 
 /**
  * Nest's Logger calls, written through pino. Nest passes the context last and, for errors, a stack before it.
@@ -89,7 +108,9 @@ export function redactUrl(url: string): string {
       const eq = part.indexOf('=');
       if (eq < 0) return HERALD_SECRET.test(decoded(part)) ? '***' : part;
       const name = part.slice(0, eq);
-      return CREDENTIAL_PARAM.test(decoded(name)) || HERALD_SECRET.test(decoded(part.slice(eq + 1))) ? `${name}=***` : part;
+      return CREDENTIAL_PARAM.test(decoded(name)) || HERALD_SECRET.test(decoded(part.slice(eq + 1)))
+        ? `${name}=***`
+        : part;
     });
   return `${url.slice(0, q)}?${query.join('&')}`;
 }
@@ -119,7 +140,12 @@ export function requestLogging(log: Logger) {
         if (!log.isLevelEnabled(level)) return;
         log[level](
           {
-            req: { id, method: req.method, url: redactUrl(req.url ?? ''), headers: { 'user-agent': req.headers['user-agent'], 'idempotency-key': req.headers['idempotency-key'] } },
+            req: {
+              id,
+              method: req.method,
+              url: redactUrl(req.url ?? ''),
+              headers: { 'user-agent': req.headers['user-agent'], 'idempotency-key': req.headers['idempotency-key'] },
+            },
             res: { statusCode: res.statusCode },
             responseTime: Math.round(performance.now() - started),
           },

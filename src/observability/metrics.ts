@@ -6,7 +6,12 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly tasksCreated = new Counter({ name: 'herald_tasks_created_total', help: 'Tasks accepted, by kind', labelNames: ['kind'], registers: [this.registry] });
+  readonly tasksCreated = new Counter({
+    name: 'herald_tasks_created_total',
+    help: 'Tasks accepted, by kind',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
   readonly tasksFinished = new Counter({
     name: 'herald_tasks_finished_total',
     help: 'Tasks that reached a terminal status, by kind and status',

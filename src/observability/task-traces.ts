@@ -38,7 +38,10 @@ export class TaskTraces {
     const had = known.get(taskId);
     if (had !== undefined) return Promise.resolve(had);
     return this.db
-      .query<Array<{ trace_parent: string | null }>>(`SELECT trace_parent FROM tasks WHERE id = ${this.sql.params(1)}`, [taskId])
+      .query<Array<{ trace_parent: string | null }>>(
+        `SELECT trace_parent FROM tasks WHERE id = ${this.sql.params(1)}`,
+        [taskId],
+      )
       .then(([task]) => {
         remember(taskId, task?.trace_parent ?? null);
         return task?.trace_parent ?? null;

@@ -6,7 +6,12 @@ describe('traceparent', () => {
 
   it('reads a W3C traceparent and writes it back the same', () => {
     const ctx = parseTraceparent(valid)!;
-    expect(ctx).toMatchObject({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true });
+    expect(ctx).toMatchObject({
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      spanId: '00f067aa0ba902b7',
+      traceFlags: 1,
+      isRemote: true,
+    });
     expect(formatTraceparent(ctx)).toBe(valid);
     expect(formatTraceparent(parseTraceparent(valid.replace(/01$/, '00'))!)).toBe(valid.replace(/01$/, '00'));
   });

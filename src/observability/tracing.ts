@@ -1,4 +1,18 @@
-import { context, diag, DiagLogLevel, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  diag,
+  DiagLogLevel,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  TraceFlags,
+  type Attributes,
+  type Span,
+  type SpanContext,
+  type Tracer,
+} from '@opentelemetry/api';
 import type { HeraldConfig } from '../config/config.js';
 
 /**
@@ -38,7 +52,10 @@ export function tracingOn(): boolean {
  * Loads the SDK and starts exporting when the config asks for it: spans batched and sent as OTLP/HTTP JSON. Also
  * registers the async-context manager, so log lines written inside a span know it (logging.ts).
  */
-export async function startTracing(config: Pick<HeraldConfig, 'tracing' | 'version' | 'role'>, warn: (message: string) => void = () => undefined): Promise<void> {
+export async function startTracing(
+  config: Pick<HeraldConfig, 'tracing' | 'version' | 'role'>,
+  warn: (message: string) => void = () => undefined,
+): Promise<void> {
   if (!config.tracing || running) return;
   // The SDK reports failed exports (collector down, refused) through its diag logger: into Herald's log, as warnings.
   const text = (a: unknown): string => {
@@ -50,16 +67,24 @@ export async function startTracing(config: Pick<HeraldConfig, 'tracing' | 'versi
         return a;
       }
     }
-    return typeof a === 'string' ? a : typeof (a as Error)?.message === 'string' ? (a as Error).message : JSON.stringify(a);
+    return typeof a === 'string'
+      ? a
+      : typeof (a as Error)?.message === 'string'
+        ? (a as Error).message
+        : JSON.stringify(a);
   };
   const report = (...args: unknown[]) => warn(`tracing: ${args.map(text).join(' ')}`);
-  diag.setLogger({ error: report, warn: report, info: () => undefined, debug: () => undefined, verbose: () => undefined }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
-  const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }, semconv] = await Promise.all([
-    import('@opentelemetry/sdk-trace-node'),
-    import('@opentelemetry/exporter-trace-otlp-http'),
-    import('@opentelemetry/resources'),
-    import('@opentelemetry/semantic-conventions'),
-  ]);
+  diag.setLogger(
+    { error: report, warn: report, info: () => undefined, debug: () => undefined, verbose: () => undefined },
+    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
+  );
+  const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }, semconv] =
+    await Promise.all([
+      import('@opentelemetry/sdk-trace-node'),
+      import('@opentelemetry/exporter-trace-otlp-http'),
+      import('@opentelemetry/resources'),
+      import('@opentelemetry/semantic-conventions'),
+    ]);
   const exporter = new OTLPTraceExporter({ url: config.tracing.tracesUrl, headers: config.tracing.headers });
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({
@@ -105,7 +130,12 @@ export function traceFields(): Record<string, string> {
  * Runs `work` inside a server span for a request (the child of the caller's traceparent, if it sent a valid one),
  * handing it the span's traceparent to store with what the request creates. Untraced: `work(undefined)`.
  */
-export async function inRequestSpan<T>(name: string, callerTraceparent: string | undefined, attributes: Attributes, work: (traceparent: string | undefined) => Promise<T>): Promise<T> {
+export async function inRequestSpan<T>(
+  name: string,
+  callerTraceparent: string | undefined,
+  attributes: Attributes,
+  work: (traceparent: string | undefined) => Promise<T>,
+): Promise<T> {
   if (!running) return work(undefined);
   const remote = parseTraceparent(callerTraceparent);
   const parent = remote ? trace.setSpanContext(ROOT_CONTEXT, remote) : ROOT_CONTEXT;
@@ -114,7 +144,9 @@ export async function inRequestSpan<T>(name: string, callerTraceparent: string |
     return await context.with(trace.setSpan(parent, span), () => work(formatTraceparent(span.spanContext())));
   } catch (err) {
     // A refused request (validation, idempotency conflict: a 4xx) is the caller's error, not the server's.
-    const status = (err as { status?: unknown; getStatus?: () => number }).status ?? (err as { getStatus?: () => number }).getStatus?.();
+    const status =
+      (err as { status?: unknown; getStatus?: () => number }).status ??
+      (err as { getStatus?: () => number }).getStatus?.();
     if (typeof status === 'number') span.setAttribute('http.response.status_code', status);
     if (typeof status !== 'number' || status >= 500) failed(span, err);
     throw err;
@@ -124,10 +156,21 @@ export async function inRequestSpan<T>(name: string, callerTraceparent: string |
 }
 
 /** Records a step that has already happened (a task's status change, from `startedAt` to now) in the task's trace. */
-export function recordStep(taskTraceparent: string | null | undefined, name: string, startedAt: number, attributes: Attributes): void {
+export function recordStep(
+  taskTraceparent: string | null | undefined,
+  name: string,
+  startedAt: number,
+  attributes: Attributes,
+): void {
   const parent = running && parseTraceparent(taskTraceparent ?? undefined);
   if (!parent) return;
-  running!.tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: startedAt, attributes }, trace.setSpanContext(ROOT_CONTEXT, parent)).end();
+  running!.tracer
+    .startSpan(
+      name,
+      { kind: SpanKind.INTERNAL, startTime: startedAt, attributes },
+      trace.setSpanContext(ROOT_CONTEXT, parent),
+    )
+    .end();
 }
 
 /** A client span for one outbound attempt; its `traceparent` goes in the request, so the receiver sees its id. */
@@ -136,16 +179,25 @@ export interface ClientSpan {
   end(outcome: { statusCode?: number; error?: string }): void;
 }
 
-export function startClientSpan(taskTraceparent: string | null | undefined, name: string, attributes: Attributes): ClientSpan | undefined {
+export function startClientSpan(
+  taskTraceparent: string | null | undefined,
+  name: string,
+  attributes: Attributes,
+): ClientSpan | undefined {
   if (!running) return undefined;
   const parent = parseTraceparent(taskTraceparent ?? undefined);
   // A delivery of no traced task (a test event, a task created while tracing was off) starts its own trace.
-  const span = running.tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT);
+  const span = running.tracer.startSpan(
+    name,
+    { kind: SpanKind.CLIENT, attributes },
+    parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT,
+  );
   return {
     traceparent: formatTraceparent(span.spanContext()),
     end: ({ statusCode, error }) => {
       if (statusCode) span.setAttribute('http.response.status_code', statusCode);
-      if (error || !statusCode || statusCode >= 400) span.setStatus({ code: SpanStatusCode.ERROR, ...(error ? { message: error } : {}) });
+      if (error || !statusCode || statusCode >= 400)
+        span.setStatus({ code: SpanStatusCode.ERROR, ...(error ? { message: error } : {}) });
       span.end();
     },
   };

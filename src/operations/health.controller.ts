@@ -36,12 +36,19 @@ export class HealthController {
     try {
       return await this.health.check([
         () => this.typeorm.pingCheck('database').withTimeout(2_000),
-        () => this.indicators.check('redis').attempt(() => this.redis.ping()).withTimeout(2_000),
+        () =>
+          this.indicators
+            .check('redis')
+            .attempt(() => this.redis.ping())
+            .withTimeout(2_000),
       ]);
     } catch (err) {
       const details = (err as { response?: { error?: Record<string, unknown> } }).response?.error ?? {};
       const down = Object.keys(details);
-      throw new DomainException(ErrorCode.ServiceUnavailable, `Not ready: ${down.length ? down.join(' and ') : 'a dependency'} not answering.`);
+      throw new DomainException(
+        ErrorCode.ServiceUnavailable,
+        `Not ready: ${down.length ? down.join(' and ') : 'a dependency'} not answering.`,
+      );
     }
   }
 }

@@ -30,10 +30,19 @@ export class MetricsController implements OnModuleInit {
         for (const [state, n] of Object.entries(counts)) g.set({ queue: name, state }, n);
       }
     });
-    this.metrics.gauge('herald_outbox_lag_seconds', 'Age of the oldest due delivery not yet sent (0 when none)', [], async (g) => {
-      const oldest = await this.db.getRepository(Delivery).findOne({ where: { status: 'pending' }, order: { nextAttemptAt: 'ASC' }, select: { id: true, nextAttemptAt: true } });
-      g.set(oldest ? Math.max(0, (Date.now() - oldest.nextAttemptAt.getTime()) / 1000) : 0);
-    });
+    this.metrics.gauge(
+      'herald_outbox_lag_seconds',
+      'Age of the oldest due delivery not yet sent (0 when none)',
+      [],
+      async (g) => {
+        const oldest = await this.db.getRepository(Delivery).findOne({
+          where: { status: 'pending' },
+          order: { nextAttemptAt: 'ASC' },
+          select: { id: true, nextAttemptAt: true },
+        });
+        g.set(oldest ? Math.max(0, (Date.now() - oldest.nextAttemptAt.getTime()) / 1000) : 0);
+      },
+    );
     this.metrics.gauge('herald_outbox_pending', 'Deliveries waiting to be sent', [], async (g) => {
       g.set(await this.db.getRepository(Delivery).countBy({ status: 'pending' }));
     });

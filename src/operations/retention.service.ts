@@ -73,9 +73,12 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
       if (tasks.length === 0) break;
       const ids = tasks.map((t) => t.id);
       await this.uow.run(async (em) => {
-        const deliveries = (await em.find(Delivery, { where: { taskId: In(ids) }, select: { id: true } })).map((d) => d.id);
+        const deliveries = (await em.find(Delivery, { where: { taskId: In(ids) }, select: { id: true } })).map(
+          (d) => d.id,
+        );
         for (let j = 0; j < deliveries.length; j += BATCH) {
-          report.attempts += (await em.delete(DeliveryAttempt, { deliveryId: In(deliveries.slice(j, j + BATCH)) })).affected ?? 0;
+          report.attempts +=
+            (await em.delete(DeliveryAttempt, { deliveryId: In(deliveries.slice(j, j + BATCH)) })).affected ?? 0;
         }
         report.deliveries += (await em.delete(Delivery, { taskId: In(ids) })).affected ?? 0;
         await em.delete(TaskEvent, { taskId: In(ids) });
@@ -86,14 +89,23 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
       if (i === MAX_BATCHES - 1) report.capped = true;
     }
     // Delete criteria do not pass through column transformers: compare epoch milliseconds explicitly.
-    const olderThan = (entity: typeof DeliveryAttempt | typeof Delivery | typeof IdempotencyKey, condition: string, at: Date) => (em: EntityManager) =>
-      em.createQueryBuilder().delete().from(entity).where(condition, { at: at.getTime() }).execute().then((r) => r.affected ?? 0);
+    const olderThan =
+      (entity: typeof DeliveryAttempt | typeof Delivery | typeof IdempotencyKey, condition: string, at: Date) =>
+      (em: EntityManager) =>
+        em
+          .createQueryBuilder()
+          .delete()
+          .from(entity)
+          .where(condition, { at: at.getTime() })
+          .execute()
+          .then((r) => r.affected ?? 0);
     await this.uow.run(async (em) => {
       report.attempts += await olderThan(DeliveryAttempt, 'started_at < :at', cutoff)(em);
       report.deliveries += await olderThan(Delivery, 'task_id IS NULL AND created_at < :at', cutoff)(em);
       report.idempotencyKeys += await olderThan(IdempotencyKey, 'expires_at < :at', now)(em);
     });
-    if (report.tasks || report.deliveries || report.attempts) this.logger.log(`purged ${JSON.stringify(report)} older than ${cutoff.toISOString()}`);
+    if (report.tasks || report.deliveries || report.attempts)
+      this.logger.log(`purged ${JSON.stringify(report)} older than ${cutoff.toISOString()}`);
     return report;
   }
 }

@@ -3,7 +3,8 @@ import { standardSignature } from './standard-webhooks.js';
 import { describeBody, formatLine, formatSummary, listen, parseSecrets, SECRET_HINT } from './listen.js';
 
 // Signed as Herald's sender signs (webhooks/signature.ts uses the same primitives); the official library checks them too.
-const signatureHeader = (secrets: string[], id: string, ts: number, body: string) => secrets.map((s) => `v1,${standardSignature(s, id, ts, body)}`).join(' ');
+const signatureHeader = (secrets: string[], id: string, ts: number, body: string) =>
+  secrets.map((s) => `v1,${standardSignature(s, id, ts, body)}`).join(' ');
 
 const TENANT = 'whsec_' + Buffer.alloc(24, 1).toString('base64');
 const ENDPOINT = 'whsec_' + Buffer.alloc(24, 2).toString('base64');
@@ -11,13 +12,26 @@ const OTHER = 'whsec_' + Buffer.alloc(24, 3).toString('base64');
 
 describe('herald listen output', () => {
   it('describes Conduit payloads and envelopes', () => {
-    expect(describeBody({ task_id: 't1', status: 'processing', webhook_type: 'video_generation_progress', sequence: 4 })).toEqual({ type: 'video_generation_progress', taskId: 't1', sequence: 4, status: 'processing' });
-    expect(describeBody({ id: 'e', type: 'task.completed', created: 1, data: { task_id: 't2', status: 'completed' } })).toMatchObject({ type: 'task.completed', taskId: 't2', status: 'completed' });
+    expect(
+      describeBody({ task_id: 't1', status: 'processing', webhook_type: 'video_generation_progress', sequence: 4 }),
+    ).toEqual({ type: 'video_generation_progress', taskId: 't1', sequence: 4, status: 'processing' });
+    expect(
+      describeBody({ id: 'e', type: 'task.completed', created: 1, data: { task_id: 't2', status: 'completed' } }),
+    ).toMatchObject({ type: 'task.completed', taskId: 't2', status: 'completed' });
     expect(describeBody(undefined).type).toBe('unknown');
   });
 
   it('prints one readable line per event', () => {
-    const line = formatLine({ at: new Date('2026-01-01T12:00:01.123Z'), type: 'video_generation_completed', taskId: 't1', sequence: 12, status: 'completed', attempt: 2, signature: { invalid: 'invalid_signature' }, answer: 200 });
+    const line = formatLine({
+      at: new Date('2026-01-01T12:00:01.123Z'),
+      type: 'video_generation_completed',
+      taskId: 't1',
+      sequence: 12,
+      status: 'completed',
+      attempt: 2,
+      signature: { invalid: 'invalid_signature' },
+      answer: 200,
+    });
     expect(line).toContain('12:00:01.123');
     expect(line).toContain('task=t1');
     expect(line).toContain('seq=12');
@@ -26,15 +40,33 @@ describe('herald listen output', () => {
   });
 
   it('sums up', () => {
-    expect(formatSummary({ received: 3, valid: 2, invalid: 1, unverified: 0, simulatedFailures: 1, duplicates: 1 })).toBe(
+    expect(
+      formatSummary({ received: 3, valid: 2, invalid: 1, unverified: 0, simulatedFailures: 1, duplicates: 1 }),
+    ).toBe(
       'received 3 webhooks: 2 valid, 1 invalid, 0 unverified; 1 simulated failures; 1 repeats of an earlier webhook-id',
     );
   });
 
   it('names the secret that verified when there are several, and counts each', () => {
-    const line = formatLine({ at: new Date(), type: 'task.completed', attempt: 1, signature: { valid: 'orders' }, answer: 200 });
+    const line = formatLine({
+      at: new Date(),
+      type: 'task.completed',
+      attempt: 1,
+      signature: { valid: 'orders' },
+      answer: 200,
+    });
     expect(line).toContain('signature=valid (orders)');
-    expect(formatSummary({ received: 3, valid: 3, validBy: { tenant: 1, orders: 2 }, invalid: 0, unverified: 0, simulatedFailures: 0, duplicates: 0 })).toContain('3 valid (tenant: 1, orders: 2), 0 invalid');
+    expect(
+      formatSummary({
+        received: 3,
+        valid: 3,
+        validBy: { tenant: 1, orders: 2 },
+        invalid: 0,
+        unverified: 0,
+        simulatedFailures: 0,
+        duplicates: 0,
+      }),
+    ).toContain('3 valid (tenant: 1, orders: 2), 0 invalid');
   });
 });
 
@@ -60,16 +92,30 @@ describe('parseSecrets', () => {
 describe('listen with several secrets', () => {
   const signed = (secret: string, id: string, body: string) => {
     const ts = Math.floor(Date.now() / 1000);
-    return { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': signatureHeader([secret], id, ts, body) };
+    return {
+      'content-type': 'application/json',
+      'webhook-id': id,
+      'webhook-timestamp': String(ts),
+      'webhook-signature': signatureHeader([secret], id, ts, body),
+    };
   };
 
   it('verifies tenant and endpoint deliveries alike, says which secret matched, and hints once when none does', async () => {
     const lines: string[] = [];
-    const receiver = await listen({ port: 0, secrets: parseSecrets([`tenant=${TENANT}`, `orders=${ENDPOINT}`]), print: (l) => lines.push(l) });
+    const receiver = await listen({
+      port: 0,
+      secrets: parseSecrets([`tenant=${TENANT}`, `orders=${ENDPOINT}`]),
+      print: (l) => lines.push(l),
+    });
     try {
       const url = `http://127.0.0.1:${receiver.port}/`;
       const post = (secret: string, id: string) => {
-        const body = JSON.stringify({ id, type: 'task.completed', created: 1, data: { task_id: id, status: 'completed' } });
+        const body = JSON.stringify({
+          id,
+          type: 'task.completed',
+          created: 1,
+          data: { task_id: id, status: 'completed' },
+        });
         return fetch(url, { method: 'POST', headers: signed(secret, id, body), body });
       };
       expect((await post(TENANT, 'a')).status).toBe(200);

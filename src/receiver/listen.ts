@@ -17,12 +17,18 @@ const SECRET = /^(whsec_)?[A-Za-z0-9+/]+={0,2}$/;
  * output never shows a whole secret. Throws with a message for the command line on anything else.
  */
 export function parseSecrets(values: readonly string[]): ListenSecret[] {
-  const items = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const items = values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
   const secrets: ListenSecret[] = [];
   for (const item of items) {
     const named = LABELLED.exec(item);
     const secret = named ? named[2] : item;
-    if (!SECRET.test(secret)) throw new Error(`--secret "${named ? named[1] + '=…' : '…' + item.slice(-4)}" is not a whsec_… secret (name one with label=whsec_…)`);
+    if (!SECRET.test(secret))
+      throw new Error(
+        `--secret "${named ? named[1] + '=…' : '…' + item.slice(-4)}" is not a whsec_… secret (name one with label=whsec_…)`,
+      );
     if (secrets.some((s) => s.secret === secret)) continue;
     secrets.push({ label: named ? named[1] : `#${secrets.length + 1} …${secret.slice(-4)}`, secret });
   }
@@ -74,7 +80,12 @@ export interface WebhookLine {
 
 /** One readable line per webhook: time, type, task, sequence, status, attempt, signature, our answer. */
 export function formatLine(l: WebhookLine): string {
-  const sig = typeof l.signature === 'string' ? l.signature : 'valid' in l.signature ? `valid (${l.signature.valid})` : `INVALID (${l.signature.invalid})`;
+  const sig =
+    typeof l.signature === 'string'
+      ? l.signature
+      : 'valid' in l.signature
+        ? `valid (${l.signature.valid})`
+        : `INVALID (${l.signature.invalid})`;
   return [
     l.at.toISOString().slice(11, 23),
     l.type.padEnd(28),
@@ -88,13 +99,24 @@ export function formatLine(l: WebhookLine): string {
 }
 
 export function formatSummary(s: ListenSummary): string {
-  const by = s.validBy ? ` (${Object.entries(s.validBy).map(([label, n]) => `${label}: ${n}`).join(', ')})` : '';
+  const by = s.validBy
+    ? ` (${Object.entries(s.validBy)
+        .map(([label, n]) => `${label}: ${n}`)
+        .join(', ')})`
+    : '';
   return `received ${s.received} webhooks: ${s.valid} valid${by}, ${s.invalid} invalid, ${s.unverified} unverified; ${s.simulatedFailures} simulated failures; ${s.duplicates} repeats of an earlier webhook-id`;
 }
 
 /** What a body says about itself: Conduit payloads (`webhook_type`, `task_id`) or envelopes (`type`, `data`). */
 export function describeBody(body: unknown): Pick<WebhookLine, 'type' | 'taskId' | 'sequence' | 'status'> {
-  const b = (body ?? {}) as { type?: unknown; data?: { task_id?: string; status?: string }; webhook_type?: string; task_id?: string; sequence?: number; status?: string };
+  const b = (body ?? {}) as {
+    type?: unknown;
+    data?: { task_id?: string; status?: string };
+    webhook_type?: string;
+    task_id?: string;
+    sequence?: number;
+    status?: string;
+  };
   if (typeof b.type === 'string' && b.data !== undefined) {
     return { type: b.type, taskId: b.data?.task_id, sequence: undefined, status: b.data?.status };
   }
@@ -103,69 +125,86 @@ export function describeBody(body: unknown): Pick<WebhookLine, 'type' | 'taskId'
 
 /** Printed once, at the first signature no secret matches: the usual cause is the other kind of secret. */
 export const SECRET_HINT =
-  'hint: no --secret matched that signature. A task\'s webhook_url deliveries are signed with the tenant secret (GET /v1/webhooks/secret); ' +
-  'a registered endpoint\'s with its own secret (shown when it was created or rotated). Pass each: --secret tenant=whsec_… --secret orders=whsec_…';
+  "hint: no --secret matched that signature. A task's webhook_url deliveries are signed with the tenant secret (GET /v1/webhooks/secret); " +
+  "a registered endpoint's with its own secret (shown when it was created or rotated). Pass each: --secret tenant=whsec_… --secret orders=whsec_…";
 
 /** A local receiver for development: verifies, prints, optionally forwards or fails on purpose. */
-export async function listen(options: ListenOptions): Promise<{ port: number; summary: () => ListenSummary; close: () => Promise<ListenSummary> }> {
+export async function listen(
+  options: ListenOptions,
+): Promise<{ port: number; summary: () => ListenSummary; close: () => Promise<ListenSummary> }> {
   const print = options.print ?? ((line: string) => process.stdout.write(line + '\n'));
   const random = options.random ?? Math.random;
   const seen = new Map<string, number>();
   const secrets = options.secrets ?? (options.secret ? parseSecrets([options.secret]) : []);
-  const summary: ListenSummary = { received: 0, valid: 0, invalid: 0, unverified: 0, simulatedFailures: 0, duplicates: 0 };
+  const summary: ListenSummary = {
+    received: 0,
+    valid: 0,
+    invalid: 0,
+    unverified: 0,
+    simulatedFailures: 0,
+    duplicates: 0,
+  };
   if (secrets.length > 1) summary.validBy = Object.fromEntries(secrets.map((s) => [s.label, 0]));
   let hinted = false;
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => void (async () => {
-      const raw = Buffer.concat(chunks);
-      summary.received++;
-      const id = String(req.headers['webhook-id'] ?? '');
-      const attempt = (seen.get(id) ?? 0) + 1;
-      if (id) seen.set(id, attempt);
-      if (attempt > 1) summary.duplicates++;
-      let body: unknown;
-      let signature: WebhookLine['signature'] = 'unverified';
-      if (secrets.length) {
-        try {
-          const matched = matchWebhook(secrets.map((s) => s.secret), req.headers, raw);
-          body = matched.event;
-          const label = secrets[matched.secretIndex].label;
-          signature = secrets.length > 1 ? { valid: label } : 'valid';
-          summary.valid++;
-          if (summary.validBy) summary.validBy[label]++;
-        } catch (err) {
-          signature = { invalid: err instanceof WebhookVerificationError ? err.reason : 'error' };
-          summary.invalid++;
-          if (signature.invalid === 'invalid_signature' && !hinted) {
-            hinted = true;
-            print(SECRET_HINT);
+    req.on(
+      'end',
+      () =>
+        void (async () => {
+          const raw = Buffer.concat(chunks);
+          summary.received++;
+          const id = String(req.headers['webhook-id'] ?? '');
+          const attempt = (seen.get(id) ?? 0) + 1;
+          if (id) seen.set(id, attempt);
+          if (attempt > 1) summary.duplicates++;
+          let body: unknown;
+          let signature: WebhookLine['signature'] = 'unverified';
+          if (secrets.length) {
+            try {
+              const matched = matchWebhook(
+                secrets.map((s) => s.secret),
+                req.headers,
+                raw,
+              );
+              body = matched.event;
+              const label = secrets[matched.secretIndex].label;
+              signature = secrets.length > 1 ? { valid: label } : 'valid';
+              summary.valid++;
+              if (summary.validBy) summary.validBy[label]++;
+            } catch (err) {
+              signature = { invalid: err instanceof WebhookVerificationError ? err.reason : 'error' };
+              summary.invalid++;
+              if (signature.invalid === 'invalid_signature' && !hinted) {
+                hinted = true;
+                print(SECRET_HINT);
+              }
+            }
+          } else {
+            summary.unverified++;
           }
-        }
-      } else {
-        summary.unverified++;
-      }
-      if (body === undefined) {
-        try {
-          body = JSON.parse(raw.toString('utf8'));
-        } catch {
-          body = undefined;
-        }
-      }
-      let answer = 200;
-      if (options.strict && typeof signature === 'object') answer = 400;
-      else if (options.failRate && random() < options.failRate) {
-        answer = 500;
-        summary.simulatedFailures++;
-      } else if (options.forwardTo) {
-        answer = await forward(options.forwardTo, req, raw);
-      }
-      print(formatLine({ at: new Date(), ...describeBody(body), attempt, signature, answer }));
-      res.writeHead(answer, { 'content-type': 'text/plain' });
-      res.end(answer < 300 ? 'OK' : answer === 500 ? 'simulated failure (herald listen --fail-rate)' : 'rejected');
-    })());
+          if (body === undefined) {
+            try {
+              body = JSON.parse(raw.toString('utf8'));
+            } catch {
+              body = undefined;
+            }
+          }
+          let answer = 200;
+          if (options.strict && typeof signature === 'object') answer = 400;
+          else if (options.failRate && random() < options.failRate) {
+            answer = 500;
+            summary.simulatedFailures++;
+          } else if (options.forwardTo) {
+            answer = await forward(options.forwardTo, req, raw);
+          }
+          print(formatLine({ at: new Date(), ...describeBody(body), attempt, signature, answer }));
+          res.writeHead(answer, { 'content-type': 'text/plain' });
+          res.end(answer < 300 ? 'OK' : answer === 500 ? 'simulated failure (herald listen --fail-rate)' : 'rejected');
+        })(),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -189,7 +228,13 @@ async function forward(url: string, req: http.IncomingMessage, raw: Buffer): Pro
     if (typeof value === 'string' && !['host', 'content-length', 'connection'].includes(name)) headers[name] = value;
   }
   try {
-    const res = await fetch(url, { method: req.method ?? 'POST', headers, body: new Uint8Array(raw), signal: AbortSignal.timeout(30_000), redirect: 'manual' });
+    const res = await fetch(url, {
+      method: req.method ?? 'POST',
+      headers,
+      body: new Uint8Array(raw),
+      signal: AbortSignal.timeout(30_000),
+      redirect: 'manual',
+    });
     await res.arrayBuffer();
     return res.status;
   } catch {

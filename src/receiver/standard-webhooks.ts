@@ -12,7 +12,12 @@ export function secretKey(secret: string): Buffer {
 }
 
 /** The base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`: a `v1,` signature without its prefix. */
-export function standardSignature(secret: string, msgId: string, timestamp: number | string, body: string | Uint8Array): string {
+export function standardSignature(
+  secret: string,
+  msgId: string,
+  timestamp: number | string,
+  body: string | Uint8Array,
+): string {
   const mac = createHmac('sha256', secretKey(secret));
   mac.update(`${msgId}.${timestamp}.`);
   mac.update(body);

@@ -8,7 +8,13 @@
  */
 import { legacySignature, safeEqual, standardSignature } from './standard-webhooks.js';
 
-export type VerificationFailure = 'missing_header' | 'invalid_timestamp' | 'timestamp_too_old' | 'timestamp_too_new' | 'invalid_signature' | 'invalid_json';
+export type VerificationFailure =
+  | 'missing_header'
+  | 'invalid_timestamp'
+  | 'timestamp_too_old'
+  | 'timestamp_too_new'
+  | 'invalid_signature'
+  | 'invalid_json';
 
 /** Why a webhook was refused; `reason` is stable, `message` is for people. */
 export class WebhookVerificationError extends Error {
@@ -32,7 +38,8 @@ export interface VerifyOptions {
 }
 
 function readHeader(headers: HeaderSource, name: string): string | undefined {
-  if (typeof (headers as { get?: unknown }).get === 'function') return (headers as { get(n: string): string | null }).get(name) ?? undefined;
+  if (typeof (headers as { get?: unknown }).get === 'function')
+    return (headers as { get(n: string): string | null }).get(name) ?? undefined;
   const record = headers as Record<string, string | string[] | undefined>;
   const key = Object.keys(record).find((k) => k.toLowerCase() === name);
   const value = key === undefined ? undefined : record[key];
@@ -52,25 +59,47 @@ function text(body: string | Uint8Array): string {
  * `webhook_url` deliveries (signed with the tenant secret) and a registered endpoint's (signed with that
  * endpoint's own secret) passes both; `matchWebhook` also says which one matched.
  */
-export function verifyWebhook<T = unknown>(secret: string | readonly string[], headers: HeaderSource, rawBody: string | Uint8Array, options: VerifyOptions = {}): T {
+export function verifyWebhook<T = unknown>(
+  secret: string | readonly string[],
+  headers: HeaderSource,
+  rawBody: string | Uint8Array,
+  options: VerifyOptions = {},
+): T {
   return matchWebhook<T>(secret, headers, rawBody, options).event;
 }
 
 /** As verifyWebhook, and answers the index (in `secrets`) of the first secret the signature matched. */
-export function matchWebhook<T = unknown>(secrets: string | readonly string[], headers: HeaderSource, rawBody: string | Uint8Array, options: VerifyOptions = {}): { event: T; secretIndex: number } {
+export function matchWebhook<T = unknown>(
+  secrets: string | readonly string[],
+  headers: HeaderSource,
+  rawBody: string | Uint8Array,
+  options: VerifyOptions = {},
+): { event: T; secretIndex: number } {
   const candidates = typeof secrets === 'string' ? [secrets] : secrets;
   if (candidates.length === 0) throw new TypeError('verifyWebhook needs at least one secret');
   const id = readHeader(headers, 'webhook-id');
   const timestamp = readHeader(headers, 'webhook-timestamp');
   const signatures = readHeader(headers, 'webhook-signature');
   if (!id || !timestamp || !signatures) {
-    throw new WebhookVerificationError('missing_header', 'webhook-id, webhook-timestamp and webhook-signature headers are required');
+    throw new WebhookVerificationError(
+      'missing_header',
+      'webhook-id, webhook-timestamp and webhook-signature headers are required',
+    );
   }
-  if (!/^\d+$/.test(timestamp)) throw new WebhookVerificationError('invalid_timestamp', `webhook-timestamp "${timestamp}" is not unix seconds`);
+  if (!/^\d+$/.test(timestamp))
+    throw new WebhookVerificationError('invalid_timestamp', `webhook-timestamp "${timestamp}" is not unix seconds`);
   const tolerance = options.toleranceSeconds ?? 300;
   const skew = Number(timestamp) - Math.floor((options.now ?? Date.now()) / 1000);
-  if (skew < -tolerance) throw new WebhookVerificationError('timestamp_too_old', `webhook-timestamp is ${-skew} s old (tolerance ${tolerance} s)`);
-  if (skew > tolerance) throw new WebhookVerificationError('timestamp_too_new', `webhook-timestamp is ${skew} s in the future (tolerance ${tolerance} s)`);
+  if (skew < -tolerance)
+    throw new WebhookVerificationError(
+      'timestamp_too_old',
+      `webhook-timestamp is ${-skew} s old (tolerance ${tolerance} s)`,
+    );
+  if (skew > tolerance)
+    throw new WebhookVerificationError(
+      'timestamp_too_new',
+      `webhook-timestamp is ${skew} s in the future (tolerance ${tolerance} s)`,
+    );
   const body = text(rawBody);
   const given = signatures
     .split(' ')
@@ -93,7 +122,11 @@ export function matchWebhook<T = unknown>(secrets: string | readonly string[], h
 }
 
 /** Checks the compatibility header `X-Signature: sha256=<hex HMAC-SHA256 of the body>` (seeds 000 and 003). */
-export function verifyLegacySignature(secret: string, signatureHeader: string | undefined, rawBody: string | Uint8Array): boolean {
+export function verifyLegacySignature(
+  secret: string,
+  signatureHeader: string | undefined,
+  rawBody: string | Uint8Array,
+): boolean {
   if (!signatureHeader?.startsWith('sha256=')) return false;
   return safeEqual(signatureHeader, legacySignature(secret, text(rawBody)));
 }

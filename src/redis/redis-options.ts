@@ -67,7 +67,12 @@ function clusterClient(target: RedisClusterTarget, options: ClientOptions): Clus
     retryDelayOnClusterDown: 200,
     retryDelayOnTryAgain: 200,
     // With TLS the certificate names the host, so nodes are reached by the names the cluster announces.
-    ...(target.tls ? { dnsLookup: (address: string, callback: (err: Error | null, address: string) => void) => callback(null, address) } : {}),
+    ...(target.tls
+      ? {
+          dnsLookup: (address: string, callback: (err: Error | null, address: string) => void) =>
+            callback(null, address),
+        }
+      : {}),
     redisOptions: {
       username: target.username,
       password: target.password,
@@ -79,7 +84,9 @@ function clusterClient(target: RedisClusterTarget, options: ClientOptions): Clus
 
 /** Opens a client to Herald's Redis, whichever kind the configuration names. Errors are the caller's to log. */
 export function createRedisClient(target: RedisTarget, options: ClientOptions = {}): RedisClient {
-  const client = target.redisCluster ? clusterClient(target.redisCluster, options) : new Redis({ ...redisOptionsFromUrl(target.redisUrl), ...options });
+  const client = target.redisCluster
+    ? clusterClient(target.redisCluster, options)
+    : new Redis({ ...redisOptionsFromUrl(target.redisUrl), ...options });
   client.on('error', () => undefined);
   return client;
 }
@@ -99,7 +106,13 @@ export function redactRedisUrl(text: string): string {
 }
 
 async function probe(options: RedisOptions, timeoutMs: number, check: (client: Redis) => Promise<void>): Promise<void> {
-  const client = new Redis({ ...options, lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const client = new Redis({
+    ...options,
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -131,13 +144,23 @@ export async function assertRedisReachable(target: RedisTarget, timeoutMs = 3_00
     cluster.nodes.map(async (node) => {
       let enabled = true;
       try {
-        await probe({ ...node, username: cluster.username, password: cluster.password, tls: cluster.tls ? {} : undefined }, timeoutMs, async (c) => {
-          enabled = /cluster_enabled:1/.test(await c.info('cluster'));
-        });
+        await probe(
+          { ...node, username: cluster.username, password: cluster.password, tls: cluster.tls ? {} : undefined },
+          timeoutMs,
+          async (c) => {
+            enabled = /cluster_enabled:1/.test(await c.info('cluster'));
+          },
+        );
       } catch (err) {
-        throw new Error(`Cannot reach the Redis Cluster node ${nodeName(node)} named in REDIS_CLUSTER_NODES (${(err as Error).message}).`, { cause: err });
+        throw new Error(
+          `Cannot reach the Redis Cluster node ${nodeName(node)} named in REDIS_CLUSTER_NODES (${(err as Error).message}).`,
+          { cause: err },
+        );
       }
-      if (!enabled) throw new Error(`Redis at ${nodeName(node)} named in REDIS_CLUSTER_NODES is not a cluster node (cluster-enabled no): use REDIS_URL for a single Redis.`);
+      if (!enabled)
+        throw new Error(
+          `Redis at ${nodeName(node)} named in REDIS_CLUSTER_NODES is not a cluster node (cluster-enabled no): use REDIS_URL for a single Redis.`,
+        );
     }),
   );
 }

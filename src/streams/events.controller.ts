@@ -43,7 +43,10 @@ export class EventsController {
     if (!query) throw validationFailed(errors);
     const rows = await tenantEventsAfter(this.db, tenantId, query.after ?? 0, query.filter, query.limit + 1);
     const page = rows.slice(0, query.limit);
-    return { data: page.map(eventView), next_cursor: rows.length > query.limit ? formatCursor(page[page.length - 1].cursor) : null };
+    return {
+      data: page.map(eventView),
+      next_cursor: rows.length > query.limit ? formatCursor(page[page.length - 1].cursor) : null,
+    };
   }
 
   @Get('stream')
@@ -64,7 +67,8 @@ export class EventsController {
     if (!query) throw validationFailed(errors);
     // A browser's EventSource reconnects with the last id it saw, and the URL it first used: the header wins.
     const resumed = lastEventId !== undefined && lastEventId !== '' ? parseCursor(lastEventId) : undefined;
-    if (lastEventId && resumed === undefined) throw validationFailed([{ field: 'Last-Event-ID', message: 'must be a cursor sent by this stream' }]);
+    if (lastEventId && resumed === undefined)
+      throw validationFailed([{ field: 'Last-Event-ID', message: 'must be a cursor sent by this stream' }]);
     const keyId = req.principal!.keyId;
     const res = reply.raw;
     let heartbeat: NodeJS.Timeout | undefined; // eslint-disable-line prefer-const -- assigned after the stream opens, read by its close handler
@@ -96,7 +100,10 @@ export class EventsController {
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     });
-    heartbeat = setInterval(() => res.writableEnded || res.write(`: heartbeat ${new Date().toISOString()}\n\n`), this.config.sseHeartbeatMs);
+    heartbeat = setInterval(
+      () => res.writableEnded || res.write(`: heartbeat ${new Date().toISOString()}\n\n`),
+      this.config.sseHeartbeatMs,
+    );
     const gone = () => {
       clearInterval(heartbeat);
       connection.ended();

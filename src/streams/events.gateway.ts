@@ -37,7 +37,12 @@ type ClientMessage =
 @Injectable()
 export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('EventsGateway');
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024, perMessageDeflate: false, clientTracking: true });
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 64 * 1024,
+    perMessageDeflate: false,
+    clientTracking: true,
+  });
   private readonly missed = new WeakMap<WebSocket, number>();
   private pinger: NodeJS.Timeout | undefined;
   private server: Server | undefined;
@@ -84,11 +89,13 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const path = (req.url ?? '').split('?')[0];
-    if (path !== WS_PATH) return refuse(socket, 404, 'route_not_found', `No WebSocket at ${path}; the event stream is at ${WS_PATH}.`);
+    if (path !== WS_PATH)
+      return refuse(socket, 404, 'route_not_found', `No WebSocket at ${path}; the event stream is at ${WS_PATH}.`);
     let principal: Principal | null = null;
     if (req.headers.authorization !== undefined) {
       principal = await this.keys.authenticate(req.headers.authorization);
-      if (!principal) return refuse(socket, 401, 'unauthorized', 'A valid API key is required: send "Authorization: Bearer <key>".');
+      if (!principal)
+        return refuse(socket, 401, 'unauthorized', 'A valid API key is required: send "Authorization: Bearer <key>".');
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, principal));
   }
@@ -113,7 +120,9 @@ function refuse(socket: Duplex, status: number, code: string, detail: string): v
   const title = status === 401 ? 'Unauthorized' : 'Not Found';
   const body = JSON.stringify({ type: 'about:blank', title, status, detail, code });
   const extra = status === 401 ? 'WWW-Authenticate: Bearer realm="herald"\r\n' : '';
-  socket.end(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
+  );
 }
 
 /** One WebSocket client: its key, the tasks and types it follows, and its connection to the tenant's feed. */
@@ -149,7 +158,10 @@ class WsSession {
       },
       buffered: () => this.ws.bufferedAmount,
       close: (reason) => {
-        if (reason === 'slow') this.error('slow_reader', 'The client did not read fast enough; reconnect and resume with the last cursor.', { force: true });
+        if (reason === 'slow')
+          this.error('slow_reader', 'The client did not read fast enough; reconnect and resume with the last cursor.', {
+            force: true,
+          });
         if (reason === 'revoked') this.error('unauthorized', 'The API key was revoked.', { force: true });
         this.ws.close(...CLOSES[reason]);
         // A client that does not read would never take the close frame: let go of it after a moment.
@@ -160,14 +172,20 @@ class WsSession {
     if (this.ended) return connection?.ended();
     this.connection = connection;
     if (!this.connection) {
-      this.error('stream_limit_reached', 'This API key has too many open streams (STREAM_MAX_CONNECTIONS_PER_KEY, across all API processes).');
+      this.error(
+        'stream_limit_reached',
+        'This API key has too many open streams (STREAM_MAX_CONNECTIONS_PER_KEY, across all API processes).',
+      );
       this.ws.close(1013, 'too many streams for this api key');
     }
   }
 
   authenticationMissing(): void {
     if (this.principal || this.ended) return;
-    this.error('unauthorized', 'Authenticate within 5 s: send {"type":"auth","api_key":"…"} or the Authorization header.');
+    this.error(
+      'unauthorized',
+      'Authenticate within 5 s: send {"type":"auth","api_key":"…"} or the Authorization header.',
+    );
     this.ws.close(1008, 'authentication required');
   }
 
@@ -184,11 +202,17 @@ class WsSession {
       msg = JSON.parse(text ?? '') as ClientMessage;
       if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') throw new Error('no type');
     } catch {
-      return this.error('invalid_message', 'Messages are JSON text objects with a "type": auth, subscribe, unsubscribe or ping.');
+      return this.error(
+        'invalid_message',
+        'Messages are JSON text objects with a "type": auth, subscribe, unsubscribe or ping.',
+      );
     }
     if (!this.principal) {
       if (msg.type !== 'auth') {
-        this.error('unauthorized', 'The first message must be {"type":"auth","api_key":"…"} (or send the Authorization header).');
+        this.error(
+          'unauthorized',
+          'The first message must be {"type":"auth","api_key":"…"} (or send the Authorization header).',
+        );
         return void this.ws.close(1008, 'authentication required');
       }
       const key = typeof msg.api_key === 'string' ? msg.api_key : '';
@@ -213,7 +237,10 @@ class WsSession {
       case 'unsubscribe':
         return this.unsubscribe(msg);
       default:
-        return this.error('invalid_message', `Unknown message type ${JSON.stringify((msg as { type: string }).type)}: auth, subscribe, unsubscribe or ping.`);
+        return this.error(
+          'invalid_message',
+          `Unknown message type ${JSON.stringify((msg as { type: string }).type)}: auth, subscribe, unsubscribe or ping.`,
+        );
     }
   }
 
@@ -223,12 +250,15 @@ class WsSession {
     const types = parseTypes(msg.types, 'types');
     const after = parseAfter(msg.after, 'after');
     const errors = [...ids.errors, ...types.errors, ...after.errors];
-    if (!all && !Array.isArray(msg.task_ids)) errors.unshift({ field: 'task_ids', message: 'must be "*" or an array of task ids' });
+    if (!all && !Array.isArray(msg.task_ids))
+      errors.unshift({ field: 'task_ids', message: 'must be "*" or an array of task ids' });
     if (errors.length) return this.error('validation_failed', `${errors[0].field} ${errors[0].message}`);
     let unknown: string[] = [];
     if (!all && ids.taskIds!.size) {
       // Another tenant's task is answered as unknown, as everywhere (never followed, never told apart from a typo).
-      const own = await this.db.getRepository(Task).find({ where: { tenantId: this.principal!.tenantId, id: In([...ids.taskIds!]) }, select: { id: true } });
+      const own = await this.db
+        .getRepository(Task)
+        .find({ where: { tenantId: this.principal!.tenantId, id: In([...ids.taskIds!]) }, select: { id: true } });
       const known = new Set(own.map((t) => t.id));
       unknown = [...ids.taskIds!].filter((id) => !known.has(id));
       for (const id of unknown) ids.taskIds!.delete(id);
@@ -240,19 +270,34 @@ class WsSession {
     follow.types = types.types;
     const cursor = await this.streams.subscribe(this.connection, this.filter(), after.after);
     if (unknown.length) this.error('task_not_found', `No task with id ${unknown.join(', ')}; the others are followed.`);
-    this.send({ type: 'subscribed', task_ids: this.taskIdsView(), types: follow.types ? [...follow.types] : null, cursor: formatCursor(cursor) });
+    this.send({
+      type: 'subscribed',
+      task_ids: this.taskIdsView(),
+      types: follow.types ? [...follow.types] : null,
+      cursor: formatCursor(cursor),
+    });
   }
 
   private unsubscribe(msg: { task_ids?: unknown }): void {
     if (msg.task_ids === '*') this.follow.taskIds = new Set();
     else {
       const ids = parseTaskIds(Array.isArray(msg.task_ids) ? msg.task_ids : undefined, 'task_ids');
-      if (!Array.isArray(msg.task_ids) || ids.errors.length) return this.error('validation_failed', 'task_ids must be "*" or an array of task ids');
-      if (this.follow.taskIds === '*') return this.error('validation_failed', 'Following every task: unsubscribe "*" first, then subscribe to the ones wanted.');
+      if (!Array.isArray(msg.task_ids) || ids.errors.length)
+        return this.error('validation_failed', 'task_ids must be "*" or an array of task ids');
+      if (this.follow.taskIds === '*')
+        return this.error(
+          'validation_failed',
+          'Following every task: unsubscribe "*" first, then subscribe to the ones wanted.',
+        );
       for (const id of ids.taskIds ?? []) this.follow.taskIds.delete(id);
     }
     if (this.connection?.subscription) this.connection.subscription.filter = this.filter();
-    this.send({ type: 'subscribed', task_ids: this.taskIdsView(), types: this.follow.types ? [...this.follow.types] : null, cursor: formatCursor(this.connection?.subscription?.last ?? 0) });
+    this.send({
+      type: 'subscribed',
+      task_ids: this.taskIdsView(),
+      types: this.follow.types ? [...this.follow.types] : null,
+      cursor: formatCursor(this.connection?.subscription?.last ?? 0),
+    });
   }
 
   private filter(): StreamFilter {

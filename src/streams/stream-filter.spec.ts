@@ -24,7 +24,12 @@ describe('event cursors on the wire', () => {
 
 describe('parseEventsQuery', () => {
   it('reads after, types, task_ids and limit', () => {
-    const { query, errors } = parseEventsQuery({ after: '0000000000000007', types: 'task.completed,task.failed', task_ids: `${A}, ${B}`, limit: '50' });
+    const { query, errors } = parseEventsQuery({
+      after: '0000000000000007',
+      types: 'task.completed,task.failed',
+      task_ids: `${A}, ${B}`,
+      limit: '50',
+    });
     expect(errors).toEqual([]);
     expect(query!.after).toBe(7);
     expect(query!.limit).toBe(50);

@@ -49,7 +49,14 @@ export class StreamSlots {
   async take(keyId: string): Promise<string | undefined> {
     const slot = randomUUID();
     try {
-      const taken = await this.redis.client.eval(TAKE, 1, this.setOf(keyId), String(this.config.streams.maxConnectionsPerKey), String(SLOT_TTL_MS), slot);
+      const taken = await this.redis.client.eval(
+        TAKE,
+        1,
+        this.setOf(keyId),
+        String(this.config.streams.maxConnectionsPerKey),
+        String(SLOT_TTL_MS),
+        slot,
+      );
       return Number(taken) === 1 ? slot : undefined;
     } catch {
       return slot;
@@ -58,7 +65,15 @@ export class StreamSlots {
 
   renew(slots: ReadonlyArray<{ keyId: string; slot: string }>): void {
     if (slots.length === 0) return;
-    this.redis.client.eval(RENEW, slots.length, ...slots.map((s) => this.setOf(s.keyId)), String(SLOT_TTL_MS), ...slots.map((s) => s.slot)).catch(() => undefined);
+    this.redis.client
+      .eval(
+        RENEW,
+        slots.length,
+        ...slots.map((s) => this.setOf(s.keyId)),
+        String(SLOT_TTL_MS),
+        ...slots.map((s) => s.slot),
+      )
+      .catch(() => undefined);
   }
 
   release(keyId: string, slot: string): void {

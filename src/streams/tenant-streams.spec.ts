@@ -3,7 +3,16 @@ import type { TaskEvent } from '../tasks/task-event.entity.js';
 import { StreamBatch, StreamConnection, StreamEvent, Subscription, type StreamSink } from './tenant-streams.js';
 
 const event = (cursor: number, taskId = 'a', type: TaskEvent['type'] = 'task.progress'): StreamEvent =>
-  new StreamEvent({ id: `e${cursor}`, taskId, tenantId: 't', sequence: cursor, cursor, type, data: { progress: cursor }, createdAt: new Date(0) });
+  new StreamEvent({
+    id: `e${cursor}`,
+    taskId,
+    tenantId: 't',
+    sequence: cursor,
+    cursor,
+    type,
+    data: { progress: cursor },
+    createdAt: new Date(0),
+  });
 
 function subscription(filter: Subscription['filter'], last = 0) {
   const sent: StreamBatch[] = [];
@@ -40,7 +49,9 @@ describe('Subscription.deliver', () => {
   it('frames the batch as the WebSocket text messages of its events, in order', async () => {
     const batch = new StreamBatch([event(1), event(2)]);
     // ws's own reader takes the bytes apart again.
-    const { Receiver } = (await import('ws')) as unknown as { Receiver: new (o: object) => NodeJS.WritableStream & { on(e: 'message', f: (d: Buffer) => void): void } };
+    const { Receiver } = (await import('ws')) as unknown as {
+      Receiver: new (o: object) => NodeJS.WritableStream & { on(e: 'message', f: (d: Buffer) => void): void };
+    };
     const receiver = new Receiver({ isServer: false });
     const messages: string[] = [];
     receiver.on('message', (d) => messages.push(String(d)));

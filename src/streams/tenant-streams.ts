@@ -23,7 +23,13 @@ const REVOCATION_CHECK_MS = 2_000;
 const PAGE = 500;
 
 /** A tenant's events after `after` in cursor order, optionally only some tasks and types. */
-export function tenantEventsAfter(db: DataSource, tenantId: string, after: number, filter: StreamFilter | null, take: number): Promise<TaskEvent[]> {
+export function tenantEventsAfter(
+  db: DataSource,
+  tenantId: string,
+  after: number,
+  filter: StreamFilter | null,
+  take: number,
+): Promise<TaskEvent[]> {
   return db.getRepository(TaskEvent).find({
     where: {
       tenantId,
@@ -58,7 +64,9 @@ export class StreamEvent {
 
   /** The whole WebSocket frame of the event message, header included. */
   get ws(): Buffer {
-    return (this.wsBytes ??= textFrame(Buffer.from(`{"type":"event","cursor":"${formatCursor(this.cursor)}","event":${this.json}}`)));
+    return (this.wsBytes ??= textFrame(
+      Buffer.from(`{"type":"event","cursor":"${formatCursor(this.cursor)}","event":${this.json}}`),
+    ));
   }
 }
 
@@ -78,7 +86,8 @@ export class StreamBatch {
   }
 
   get ws(): Buffer {
-    return (this.wsBytes ??= this.events.length === 1 ? this.events[0].ws : Buffer.concat(this.events.map((e) => e.ws)));
+    return (this.wsBytes ??=
+      this.events.length === 1 ? this.events[0].ws : Buffer.concat(this.events.map((e) => e.ws)));
   }
 }
 
@@ -109,7 +118,10 @@ export class Subscription {
   deliver(batch: StreamBatch): void {
     const { events } = batch;
     if (this.closed || events.length === 0) return;
-    const wanted = events[0].cursor > this.last && wantsAll(this.filter) ? events : events.filter((e) => e.cursor > this.last && matches(this.filter, e));
+    const wanted =
+      events[0].cursor > this.last && wantsAll(this.filter)
+        ? events
+        : events.filter((e) => e.cursor > this.last && matches(this.filter, e));
     this.last = Math.max(this.last, events[events.length - 1].cursor);
     if (wanted.length) this.connection.send(wanted.length === events.length ? batch : new StreamBatch(wanted));
   }
@@ -184,7 +196,12 @@ class TenantFeed {
     const sub = bus.subscribeTenant(tenantId, () => this.read());
     this.unsubscribe = sub.unsubscribe;
     this.ready = sub.ready.then(async () => {
-      const row = await db.getRepository(TaskEvent).createQueryBuilder('e').select('MAX(e.event_cursor)', 'max').where('e.tenant_id = :tenantId', { tenantId }).getRawOne<{ max: string | number | null }>();
+      const row = await db
+        .getRepository(TaskEvent)
+        .createQueryBuilder('e')
+        .select('MAX(e.event_cursor)', 'max')
+        .where('e.tenant_id = :tenantId', { tenantId })
+        .getRawOne<{ max: string | number | null }>();
       this.head = Math.max(this.head, Number(row?.max ?? 0));
     });
     this.timer = setInterval(() => this.read(), SAFETY_POLL_MS);
@@ -243,7 +260,12 @@ export class TenantStreams implements BeforeApplicationShutdown {
     metrics: Metrics,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
-    this.dropped = new Counter({ name: 'herald_stream_closed_total', help: 'Tenant streams closed by Herald, by reason (slow, revoked, shutdown)', labelNames: ['reason'], registers: [metrics.registry] });
+    this.dropped = new Counter({
+      name: 'herald_stream_closed_total',
+      help: 'Tenant streams closed by Herald, by reason (slow, revoked, shutdown)',
+      labelNames: ['reason'],
+      registers: [metrics.registry],
+    });
     const connections = (): StreamConnection[] => [...this.byKey.values()].flatMap((s) => [...s]);
     new Gauge({
       name: 'herald_stream_connections',
@@ -252,7 +274,8 @@ export class TenantStreams implements BeforeApplicationShutdown {
       registers: [metrics.registry],
       collect() {
         const open = connections();
-        for (const transport of ['sse', 'ws']) this.set({ transport }, open.filter((c) => c.transport === transport).length);
+        for (const transport of ['sse', 'ws'])
+          this.set({ transport }, open.filter((c) => c.transport === transport).length);
       },
     });
     this.revocation = setInterval(() => void this.closeRevoked(), REVOCATION_CHECK_MS);
@@ -268,14 +291,27 @@ export class TenantStreams implements BeforeApplicationShutdown {
    * Registers a connection; undefined when the key is at its limit (STREAM_MAX_CONNECTIONS_PER_KEY), in this
    * process or, counted in Redis, across all API processes.
    */
-  async open(tenantId: string, keyId: string, transport: 'sse' | 'ws', sink: StreamSink): Promise<StreamConnection | undefined> {
+  async open(
+    tenantId: string,
+    keyId: string,
+    transport: 'sse' | 'ws',
+    sink: StreamSink,
+  ): Promise<StreamConnection | undefined> {
     if (!this.canOpen(keyId)) return undefined;
     const slot = await this.slots.take(keyId);
     if (!slot || !this.canOpen(keyId)) {
       if (slot) this.slots.release(keyId, slot);
       return undefined;
     }
-    const connection = new StreamConnection(tenantId, keyId, slot, transport, sink, this.config.streams.bufferLimitBytes, (c, reason) => this.forget(c, reason));
+    const connection = new StreamConnection(
+      tenantId,
+      keyId,
+      slot,
+      transport,
+      sink,
+      this.config.streams.bufferLimitBytes,
+      (c, reason) => this.forget(c, reason),
+    );
     let set = this.byKey.get(keyId);
     if (!set) this.byKey.set(keyId, (set = new Set()));
     set.add(connection);
@@ -370,7 +406,9 @@ export class TenantStreams implements BeforeApplicationShutdown {
   private async closeRevoked(): Promise<void> {
     if (this.byKey.size === 0) return;
     for (const set of [...this.byKey.values()]) for (const c of [...set]) c.checkBacklog();
-    this.slots.renew([...this.byKey.values()].flatMap((set) => [...set].map((c) => ({ keyId: c.keyId, slot: c.slot }))));
+    this.slots.renew(
+      [...this.byKey.values()].flatMap((set) => [...set].map((c) => ({ keyId: c.keyId, slot: c.slot }))),
+    );
     const keyIds = [...this.byKey.keys()];
     const valid = await this.keys.stillValid(keyIds).catch(() => undefined);
     if (!valid) return;

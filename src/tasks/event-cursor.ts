@@ -30,14 +30,22 @@ export function parseCursor(text: string | undefined | null): number | undefined
  * tenants cannot deadlock), and answers the first cursor of each tenant's block. Call it last in the transaction,
  * just before the inserts, so the row is held only for those and the COMMIT.
  */
-export async function claimCursors(em: EntityManager, counts: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+export async function claimCursors(
+  em: EntityManager,
+  counts: ReadonlyMap<string, number>,
+): Promise<Map<string, number>> {
   const sql = new Sql(em.connection);
   const first = new Map<string, number>();
   for (const tenantId of [...counts.keys()].sort()) {
     const n = counts.get(tenantId)!;
     // Lower-case: TypeORM's SQLite runner sends statements starting "UPDATE " through run(), which drops RETURNING rows.
-    const result: unknown = await em.query(`update tenants SET event_cursor = event_cursor + ${sql.params(1)} WHERE id = ${sql.params(1, 2)} RETURNING event_cursor`, [n, tenantId]);
-    const rows = sql.postgres ? sql.returned<{ event_cursor: string | number }>(result) : (result as Array<{ event_cursor: number }>);
+    const result: unknown = await em.query(
+      `update tenants SET event_cursor = event_cursor + ${sql.params(1)} WHERE id = ${sql.params(1, 2)} RETURNING event_cursor`,
+      [n, tenantId],
+    );
+    const rows = sql.postgres
+      ? sql.returned<{ event_cursor: string | number }>(result)
+      : (result as Array<{ event_cursor: number }>);
     if (rows.length !== 1) throw new Error(`tenant ${tenantId} not found while numbering its events`);
     first.set(tenantId, Number(rows[0].event_cursor) - n + 1);
   }

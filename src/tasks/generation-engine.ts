@@ -6,7 +6,11 @@ import type { GenerationOptions, SimulateOptions, TaskKind } from './task.entity
  * TasksApiModule, so tasks/ never imports generation/ (which imports tasks/).
  */
 export abstract class GenerationEngine {
-  abstract estimateDurationMs(input: { kind: TaskKind; simulate: SimulateOptions | null; options: GenerationOptions }): number;
+  abstract estimateDurationMs(input: {
+    kind: TaskKind;
+    simulate: SimulateOptions | null;
+    options: GenerationOptions;
+  }): number;
   abstract enqueue(taskId: string, attempt: number): Promise<void>;
   abstract discard(taskId: string, attempt: number): Promise<void>;
 }

@@ -2,7 +2,20 @@ import { ApiBody, ApiExcludeEndpoint, ApiOperation, ApiResponse, ApiTags } from 
 import { ApiIdempotent, ApiProblems, IDEMPOTENCY_PROBLEMS } from '../common/api-problems.js';
 import { ErrorCode } from '../common/errors.js';
 import { taskWebhooks } from '../common/api-callbacks.js';
-import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, type Type } from '@nestjs/common';
+import {
+  applyDecorators,
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Inject,
+  Param,
+  Post,
+  Req,
+  Res,
+  type Type,
+} from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { preferredWait, Reply } from '../common/reply.js';
 import { inRequestSpan } from '../observability/tracing.js';
@@ -44,8 +57,15 @@ const aTask = (kind: Kind) => (kind === 'Image' ? 'an image task' : 'a video tas
 const CreateRouteDocs = (kind: Kind) =>
   applyDecorators(
     ApiOperation({ operationId: `create${kind}Task`, summary: `Start ${aTask(kind)}`, callbacks: taskWebhooks(kind) }),
-    ApiBody({ type: CreateGenerationDto, examples: { conduit: { summary: 'seeds/001 request', value: CREATE_EXAMPLES.createVideo } } }),
-    ApiResponse({ status: 202, description: 'Accepted; poll check_status_url or wait for webhooks', schema: { example: CREATE_EXAMPLES.created } }),
+    ApiBody({
+      type: CreateGenerationDto,
+      examples: { conduit: { summary: 'seeds/001 request', value: CREATE_EXAMPLES.createVideo } },
+    }),
+    ApiResponse({
+      status: 202,
+      description: 'Accepted; poll check_status_url or wait for webhooks',
+      schema: { example: CREATE_EXAMPLES.created },
+    }),
     ApiResponse({ status: 200, description: 'With Prefer: wait=N, the finished task when it ended within N seconds' }),
     ApiIdempotent(),
     ApiProblems(ErrorCode.ValidationFailed, ErrorCode.WebhookUrlBlocked, ...IDEMPOTENCY_PROBLEMS),
@@ -72,12 +92,30 @@ const RetryRouteDocs = (kind: Kind) =>
 
 /** Where each kind's routes live, and how its status route is spelt (Conduit's, seeds/001). */
 const ROUTES = {
-  video: { path: 'v1/videos/generations', tag: 'videos', name: 'Video', status: 'tasks/:id', statusNote: undefined, alias: undefined },
-  image: { path: 'v1/images/generations', tag: 'images', name: 'Image', status: ':id/status', statusNote: 'Also at GET /v1/images/generations/tasks/{id}, as for videos.', alias: 'tasks/:id' },
-} as const satisfies Record<TaskKind, { path: string; tag: string; name: Kind; status: string; statusNote?: string; alias?: string }>;
+  video: {
+    path: 'v1/videos/generations',
+    tag: 'videos',
+    name: 'Video',
+    status: 'tasks/:id',
+    statusNote: undefined,
+    alias: undefined,
+  },
+  image: {
+    path: 'v1/images/generations',
+    tag: 'images',
+    name: 'Image',
+    status: ':id/status',
+    statusNote: 'Also at GET /v1/images/generations/tasks/{id}, as for videos.',
+    alias: 'tasks/:id',
+  },
+} as const satisfies Record<
+  TaskKind,
+  { path: string; tag: string; name: Kind; status: string; statusNote?: string; alias?: string }
+>;
 
 // Images answer their status under the videos' path too; left out of the document, where it would be ambiguous.
-const AliasRoute = (alias: string | undefined): MethodDecorator => (alias ? applyDecorators(Get(alias), ApiExcludeEndpoint()) : () => undefined);
+const AliasRoute = (alias: string | undefined): MethodDecorator =>
+  alias ? applyDecorators(Get(alias), ApiExcludeEndpoint()) : () => undefined;
 
 /** The Conduit routes of one kind of task: one controller class per kind, made from the same code. */
 function generationController(kind: TaskKind): Type {
@@ -97,12 +135,20 @@ function generationController(kind: TaskKind): Type {
     /** 202 at once; with `Prefer: wait=N`, 200 with the finished task if it ends within N s, else 202 after N s. */
     @Post('async')
     @CreateRouteDocs(routes.name)
-    create(@TenantId() tenantId: string, @Body() body: CreateGenerationDto, @Req() req: FastifyRequest, @Res() res: FastifyReply): Promise<void> {
+    create(
+      @TenantId() tenantId: string,
+      @Body() body: CreateGenerationDto,
+      @Req() req: FastifyRequest,
+      @Res() res: FastifyReply,
+    ): Promise<void> {
       // The create request's span is the root of the task's trace (or joins the caller's, given a traceparent).
       const traceparent = req.headers.traceparent;
       const route = `POST ${req.routeOptions?.url ?? req.url}`;
-      return inRequestSpan(route, typeof traceparent === 'string' ? traceparent : undefined, { 'http.request.method': 'POST', 'http.route': req.routeOptions?.url ?? '', 'herald.task.kind': kind }, (taskTrace) =>
-        this.respondToCreate(tenantId, body, req, res, taskTrace),
+      return inRequestSpan(
+        route,
+        typeof traceparent === 'string' ? traceparent : undefined,
+        { 'http.request.method': 'POST', 'http.route': req.routeOptions?.url ?? '', 'herald.task.kind': kind },
+        (taskTrace) => this.respondToCreate(tenantId, body, req, res, taskTrace),
       );
     }
 
@@ -126,11 +172,26 @@ function generationController(kind: TaskKind): Type {
 
     @Post('tasks/:id/retry')
     @RetryRouteDocs(routes.name)
-    retry(@TenantId() tenantId: string, @Param('id') id: string, @Body() body: RetryTaskDto, @Req() req: FastifyRequest, @Res() res: FastifyReply): Promise<void> {
-      return this.idempotent.respond(req, res, tenantId, async () => ({ status: 202, body: await this.presenter.view(await this.tasks.retry(tenantId, id, kind, body)) }));
+    retry(
+      @TenantId() tenantId: string,
+      @Param('id') id: string,
+      @Body() body: RetryTaskDto,
+      @Req() req: FastifyRequest,
+      @Res() res: FastifyReply,
+    ): Promise<void> {
+      return this.idempotent.respond(req, res, tenantId, async () => ({
+        status: 202,
+        body: await this.presenter.view(await this.tasks.retry(tenantId, id, kind, body)),
+      }));
     }
 
-    private respondToCreate(tenantId: string, body: CreateGenerationDto, req: FastifyRequest, res: FastifyReply, taskTrace: string | undefined): Promise<void> {
+    private respondToCreate(
+      tenantId: string,
+      body: CreateGenerationDto,
+      req: FastifyRequest,
+      res: FastifyReply,
+      taskTrace: string | undefined,
+    ): Promise<void> {
       return this.idempotent.respond(req, res, tenantId, async (): Promise<Reply> => {
         const task = await this.tasks.create(tenantId, kind, body, taskTrace);
         const wait = preferredWait(req.headers.prefer?.toString());
@@ -139,7 +200,11 @@ function generationController(kind: TaskKind): Type {
         const finished = await this.watcher.untilTerminal(task.id, wait * 1_000);
         const now = await this.tasks.get(tenantId, task.id);
         if (!finished) return { status: 202, body: createdView(now, this.config.publicBaseUrl), headers };
-        return { status: 200, body: { ...createdView(now, this.config.publicBaseUrl), ...(await this.presenter.view(now)) }, headers };
+        return {
+          status: 200,
+          body: { ...createdView(now, this.config.publicBaseUrl), ...(await this.presenter.view(now)) },
+          headers,
+        };
       });
     }
   }

@@ -16,7 +16,15 @@ import { TasksService } from './tasks.service.js';
 
 /** An event as every route shows it: `sequence` counts within its task, `cursor` within its tenant (as a string). */
 export function eventView(e: TaskEvent) {
-  return { id: e.id, task_id: e.taskId, sequence: e.sequence, cursor: formatCursor(e.cursor), type: e.type, created_at: e.createdAt.toISOString(), data: e.data };
+  return {
+    id: e.id,
+    task_id: e.taskId,
+    sequence: e.sequence,
+    cursor: formatCursor(e.cursor),
+    type: e.type,
+    created_at: e.createdAt.toISOString(),
+    data: e.data,
+  };
 }
 
 /** One Server-Sent Event: `id` is the sequence (for Last-Event-ID), `event` the type. */
@@ -53,7 +61,12 @@ export class TaskEventsController {
   @Get('stream')
   @ApiOperation({ operationId: 'streamTaskEvents', summary: 'Stream a task’s events (Server-Sent Events)' })
   @ApiProduces('text/event-stream')
-  @ApiResponse({ status: 200, description: 'text/event-stream from Last-Event-ID (or ?last_event_id), live after; closes after the terminal event', content: { 'text/event-stream': { schema: { type: 'string' } } } })
+  @ApiResponse({
+    status: 200,
+    description:
+      'text/event-stream from Last-Event-ID (or ?last_event_id), live after; closes after the terminal event',
+    content: { 'text/event-stream': { schema: { type: 'string' } } },
+  })
   @ApiProblems(ErrorCode.TaskNotFound)
   async stream(
     @TenantId() tenantId: string,
@@ -74,7 +87,10 @@ export class TaskEventsController {
       'X-Accel-Buffering': 'no',
     });
     res.write(`retry: 2000\n\n`);
-    const heartbeat = setInterval(() => res.write(`: heartbeat ${new Date().toISOString()}\n\n`), this.config.sseHeartbeatMs);
+    const heartbeat = setInterval(
+      () => res.write(`: heartbeat ${new Date().toISOString()}\n\n`),
+      this.config.sseHeartbeatMs,
+    );
     const close = () => {
       clearInterval(heartbeat);
       stop();

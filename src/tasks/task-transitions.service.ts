@@ -35,7 +35,22 @@ export interface Change {
 }
 
 export type TaskPatch = Partial<
-  Pick<Task, 'progress' | 'message' | 'result' | 'error' | 'errorCode' | 'startedAt' | 'completedAt' | 'attempt' | 'deadlineAt' | 'leaseId' | 'leaseWorkerId' | 'leaseExpiresAt' | 'leaseCount'>
+  Pick<
+    Task,
+    | 'progress'
+    | 'message'
+    | 'result'
+    | 'error'
+    | 'errorCode'
+    | 'startedAt'
+    | 'completedAt'
+    | 'attempt'
+    | 'deadlineAt'
+    | 'leaseId'
+    | 'leaseWorkerId'
+    | 'leaseExpiresAt'
+    | 'leaseCount'
+  >
 >;
 
 /** The event each status change reports. Timed-out tasks report as failures (status "timedout" in the data). */
@@ -157,7 +172,14 @@ export class TaskTransitions {
   }
 
   /** `handOver`: collects the deliveries planned, for the caller to hand over after its commit (else the relay). */
-  async applyIn(em: EntityManager, taskId: string, to: TaskStatus, patch: TaskPatch, guard: Guard = {}, handOver?: Delivery[]): Promise<Task | null> {
+  async applyIn(
+    em: EntityManager,
+    taskId: string,
+    to: TaskStatus,
+    patch: TaskPatch,
+    guard: Guard = {},
+    handOver?: Delivery[],
+  ): Promise<Task | null> {
     const started = tracingOn() ? Date.now() : 0;
     const task = (await this.applyRound(em, [{ taskId, to, patch, guard }], handOver))[0];
     if (task && started) traceStep(task, started);
@@ -187,7 +209,11 @@ export class TaskTransitions {
    * on SQLite's single connection and every await waits for the event loop, so the number of waits is what
    * matters. A task changed again later in the round is read back after each wave, so each event shows its own state.
    */
-  private async applyRound(em: EntityManager, batch: readonly Change[], handOver?: Delivery[]): Promise<Array<Task | null>> {
+  private async applyRound(
+    em: EntityManager,
+    batch: readonly Change[],
+    handOver?: Delivery[],
+  ): Promise<Array<Task | null>> {
     const ids = [...new Set(batch.map((c) => c.taskId))];
     // When every change names the one status it moves from and its task's tenant (the worker protocol's, whose
     // callers read the task), that status stands in for the current one: the guarded UPDATE alone decides whether
@@ -208,13 +234,27 @@ export class TaskTransitions {
       // Different tasks, different rows: the wave's UPDATEs go together, the first with the lookup of the
       // endpoints the round's events are offered to.
       const updates = wave.map((at) => () => this.update(em, batch[at], status.get(batch[at].taskId)));
-      const lookup = async () => ((endpoints = await this.planner.endpointsOf(em, current.map((t) => t.tenantId))), true);
+      const lookup = async () => (
+        (endpoints = await this.planner.endpointsOf(
+          em,
+          current.map((t) => t.tenantId),
+        )),
+        true
+      );
       const done = (await together(em, w === 0 ? [...updates, lookup] : updates)).slice(0, wave.length);
-      const changed = wave.filter((_, i) => done[i]).map((at) => ({ at, taskId: batch[at].taskId, type: eventTypeFor(batch[at].to, status.get(batch[at].taskId)) }));
+      const changed = wave
+        .filter((_, i) => done[i])
+        .map((at) => ({
+          at,
+          taskId: batch[at].taskId,
+          type: eventTypeFor(batch[at].to, status.get(batch[at].taskId)),
+        }));
       for (const a of changed) status.set(a.taskId, batch[a.at].to);
       const again = new Set((waves[w + 1] ?? []).map((at) => batch[at].taskId));
       const readNow = changed.filter((a) => again.has(a.taskId)).map((a) => a.taskId);
-      const snapshots = new Map((readNow.length ? await em.find(Task, { where: { id: In(readNow) } }) : []).map((t) => [t.id, t]));
+      const snapshots = new Map(
+        (readNow.length ? await em.find(Task, { where: { id: In(readNow) } }) : []).map((t) => [t.id, t]),
+      );
       applied.push(...changed.map((a) => ({ ...a, task: snapshots.get(a.taskId) })));
     }
     applied.sort((a, b) => a.at - b.at);
@@ -228,12 +268,22 @@ export class TaskTransitions {
     const fresh = new Map((rows as Task[]).map((t) => [t.id, t]));
     const result: Array<Task | null> = batch.map(() => null);
     for (const a of applied) result[a.at] = a.task ??= fresh.get(a.taskId)!;
-    await this.recordEvents(em, applied.map((a) => ({ task: a.task!, type: a.type })), handOver, endpoints, cursors as Map<string, number>);
+    await this.recordEvents(
+      em,
+      applied.map((a) => ({ task: a.task!, type: a.type })),
+      handOver,
+      endpoints,
+      cursors as Map<string, number>,
+    );
     return result;
   }
 
   /** One conditional UPDATE, when the state machine allows it from `before`; answers whether a row changed. */
-  private async update(em: EntityManager, { taskId, to, patch, guard }: Change, before: TaskStatus | undefined): Promise<boolean> {
+  private async update(
+    em: EntityManager,
+    { taskId, to, patch, guard }: Change,
+    before: TaskStatus | undefined,
+  ): Promise<boolean> {
     const from = guard.from ?? sourcesOf(to);
     if (!before || !from.includes(before)) return false;
     const query = em
@@ -274,7 +324,20 @@ export class TaskTransitions {
       }),
     );
     // Events and deliveries reference the task, not each other: both INSERTs go together.
-    await together<unknown>(em, [() => insertMany(em, TaskEvent, events), () => this.planner.planMany(em, entries.map(({ task }, i) => ({ task, event: events[i], snapshot: () => taskView(task, this.config.publicBaseUrl) })), handOver, endpoints)]);
+    await together<unknown>(em, [
+      () => insertMany(em, TaskEvent, events),
+      () =>
+        this.planner.planMany(
+          em,
+          entries.map(({ task }, i) => ({
+            task,
+            event: events[i],
+            snapshot: () => taskView(task, this.config.publicBaseUrl),
+          })),
+          handOver,
+          endpoints,
+        ),
+    ]);
     return events;
   }
 }

@@ -26,7 +26,12 @@ export function createdView(task: Task, baseUrl: string) {
   };
 }
 
-export type WebhookSummary = { url: string; headers: Record<string, string>; events: string[] | null; last_delivery: unknown };
+export type WebhookSummary = {
+  url: string;
+  headers: Record<string, string>;
+  events: string[] | null;
+  last_delivery: unknown;
+};
 
 /** The task object: Conduit's polling shape first, then Herald's fields. Header values never appear. */
 export function taskView(task: Task, baseUrl: string, lastDelivery: unknown = null) {

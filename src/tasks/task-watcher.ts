@@ -9,7 +9,9 @@ import { EventBus } from '../events/event-bus.js';
 const SAFETY_POLL_MS = 2_000;
 
 export function eventsAfter(db: DataSource, taskId: string, sequence: number, take = 500): Promise<TaskEvent[]> {
-  return db.getRepository(TaskEvent).find({ where: { taskId, sequence: MoreThan(sequence) }, order: { sequence: 'ASC' }, take });
+  return db
+    .getRepository(TaskEvent)
+    .find({ where: { taskId, sequence: MoreThan(sequence) }, order: { sequence: 'ASC' }, take });
 }
 
 /**

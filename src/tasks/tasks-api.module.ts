@@ -19,7 +19,13 @@ export class TasksApiModule {
     return {
       module: TasksApiModule,
       imports: [TasksCoreModule, WebhooksModule, IdempotencyModule, ObservabilityModule, engine],
-      controllers: [VideosController, ImagesController, TasksController, TaskEventsController, TaskDeliveriesController],
+      controllers: [
+        VideosController,
+        ImagesController,
+        TasksController,
+        TaskEventsController,
+        TaskDeliveriesController,
+      ],
       providers: [TasksService, TaskPresenter, TaskWatcher],
       exports: [TasksService],
     };

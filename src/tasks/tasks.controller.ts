@@ -20,7 +20,10 @@ export class TasksController {
   ) {}
 
   @Get()
-  @ApiOperation({ operationId: 'listTasks', summary: 'List tasks of every kind, newest first, with filters and a cursor' })
+  @ApiOperation({
+    operationId: 'listTasks',
+    summary: 'List tasks of every kind, newest first, with filters and a cursor',
+  })
   @ApiResponse({ status: 200, description: '{data, next_cursor}' })
   @ApiProblems(ErrorCode.ValidationFailed)
   async list(@TenantId() tenantId: string, @Query() query: ListTasksQuery) {
@@ -48,15 +51,30 @@ export class TasksController {
 
   /** Conduit's long poll: the task once it is terminal, or 408 `poll_timeout` after `timeout` seconds. */
   @Get(':id/poll')
-  @ApiOperation({ operationId: 'pollTask', summary: 'Wait for a task to end (Conduit route)', description: '?timeout=1–600 s (default 300); 408 poll_timeout if it does not end by then.' })
+  @ApiOperation({
+    operationId: 'pollTask',
+    summary: 'Wait for a task to end (Conduit route)',
+    description: '?timeout=1–600 s (default 300); 408 poll_timeout if it does not end by then.',
+  })
   @ApiResponse({ status: 200, description: 'The task, ended' })
   @ApiProblems(ErrorCode.TaskNotFound, ErrorCode.ValidationFailed, ErrorCode.PollTimeout, ErrorCode.ServiceUnavailable)
-  async poll(@TenantId() tenantId: string, @Param('id') id: string, @Query() query: PollTaskQuery, @Res({ passthrough: true }) res: FastifyReply) {
+  async poll(
+    @TenantId() tenantId: string,
+    @Param('id') id: string,
+    @Query() query: PollTaskQuery,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
     await this.tasks.get(tenantId, id);
     const seconds = Math.min(Math.max(query.timeout ?? 300, 1), 600);
     if (!(await this.watcher.untilTerminal(id, seconds * 1_000))) {
-      if (this.watcher.closing) throw new DomainException(ErrorCode.ServiceUnavailable, 'Herald is shutting down; poll again.', undefined, { 'Retry-After': '1' });
-      throw new DomainException(ErrorCode.PollTimeout, `Task ${id} did not finish within ${seconds} s; poll again or wait for its webhook.`);
+      if (this.watcher.closing)
+        throw new DomainException(ErrorCode.ServiceUnavailable, 'Herald is shutting down; poll again.', undefined, {
+          'Retry-After': '1',
+        });
+      throw new DomainException(
+        ErrorCode.PollTimeout,
+        `Task ${id} did not finish within ${seconds} s; poll again or wait for its webhook.`,
+      );
     }
     return this.presenter.one(await this.tasks.get(tenantId, id), res);
   }

@@ -56,8 +56,7 @@ export class TasksService implements BeforeApplicationShutdown {
     private readonly metrics: Metrics,
     private readonly bus: EventBus,
     @Inject(CONFIG) private readonly config: HeraldConfig,
-  ) {
-  }
+  ) {}
 
   /** `traceParent`: the create request's span, when tracing is on, stored so later spans join the task's trace. */
   async create(tenantId: string, kind: TaskKind, dto: CreateGenerationDto, traceParent?: string): Promise<Task> {
@@ -67,7 +66,9 @@ export class TasksService implements BeforeApplicationShutdown {
     for (const key of ['duration', 'size', 'fps', 'style', 'response_format', 'user', 'seed', 'n'] as const) {
       if (dto[key] !== undefined && dto[key] !== null) (options as Record<string, unknown>)[key] = dto[key];
     }
-    const params = Object.fromEntries(Object.entries(dto).filter(([key, value]) => !KNOWN_FIELDS.has(key) && value !== undefined));
+    const params = Object.fromEntries(
+      Object.entries(dto).filter(([key, value]) => !KNOWN_FIELDS.has(key) && value !== undefined),
+    );
     const headers = (dto.webhook_headers ?? null) as Record<string, string> | null;
     const simulate = dto.simulate ? { ...dto.simulate } : null;
     const task = this.db.getRepository(Task).create({
@@ -129,7 +130,10 @@ export class TasksService implements BeforeApplicationShutdown {
       // The tasks first: their events and deliveries reference them. Their cursors are claimed alongside (one wait
       // on SQLite; on PostgreSQL, in order, so the tenant's counter row is locked as late as possible).
       const entries = tasks.map((task) => ({ task, type: 'task.queued' as const }));
-      const [, cursors] = await together<unknown>(em, [() => insertMany(em, Task, tasks), () => claimCursors(em, countByTenant(entries))]);
+      const [, cursors] = await together<unknown>(em, [
+        () => insertMany(em, Task, tasks),
+        () => claimCursors(em, countByTenant(entries)),
+      ]);
       await this.transitions.recordEvents(em, entries, handOver, undefined, cursors as Map<string, number>);
     });
     this.outbox.handOver(handOver);
@@ -165,7 +169,10 @@ export class TasksService implements BeforeApplicationShutdown {
   async cancel(tenantId: string, id: string, kind?: TaskKind): Promise<Task> {
     const task = await this.get(tenantId, id, kind);
     const notCancellable = () =>
-      new DomainException(ErrorCode.TaskNotCancellable, `Task ${id} is already ${task.status} and cannot be cancelled.`);
+      new DomainException(
+        ErrorCode.TaskNotCancellable,
+        `Task ${id} is already ${task.status} and cannot be cancelled.`,
+      );
     if (!isCancellable(task.status)) throw notCancellable();
     const label = task.kind === 'video' ? 'Video' : 'Image';
     const cancelled = await this.transitions.apply(id, 'cancelled', {
@@ -182,7 +189,10 @@ export class TasksService implements BeforeApplicationShutdown {
   async retry(tenantId: string, id: string, kind: TaskKind | undefined, dto: RetryTaskDto): Promise<Task> {
     const task = await this.get(tenantId, id, kind);
     const notRetryable = () =>
-      new DomainException(ErrorCode.TaskNotRetryable, `Task ${id} is ${task.status}; only failed or timed-out tasks can be retried.`);
+      new DomainException(
+        ErrorCode.TaskNotRetryable,
+        `Task ${id} is ${task.status}; only failed or timed-out tasks can be retried.`,
+      );
     if (!isRetryable(task.status)) throw notRetryable();
     const now = new Date();
     const retried = await this.uow.run(async (em) => {
@@ -232,15 +242,20 @@ export class TasksService implements BeforeApplicationShutdown {
   }
 
   private checkWebhookFields(dto: CreateGenerationDto): void {
-    const errors = webhookTargetErrors(dto.webhook_url, dto.webhook_headers, this.config.webhook.allowedCidrs, { url: 'webhook_url', headers: 'webhook_headers' });
+    const errors = webhookTargetErrors(dto.webhook_url, dto.webhook_headers, this.config.webhook.allowedCidrs, {
+      url: 'webhook_url',
+      headers: 'webhook_headers',
+    });
     if (dto.webhook_metadata !== undefined && dto.webhook_metadata !== null) {
-      if (Array.isArray(dto.webhook_metadata)) errors.push({ field: 'webhook_metadata', message: 'must be a JSON object' });
+      if (Array.isArray(dto.webhook_metadata))
+        errors.push({ field: 'webhook_metadata', message: 'must be a JSON object' });
       else if (Buffer.byteLength(JSON.stringify(dto.webhook_metadata)) > MAX_METADATA_BYTES) {
         errors.push({ field: 'webhook_metadata', message: `must serialize to at most ${MAX_METADATA_BYTES} bytes` });
       }
     }
     for (const [i, entry] of (dto.webhook_retry?.schedule ?? []).entries()) {
-      if (parseDuration(entry) > MAX_RETRY_DELAY_MS) errors.push({ field: `webhook_retry.schedule.${i}`, message: 'must be at most 7 days' });
+      if (parseDuration(entry) > MAX_RETRY_DELAY_MS)
+        errors.push({ field: `webhook_retry.schedule.${i}`, message: 'must be at most 7 days' });
     }
     if (errors.length) throw validationFailed(errors);
   }

@@ -10,7 +10,12 @@ describe('SSRF address policy', () => {
     if (!verdict.ok) expect(verdict.blocked).toBe(true);
   });
 
-  it.each(['https://example.com/hook', 'http://8.8.8.8/', 'https://[2606:4700:4700::1111]/x', 'http://93.184.216.34:8080/path?q=1'])('allows the public target %s', (url) => {
+  it.each([
+    'https://example.com/hook',
+    'http://8.8.8.8/',
+    'https://[2606:4700:4700::1111]/x',
+    'http://93.184.216.34:8080/path?q=1',
+  ])('allows the public target %s', (url) => {
     expect(checkWebhookUrl(url).ok).toBe(true);
   });
 

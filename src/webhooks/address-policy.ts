@@ -50,15 +50,25 @@ export function checkWebhookUrl(text: string, allowed: readonly Cidr[] = []): Ur
   } catch {
     return { ok: false, blocked: false, reason: 'must be an absolute http(s) URL' };
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { ok: false, blocked: false, reason: 'must use http or https' };
-  if (url.username || url.password) return { ok: false, blocked: false, reason: 'must not contain credentials; send them in webhook_headers' };
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return { ok: false, blocked: false, reason: 'must use http or https' };
+  if (url.username || url.password)
+    return { ok: false, blocked: false, reason: 'must not contain credentials; send them in webhook_headers' };
   if (!url.hostname) return { ok: false, blocked: false, reason: 'must have a host' };
   const literal = literalAddress(url.hostname);
   if (literal !== undefined && !isAddressAllowed(literal, allowed)) {
-    return { ok: false, blocked: true, reason: `points to ${literal}, an address webhooks may not reach (private, loopback, link-local or reserved)` };
+    return {
+      ok: false,
+      blocked: true,
+      reason: `points to ${literal}, an address webhooks may not reach (private, loopback, link-local or reserved)`,
+    };
   }
   const name = url.hostname.toLowerCase().replace(/\.$/, '');
-  if (literal === undefined && (name === 'localhost' || name.endsWith('.localhost')) && !isAddressAllowed('127.0.0.1', allowed)) {
+  if (
+    literal === undefined &&
+    (name === 'localhost' || name.endsWith('.localhost')) &&
+    !isAddressAllowed('127.0.0.1', allowed)
+  ) {
     return { ok: false, blocked: true, reason: 'points to localhost, which webhooks may not reach' };
   }
   return { ok: true, url };

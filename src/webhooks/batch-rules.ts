@@ -6,7 +6,11 @@ export const batchBody = (payloads: readonly string[]): string => `[${payloads.j
  * make a body of `maxBytes` (a larger batch is cut there; one event always goes, however large). `full`: the batch
  * was cut by either bound, so it goes at once rather than wait for more events.
  */
-export function fillBatch<T extends { payload: string }>(candidates: readonly T[], maxEvents: number, maxBytes: number): { events: T[]; full: boolean } {
+export function fillBatch<T extends { payload: string }>(
+  candidates: readonly T[],
+  maxEvents: number,
+  maxBytes: number,
+): { events: T[]; full: boolean } {
   const events: T[] = [];
   // `[` and `]`, then each envelope and a comma before all but the first.
   let bytes = 2;

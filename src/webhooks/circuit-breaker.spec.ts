@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { admit, afterAttempt, Circuit, circuitView, CLOSED, cooldownMs, isTargetFailure, MAX_COOLDOWN_MS } from './circuit-breaker.js';
+import {
+  admit,
+  afterAttempt,
+  Circuit,
+  circuitView,
+  CLOSED,
+  cooldownMs,
+  isTargetFailure,
+  MAX_COOLDOWN_MS,
+} from './circuit-breaker.js';
 
 const s = { failures: 3, cooldownMs: 1_000, probeTimeoutMs: 5_000 };
 const at = (ms: number) => new Date(ms);

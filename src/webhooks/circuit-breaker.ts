@@ -44,13 +44,26 @@ export function cooldownMs(openings: number, baseMs: number): number {
  * the failure that reaches the threshold, or a failed probe, opens it for a cool-down that doubles each time.
  * Failures of requests already on the wire when it opened change nothing.
  */
-export function afterAttempt(c: Circuit, failed: boolean, now: Date, s: CircuitSettings): { circuit: Circuit; opened: boolean } {
+export function afterAttempt(
+  c: Circuit,
+  failed: boolean,
+  now: Date,
+  s: CircuitSettings,
+): { circuit: Circuit; opened: boolean } {
   if (!failed) return { circuit: CLOSED, opened: false };
   if (c.state === 'open') return { circuit: c, opened: false };
   const failures = c.failures + 1;
   if (c.state === 'half_open' || failures >= s.failures) {
     const openings = c.openings + 1;
-    return { circuit: { state: 'open', failures, openings, until: new Date(now.getTime() + cooldownMs(openings, s.cooldownMs)) }, opened: true };
+    return {
+      circuit: {
+        state: 'open',
+        failures,
+        openings,
+        until: new Date(now.getTime() + cooldownMs(openings, s.cooldownMs)),
+      },
+      opened: true,
+    };
   }
   return { circuit: { ...c, failures }, opened: false };
 }
@@ -67,12 +80,16 @@ export function admit(c: Circuit, now: Date, s: CircuitSettings): Admission {
   const until = c.until?.getTime() ?? 0;
   const t = now.getTime();
   if (c.state === 'open' && t < until) return { admit: 'hold', until: c.until! };
-  if (c.state === 'half_open' && t < until) return { admit: 'hold', until: new Date(Math.min(until, t + HALF_OPEN_RECHECK_MS)) };
+  if (c.state === 'half_open' && t < until)
+    return { admit: 'hold', until: new Date(Math.min(until, t + HALF_OPEN_RECHECK_MS)) };
   return { admit: 'probe', circuit: { ...c, state: 'half_open', until: new Date(t + s.probeTimeoutMs) } };
 }
 
 /** The circuit as the API shows it: an open circuit whose cool-down is over lets its next delivery probe. */
-export function circuitView(c: Circuit | undefined, now = new Date()): { circuit: CircuitStateName; circuit_until: string | null } {
+export function circuitView(
+  c: Circuit | undefined,
+  now = new Date(),
+): { circuit: CircuitStateName; circuit_until: string | null } {
   if (!c || c.state === 'closed') return { circuit: 'closed', circuit_until: null };
   const state = c.state === 'open' && c.until && c.until.getTime() <= now.getTime() ? 'half_open' : c.state;
   return { circuit: state, circuit_until: c.until?.toISOString() ?? null };

@@ -19,7 +19,11 @@ export class CircuitStore {
       `SELECT * FROM webhook_circuits WHERE url IN (${this.sql.params(unique.length)}) ORDER BY url${lock && this.sql.postgres ? ' FOR UPDATE' : ''}`,
       unique,
     );
-    return new Map(rows.map((r) => entityFromRow(em, WebhookCircuit, r)).map((c) => [c.url, { state: c.state, failures: c.failures, openings: c.openings, until: c.until }]));
+    return new Map(
+      rows
+        .map((r) => entityFromRow(em, WebhookCircuit, r))
+        .map((c) => [c.url, { state: c.state, failures: c.failures, openings: c.openings, until: c.until }]),
+    );
   }
 
   /** Writes a circuit's new state: a closed one without failures is no row at all. */

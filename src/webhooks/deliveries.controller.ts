@@ -28,7 +28,12 @@ export class DeliveriesController {
     const { delivery, attempts, batch } = await this.log.get(tenantId, id);
     return {
       ...deliveryView(delivery),
-      batch: delivery.batchId ? { id: delivery.batchId, events: batch.map((d) => ({ delivery_id: d.id, event_id: d.eventId, event_type: d.eventType })) } : null,
+      batch: delivery.batchId
+        ? {
+            id: delivery.batchId,
+            events: batch.map((d) => ({ delivery_id: d.id, event_id: d.eventId, event_type: d.eventType })),
+          }
+        : null,
       attempt_log: attempts.map(attemptView),
     };
   }
@@ -38,7 +43,12 @@ export class DeliveriesController {
   @ApiResponse({ status: 202, description: 'The new delivery' })
   @ApiIdempotent()
   @ApiProblems(ErrorCode.DeliveryNotFound, ...IDEMPOTENCY_PROBLEMS)
-  redeliver(@TenantId() tenantId: string, @Param('id') id: string, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
+  redeliver(
+    @TenantId() tenantId: string,
+    @Param('id') id: string,
+    @Req() req: FastifyRequest,
+    @Res() res: FastifyReply,
+  ) {
     return this.idempotent.respond(req, res, tenantId, async () => {
       const copy = await this.deliveries.redeliver(tenantId, id);
       if (!copy) throw new DomainException(ErrorCode.DeliveryNotFound, `No delivery with id ${id}.`);

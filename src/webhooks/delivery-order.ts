@@ -38,8 +38,14 @@ export interface LaneRow extends OrderKey {
  * target in this batch, on the wire, or still pending (pending progress is the exception: the same transaction
  * supersedes it). At most `room` of them, in order. Anything not chosen takes the ordinary claim.
  */
-export function claimableAtBirth(candidates: readonly OrderKey[], existing: readonly LaneRow[], room: number): Set<string> {
-  const earlier = existing.filter((r) => r.status === 'sending' || (r.status === 'pending' && r.eventType !== 'task.progress'));
+export function claimableAtBirth(
+  candidates: readonly OrderKey[],
+  existing: readonly LaneRow[],
+  room: number,
+): Set<string> {
+  const earlier = existing.filter(
+    (r) => r.status === 'sending' || (r.status === 'pending' && r.eventType !== 'task.progress'),
+  );
   const waiting = mustWait(candidates, earlier);
   const chosen = new Set<string>();
   for (const c of candidates) {

@@ -11,11 +11,31 @@ import { subscribes } from './endpoint-rules.js';
 import { envelope } from '../events/event-catalogue.js';
 import { claimableAtBirth, LaneRow, laneOf } from './delivery-order.js';
 import { Delivery, DeliveryEventType, REQUEST_TARGET } from './delivery.entity.js';
-import { conduitPayload, EventFacts, requestEventName, serializePayload, type TaskEventEntry, type TaskFacts } from './payloads.js';
+import {
+  conduitPayload,
+  EventFacts,
+  requestEventName,
+  serializePayload,
+  type TaskEventEntry,
+  type TaskFacts,
+} from './payloads.js';
 import { OutboxSignal } from './outbox-signal.js';
 import { effectiveSchedule } from './retry-policy.js';
 
-type Planned = Pick<Delivery, 'tenantId' | 'taskId' | 'eventId' | 'eventType' | 'sequence' | 'target' | 'url' | 'headersSealed' | 'payload' | 'schedule' | 'inBatches'>;
+type Planned = Pick<
+  Delivery,
+  | 'tenantId'
+  | 'taskId'
+  | 'eventId'
+  | 'eventType'
+  | 'sequence'
+  | 'target'
+  | 'url'
+  | 'headersSealed'
+  | 'payload'
+  | 'schedule'
+  | 'inBatches'
+>;
 
 // Rows per INSERT: well under SQLite's limit of bound variables (17 columns each).
 export const INSERT_CHUNK = 500;
@@ -48,7 +68,9 @@ export function eventFacts(task: TaskFacts, event: TaskEventEntry['event']): Eve
  * Within one batch of new deliveries: the progress ones that a newer event of the same task to the same target,
  * also in the batch, makes worthless. Answers index → the newer sequence.
  */
-export function supersededInBatch(rows: ReadonlyArray<Pick<Delivery, 'taskId' | 'target' | 'sequence' | 'eventType'>>): Map<number, number> {
+export function supersededInBatch(
+  rows: ReadonlyArray<Pick<Delivery, 'taskId' | 'target' | 'sequence' | 'eventType'>>,
+): Map<number, number> {
   const newest = new Map<string, number>();
   for (const r of rows) if (r.taskId) newest.set(laneOf(r), Math.max(newest.get(laneOf(r)) ?? -1, r.sequence));
   const superseded = new Map<number, number>();
@@ -104,7 +126,10 @@ export class DeliveryPlanner {
     const byTenant = new Map<string, Endpoint[]>(ids.map((id) => [id, []]));
     if (ids.length === 0) return byTenant;
     // Written as SQL: every round of creates and task changes asks, and TypeORM's find() cost more than the query.
-    const rows = await em.query<Array<Record<string, unknown>>>(`SELECT * FROM webhook_endpoints WHERE tenant_id IN (${this.sql.params(ids.length)}) AND status = 'enabled'`, ids);
+    const rows = await em.query<Array<Record<string, unknown>>>(
+      `SELECT * FROM webhook_endpoints WHERE tenant_id IN (${this.sql.params(ids.length)}) AND status = 'enabled'`,
+      ids,
+    );
     for (const row of rows) {
       const e = entityFromRow(em, Endpoint, row);
       byTenant.get(e.tenantId)!.push(e);
@@ -123,7 +148,12 @@ export class DeliveryPlanner {
     handOver?: Delivery[],
     endpoints?: Map<string, Endpoint[]>,
   ): Promise<number> {
-    const endpointsOf = endpoints ?? (await this.endpointsOf(em, events.map((e) => e.task.tenantId)));
+    const endpointsOf =
+      endpoints ??
+      (await this.endpointsOf(
+        em,
+        events.map((e) => e.task.tenantId),
+      ));
     const rows: Planned[] = [];
     // Per task and target, the newest event of this batch supersedes the earlier progress not yet sent.
     const newest = new Map<string, { taskId: string; target: string; sequence: number }>();
@@ -135,19 +165,32 @@ export class DeliveryPlanner {
       if (event.sequence > 1) {
         for (const target of targets) {
           const lane = laneOf({ taskId: task.id, target });
-          if ((newest.get(lane)?.sequence ?? 0) < event.sequence) newest.set(lane, { taskId: task.id, target, sequence: event.sequence });
+          if ((newest.get(lane)?.sequence ?? 0) < event.sequence)
+            newest.set(lane, { taskId: task.id, target, sequence: event.sequence });
         }
       }
       if (toRequest) rows.push(toRequest);
       if (subscribed.length === 0) continue;
       const payload = envelope(event.id, event.type, event.createdAt, snapshot());
-      for (const endpoint of subscribed) rows.push(this.toEndpoint(endpoint, { taskId: task.id, eventId: event.id, eventType: event.type, sequence: event.sequence, payload }));
+      for (const endpoint of subscribed)
+        rows.push(
+          this.toEndpoint(endpoint, {
+            taskId: task.id,
+            eventId: event.id,
+            eventType: event.type,
+            sequence: event.sequence,
+            payload,
+          }),
+        );
     }
     const claimed = handOver ? await this.claimAtBirth(em, rows) : new Set<number>();
     // Different rows (the new ones are superseded in the batch already): sent together.
     let inserted: Delivery[] = [];
     const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined, claimed));
-    await together(em, [inserting, ...[...newest.values()].map((l) => () => this.supersedeStaleProgress(em, l.taskId, l.target, l.sequence))]);
+    await together(em, [
+      inserting,
+      ...[...newest.values()].map((l) => () => this.supersedeStaleProgress(em, l.taskId, l.target, l.sequence)),
+    ]);
     handOver?.push(...inserted.filter((d) => d.status === 'pending' || d.status === 'sending'));
     return rows.length;
   }
@@ -167,7 +210,9 @@ export class DeliveryPlanner {
     if (room === 0) return new Set();
     const superseded = supersededInBatch(rows);
     const candidates = rows.flatMap((r, i) =>
-      r.target === REQUEST_TARGET && r.taskId && !superseded.has(i) && (r.schedule[0] ?? 0) === 0 ? [{ id: String(i), taskId: r.taskId, target: r.target, sequence: r.sequence }] : [],
+      r.target === REQUEST_TARGET && r.taskId && !superseded.has(i) && (r.schedule[0] ?? 0) === 0
+        ? [{ id: String(i), taskId: r.taskId, target: r.target, sequence: r.sequence }]
+        : [],
     );
     if (candidates.length === 0) return new Set();
     const taskIds = [...new Set(candidates.slice(0, room).map((c) => c.taskId))];
@@ -176,23 +221,51 @@ export class DeliveryPlanner {
       `SELECT id, task_id, target, sequence, status, event_type FROM deliveries WHERE task_id IN (${this.sql.params(taskIds.length)}) AND target = '${REQUEST_TARGET}'`,
       taskIds,
     );
-    const lanes: LaneRow[] = existing.map((d) => ({ id: String(d.id), taskId: String(d.task_id), target: String(d.target), sequence: Number(d.sequence), status: String(d.status), eventType: String(d.event_type) }));
+    const lanes: LaneRow[] = existing.map((d) => ({
+      id: String(d.id),
+      taskId: String(d.task_id),
+      target: String(d.target),
+      sequence: Number(d.sequence),
+      status: String(d.status),
+      eventType: String(d.event_type),
+    }));
     const inLanes = new Set(taskIds);
-    return new Set([...claimableAtBirth(candidates.filter((c) => inLanes.has(c.taskId)), lanes, room)].map(Number));
+    return new Set(
+      [
+        ...claimableAtBirth(
+          candidates.filter((c) => inLanes.has(c.taskId)),
+          lanes,
+          room,
+        ),
+      ].map(Number),
+    );
   }
 
   /** An event that belongs to no task (webhook.test, webhook.disabled), to the given subscribed endpoints. */
-  async planOperational(em: EntityManager, endpoints: Endpoint[], type: DeliveryEventType, data: unknown): Promise<Delivery[]> {
+  async planOperational(
+    em: EntityManager,
+    endpoints: Endpoint[],
+    type: DeliveryEventType,
+    data: unknown,
+  ): Promise<Delivery[]> {
     const eventId = uuidv7();
     const payload = envelope(eventId, type, new Date(), data);
     const planned: Delivery[] = [];
     for (const endpoint of endpoints.filter((e) => subscribes(e.events, type))) {
-      planned.push(await this.insert(em, this.toEndpoint(endpoint, { taskId: null, eventId, eventType: type, sequence: 0, payload })));
+      planned.push(
+        await this.insert(
+          em,
+          this.toEndpoint(endpoint, { taskId: null, eventId, eventType: type, sequence: 0, payload }),
+        ),
+      );
     }
     return planned;
   }
 
-  private toEndpoint(endpoint: Endpoint, event: Pick<Delivery, 'taskId' | 'eventId' | 'eventType' | 'sequence' | 'payload'>) {
+  private toEndpoint(
+    endpoint: Endpoint,
+    event: Pick<Delivery, 'taskId' | 'eventId' | 'eventType' | 'sequence' | 'payload'>,
+  ) {
     return {
       ...event,
       tenantId: endpoint.tenantId,
@@ -236,7 +309,12 @@ export class DeliveryPlanner {
    * (OutboxSignal.handOver), so they are written as dispatched and the relay skips them; were the process to die
    * in between, the sweeper finds them (due, dispatched, not in Redis) and hands them back.
    */
-  async insertMany(em: EntityManager, planned: readonly Planned[], handedOver = false, claimed: ReadonlySet<number> = new Set()): Promise<Delivery[]> {
+  async insertMany(
+    em: EntityManager,
+    planned: readonly Planned[],
+    handedOver = false,
+    claimed: ReadonlySet<number> = new Set(),
+  ): Promise<Delivery[]> {
     const now = new Date();
     const rows = planned.map((d, i) =>
       em.create(Delivery, {
@@ -248,7 +326,8 @@ export class DeliveryPlanner {
     );
     planned.forEach((d, i) => (rows[i].inBatches = d.inBatches));
     // Progress overtaken within this same batch is born superseded (supersedeStaleProgress covers earlier rows).
-    for (const [i, newer] of supersededInBatch(rows)) Object.assign(rows[i], { status: 'superseded', completedAt: now, lastError: `superseded by event ${newer}` });
+    for (const [i, newer] of supersededInBatch(rows))
+      Object.assign(rows[i], { status: 'superseded', completedAt: now, lastError: `superseded by event ${newer}` });
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       await insertMany(em, Delivery, rows.slice(i, i + INSERT_CHUNK));
     }
@@ -256,17 +335,30 @@ export class DeliveryPlanner {
   }
 
   /** Progress not yet sent is worthless once a newer event for the same target exists. */
-  async supersedeStaleProgress(em: EntityManager, taskId: string, target: string, newerSequence: number): Promise<void> {
+  async supersedeStaleProgress(
+    em: EntityManager,
+    taskId: string,
+    target: string,
+    newerSequence: number,
+  ): Promise<void> {
     const now = new Date();
     await em
       .createQueryBuilder()
       .update(Delivery)
-      .set({ status: 'superseded', updatedAt: now, completedAt: now, lastError: `superseded by event ${newerSequence}` })
-      .where("task_id = :taskId AND target = :target AND event_type = 'task.progress' AND status = 'pending' AND sequence < :newerSequence", {
-        taskId,
-        target,
-        newerSequence,
+      .set({
+        status: 'superseded',
+        updatedAt: now,
+        completedAt: now,
+        lastError: `superseded by event ${newerSequence}`,
       })
+      .where(
+        "task_id = :taskId AND target = :target AND event_type = 'task.progress' AND status = 'pending' AND sequence < :newerSequence",
+        {
+          taskId,
+          target,
+          newerSequence,
+        },
+      )
       .execute();
   }
 }

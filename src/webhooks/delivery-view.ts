@@ -40,5 +40,14 @@ export function attemptView(a: DeliveryAttempt) {
 
 /** The short form on a task: what happened last to its webhook. */
 export function lastDeliveryView(d: Delivery | null) {
-  return d ? { id: d.id, event_type: d.eventType, status: d.status, status_code: d.lastStatusCode, attempts: d.attempts, at: d.updatedAt.toISOString() } : null;
+  return d
+    ? {
+        id: d.id,
+        event_type: d.eventType,
+        status: d.status,
+        status_code: d.lastStatusCode,
+        attempts: d.attempts,
+        at: d.updatedAt.toISOString(),
+      }
+    : null;
 }

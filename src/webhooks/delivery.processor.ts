@@ -18,7 +18,12 @@ export const JOBS_PER_SEND_SLOT = 2;
  * The webhook worker: BullMQ jobs (one line per job name; a retry throws, and the backoff strategy waits the delay
  * the rules chose), and the first attempts this process sends without a job (take).
  */
-@Processor(WEBHOOK_QUEUE, { settings: { backoffStrategy: webhookBackoff }, lockDuration: 15_000, stalledInterval: 5_000, maxStalledCount: 1_000 })
+@Processor(WEBHOOK_QUEUE, {
+  settings: { backoffStrategy: webhookBackoff },
+  lockDuration: 15_000,
+  stalledInterval: 5_000,
+  maxStalledCount: 1_000,
+})
 export class DeliveryProcessor extends WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('WebhookWorker');
   // First attempts sent here without a job: deliveries this process committed or its relay took (see take).
@@ -45,8 +50,15 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
    * before it is sent (DeliveryService), so holding many is safe with slow receivers too.
    */
   onApplicationBootstrap(): void {
-    this.worker.concurrency = Math.max(JOBS_PER_SEND_SLOT * this.config.webhook.concurrency, this.deliveries.ledgerCapacity);
-    this.signal.sendHere({ room: () => this.room(), take: (deliveries) => this.take(deliveries), takeBatches: (ids) => this.takeBatches(ids) });
+    this.worker.concurrency = Math.max(
+      JOBS_PER_SEND_SLOT * this.config.webhook.concurrency,
+      this.deliveries.ledgerCapacity,
+    );
+    this.signal.sendHere({
+      room: () => this.room(),
+      take: (deliveries) => this.take(deliveries),
+      takeBatches: (ids) => this.takeBatches(ids),
+    });
   }
 
   /**
@@ -63,7 +75,8 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
     const rest: Delivery[] = [];
     for (const d of deliveries) {
       if (d.status === 'sending') this.here.track(this.sendHere(d.id, () => this.deliveries.deliverClaimedAtBirth(d)));
-      else if (this.room() > 0 && d.nextAttemptAt.getTime() <= now) this.here.track(this.sendHere(d.id, () => this.deliveries.deliver(d.id)));
+      else if (this.room() > 0 && d.nextAttemptAt.getTime() <= now)
+        this.here.track(this.sendHere(d.id, () => this.deliveries.deliver(d.id)));
       else rest.push(d);
     }
     return rest;
@@ -109,7 +122,8 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
     this.hereCount++;
     try {
       const run = await send();
-      if (run.outcome === 'retry' || run.outcome === 'wait') this.signal.queue([{ id: deliveryId, nextAttemptAt: new Date(Date.now() + run.delayMs) }]);
+      if (run.outcome === 'retry' || run.outcome === 'wait')
+        this.signal.queue([{ id: deliveryId, nextAttemptAt: new Date(Date.now() + run.delayMs) }]);
     } catch (err) {
       // The database refused the claim or the record: the queue tries again, as it would a job that threw.
       this.logger.warn(`delivery ${deliveryId} goes to the queue: ${(err as Error).message}`);
@@ -164,7 +178,9 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
   @OnWorkerEvent('failed')
   onFailed(job: Job<WebhookJobData> | undefined): void {
     if (job?.name !== WebhookJob.DeliverBatches || !job.data.endpointId) return;
-    this.signal.queueBatches([{ endpointId: job.data.endpointId, nextAttemptAt: new Date(Date.now() + BATCH_RETRY_MS) }]);
+    this.signal.queueBatches([
+      { endpointId: job.data.endpointId, nextAttemptAt: new Date(Date.now() + BATCH_RETRY_MS) },
+    ]);
   }
 
   async process(job: Job<WebhookJobData>): Promise<string | number | null> {
@@ -175,7 +191,8 @@ export class DeliveryProcessor extends WorkerHost implements OnApplicationBootst
       case WebhookJob.Deliver: {
         const run = await this.deliveries.deliver(job.data.deliveryId!);
         if (run.outcome === 'retry') throw new RetryLater(run.delayMs, run.reason);
-        if (run.outcome === 'wait') throw new RetryLater(run.delayMs, 'waiting for an earlier event to the same target');
+        if (run.outcome === 'wait')
+          throw new RetryLater(run.delayMs, 'waiting for an earlier event to the same target');
         return run.outcome;
       }
       default:

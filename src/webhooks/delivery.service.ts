@@ -56,13 +56,23 @@ const BLOCKED_BATCH_WAIT_MS = 50;
 const CONFIRM_CLAIM_AFTER_MS = 1_000;
 
 /** Masks what must never be stored or shown: the caller's header values and the signatures. */
-export function redactRequestHeaders(headers: Record<string, string>, callerHeaderNames: readonly string[]): Record<string, string> {
+export function redactRequestHeaders(
+  headers: Record<string, string>,
+  callerHeaderNames: readonly string[],
+): Record<string, string> {
   const caller = new Set(callerHeaderNames.map((n) => n.toLowerCase()));
   return Object.fromEntries(
     Object.entries(headers).map(([name, value]) => {
       const lower = name.toLowerCase();
       if (caller.has(lower) || lower === 'x-signature') return [name, '***'];
-      if (lower === 'webhook-signature') return [name, value.split(' ').map((s) => `${s.split(',')[0]},***`).join(' ')];
+      if (lower === 'webhook-signature')
+        return [
+          name,
+          value
+            .split(' ')
+            .map((s) => `${s.split(',')[0]},***`)
+            .join(' '),
+        ];
       return [name, value];
     }),
   );
@@ -71,7 +81,15 @@ export function redactRequestHeaders(headers: Record<string, string>, callerHead
 type Claim =
   // notBefore: the rate-limit slot it was claimed for (epoch ms): it is sent when that comes.
   // rate: its rate-limit buckets, which its send is spaced to (DeliveryRateLimits.spaceOut).
-  | { kind: 'claimed'; delivery: Delivery; attempt: number; secrets?: () => string[]; batch?: Delivery[]; notBefore?: number; rate?: RateBucket[] }
+  | {
+      kind: 'claimed';
+      delivery: Delivery;
+      attempt: number;
+      secrets?: () => string[];
+      batch?: Delivery[];
+      notBefore?: number;
+      rate?: RateBucket[];
+    }
   // toRelay: handed back to the relay, to go the other way (its endpoint started or stopped taking batches).
   | { kind: 'skipped'; toRelay?: boolean }
   // No batch to go now; nextInMs: when one could (undefined: nothing pending).
@@ -123,7 +141,11 @@ export class DeliveryService {
   ) {
     this.sql = new Sql(db);
     this.circuits = new CircuitStore(this.sql);
-    this.circuitSettings = { failures: config.webhook.circuitFailures, cooldownMs: config.webhook.circuitCooldownMs, probeTimeoutMs: config.webhook.timeoutMs + 5_000 };
+    this.circuitSettings = {
+      failures: config.webhook.circuitFailures,
+      cooldownMs: config.webhook.circuitCooldownMs,
+      probeTimeoutMs: config.webhook.timeoutMs + 5_000,
+    };
     this.traces = new TaskTraces(db);
     const rounds = this.sql.postgres ? POSTGRES_LEDGER_ROUNDS : 1;
     this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), LEDGER_ROUND_ITEMS, rounds);
@@ -197,36 +219,46 @@ export class DeliveryService {
     const taskTrace = traceLookup && (await traceLookup);
     let span: ClientSpan | undefined;
     // A request that cannot be prepared is not sent: it is recorded as a failed attempt, final (see retry-policy).
-    const result = 'unpreparable' in prepared ? prepared.unpreparable : await this.sender.sendWhenPlaced(async () => {
-      // Shutting down: what is not on the wire yet is given back rather than sent, so shutdown waits only for the
-      // requests already out (another worker, or this one restarted, sends it). A batch gives back all its events.
-      if (this.stopping) {
-        if (await this.giveBack(ids, attempt)) this.shutdown.givenBack += ids.length;
-        return null;
-      }
-      if (claim.rate) await this.rates.spaceOut(claim.rate);
-      if (Date.now() - claimedAt > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(ids, attempt))) return null;
-      // Signed as it leaves: a wait for the wire does not age the timestamp receivers check.
-      // A batch is one JSON array of the envelopes, in order, signed as one message whose id is the batch's.
-      const body = batch ? batchBody(batch.map((d) => d.payload)) : delivery.payload;
-      headers = this.signedHeaders(delivery, secrets, callerHeaders, batch ? delivery.id : delivery.eventId, body);
-      // A batch is one request, so one span: in the carrier's task trace, naming how many events it carried.
-      span = startClientSpan(taskTrace, batch ? 'webhook batch' : `webhook ${delivery.eventType}`, {
-        'herald.delivery.id': delivery.id,
-        'herald.delivery.target': delivery.target,
-        'herald.delivery.attempt': attempt,
-        'herald.event.type': batch ? 'batch' : delivery.eventType,
-        'herald.task.id': delivery.taskId ?? '',
-        'url.full': delivery.url.split('?')[0],
-        ...(batch ? { 'herald.batch.id': delivery.id, 'herald.batch.events': batch.length } : {}),
-      });
-      if (span) {
-        // Ours replaces a caller's traceparent in any spelling: a request carries one.
-        for (const name of Object.keys(headers)) if (name.toLowerCase() === 'traceparent') delete headers[name];
-        headers.traceparent = span.traceparent;
-      }
-      return { url: delivery.url, body, headers };
-    });
+    const result =
+      'unpreparable' in prepared
+        ? prepared.unpreparable
+        : await this.sender.sendWhenPlaced(async () => {
+            // Shutting down: what is not on the wire yet is given back rather than sent, so shutdown waits only for the
+            // requests already out (another worker, or this one restarted, sends it). A batch gives back all its events.
+            if (this.stopping) {
+              if (await this.giveBack(ids, attempt)) this.shutdown.givenBack += ids.length;
+              return null;
+            }
+            if (claim.rate) await this.rates.spaceOut(claim.rate);
+            if (Date.now() - claimedAt > CONFIRM_CLAIM_AFTER_MS && !(await this.confirmClaim(ids, attempt)))
+              return null;
+            // Signed as it leaves: a wait for the wire does not age the timestamp receivers check.
+            // A batch is one JSON array of the envelopes, in order, signed as one message whose id is the batch's.
+            const body = batch ? batchBody(batch.map((d) => d.payload)) : delivery.payload;
+            headers = this.signedHeaders(
+              delivery,
+              secrets,
+              callerHeaders,
+              batch ? delivery.id : delivery.eventId,
+              body,
+            );
+            // A batch is one request, so one span: in the carrier's task trace, naming how many events it carried.
+            span = startClientSpan(taskTrace, batch ? 'webhook batch' : `webhook ${delivery.eventType}`, {
+              'herald.delivery.id': delivery.id,
+              'herald.delivery.target': delivery.target,
+              'herald.delivery.attempt': attempt,
+              'herald.event.type': batch ? 'batch' : delivery.eventType,
+              'herald.task.id': delivery.taskId ?? '',
+              'url.full': delivery.url.split('?')[0],
+              ...(batch ? { 'herald.batch.id': delivery.id, 'herald.batch.events': batch.length } : {}),
+            });
+            if (span) {
+              // Ours replaces a caller's traceparent in any spelling: a request carries one.
+              for (const name of Object.keys(headers)) if (name.toLowerCase() === 'traceparent') delete headers[name];
+              headers.traceparent = span.traceparent;
+            }
+            return { url: delivery.url, body, headers };
+          });
     span?.end(result ?? { error: 'not sent' });
     // Given back, by shutdown or by the sweeper while it waited: whoever claims it next sends it.
     if (!result) return { outcome: 'skipped' };
@@ -255,9 +287,17 @@ export class DeliveryService {
    * (another ENCRYPTION_KEY, or damage) makes the delivery unpreparable, an attempt no retry can fix; other errors
    * (the database) are thrown, and the delivery is tried again.
    */
-  private async prepare(delivery: Delivery, endpointSecrets?: () => string[]): Promise<{ secrets: string[]; callerHeaders: Record<string, string> } | { unpreparable: SendResult }> {
+  private async prepare(
+    delivery: Delivery,
+    endpointSecrets?: () => string[],
+  ): Promise<{ secrets: string[]; callerHeaders: Record<string, string> } | { unpreparable: SendResult }> {
     const unpreparable = (what: string, err: Error) => ({
-      unpreparable: { startedAt: new Date(), durationMs: 0, error: `cannot prepare the request (${what}): ${err.message}`, errorCode: UNPREPARABLE },
+      unpreparable: {
+        startedAt: new Date(),
+        durationMs: 0,
+        error: `cannot prepare the request (${what}): ${err.message}`,
+        errorCode: UNPREPARABLE,
+      },
     });
     let secrets: string[];
     try {
@@ -267,14 +307,25 @@ export class DeliveryService {
       throw err;
     }
     try {
-      return { secrets, callerHeaders: delivery.headersSealed ? (JSON.parse(this.box.decrypt(delivery.headersSealed)) as Record<string, string>) : {} };
+      return {
+        secrets,
+        callerHeaders: delivery.headersSealed
+          ? (JSON.parse(this.box.decrypt(delivery.headersSealed)) as Record<string, string>)
+          : {},
+      };
     } catch (err) {
       if (err instanceof SealedValueError || err instanceof SyntaxError) return unpreparable('stored headers', err);
       throw err;
     }
   }
 
-  private signedHeaders(delivery: Delivery, secrets: string[], callerHeaders: Record<string, string>, messageId = delivery.eventId, body = delivery.payload): Record<string, string> {
+  private signedHeaders(
+    delivery: Delivery,
+    secrets: string[],
+    callerHeaders: Record<string, string>,
+    messageId = delivery.eventId,
+    body = delivery.payload,
+  ): Record<string, string> {
     const timestamp = Math.floor(Date.now() / 1000);
     return {
       ...callerHeaders,
@@ -285,7 +336,12 @@ export class DeliveryService {
       'webhook-signature': signatureHeader(secrets, messageId, timestamp, body),
       'X-Signature': signLegacy(secrets[0], body),
       // Conduit's server marks its per-request webhooks so; receivers written against it route on these.
-      ...(delivery.target === REQUEST_TARGET ? { 'X-Webhook-Type': delivery.eventType === 'task.progress' ? 'progress' : 'completion', 'X-Webhook-Timestamp': String(timestamp) } : {}),
+      ...(delivery.target === REQUEST_TARGET
+        ? {
+            'X-Webhook-Type': delivery.eventType === 'task.progress' ? 'progress' : 'completion',
+            'X-Webhook-Timestamp': String(timestamp),
+          }
+        : {}),
     };
   }
 
@@ -299,15 +355,28 @@ export class DeliveryService {
 
   /** Back to pending and undispatched, its attempt not counted, for the relay to hand out again. */
   private giveBack(ids: string[], attempt: number): Promise<boolean> {
-    return this.updateOurClaim(ids, attempt, { status: 'pending', attempts: () => 'attempts - 1', dispatchedAt: null, updatedAt: new Date() });
+    return this.updateOurClaim(ids, attempt, {
+      status: 'pending',
+      attempts: () => 'attempts - 1',
+      dispatchedAt: null,
+      updatedAt: new Date(),
+    });
   }
 
   /**
    * Updates the deliveries only while the claim is still ours: `sending`, with the attempt count our claim set (a
    * later claim, after the sweeper handed it back, counts one more). Answers whether it was.
    */
-  private async updateOurClaim(ids: string[], attempt: number, set: QueryDeepPartialEntity<Delivery>): Promise<boolean> {
-    const result = await this.uow.run((em) => em.update(Delivery, { id: ids.length === 1 ? ids[0] : In(ids), status: 'sending', attempts: attempt }, set), { urgent: true });
+  private async updateOurClaim(
+    ids: string[],
+    attempt: number,
+    set: QueryDeepPartialEntity<Delivery>,
+  ): Promise<boolean> {
+    const result = await this.uow.run(
+      (em) =>
+        em.update(Delivery, { id: ids.length === 1 ? ids[0] : In(ids), status: 'sending', attempts: attempt }, set),
+      { urgent: true },
+    );
     return (result.affected ?? 0) > 0;
   }
 
@@ -327,7 +396,11 @@ export class DeliveryService {
   }
 
   private recordBehind(recorded: Promise<void>): void {
-    this.recording.track(recorded.catch((err: Error) => this.logger.error(`could not record a delivery attempt; the sweeper will hand it back: ${err.message}`)));
+    this.recording.track(
+      recorded.catch((err: Error) =>
+        this.logger.error(`could not record a delivery attempt; the sweeper will hand it back: ${err.message}`),
+      ),
+    );
   }
 
   /** Resolves when every attempt recorded behind is committed (shutdown waits for it before the database closes). */
@@ -340,7 +413,8 @@ export class DeliveryService {
     this.metrics.attemptDuration.observe(result.durationMs / 1000);
     if (verdict.outcome === 'retry') return;
     this.metrics.deliveries.inc({ outcome: verdict.outcome }, events.length);
-    if (verdict.outcome === 'succeeded') for (const d of events) this.metrics.deliveryLatency.observe((Date.now() - d.createdAt.getTime()) / 1000);
+    if (verdict.outcome === 'succeeded')
+      for (const d of events) this.metrics.deliveryLatency.observe((Date.now() - d.createdAt.getTime()) / 1000);
   }
 
   /**
@@ -349,19 +423,22 @@ export class DeliveryService {
    */
   private ledgerRound(items: LedgerItem[]): Promise<Array<Claim | boolean>> {
     // Urgent: sends wait on their claims, and recorded attempts free their lanes.
-    return this.uow.run(async (em) => {
-      const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
-      const claims = items.flatMap((i) => ('claim' in i ? [i.claim] : []));
-      const recorded = records.length ? await this.recordIn(em, records) : [];
-      const claimed = claims.length ? await this.claimIn(em, claims) : [];
-      const now = new Date();
-      const batches: Claim[] = [];
-      for (const i of items) if ('batch' in i) batches.push(await this.claimBatchIn(em, i.batch, now));
-      let r = 0;
-      let c = 0;
-      let b = 0;
-      return items.map((i) => ('record' in i ? recorded[r++] : 'claim' in i ? claimed[c++] : batches[b++]));
-    }, { urgent: true });
+    return this.uow.run(
+      async (em) => {
+        const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
+        const claims = items.flatMap((i) => ('claim' in i ? [i.claim] : []));
+        const recorded = records.length ? await this.recordIn(em, records) : [];
+        const claimed = claims.length ? await this.claimIn(em, claims) : [];
+        const now = new Date();
+        const batches: Claim[] = [];
+        for (const i of items) if ('batch' in i) batches.push(await this.claimBatchIn(em, i.batch, now));
+        let r = 0;
+        let c = 0;
+        let b = 0;
+        return items.map((i) => ('record' in i ? recorded[r++] : 'claim' in i ? claimed[c++] : batches[b++]));
+      },
+      { urgent: true },
+    );
   }
 
   /**
@@ -380,17 +457,26 @@ export class DeliveryService {
     );
     const pending = found.filter((r) => r.status === 'pending').map((r) => entityFromRow(em, Delivery, r));
     const endpointIds = [...new Set(pending.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target))];
-    const endpoints = new Map((endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]));
+    const endpoints = new Map(
+      (endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]),
+    );
     // A delivery that goes in batches has no claim of its own (its job is from before its endpoint took batches, or
     // a batch's): back to the relay, which hands its endpoint's batches on.
     const toRelay = new Set(pending.filter((r) => inBatches(r, endpoints.get(r.target))).map((r) => r.id));
     if (toRelay.size) await em.update(Delivery, { id: In([...toRelay]), status: 'pending' }, { dispatchedAt: null });
     const rows = pending.filter((r) => !toRelay.has(r.id));
     const byId = new Map(rows.map((r) => [r.id, r]));
-    const onWire = found.flatMap((r) => (r.lane_on_wire === null || r.lane_on_wire === undefined ? [] : [{ id: '', taskId: r.task_id as string, target: r.target as string, sequence: Number(r.lane_on_wire) }]));
+    const onWire = found.flatMap((r) =>
+      r.lane_on_wire === null || r.lane_on_wire === undefined
+        ? []
+        : [{ id: '', taskId: r.task_id as string, target: r.target as string, sequence: Number(r.lane_on_wire) }],
+    );
     const waiting = mustWait(rows, onWire);
 
-    const circuits = await this.circuits.load(em, rows.map((r) => r.url));
+    const circuits = await this.circuits.load(
+      em,
+      rows.map((r) => r.url),
+    );
 
     const now = new Date();
     const claimed = new Set<string>();
@@ -425,7 +511,14 @@ export class DeliveryService {
       probes = probes.filter((p) => p.id !== id);
     };
     const slots = new Map<string, { at: number; buckets: RateBucket[] }>();
-    await this.holdToRates(em, [...claimed].map((id) => byId.get(id)!), endpoints, now, unclaim, (id, at, buckets) => slots.set(id, { at, buckets }));
+    await this.holdToRates(
+      em,
+      [...claimed].map((id) => byId.get(id)!),
+      endpoints,
+      now,
+      unclaim,
+      (id, at, buckets) => slots.set(id, { at, buckets }),
+    );
     for (const [id, { at, buckets }] of slots) {
       const i = ids.indexOf(id);
       const a = answers[i];
@@ -433,7 +526,11 @@ export class DeliveryService {
     }
     for (const [i, answer] of answers.entries()) {
       if (answer.kind !== 'refused') continue;
-      await em.update(Delivery, { id: ids[i], status: 'pending' }, { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now });
+      await em.update(
+        Delivery,
+        { id: ids[i], status: 'pending' },
+        { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now },
+      );
     }
     for (const probe of probes) {
       if (await this.circuits.takeProbe(em, probe.url, probe.from, probe.to, now)) continue;
@@ -453,7 +550,13 @@ export class DeliveryService {
       return answers;
     }
     // PostgreSQL: another worker may have claimed one since; the conditional UPDATE tells which ones are ours.
-    const won = new Set(this.sql.returned<{ id: string }>(await em.query(`${set} AND status = 'pending' RETURNING id`, [now.getTime(), ...ours])).map((r) => r.id));
+    const won = new Set(
+      this.sql
+        .returned<{ id: string }>(
+          await em.query(`${set} AND status = 'pending' RETURNING id`, [now.getTime(), ...ours]),
+        )
+        .map((r) => r.id),
+    );
     return answers.map((a) => (a.kind === 'claimed' && !won.has(a.delivery.id) ? { kind: 'skipped' } : a));
   }
 
@@ -475,7 +578,8 @@ export class DeliveryService {
       return { kind: 'none' };
     }
     const ep = endpoint!;
-    const rowsOf = (rows: unknown) => (rows as Array<Record<string, unknown>>).map((r) => entityFromRow(em, Delivery, r));
+    const rowsOf = (rows: unknown) =>
+      (rows as Array<Record<string, unknown>>).map((r) => entityFromRow(em, Delivery, r));
     const again = rowsOf(
       await em.query(
         `SELECT * FROM deliveries WHERE target = ${this.sql.params(1)} AND status = 'pending' AND batch_id IS NOT NULL AND next_attempt_at <= ${this.sql.params(1, 2)} ORDER BY next_attempt_at LIMIT 1`,
@@ -484,9 +588,18 @@ export class DeliveryService {
     );
     let events: Delivery[];
     if (again.length) {
-      events = rowsOf(await em.query(`SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' ORDER BY id`, [again[0].batchId]));
+      events = rowsOf(
+        await em.query(
+          `SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' ORDER BY id`,
+          [again[0].batchId],
+        ),
+      );
     } else if (ep.batchMaxEvents) {
-      const filled = fillBatch(rowsOf(await this.batchCandidates(em, endpointId, ep.batchMaxEvents, now)), ep.batchMaxEvents, this.config.webhook.batchMaxBytes);
+      const filled = fillBatch(
+        rowsOf(await this.batchCandidates(em, endpointId, ep.batchMaxEvents, now)),
+        ep.batchMaxEvents,
+        this.config.webhook.batchMaxBytes,
+      );
       // Oldest due first (the endpoint's index), sent in the order they were written (a task's in sequence).
       events = filled.events.sort((a, b) => a.id.localeCompare(b.id));
       if (events.length && !filled.full) {
@@ -495,14 +608,18 @@ export class DeliveryService {
       }
     } else {
       // The endpoint no longer takes batches: its events not in a batch go back to the relay, to go one by one.
-      await em.query(`UPDATE deliveries SET dispatched_at = NULL WHERE target = ${this.sql.params(1)} AND status = 'pending' AND batch_id IS NULL`, [endpointId]);
+      await em.query(
+        `UPDATE deliveries SET dispatched_at = NULL WHERE target = ${this.sql.params(1)} AND status = 'pending' AND batch_id IS NULL`,
+        [endpointId],
+      );
       return { kind: 'skipped', toRelay: true };
     }
     if (events.length === 0) return { kind: 'none', nextInMs: await this.nextBatchInWith(em, endpointId, now) };
 
     const circuit = (await this.circuits.load(em, [ep.url])).get(ep.url);
     const admission = circuit ? admit(circuit, now, this.circuitSettings) : undefined;
-    if (admission?.admit === 'hold') return { kind: 'wait', delayMs: Math.max(1, admission.until.getTime() - now.getTime()) };
+    if (admission?.admit === 'hold')
+      return { kind: 'wait', delayMs: Math.max(1, admission.until.getTime() - now.getTime()) };
     const buckets = rateBuckets(this.rates.prefix, ep.url, ep, this.rates.hostPerSecond);
     let notBefore: number | undefined;
     if (buckets.length) {
@@ -511,7 +628,8 @@ export class DeliveryService {
       notBefore = Date.now() + slot.inMs;
     }
     // Another worker's probe went first: this batch waits for its answer.
-    if (admission?.admit === 'probe' && !(await this.circuits.takeProbe(em, ep.url, circuit!, admission.circuit, now))) return { kind: 'wait', delayMs: 200 };
+    if (admission?.admit === 'probe' && !(await this.circuits.takeProbe(em, ep.url, circuit!, admission.circuit, now)))
+      return { kind: 'wait', delayMs: 200 };
 
     // One attempt count for the batch (its events were claimed together, unless one was tried alone before).
     const attempt = Math.max(...events.map((e) => e.attempts)) + 1;
@@ -521,12 +639,17 @@ export class DeliveryService {
     const values = [attempt, batchId, now.getTime(), ...ids];
     if (this.sql.postgres) {
       // Another worker may have claimed some since they were read: the batch is what this one won.
-      const won = new Set(this.sql.returned<{ id: string }>(await em.query(`${set} RETURNING id`, values)).map((r) => r.id));
+      const won = new Set(
+        this.sql.returned<{ id: string }>(await em.query(`${set} RETURNING id`, values)).map((r) => r.id),
+      );
       events = events.filter((e) => won.has(e.id));
       if (events.length === 0) return { kind: 'skipped' };
       if (!won.has(batchId)) {
         batchId = events[0].id;
-        await em.query(`UPDATE deliveries SET batch_id = ${this.sql.params(1)} WHERE id IN (${this.sql.params(events.length, 2)})`, [batchId, ...events.map((e) => e.id)]);
+        await em.query(
+          `UPDATE deliveries SET batch_id = ${this.sql.params(1)} WHERE id IN (${this.sql.params(events.length, 2)})`,
+          [batchId, ...events.map((e) => e.id)],
+        );
       }
     } else {
       // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending.
@@ -534,18 +657,34 @@ export class DeliveryService {
     }
     for (const e of events) Object.assign(e, { status: 'sending', attempts: attempt, batchId, updatedAt: now });
     const carrier = events.find((e) => e.id === batchId)!;
-    return { kind: 'claimed', delivery: carrier, attempt, secrets: target.secrets, batch: events, notBefore, rate: buckets.length ? buckets : undefined };
+    return {
+      kind: 'claimed',
+      delivery: carrier,
+      attempt,
+      secrets: target.secrets,
+      batch: events,
+      notBefore,
+      rate: buckets.length ? buckets : undefined,
+    };
   }
 
   /** When a batch to this endpoint could go (ms from now): its earliest pending event; soon if that is due already. */
   private async nextBatchInWith(em: EntityManager, endpointId: string, now: Date): Promise<number | undefined> {
-    const [row] = await em.query<Array<{ at: unknown }>>(`SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE target = ${this.sql.params(1)} AND status = 'pending' AND NOT send_alone`, [endpointId]);
+    const [row] = await em.query<Array<{ at: unknown }>>(
+      `SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE target = ${this.sql.params(1)} AND status = 'pending' AND NOT send_alone`,
+      [endpointId],
+    );
     if (row?.at === null || row?.at === undefined) return undefined;
     // Due but not claimable: behind an earlier event of its task on the wire, which frees it when recorded.
     return Math.max(Number(row.at) - now.getTime(), BLOCKED_BATCH_WAIT_MS);
   }
 
-  private async batchCandidates(em: EntityManager, target: string, limit: number, now: Date): Promise<Array<Record<string, unknown>>> {
+  private async batchCandidates(
+    em: EntityManager,
+    target: string,
+    limit: number,
+    now: Date,
+  ): Promise<Array<Record<string, unknown>>> {
     return await em.query<Array<Record<string, unknown>>>(
       `SELECT d.* FROM deliveries d WHERE d.target = ${this.sql.params(1)} AND d.status = 'pending' AND d.batch_id IS NULL AND NOT d.send_alone AND d.next_attempt_at <= ${this.sql.params(1, 2)}
         AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND (s.status = 'sending' OR ${BEHIND_IN_LANE})) ORDER BY d.next_attempt_at LIMIT ${Math.max(1, Math.floor(limit))}`,
@@ -571,7 +710,15 @@ export class DeliveryService {
     reserved: (id: string, at: number, buckets: RateBucket[]) => void,
   ): Promise<void> {
     const limited = rows
-      .map((row) => ({ row, buckets: rateBuckets(this.rates.prefix, row.url, row.target === REQUEST_TARGET ? undefined : endpoints.get(row.target), this.rates.hostPerSecond) }))
+      .map((row) => ({
+        row,
+        buckets: rateBuckets(
+          this.rates.prefix,
+          row.url,
+          row.target === REQUEST_TARGET ? undefined : endpoints.get(row.target),
+          this.rates.hostPerSecond,
+        ),
+      }))
       .filter((l) => l.buckets.length > 0);
     if (limited.length === 0) return;
     const tasked = limited.filter((l) => l.row.taskId);
@@ -597,17 +744,27 @@ export class DeliveryService {
       held++;
       unclaim(a.row.id, answer.heldMs);
     });
-    for (const l of limited) if (behind.has(l.row.id)) unclaim(l.row.id, Math.ceil((held + 1) * Math.max(...l.buckets.map((b) => b.intervalMs))));
+    for (const l of limited)
+      if (behind.has(l.row.id))
+        unclaim(l.row.id, Math.ceil((held + 1) * Math.max(...l.buckets.map((b) => b.intervalMs))));
   }
 
   /** Request targets sign with the tenant's secret (looked up after the claim, cached); endpoints with their own. */
-  private resolveTarget(d: Delivery, endpoints: Map<string, Endpoint>, now: Date): { secrets?: () => string[] } | { refused: string } {
+  private resolveTarget(
+    d: Delivery,
+    endpoints: Map<string, Endpoint>,
+    now: Date,
+  ): { secrets?: () => string[] } | { refused: string } {
     return d.target === REQUEST_TARGET ? {} : this.resolveEndpoint(endpoints.get(d.target), now);
   }
 
-  private resolveEndpoint(endpoint: Endpoint | undefined, now: Date): { secrets?: () => string[] } | { refused: string } {
+  private resolveEndpoint(
+    endpoint: Endpoint | undefined,
+    now: Date,
+  ): { secrets?: () => string[] } | { refused: string } {
     if (!endpoint) return { refused: 'endpoint deleted' };
-    if (endpoint.status !== 'enabled') return { refused: `endpoint disabled: ${endpoint.disabledReason ?? 'by its owner'}` };
+    if (endpoint.status !== 'enabled')
+      return { refused: `endpoint disabled: ${endpoint.disabledReason ?? 'by its owner'}` };
     // Opened when the request is prepared, outside the claim's transaction: a secret that does not open fails that
     // one delivery (with an attempt saying why), not the whole round of claims.
     return {
@@ -650,11 +807,13 @@ export class DeliveryService {
     }
     await together<unknown>(em, [
       () => insertMany(em, DeliveryAttempt, attempts),
-      ...[...succeeded].map(([code, ids]) => () =>
-        em.query(
-          `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.sql.params(1)}, last_error = NULL, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND status = 'sending'`,
-          [code, now.getTime(), now.getTime(), ...ids],
-        ),
+      ...[...succeeded].map(
+        ([code, ids]) =>
+          () =>
+            em.query(
+              `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.sql.params(1)}, last_error = NULL, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND status = 'sending'`,
+              [code, now.getTime(), now.getTime(), ...ids],
+            ),
       ),
     ]);
     for (const o of outcomes) {
@@ -669,7 +828,9 @@ export class DeliveryService {
         await em.update(
           Delivery,
           which,
-          superseded ? { ...last, status: 'superseded', completedAt: now } : { ...last, status: 'pending', nextAttemptAt: new Date(now.getTime() + verdict.delayMs) },
+          superseded
+            ? { ...last, status: 'superseded', completedAt: now }
+            : { ...last, status: 'pending', nextAttemptAt: new Date(now.getTime() + verdict.delayMs) },
         );
       } else {
         await em.update(Delivery, which, { ...last, status: 'failed', completedAt: now });
@@ -678,24 +839,38 @@ export class DeliveryService {
     await this.recordOnCircuits(em, outcomes, now);
     const disabled = new Set<string>();
     const byEndpoint = new Map<string, Outcome[]>();
-    for (const o of outcomes) if (o.delivery.target !== REQUEST_TARGET) byEndpoint.set(o.delivery.target, [...(byEndpoint.get(o.delivery.target) ?? []), o]);
+    for (const o of outcomes)
+      if (o.delivery.target !== REQUEST_TARGET)
+        byEndpoint.set(o.delivery.target, [...(byEndpoint.get(o.delivery.target) ?? []), o]);
     // In key order, so that two rounds in flight lock endpoints in the same order.
-    for (const [endpointId, ofEndpoint] of [...byEndpoint].sort(([a], [b]) => a.localeCompare(b))) if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
+    for (const [endpointId, ofEndpoint] of [...byEndpoint].sort(([a], [b]) => a.localeCompare(b)))
+      if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
     return outcomes.map((o) => disabled.has(o.delivery.target));
   }
 
   /** Each target URL's circuit after these attempts (in URL order, so that two rounds lock rows alike). */
   private async recordOnCircuits(em: EntityManager, outcomes: Outcome[], now: Date): Promise<void> {
     const requests = outcomes;
-    const circuits = await this.circuits.load(em, requests.map((o) => o.delivery.url), true);
+    const circuits = await this.circuits.load(
+      em,
+      requests.map((o) => o.delivery.url),
+      true,
+    );
     const after = new Map<string, Circuit>();
     for (const { delivery, result } of requests) {
       const failed = isTargetFailure(result) && !isPermanentErrorResult(result);
-      const { circuit, opened } = afterAttempt(after.get(delivery.url) ?? circuits.get(delivery.url) ?? CLOSED, failed, now, this.circuitSettings);
+      const { circuit, opened } = afterAttempt(
+        after.get(delivery.url) ?? circuits.get(delivery.url) ?? CLOSED,
+        failed,
+        now,
+        this.circuitSettings,
+      );
       after.set(delivery.url, circuit);
       if (opened) {
         this.metrics.circuitOpenings.inc();
-        this.logger.warn(`circuit of ${new URL(delivery.url).origin} opened until ${circuit.until!.toISOString()} after ${circuit.failures} failures in a row`);
+        this.logger.warn(
+          `circuit of ${new URL(delivery.url).origin} opened until ${circuit.until!.toISOString()} after ${circuit.failures} failures in a row`,
+        );
       }
     }
     for (const [url, circuit] of [...after].sort(([a], [b]) => a.localeCompare(b))) {
@@ -707,11 +882,18 @@ export class DeliveryService {
 
   private async hasNewer(em: EntityManager, d: Delivery): Promise<boolean> {
     if (!d.taskId) return false;
-    return em.getRepository(Delivery).exists({ where: { taskId: d.taskId, target: d.target, sequence: MoreThan(d.sequence) } });
+    return em
+      .getRepository(Delivery)
+      .exists({ where: { taskId: d.taskId, target: d.target, sequence: MoreThan(d.sequence) } });
   }
 
   /** Keeps the endpoint's last-delivery summary and failure streak; disables it on 410 or a streak too long. */
-  private async recordOnEndpoint(em: EntityManager, endpointId: string, outcomes: Outcome[], now: Date): Promise<boolean> {
+  private async recordOnEndpoint(
+    em: EntityManager,
+    endpointId: string,
+    outcomes: Outcome[],
+    now: Date,
+  ): Promise<boolean> {
     const endpoint = await em.findOneBy(Endpoint, { id: endpointId });
     if (!endpoint) return false;
     let failingSince = endpoint.failingSince;
@@ -721,7 +903,16 @@ export class DeliveryService {
       gone ||= verdict.outcome === 'failed' && verdict.gone === true;
     }
     const last = outcomes[outcomes.length - 1];
-    await em.update(Endpoint, { id: endpointId }, { lastDeliveryAt: now, lastStatusCode: last.result.statusCode ?? null, lastOutcome: last.verdict.outcome, failingSince });
+    await em.update(
+      Endpoint,
+      { id: endpointId },
+      {
+        lastDeliveryAt: now,
+        lastStatusCode: last.result.statusCode ?? null,
+        lastOutcome: last.verdict.outcome,
+        failingSince,
+      },
+    );
     if (endpoint.status !== 'enabled' || (last.verdict.outcome === 'succeeded' && !gone)) return false;
     const limit = this.config.endpointDisableAfterHours;
     const reason = gone
@@ -735,11 +926,22 @@ export class DeliveryService {
 
   /** Disables an endpoint and tells the tenant's other endpoints that subscribe to `webhook.disabled`. */
   async disable(em: EntityManager, endpoint: Endpoint, reason: string, now = new Date()): Promise<boolean> {
-    const result = await em.update(Endpoint, { id: endpoint.id, status: 'enabled' }, { status: 'disabled', disabledReason: reason, disabledAt: now, updatedAt: now });
+    const result = await em.update(
+      Endpoint,
+      { id: endpoint.id, status: 'enabled' },
+      { status: 'disabled', disabledReason: reason, disabledAt: now, updatedAt: now },
+    );
     if (!result.affected) return false;
     this.logger.warn(`endpoint ${endpoint.id} disabled: ${reason}`);
-    const others = await em.find(Endpoint, { where: { tenantId: endpoint.tenantId, status: 'enabled', id: Not(endpoint.id) } });
-    await this.planner.planOperational(em, others, 'webhook.disabled', { endpoint_id: endpoint.id, url: endpoint.url, reason, disabled_at: now.toISOString() });
+    const others = await em.find(Endpoint, {
+      where: { tenantId: endpoint.tenantId, status: 'enabled', id: Not(endpoint.id) },
+    });
+    await this.planner.planOperational(em, others, 'webhook.disabled', {
+      endpoint_id: endpoint.id,
+      url: endpoint.url,
+      reason,
+      disabled_at: now.toISOString(),
+    });
     return true;
   }
 
@@ -759,16 +961,24 @@ export class DeliveryService {
   }
 }
 
-const sameCircuit = (a: Circuit, b: Circuit) => a.state === b.state && a.failures === b.failures && a.openings === b.openings && a.until?.getTime() === b.until?.getTime();
+const sameCircuit = (a: Circuit, b: Circuit) =>
+  a.state === b.state &&
+  a.failures === b.failures &&
+  a.openings === b.openings &&
+  a.until?.getTime() === b.until?.getTime();
 // A request Herald could not prepare or undici refused says nothing about the target's health.
 const isPermanentErrorResult = (r: SendResult) => r.statusCode === undefined && isPermanentError(r.errorCode);
 // An earlier event of the same lane that cannot go now: in another batch, or not due (a retry, a hold), or due
 // at the same ms (candidates are read in next_attempt_at order only, so that the endpoint's index stops after
 // max_events rows; ties are not ordered, and a cut between two of one task could send the later first). Batched
 // events wait behind it, so that a task's events reach a batching endpoint in order even across failed batches.
-const BEHIND_IN_LANE = "(s.status = 'pending' AND s.sequence < d.sequence AND (s.batch_id IS NOT NULL OR s.next_attempt_at >= d.next_attempt_at))";
+const BEHIND_IN_LANE =
+  "(s.status = 'pending' AND s.sequence < d.sequence AND (s.batch_id IS NOT NULL OR s.next_attempt_at >= d.next_attempt_at))";
 
 /** Whether a delivery goes in its endpoint's batches (a redelivery goes alone; a batch's events stay in it). */
-export function inBatches(d: Pick<Delivery, 'batchId' | 'sendAlone'>, endpoint: Pick<Endpoint, 'batchMaxEvents'> | undefined): boolean {
+export function inBatches(
+  d: Pick<Delivery, 'batchId' | 'sendAlone'>,
+  endpoint: Pick<Endpoint, 'batchMaxEvents'> | undefined,
+): boolean {
   return d.batchId !== null || (!d.sendAlone && !!endpoint?.batchMaxEvents);
 }

@@ -9,7 +9,12 @@ export function failingTooLong(failingSince: Date | null, now: Date, limitHours:
 }
 
 /** The secrets that sign for an endpoint now: the current one, plus the previous one until it expires. */
-export function activeSecrets(current: string, previous: string | null, previousExpiresAt: Date | null, now: Date): string[] {
+export function activeSecrets(
+  current: string,
+  previous: string | null,
+  previousExpiresAt: Date | null,
+  now: Date,
+): string[] {
   return previous && previousExpiresAt && previousExpiresAt.getTime() > now.getTime() ? [current, previous] : [current];
 }
 

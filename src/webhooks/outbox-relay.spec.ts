@@ -68,11 +68,19 @@ describe('splitForHere (a relay batch, oldest due first)', () => {
   const later = (id: string) => ({ id, nextAttemptAt: new Date(now + 60_000) });
 
   it('queues everything where no webhook worker runs', () => {
-    expect(splitForHere([due('a'), later('b')], undefined, now)).toEqual({ here: [], queued: [due('a'), later('b')], leftBehind: false });
+    expect(splitForHere([due('a'), later('b')], undefined, now)).toEqual({
+      here: [],
+      queued: [due('a'), later('b')],
+      leftBehind: false,
+    });
   });
 
   it('sends what is due here within the room, queues what is not due, and leaves the rest for the next room', () => {
-    expect(splitForHere([due('a'), due('b'), due('c'), later('d')], 2, now)).toEqual({ here: [due('a'), due('b')], queued: [later('d')], leftBehind: true });
+    expect(splitForHere([due('a'), due('b'), due('c'), later('d')], 2, now)).toEqual({
+      here: [due('a'), due('b')],
+      queued: [later('d')],
+      leftBehind: true,
+    });
   });
 
   it('leaves every due delivery undispatched while the worker here has no room (it is closing or full)', () => {

@@ -65,17 +65,25 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
     try {
       await this.queue.dispatch(deliveries);
     } catch (err) {
-      this.logger.warn(`could not queue ${deliveries.length} new deliveries, the relay will: ${(err as Error).message}`);
+      this.logger.warn(
+        `could not queue ${deliveries.length} new deliveries, the relay will: ${(err as Error).message}`,
+      );
       const ids = deliveries.map((d) => d.id);
       await this.uow
         .run((em) => em.update(Delivery, { id: In(ids), status: 'pending' }, { dispatchedAt: null }))
-        .catch((e: Error) => this.logger.warn(`could not mark them undispatched either, the sweeper will: ${e.message}`));
+        .catch((e: Error) =>
+          this.logger.warn(`could not mark them undispatched either, the sweeper will: ${e.message}`),
+        );
     }
   }
 
   /** Endpoints' batch jobs into the queue. Should Redis refuse, the sweeper finds their events (no job) and hands them back. */
   async handOverBatchJobs(due: BatchesDue[]): Promise<void> {
-    await this.queue.dispatchBatches(due).catch((err: Error) => this.logger.warn(`could not queue the batches of ${due.length} endpoints, the sweeper will: ${err.message}`));
+    await this.queue
+      .dispatchBatches(due)
+      .catch((err: Error) =>
+        this.logger.warn(`could not queue the batches of ${due.length} endpoints, the sweeper will: ${err.message}`),
+      );
   }
 
   /**
@@ -120,11 +128,16 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
   /** Each endpoint's batches: due ones to the webhook worker here (or the queue), later ones into the queue. */
   private handOverBatches(batched: ReadonlyArray<HandedOver & { target: string }>): void {
     const first = new Map<string, Date>();
-    for (const d of batched) if (!first.has(d.target) || first.get(d.target)! > d.nextAttemptAt) first.set(d.target, d.nextAttemptAt);
+    for (const d of batched)
+      if (!first.has(d.target) || first.get(d.target)! > d.nextAttemptAt) first.set(d.target, d.nextAttemptAt);
     const now = Date.now();
     const due = [...first].filter(([, at]) => at.getTime() <= now).map(([id]) => id);
     if (due.length) this.signal.handOverBatches(due);
-    this.signal.queueBatches([...first].filter(([, at]) => at.getTime() > now).map(([endpointId, nextAttemptAt]) => ({ endpointId, nextAttemptAt })));
+    this.signal.queueBatches(
+      [...first]
+        .filter(([, at]) => at.getTime() > now)
+        .map(([endpointId, nextAttemptAt]) => ({ endpointId, nextAttemptAt })),
+    );
   }
 
   /** The webhook worker here finished sends: if due deliveries were left for want of room, relay again. */
@@ -143,7 +156,10 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
       return new Set(ids);
     }
     const result = await this.uow.run((em) =>
-      em.query<unknown>(`UPDATE deliveries SET dispatched_at = $1 WHERE id IN (${this.sql.params(ids.length, 2)}) AND dispatched_at IS NULL RETURNING id`, [now.getTime(), ...ids]),
+      em.query<unknown>(
+        `UPDATE deliveries SET dispatched_at = $1 WHERE id IN (${this.sql.params(ids.length, 2)}) AND dispatched_at IS NULL RETURNING id`,
+        [now.getTime(), ...ids],
+      ),
     );
     return new Set(this.sql.returned<{ id: string }>(result).map((r) => r.id));
   }
@@ -153,12 +169,22 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
 const IN_BATCHES = `CASE WHEN d.batch_id IS NOT NULL OR (d.target <> '${REQUEST_TARGET}' AND NOT d.send_alone AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.target AND e.batch_max_events IS NOT NULL)) THEN 1 ELSE 0 END`;
 
 /** Pending deliveries matching `where` (on `d`, no parameters), oldest due first, each marked whether it goes in batches. */
-async function pendingRows(db: DataSource, where: string, limit: number, params: unknown[] = []): Promise<Array<HandedOver & { target: string; inBatches: boolean }>> {
+async function pendingRows(
+  db: DataSource,
+  where: string,
+  limit: number,
+  params: unknown[] = [],
+): Promise<Array<HandedOver & { target: string; inBatches: boolean }>> {
   const rows = await db.query<Array<{ id: string; next_attempt_at: unknown; target: string; in_batches: unknown }>>(
     `SELECT d.id, d.next_attempt_at, d.target, ${IN_BATCHES} AS in_batches FROM deliveries d WHERE d.status = 'pending' AND ${where} ORDER BY d.next_attempt_at LIMIT ${limit}`,
     params,
   );
-  return rows.map((r) => ({ id: r.id, nextAttemptAt: new Date(Number(r.next_attempt_at)), target: r.target, inBatches: Number(r.in_batches) === 1 }));
+  return rows.map((r) => ({
+    id: r.id,
+    nextAttemptAt: new Date(Number(r.next_attempt_at)),
+    target: r.target,
+    inBatches: Number(r.in_batches) === 1,
+  }));
 }
 
 /**
@@ -166,7 +192,11 @@ async function pendingRows(db: DataSource, where: string, limit: number, params:
  * the queue (not due yet; or everything where no webhook worker runs: room undefined), and whether due deliveries
  * were left for the worker's next room.
  */
-export function splitForHere<T extends HandedOver>(batch: readonly T[], room: number | undefined, now: number): { here: T[]; queued: T[]; leftBehind: boolean } {
+export function splitForHere<T extends HandedOver>(
+  batch: readonly T[],
+  room: number | undefined,
+  now: number,
+): { here: T[]; queued: T[]; leftBehind: boolean } {
   if (room === undefined) return { here: [], queued: [...batch], leftBehind: false };
   const here: T[] = [];
   const queued: T[] = [];
@@ -214,12 +244,27 @@ export class DeliverySweeper implements OnApplicationBootstrap, OnApplicationShu
     // A send is bounded by the webhook timeout, and a claim that waited long for the wire restarts its clock before
     // it is sent (DeliveryService.confirmClaim): past the timeout plus a margin, its worker is gone.
     const stuckBefore = new Date(now - this.config.webhook.timeoutMs - 5_000 - 2 * this.config.sweepIntervalMs);
-    const stuck = await repo.find({ where: { status: 'sending', updatedAt: LessThan(stuckBefore) }, select: { id: true }, take: BATCH });
+    const stuck = await repo.find({
+      where: { status: 'sending', updatedAt: LessThan(stuckBefore) },
+      select: { id: true },
+      take: BATCH,
+    });
     const handBack = stuck.map((d) => d.id);
     if (handBack.length) {
-      await this.uow.run((em) => em.update(Delivery, { id: In(handBack), status: 'sending' }, { status: 'pending', dispatchedAt: null, updatedAt: new Date() }));
+      await this.uow.run((em) =>
+        em.update(
+          Delivery,
+          { id: In(handBack), status: 'sending' },
+          { status: 'pending', dispatchedAt: null, updatedAt: new Date() },
+        ),
+      );
     }
-    const overdue = await pendingRows(this.db, `d.dispatched_at IS NOT NULL AND d.next_attempt_at < ${this.sql.params(1)}`, BATCH, [now - 2 * this.config.sweepIntervalMs - 1_000]);
+    const overdue = await pendingRows(
+      this.db,
+      `d.dispatched_at IS NOT NULL AND d.next_attempt_at < ${this.sql.params(1)}`,
+      BATCH,
+      [now - 2 * this.config.sweepIntervalMs - 1_000],
+    );
     const lost: string[] = [];
     // A delivery in batches has its endpoint's batch job, not one of its own (asked once per endpoint).
     const jobOf = (d: (typeof overdue)[number]) => (d.inBatches ? batchJobId(d.target) : d.id);
@@ -234,7 +279,8 @@ export class DeliverySweeper implements OnApplicationBootstrap, OnApplicationShu
       const state = states.get(jobOf(d));
       if (state === undefined || state === 'completed' || state === 'failed' || state === 'unknown') lost.push(d.id);
     }
-    if (lost.length) await this.uow.run((em) => em.update(Delivery, { id: In(lost), status: 'pending' }, { dispatchedAt: null }));
+    if (lost.length)
+      await this.uow.run((em) => em.update(Delivery, { id: In(lost), status: 'pending' }, { dispatchedAt: null }));
     const total = handBack.length + lost.length;
     if (total) {
       this.logger.log(`handed back ${handBack.length} stuck and ${lost.length} lost deliveries`);

@@ -43,18 +43,42 @@ describe('Conduit payloads (seeds/001)', () => {
   });
 
   it('reports a failure with its error and no URL', () => {
-    const p = conduitPayload(facts({ type: 'task.failed' }, { status: 'failed', error: 'Insufficient credits for video generation', result: null }));
-    expect(p).toMatchObject({ status: 'failed', webhook_type: 'video_generation_completed', error: 'Insufficient credits for video generation', model: 'minimax-video' });
+    const p = conduitPayload(
+      facts(
+        { type: 'task.failed' },
+        { status: 'failed', error: 'Insufficient credits for video generation', result: null },
+      ),
+    );
+    expect(p).toMatchObject({
+      status: 'failed',
+      webhook_type: 'video_generation_completed',
+      error: 'Insufficient credits for video generation',
+      model: 'minimax-video',
+    });
     expect(p).not.toHaveProperty('video_url');
   });
 
   it('reports a cancellation as Conduit does', () => {
-    const p = conduitPayload(facts({ type: 'task.cancelled' }, { status: 'cancelled', error: 'Video generation was cancelled by user request', result: null }));
-    expect(p).toMatchObject({ status: 'cancelled', webhook_type: 'video_generation_completed', error: 'Video generation was cancelled by user request' });
+    const p = conduitPayload(
+      facts(
+        { type: 'task.cancelled' },
+        { status: 'cancelled', error: 'Video generation was cancelled by user request', result: null },
+      ),
+    );
+    expect(p).toMatchObject({
+      status: 'cancelled',
+      webhook_type: 'video_generation_completed',
+      error: 'Video generation was cancelled by user request',
+    });
   });
 
   it('reports progress with percentage, message and seconds remaining', () => {
-    const p = conduitPayload(facts({ type: 'task.progress' }, { status: 'processing', progress: 50, message: 'Rendering video content', completedAt: null, result: null }));
+    const p = conduitPayload(
+      facts(
+        { type: 'task.progress' },
+        { status: 'processing', progress: 50, message: 'Rendering video content', completedAt: null, result: null },
+      ),
+    );
     expect(p).toEqual({
       task_id: '550e8400-e29b-41d4-a716-446655440000',
       status: 'processing',
@@ -71,7 +95,11 @@ describe('Conduit payloads (seeds/001)', () => {
 
   it('uses image_generation_* and image_url for images, and echoes webhook_metadata as metadata', () => {
     const p = conduitPayload(facts({}, { kind: 'image', metadata: { order: 42 } }));
-    expect(p).toMatchObject({ webhook_type: 'image_generation_completed', image_url: 'https://cdn.example.com/videos/generated-video.mp4', metadata: { order: 42 } });
+    expect(p).toMatchObject({
+      webhook_type: 'image_generation_completed',
+      image_url: 'https://cdn.example.com/videos/generated-video.mp4',
+      metadata: { order: 42 },
+    });
     expect(p?.image_urls).toEqual(['https://cdn.example.com/videos/generated-video.mp4']);
   });
 

@@ -61,7 +61,8 @@ export function requestEventName(type: TaskEventType): 'progress' | 'completed' 
   }
 }
 
-export const isTerminalEvent = (type: TaskEventType) => type === 'task.completed' || type === 'task.failed' || type === 'task.cancelled';
+export const isTerminalEvent = (type: TaskEventType) =>
+  type === 'task.completed' || type === 'task.failed' || type === 'task.cancelled';
 
 function generationSeconds(task: EventFacts['task']): number | undefined {
   if (!task.startedAt || !task.completedAt) return undefined;
@@ -108,7 +109,11 @@ export function conduitPayload(facts: EventFacts): Record<string, unknown> | und
     ...common,
     webhook_type: webhookType,
     timestamp,
-    ...(name !== 'completed' ? { error: task.error } : task.kind === 'video' ? { video_url: url } : { image_url: url, image_urls: imageUrls(task) }),
+    ...(name !== 'completed'
+      ? { error: task.error }
+      : task.kind === 'video'
+        ? { video_url: url }
+        : { image_url: url, image_urls: imageUrls(task) }),
     ...(generationSeconds(task) !== undefined ? { generation_duration_seconds: generationSeconds(task) } : {}),
     model: task.model,
     prompt: task.prompt,

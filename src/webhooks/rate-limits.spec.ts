@@ -14,8 +14,12 @@ describe('delivery rate limits', () => {
   });
 
   it('holds a delivery to its endpoint rate and its host rate, whichever are set', () => {
-    expect(rateBuckets('p', 'http://a.example:81/x', { id: 'e1', rateLimitPerSecond: 20 }, null)).toEqual([{ key: 'p:rate:endpoint:e1', intervalMs: 52.5 }]);
-    expect(rateBuckets('p', 'http://a.example:81/x', { id: 'e1', rateLimitPerSecond: null }, 4)).toEqual([{ key: 'p:rate:host:a.example:81', intervalMs: 262.5 }]);
+    expect(rateBuckets('p', 'http://a.example:81/x', { id: 'e1', rateLimitPerSecond: 20 }, null)).toEqual([
+      { key: 'p:rate:endpoint:e1', intervalMs: 52.5 },
+    ]);
+    expect(rateBuckets('p', 'http://a.example:81/x', { id: 'e1', rateLimitPerSecond: null }, 4)).toEqual([
+      { key: 'p:rate:host:a.example:81', intervalMs: 262.5 },
+    ]);
     expect(rateBuckets('p', 'http://a.example/x', undefined, null)).toEqual([]);
   });
 });
@@ -24,13 +28,28 @@ describe('a round of rate-limited requests', () => {
   it('takes the slots that come within the horizon and tells each held request when its place in line does', () => {
     const b = [{ key: 'e', intervalMs: 50 }];
     const tats = new Map<string, number>();
-    expect(takeAll(tats, 1_000, 100, [b, b, b, b, b])).toEqual([{ inMs: 0 }, { inMs: 50 }, { inMs: 100 }, { heldMs: 50 }, { heldMs: 100 }]);
+    expect(takeAll(tats, 1_000, 100, [b, b, b, b, b])).toEqual([
+      { inMs: 0 },
+      { inMs: 50 },
+      { inMs: 100 },
+      { heldMs: 50 },
+      { heldMs: 100 },
+    ]);
     expect(tats.get('e')).toBe(1_150);
     // A request waits for the later of its buckets' slots, and takes a slot in each.
     const host = { key: 'h', intervalMs: 100 };
     const two = new Map([['e', 1_100]]);
-    expect(takeAll(two, 1_000, 0, [[b[0], host], [host], [b[0]]])).toEqual([{ heldMs: 100 }, { heldMs: 100 }, { heldMs: 150 }]);
+    expect(takeAll(two, 1_000, 0, [[b[0], host], [host], [b[0]]])).toEqual([
+      { heldMs: 100 },
+      { heldMs: 100 },
+      { heldMs: 150 },
+    ]);
     expect(takeAll(two, 1_000, 200, [[b[0], host], [host]])).toEqual([{ inMs: 100 }, { inMs: 200 }]);
-    expect(two).toEqual(new Map([['e', 1_150], ['h', 1_300]]));
+    expect(two).toEqual(
+      new Map([
+        ['e', 1_150],
+        ['h', 1_300],
+      ]),
+    );
   });
 });

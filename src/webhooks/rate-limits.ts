@@ -20,10 +20,23 @@ export interface RateBucket {
 // one process); the margin absorbs ~50 ms of such lateness between the first and the last of a second's requests.
 export const SPACING_MARGIN = 1.05;
 
-export function rateBuckets(prefix: string, url: string, endpoint: { id: string; rateLimitPerSecond: number | null } | undefined, hostPerSecond: number | null): RateBucket[] {
+export function rateBuckets(
+  prefix: string,
+  url: string,
+  endpoint: { id: string; rateLimitPerSecond: number | null } | undefined,
+  hostPerSecond: number | null,
+): RateBucket[] {
   const buckets: RateBucket[] = [];
-  if (endpoint?.rateLimitPerSecond) buckets.push({ key: `${prefix}:rate:endpoint:${endpoint.id}`, intervalMs: (1_000 / endpoint.rateLimitPerSecond) * SPACING_MARGIN });
-  if (hostPerSecond) buckets.push({ key: `${prefix}:rate:host:${new URL(url).host}`, intervalMs: (1_000 / hostPerSecond) * SPACING_MARGIN });
+  if (endpoint?.rateLimitPerSecond)
+    buckets.push({
+      key: `${prefix}:rate:endpoint:${endpoint.id}`,
+      intervalMs: (1_000 / endpoint.rateLimitPerSecond) * SPACING_MARGIN,
+    });
+  if (hostPerSecond)
+    buckets.push({
+      key: `${prefix}:rate:host:${new URL(url).host}`,
+      intervalMs: (1_000 / hostPerSecond) * SPACING_MARGIN,
+    });
   return buckets;
 }
 
@@ -50,7 +63,12 @@ export type RateAnswer = { inMs: number } | { heldMs: number };
  * rather than all at once (a place in line is a forecast; only a reservation moves the bucket). The Lua script
  * below is this function.
  */
-export function takeAll(tats: Map<string, number>, now: number, horizonMs: number, requests: ReadonlyArray<readonly RateBucket[]>): RateAnswer[] {
+export function takeAll(
+  tats: Map<string, number>,
+  now: number,
+  horizonMs: number,
+  requests: ReadonlyArray<readonly RateBucket[]>,
+): RateAnswer[] {
   const inLine = new Map<string, number>();
   return requests.map((buckets) => {
     const tat = (b: RateBucket) => Math.max(tats.get(b.key) ?? 0, now);
@@ -179,7 +197,14 @@ export class DeliveryRateLimits {
   private async spaceOutNow(buckets: readonly RateBucket[]): Promise<void> {
     const until = Date.now() + SPACE_OUT_FOR_MS;
     while (Date.now() < until) {
-      const wait = Number(await this.redis.client.eval(SPACE, buckets.length, ...buckets.map((b) => `${b.key}:sent`), ...buckets.map((b) => b.intervalMs)));
+      const wait = Number(
+        await this.redis.client.eval(
+          SPACE,
+          buckets.length,
+          ...buckets.map((b) => `${b.key}:sent`),
+          ...buckets.map((b) => b.intervalMs),
+        ),
+      );
       if (wait <= 0) return;
       await sleep(wait);
     }

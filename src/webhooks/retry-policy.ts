@@ -65,7 +65,10 @@ export function jitter(delayMs: number, random: () => number = Math.random): num
  * The delays before each attempt, per request within server limits: a request may give its own schedule, cap
  * the number of attempts, or both. Extra attempts past the schedule repeat its last delay.
  */
-export function effectiveSchedule(serverSchedule: readonly number[], request?: { max_attempts?: number; schedule?: number[] } | null): number[] {
+export function effectiveSchedule(
+  serverSchedule: readonly number[],
+  request?: { max_attempts?: number; schedule?: number[] } | null,
+): number[] {
   const base = request?.schedule?.length ? request.schedule : serverSchedule;
   const attempts = request?.max_attempts ?? base.length;
   return Array.from({ length: attempts }, (_, i) => base[Math.min(i, base.length - 1)]);
@@ -75,12 +78,18 @@ export function effectiveSchedule(serverSchedule: readonly number[], request?: {
  * The decision after attempt number `attempt` (1-based) of a delivery with the given schedule: done, try again
  * after a delay (the schedule's, or the receiver's Retry-After when longer), or give up.
  */
-export function decide(result: AttemptResult, attempt: number, schedule: readonly number[], random: () => number = Math.random): Verdict {
+export function decide(
+  result: AttemptResult,
+  attempt: number,
+  schedule: readonly number[],
+  random: () => number = Math.random,
+): Verdict {
   const code = result.statusCode;
   if (code !== undefined && code >= 200 && code < 300) return { outcome: 'succeeded' };
   const reason = code !== undefined ? `HTTP ${code}` : (result.error ?? 'request failed');
   if (code === 410) return { outcome: 'failed', reason: 'HTTP 410 Gone: the receiver asked us to stop', gone: true };
-  if (code === undefined && isPermanentError(result.errorCode)) return { outcome: 'failed', reason: `${reason} (not retried: no retry can fix it)` };
+  if (code === undefined && isPermanentError(result.errorCode))
+    return { outcome: 'failed', reason: `${reason} (not retried: no retry can fix it)` };
   if (!isRetryable(result)) return { outcome: 'failed', reason };
   if (attempt >= schedule.length) return { outcome: 'failed', reason: `${reason}; gave up after ${attempt} attempts` };
   const scheduled = jitter(schedule[attempt], random);

@@ -21,7 +21,11 @@ describe('signatures', () => {
     const secret = 'whsec_' + Buffer.from('0123456789abcdef0123456789abcdef').toString('base64');
     const body = JSON.stringify({ task_id: 't', status: 'completed' });
     const timestamp = Math.floor(Date.now() / 1000);
-    const headers = { 'webhook-id': 'evt_1', 'webhook-timestamp': String(timestamp), 'webhook-signature': signatureHeader([secret], 'evt_1', timestamp, body) };
+    const headers = {
+      'webhook-id': 'evt_1',
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signatureHeader([secret], 'evt_1', timestamp, body),
+    };
     expect(new Webhook(secret).verify(body, headers)).toEqual({ task_id: 't', status: 'completed' });
   });
 
@@ -30,7 +34,10 @@ describe('signatures', () => {
     const b = 'whsec_' + Buffer.alloc(24, 2).toString('base64');
     const header = signatureHeader([a, b], 'm', 1, 'x');
     expect(header.split(' ')).toEqual([signStandard(a, 'm', 1, 'x'), signStandard(b, 'm', 1, 'x')]);
-    for (const secret of [a, b]) expect(() => new Webhook(secret).verify('x', { 'webhook-id': 'm', 'webhook-timestamp': '1', 'webhook-signature': header })).toThrow(/timestamp/i);
+    for (const secret of [a, b])
+      expect(() =>
+        new Webhook(secret).verify('x', { 'webhook-id': 'm', 'webhook-timestamp': '1', 'webhook-signature': header }),
+      ).toThrow(/timestamp/i);
   });
 
   it('changes when any of id, timestamp or body is tampered with', () => {

@@ -9,7 +9,12 @@ export function signStandard(secret: string, msgId: string, timestamp: number, b
 }
 
 /** The `webhook-signature` header: one signature per active secret, space-separated (several during rotation). */
-export function signatureHeader(secrets: readonly string[], msgId: string, timestamp: number, body: string | Buffer): string {
+export function signatureHeader(
+  secrets: readonly string[],
+  msgId: string,
+  timestamp: number,
+  body: string | Buffer,
+): string {
   return secrets.map((s) => signStandard(s, msgId, timestamp, body)).join(' ');
 }
 

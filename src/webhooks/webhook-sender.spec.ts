@@ -27,7 +27,10 @@ describe('connect-time SSRF guard (DNS lookup)', () => {
 });
 
 describe('WebhookSender (the one outbound client) against a local server', () => {
-  const sender = (timeoutMs = 300, allowed = ['127.0.0.0/8'], concurrency = 4) => new WebhookSender({ webhook: { allowedCidrs: parseCidrs(allowed), timeoutMs, concurrency } } as unknown as HeraldConfig);
+  const sender = (timeoutMs = 300, allowed = ['127.0.0.0/8'], concurrency = 4) =>
+    new WebhookSender({
+      webhook: { allowedCidrs: parseCidrs(allowed), timeoutMs, concurrency },
+    } as unknown as HeraldConfig);
   let open = 0;
   let mostOpen = 0;
   let server: http.Server;
@@ -60,15 +63,26 @@ describe('WebhookSender (the one outbound client) against a local server', () =>
 
   it('posts the exact body and headers, and reports status and a snippet of the answer', async () => {
     const s = sender();
-    const result = await s.send({ url: `${base}/ok?x=1`, body: '{"a":1}', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer t' } });
+    const result = await s.send({
+      url: `${base}/ok?x=1`,
+      body: '{"a":1}',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer t' },
+    });
     expect(result).toMatchObject({ statusCode: 200, responseSnippet: 'ok' });
-    expect(seen[0]).toMatchObject({ path: '/ok?x=1', body: '{"a":1}', headers: { authorization: 'Bearer t', 'content-type': 'application/json' } });
+    expect(seen[0]).toMatchObject({
+      path: '/ok?x=1',
+      body: '{"a":1}',
+      headers: { authorization: 'Bearer t', 'content-type': 'application/json' },
+    });
     await s.onApplicationShutdown();
   });
 
   it('reads Retry-After, does not follow redirects, and keeps only a snippet of a large answer', async () => {
     const s = sender();
-    expect(await s.send({ url: `${base}/busy`, body: '{}', headers: {} })).toMatchObject({ statusCode: 429, retryAfterMs: 7_000 });
+    expect(await s.send({ url: `${base}/busy`, body: '{}', headers: {} })).toMatchObject({
+      statusCode: 429,
+      retryAfterMs: 7_000,
+    });
     expect(await s.send({ url: `${base}/moved`, body: '{}', headers: {} })).toMatchObject({ statusCode: 302 });
     expect(seen.map((r) => r.path)).toEqual(['/busy', '/moved']);
     const big = await s.send({ url: `${base}/big`, body: '{}', headers: {} });
@@ -80,7 +94,9 @@ describe('WebhookSender (the one outbound client) against a local server', () =>
   it('keeps at most WEBHOOK_CONCURRENCY requests on the wire, however many are asked for at once', async () => {
     const s = sender(2_000, ['127.0.0.0/8'], 2);
     mostOpen = 0;
-    const results = await Promise.all(Array.from({ length: 6 }, () => s.send({ url: `${base}/hold`, body: '{}', headers: {} })));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => s.send({ url: `${base}/hold`, body: '{}', headers: {} })),
+    );
     expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200, 200, 200, 200]);
     expect(mostOpen).toBe(2);
     await s.onApplicationShutdown();
@@ -122,7 +138,10 @@ describe('WebhookSender (the one outbound client) against a local server', () =>
   it('reports a header value undici cannot send with its code, without sending anything', async () => {
     const s = sender();
     const result = await s.send({ url: `${base}/ok`, body: '{}', headers: { 'X-Foo': 'a\u2028b' } });
-    expect(result).toMatchObject({ errorCode: 'UND_ERR_INVALID_ARG', error: expect.stringMatching(/^UND_ERR_INVALID_ARG: /) });
+    expect(result).toMatchObject({
+      errorCode: 'UND_ERR_INVALID_ARG',
+      error: expect.stringMatching(/^UND_ERR_INVALID_ARG: /),
+    });
     expect(result.statusCode).toBeUndefined();
     expect(seen).toHaveLength(0);
     await s.onApplicationShutdown();

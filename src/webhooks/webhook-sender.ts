@@ -41,7 +41,12 @@ export function guardedLookup(allowed: readonly Cidr[]) {
       if (err) return callback(err, '');
       const usable = addresses.filter((a) => isAddressAllowed(a.address, allowed));
       if (usable.length === 0) {
-        return callback(new BlockedAddressError(`${hostname} resolves to ${addresses.map((a) => a.address).join(', ')}, which webhooks may not reach`), '');
+        return callback(
+          new BlockedAddressError(
+            `${hostname} resolves to ${addresses.map((a) => a.address).join(', ')}, which webhooks may not reach`,
+          ),
+          '',
+        );
       }
       if (opts.all) return callback(null, usable);
       callback(null, usable[0].address, usable[0].family);
@@ -64,7 +69,8 @@ function failure(err: unknown): Outcome {
 
 /** A header's value from undici's raw list (name, value, name, value…), names compared case-insensitively. */
 function rawHeader(raw: Buffer[] | string[] | null | undefined, name: string): string | undefined {
-  for (let i = 0; raw && i + 1 < raw.length; i += 2) if (raw[i].toString().toLowerCase() === name) return raw[i + 1].toString();
+  for (let i = 0; raw && i + 1 < raw.length; i += 2)
+    if (raw[i].toString().toLowerCase() === name) return raw[i + 1].toString();
   return undefined;
 }
 
@@ -122,7 +128,8 @@ export class WebhookSender implements OnApplicationShutdown {
     const t0 = performance.now();
     const verdict = checkWebhookUrl(request.url, this.allowed);
     // A URL refused now is refused on every retry: report it as blocked so it is not retried.
-    if (!verdict.ok) return Promise.resolve({ startedAt, durationMs: 0, error: `blocked: ${verdict.reason}`, blocked: true });
+    if (!verdict.ok)
+      return Promise.resolve({ startedAt, durationMs: 0, error: `blocked: ${verdict.reason}`, blocked: true });
     const limit = this.config.webhook.timeoutMs;
     return new Promise((resolve) => {
       let settled = false;
@@ -152,7 +159,13 @@ export class WebhookSender implements OnApplicationShutdown {
       try {
         // The body is the exact serialized string that was signed: sent untouched.
         this.dispatcher.dispatch(
-          { origin: verdict.url.origin, path: verdict.url.pathname + verdict.url.search, method: 'POST', headers: request.headers, body: request.body },
+          {
+            origin: verdict.url.origin,
+            path: verdict.url.pathname + verdict.url.search,
+            method: 'POST',
+            headers: request.headers,
+            body: request.body,
+          },
           {
             onConnect: (abortRequest: (reason?: Error) => void) => {
               abort = abortRequest;

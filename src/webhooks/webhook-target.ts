@@ -17,7 +17,10 @@ export function webhookTargetErrors(
   const errors: FieldError[] = [];
   if (url !== undefined && url !== null) {
     const verdict = checkWebhookUrl(url, allowed);
-    if (!verdict.ok && verdict.blocked) throw new DomainException(ErrorCode.WebhookUrlBlocked, `${fields.url} ${verdict.reason}.`, [{ field: fields.url, message: verdict.reason }]);
+    if (!verdict.ok && verdict.blocked)
+      throw new DomainException(ErrorCode.WebhookUrlBlocked, `${fields.url} ${verdict.reason}.`, [
+        { field: fields.url, message: verdict.reason },
+      ]);
     if (!verdict.ok) errors.push({ field: fields.url, message: verdict.reason });
   }
   if (headers) errors.push(...webhookHeaderErrors(headers, fields.headers));

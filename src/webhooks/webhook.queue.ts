@@ -24,7 +24,10 @@ export interface BatchesDue {
 
 /** Thrown by the processor so BullMQ schedules the next try after exactly this delay (our backoff strategy). */
 export class RetryLater extends Error {
-  constructor(readonly delayMs: number, reason: string) {
+  constructor(
+    readonly delayMs: number,
+    reason: string,
+  ) {
     super(reason);
     this.name = 'RetryLater';
   }
@@ -72,7 +75,13 @@ export class WebhookQueue {
       due.map((d) => ({
         name: WebhookJob.DeliverBatches,
         data: { endpointId: d.endpointId },
-        opts: { jobId: batchJobId(d.endpointId), delay: Math.max(0, d.nextAttemptAt.getTime() - now), attempts: 1, removeOnComplete: true, removeOnFail: true },
+        opts: {
+          jobId: batchJobId(d.endpointId),
+          delay: Math.max(0, d.nextAttemptAt.getTime() - now),
+          attempts: 1,
+          removeOnComplete: true,
+          removeOnFail: true,
+        },
       })),
     );
   }

@@ -17,7 +17,17 @@ import { WebhookSender } from './webhook-sender.js';
 /** Webhook delivery for every role: the outbox (planner, signal, relay), the log, the sender. */
 @Module({
   imports: [BullModule.registerQueue({ name: WEBHOOK_QUEUE }), ObservabilityModule],
-  providers: [WebhookQueue, DeliveryPlanner, OutboxSignal, OutboxRelay, DeliveryLog, DeliveryService, WebhookSender, SigningSecrets, DeliveryRateLimits],
+  providers: [
+    WebhookQueue,
+    DeliveryPlanner,
+    OutboxSignal,
+    OutboxRelay,
+    DeliveryLog,
+    DeliveryService,
+    WebhookSender,
+    SigningSecrets,
+    DeliveryRateLimits,
+  ],
   exports: [WebhookQueue, DeliveryPlanner, OutboxSignal, DeliveryLog, DeliveryService],
 })
 export class WebhooksModule {}

@@ -14,7 +14,8 @@ export class HeraldHttpError extends Error {
 }
 
 /** What `ctx.upload` accepts: bytes, text, a Blob, a web ReadableStream, or any (async) iterable of chunks such as a Node stream. */
-export type UploadBody = Uint8Array | ArrayBuffer | string | Blob | ReadableStream<Uint8Array> | Readable | AsyncIterable<Uint8Array>;
+export type UploadBody =
+  Uint8Array | ArrayBuffer | string | Blob | ReadableStream<Uint8Array> | Readable | AsyncIterable<Uint8Array>;
 
 export interface HeartbeatAnswer {
   lease_expires_at?: string;
@@ -39,33 +40,67 @@ export class WorkerClient {
   ): Promise<Job[]> {
     // The request is held up to wait_seconds by design; the margin only catches a connection that went dead.
     const timeout = AbortSignal.timeout((body.wait_seconds + 15) * 1000);
-    const answer = await this.call('POST', '/v1/worker/leases', body, signal ? AbortSignal.any([signal, timeout]) : timeout);
+    const answer = await this.call(
+      'POST',
+      '/v1/worker/leases',
+      body,
+      signal ? AbortSignal.any([signal, timeout]) : timeout,
+    );
     return (answer as { jobs?: Job[] }).jobs ?? [];
   }
 
   heartbeat(leaseId: string, body: { progress?: number; message?: string }): Promise<HeartbeatAnswer> {
-    return this.call('POST', `/v1/worker/leases/${encodeURIComponent(leaseId)}/heartbeat`, body, AbortSignal.timeout(15_000)) as Promise<HeartbeatAnswer>;
+    return this.call(
+      'POST',
+      `/v1/worker/leases/${encodeURIComponent(leaseId)}/heartbeat`,
+      body,
+      AbortSignal.timeout(15_000),
+    ) as Promise<HeartbeatAnswer>;
   }
 
-  async upload(leaseId: string, name: string, data: UploadBody, mimeType: string, signal?: AbortSignal): Promise<{ url: string }> {
-    const streamed = !(data instanceof Uint8Array || data instanceof ArrayBuffer || typeof data === 'string' || data instanceof Blob);
-    const res = await fetch(`${this.base}/v1/worker/leases/${encodeURIComponent(leaseId)}/artifacts/${encodeURIComponent(name)}`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${this.token}`, 'content-type': mimeType },
-      // A stream goes out chunk by chunk (chunked transfer encoding); nothing is held whole in memory.
-      body: data as RequestInit["body"],
-      ...(streamed ? { duplex: 'half' } : {}),
-      signal,
-    });
+  async upload(
+    leaseId: string,
+    name: string,
+    data: UploadBody,
+    mimeType: string,
+    signal?: AbortSignal,
+  ): Promise<{ url: string }> {
+    const streamed = !(
+      data instanceof Uint8Array ||
+      data instanceof ArrayBuffer ||
+      typeof data === 'string' ||
+      data instanceof Blob
+    );
+    const res = await fetch(
+      `${this.base}/v1/worker/leases/${encodeURIComponent(leaseId)}/artifacts/${encodeURIComponent(name)}`,
+      {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${this.token}`, 'content-type': mimeType },
+        // A stream goes out chunk by chunk (chunked transfer encoding); nothing is held whole in memory.
+        body: data as RequestInit['body'],
+        ...(streamed ? { duplex: 'half' } : {}),
+        signal,
+      },
+    );
     return (await this.answer(res)) as { url: string };
   }
 
   complete(leaseId: string, body: { outputs: Output[]; revised_prompt?: string }): Promise<unknown> {
-    return this.call('POST', `/v1/worker/leases/${encodeURIComponent(leaseId)}/complete`, body, AbortSignal.timeout(30_000));
+    return this.call(
+      'POST',
+      `/v1/worker/leases/${encodeURIComponent(leaseId)}/complete`,
+      body,
+      AbortSignal.timeout(30_000),
+    );
   }
 
   fail(leaseId: string, body: FailBody): Promise<unknown> {
-    return this.call('POST', `/v1/worker/leases/${encodeURIComponent(leaseId)}/fail`, body, AbortSignal.timeout(30_000));
+    return this.call(
+      'POST',
+      `/v1/worker/leases/${encodeURIComponent(leaseId)}/fail`,
+      body,
+      AbortSignal.timeout(30_000),
+    );
   }
 
   private async call(method: string, path: string, body: unknown, signal: AbortSignal): Promise<unknown> {
@@ -88,7 +123,12 @@ export class WorkerClient {
     }
     if (res.ok) return parsed ?? {};
     const code = typeof parsed?.code === 'string' ? parsed.code : undefined;
-    const detail = typeof parsed?.detail === 'string' ? parsed.detail : typeof parsed?.title === 'string' ? parsed.title : text.slice(0, 300) || res.statusText;
+    const detail =
+      typeof parsed?.detail === 'string'
+        ? parsed.detail
+        : typeof parsed?.title === 'string'
+          ? parsed.title
+          : text.slice(0, 300) || res.statusText;
     throw new HeraldHttpError(res.status, code, detail);
   }
 }

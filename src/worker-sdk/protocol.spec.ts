@@ -3,8 +3,16 @@ import { backoffMs, completeBody, failureBody, heartbeatEveryMs, JobError } from
 
 describe('failureBody', () => {
   it('sends the message, and code and retryable when the error carries them', () => {
-    expect(failureBody(new JobError('GPU out of memory', { code: 'oom', retryable: true }))).toEqual({ error: 'GPU out of memory', code: 'oom', retryable: true });
-    expect(failureBody(Object.assign(new Error('nsfw'), { code: 'content_policy', retryable: false }))).toEqual({ error: 'nsfw', code: 'content_policy', retryable: false });
+    expect(failureBody(new JobError('GPU out of memory', { code: 'oom', retryable: true }))).toEqual({
+      error: 'GPU out of memory',
+      code: 'oom',
+      retryable: true,
+    });
+    expect(failureBody(Object.assign(new Error('nsfw'), { code: 'content_policy', retryable: false }))).toEqual({
+      error: 'nsfw',
+      code: 'content_policy',
+      retryable: false,
+    });
   });
 
   it('reads a plain Error, a thrown string or anything else, without inventing a code', () => {
@@ -19,8 +27,13 @@ describe('failureBody', () => {
 
 describe('completeBody', () => {
   it('takes an outputs array or {outputs, revised_prompt}', () => {
-    expect(completeBody([{ artifact: 'a.png', mime_type: 'image/png' }])).toEqual({ outputs: [{ artifact: 'a.png', mime_type: 'image/png' }] });
-    expect(completeBody({ outputs: [{ url: 'https://cdn/x.mp4' }], revised_prompt: 'p2' })).toEqual({ outputs: [{ url: 'https://cdn/x.mp4' }], revised_prompt: 'p2' });
+    expect(completeBody([{ artifact: 'a.png', mime_type: 'image/png' }])).toEqual({
+      outputs: [{ artifact: 'a.png', mime_type: 'image/png' }],
+    });
+    expect(completeBody({ outputs: [{ url: 'https://cdn/x.mp4' }], revised_prompt: 'p2' })).toEqual({
+      outputs: [{ url: 'https://cdn/x.mp4' }],
+      revised_prompt: 'p2',
+    });
   });
 
   it('refuses what Herald could not complete with, as a non-retryable invalid_outputs', () => {

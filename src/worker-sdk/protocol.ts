@@ -29,7 +29,10 @@ export interface Job {
 }
 
 /** One entry of `complete`'s `outputs`: an artifact uploaded under this lease, or a URL the worker hosts itself. */
-export type Output = ({ artifact: string } | { url: string }) & { mime_type?: string; metadata?: Record<string, unknown> };
+export type Output = ({ artifact: string } | { url: string }) & {
+  mime_type?: string;
+  metadata?: Record<string, unknown>;
+};
 
 /** What a handler returns: the outputs, or the outputs with the prompt the model actually used. */
 export type HandlerResult = Output[] | { outputs: Output[]; revised_prompt?: string };
@@ -59,7 +62,12 @@ export class JobError extends Error {
 /** The `fail` body for whatever a handler threw (a string, an Error, anything). */
 export function failureBody(thrown: unknown): FailBody {
   const err = thrown as { message?: unknown; code?: unknown; retryable?: unknown } | null;
-  const message = typeof thrown === 'string' ? thrown : typeof err?.message === 'string' && err.message ? err.message : String(thrown);
+  const message =
+    typeof thrown === 'string'
+      ? thrown
+      : typeof err?.message === 'string' && err.message
+        ? err.message
+        : String(thrown);
   const body: FailBody = { error: message.slice(0, 2_000) };
   // Herald takes codes of 1-64 letters, digits, _ . - (they become the task's error_code); others are left out.
   if (typeof err?.code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(err.code)) body.code = err.code;
@@ -72,12 +80,18 @@ export function completeBody(result: unknown): { outputs: Output[]; revised_prom
   const wrapped = result !== null && typeof result === 'object' && !Array.isArray(result);
   const outputs = wrapped ? (result as { outputs?: unknown }).outputs : result;
   if (!Array.isArray(outputs) || outputs.length === 0) {
-    throw new JobError('the handler must return a non-empty outputs array ([{artifact: name} | {url}, …])', { code: 'invalid_outputs', retryable: false });
+    throw new JobError('the handler must return a non-empty outputs array ([{artifact: name} | {url}, …])', {
+      code: 'invalid_outputs',
+      retryable: false,
+    });
   }
   for (const o of outputs as unknown[]) {
     const out = o as { artifact?: unknown; url?: unknown } | null;
     if (out === null || typeof out !== 'object' || (typeof out.artifact !== 'string' && typeof out.url !== 'string')) {
-      throw new JobError(`each output needs "artifact" (an uploaded name) or "url": got ${JSON.stringify(o)}`, { code: 'invalid_outputs', retryable: false });
+      throw new JobError(`each output needs "artifact" (an uploaded name) or "url": got ${JSON.stringify(o)}`, {
+        code: 'invalid_outputs',
+        retryable: false,
+      });
     }
   }
   const revised = wrapped ? (result as { revised_prompt?: unknown }).revised_prompt : undefined;
@@ -91,7 +105,11 @@ export function heartbeatEveryMs(leaseSeconds: number): number {
 }
 
 /** Exponential backoff with "equal jitter" (half fixed, half random, as in AWS's write-up) after `failures` consecutive failures (1 = the first). */
-export function backoffMs(failures: number, { initialMs, maxMs }: { initialMs: number; maxMs: number }, random = Math.random): number {
+export function backoffMs(
+  failures: number,
+  { initialMs, maxMs }: { initialMs: number; maxMs: number },
+  random = Math.random,
+): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }

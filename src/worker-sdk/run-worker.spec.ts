@@ -17,7 +17,10 @@ async function fakeHerald() {
   const artifacts = new Map<string, { type?: string; bytes: Buffer; chunked: boolean }>();
   const waiting: (() => void)[] = [];
   const state = {
-    heartbeat: (_leaseId: string, _n: number): { status: number; body: unknown } => ({ status: 200, body: { lease_expires_at: new Date().toISOString(), cancel: false } }),
+    heartbeat: (_leaseId: string, _n: number): { status: number; body: unknown } => ({
+      status: 200,
+      body: { lease_expires_at: new Date().toISOString(), cancel: false },
+    }),
     failLeases: 0,
     completeStatus: 200,
   };
@@ -35,7 +38,11 @@ async function fakeHerald() {
     const artifact = /^\/v1\/worker\/leases\/([^/]+)\/artifacts\/(.+)$/.exec(path);
     if (req.method === 'PUT' && artifact) {
       calls.push({ method: 'PUT', path, body: null, auth: req.headers.authorization });
-      artifacts.set(decodeURIComponent(artifact[2]), { type: req.headers['content-type'], bytes: raw, chunked: req.headers['transfer-encoding'] === 'chunked' });
+      artifacts.set(decodeURIComponent(artifact[2]), {
+        type: req.headers['content-type'],
+        bytes: raw,
+        chunked: req.headers['transfer-encoding'] === 'chunked',
+      });
       return reply(201, { url: `http://herald/v1/artifacts/${artifact[2]}` });
     }
     const body = raw.length ? JSON.parse(raw.toString()) : undefined;
@@ -61,7 +68,11 @@ async function fakeHerald() {
       const answer = state.heartbeat(lease[1], count);
       return reply(answer.status, answer.body);
     }
-    if (lease?.[2] === 'complete') return reply(state.completeStatus, state.completeStatus === 200 ? {} : { code: 'validation_failed', detail: 'unknown artifact "b.png"' });
+    if (lease?.[2] === 'complete')
+      return reply(
+        state.completeStatus,
+        state.completeStatus === 200 ? {} : { code: 'validation_failed', detail: 'unknown artifact "b.png"' },
+      );
     if (lease?.[2] === 'fail') return reply(200, {});
     reply(404, { code: 'not_found' });
   });
@@ -108,7 +119,15 @@ let herald: Awaited<ReturnType<typeof fakeHerald>>;
 let worker: RunningWorker | undefined;
 const logs: string[] = [];
 const start = (options: Partial<WorkerOptions> & Pick<WorkerOptions, 'handler'>) =>
-  (worker = runWorker({ url: herald.url, token: 'hw_test', models: ['flux-*'], waitSeconds: 1, backoff: { initialMs: 10, maxMs: 50 }, log: (l, m) => logs.push(`${l} ${m}`), ...options }));
+  (worker = runWorker({
+    url: herald.url,
+    token: 'hw_test',
+    models: ['flux-*'],
+    waitSeconds: 1,
+    backoff: { initialMs: 10, maxMs: 50 },
+    log: (l, m) => logs.push(`${l} ${m}`),
+    ...options,
+  }));
 
 afterEach(async () => {
   await worker?.stop({ graceMs: 0 });
@@ -136,11 +155,24 @@ describe('runWorker', () => {
 
     const lease = herald.of('/v1/worker/leases')[0];
     expect(lease.auth).toBe('Bearer hw_test');
-    expect(lease.body).toEqual({ worker_id: 'gpu-1', models: ['flux-*'], kinds: ['image'], max_jobs: 1, wait_seconds: 1 });
+    expect(lease.body).toEqual({
+      worker_id: 'gpu-1',
+      models: ['flux-*'],
+      kinds: ['image'],
+      max_jobs: 1,
+      wait_seconds: 1,
+    });
     expect(seen?.prompt).toBe('a red fox');
     expect(herald.of('/heartbeat')[0].body).toEqual({ progress: 40, message: 'denoising' });
-    expect(herald.artifacts.get('out.png')).toEqual({ type: 'image/png', bytes: Buffer.from('PNG-bytes'), chunked: true });
-    expect(herald.of('/complete')[0]).toMatchObject({ path: '/v1/worker/leases/lease-1/complete', body: { outputs: [{ artifact: 'out.png', mime_type: 'image/png', metadata: { seed: 7 } }] } });
+    expect(herald.artifacts.get('out.png')).toEqual({
+      type: 'image/png',
+      bytes: Buffer.from('PNG-bytes'),
+      chunked: true,
+    });
+    expect(herald.of('/complete')[0]).toMatchObject({
+      path: '/v1/worker/leases/lease-1/complete',
+      body: { outputs: [{ artifact: 'out.png', mime_type: 'image/png', metadata: { seed: 7 } }] },
+    });
     expect(herald.of('/fail')).toHaveLength(0);
   });
 
@@ -148,14 +180,18 @@ describe('runWorker', () => {
     herald = await fakeHerald();
     start({
       handler: async (job) => {
-        if (job.task_id === 'task-1') throw new JobError('prompt refused by the safety filter', { code: 'content_policy', retryable: false });
+        if (job.task_id === 'task-1')
+          throw new JobError('prompt refused by the safety filter', { code: 'content_policy', retryable: false });
         throw new Error('CUDA error');
       },
     });
     herald.add();
     herald.add();
     await until(() => herald.of('/fail').length === 2, 'two fails');
-    expect(herald.of('/fail').map((c) => c.body)).toEqual([{ error: 'prompt refused by the safety filter', code: 'content_policy', retryable: false }, { error: 'CUDA error' }]);
+    expect(herald.of('/fail').map((c) => c.body)).toEqual([
+      { error: 'prompt refused by the safety filter', code: 'content_policy', retryable: false },
+      { error: 'CUDA error' },
+    ]);
     expect(herald.of('/complete')).toHaveLength(0);
   });
 
@@ -180,7 +216,10 @@ describe('runWorker', () => {
 
   it('aborts ctx.signal when a heartbeat answers cancel, and sends neither complete nor fail', async () => {
     herald = await fakeHerald();
-    herald.state.heartbeat = (_, n) => ({ status: 200, body: n >= 2 ? { cancel: true, reason: 'cancelled' } : { cancel: false } });
+    herald.state.heartbeat = (_, n) => ({
+      status: 200,
+      body: n >= 2 ? { cancel: true, reason: 'cancelled' } : { cancel: false },
+    });
     let reason: unknown;
     start({
       handler: (_, ctx) =>
@@ -199,7 +238,10 @@ describe('runWorker', () => {
     herald = await fakeHerald();
     herald.state.heartbeat = () => ({ status: 410, body: { code: 'lease_expired', detail: 'lease expired' } });
     let reason: LeaseEndedError | undefined;
-    start({ handler: (_, ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject((reason = ctx.signal.reason)))) });
+    start({
+      handler: (_, ctx) =>
+        new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject((reason = ctx.signal.reason)))),
+    });
     herald.add();
     await until(() => reason !== undefined, 'abort');
     expect(reason?.reason).toBe('lost');
@@ -210,7 +252,10 @@ describe('runWorker', () => {
   it('asks for as many jobs as it has free slots', async () => {
     herald = await fakeHerald();
     const releases: (() => void)[] = [];
-    start({ concurrency: 3, handler: () => new Promise((r) => releases.push(() => r([{ url: 'https://cdn.example/x' }]))) });
+    start({
+      concurrency: 3,
+      handler: () => new Promise((r) => releases.push(() => r([{ url: 'https://cdn.example/x' }]))),
+    });
     await until(() => herald.of('/v1/worker/leases').length === 1, 'first poll');
     herald.add();
     await until(() => releases.length === 1, 'first job');
@@ -237,7 +282,15 @@ describe('runWorker', () => {
     await worker!.stop({ graceMs: 0 });
     const url = herald.url;
     await herald.close();
-    const offline = runWorker({ url, token: 't', models: ['m'], waitSeconds: 1, backoff: { initialMs: 5, maxMs: 10 }, log: (l, m) => logs.push(`${l} ${m}`), handler: async () => [] });
+    const offline = runWorker({
+      url,
+      token: 't',
+      models: ['m'],
+      waitSeconds: 1,
+      backoff: { initialMs: 5, maxMs: 10 },
+      log: (l, m) => logs.push(`${l} ${m}`),
+      handler: async () => [],
+    });
     await until(() => logs.filter((l) => l.includes('fetch failed')).length >= 2, 'retries while offline');
     await offline.stop();
     herald = await fakeHerald();
@@ -261,12 +314,16 @@ describe('runWorker', () => {
   it('hands a job that outlives the stop grace back as retryable, aborting its signal', async () => {
     herald = await fakeHerald();
     let reason: LeaseEndedError | undefined;
-    start({ handler: (_, ctx) => new Promise(() => ctx.signal.addEventListener('abort', () => (reason = ctx.signal.reason))) });
+    start({
+      handler: (_, ctx) => new Promise(() => ctx.signal.addEventListener('abort', () => (reason = ctx.signal.reason))),
+    });
     herald.add();
     await until(() => herald.of('/heartbeat').length >= 1, 'job running');
     await worker!.stop({ graceMs: 20 });
     expect(reason?.reason).toBe('shutdown');
-    expect(herald.of('/fail').map((c) => c.body)).toEqual([{ error: 'the worker stopped before the job finished', code: 'worker_stopped', retryable: true }]);
+    expect(herald.of('/fail').map((c) => c.body)).toEqual([
+      { error: 'the worker stopped before the job finished', code: 'worker_stopped', retryable: true },
+    ]);
   });
 
   it('fails the task with Herald’s reason when it refuses the outputs', async () => {

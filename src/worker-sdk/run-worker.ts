@@ -1,7 +1,17 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HeraldHttpError, WorkerClient, type UploadBody } from './client.js';
-import { backoffMs, completeBody, failureBody, heartbeatEveryMs, JobError, type FailBody, type HandlerResult, type Job, type JobKind } from './protocol.js';
+import {
+  backoffMs,
+  completeBody,
+  failureBody,
+  heartbeatEveryMs,
+  JobError,
+  type FailBody,
+  type HandlerResult,
+  type Job,
+  type JobKind,
+} from './protocol.js';
 
 /** Why a job's `ctx.signal` was aborted: Herald cancelled it (or it timed out), its lease was lost, or the worker is stopping. */
 export class LeaseEndedError extends Error {
@@ -95,7 +105,13 @@ export function runWorker(options: WorkerOptions): RunningWorker {
       }
       try {
         const jobs = await client.lease(
-          { worker_id: workerId, models: options.models, ...(options.kinds ? { kinds: options.kinds } : {}), max_jobs: Math.min(32, concurrency - running.size), wait_seconds: waitSeconds },
+          {
+            worker_id: workerId,
+            models: options.models,
+            ...(options.kinds ? { kinds: options.kinds } : {}),
+            max_jobs: Math.min(32, concurrency - running.size),
+            wait_seconds: waitSeconds,
+          },
           poll.signal,
         );
         failures = 0;
@@ -110,7 +126,10 @@ export function runWorker(options: WorkerOptions): RunningWorker {
   }
 
   function start(job: Job): void {
-    log('info', `job ${job.task_id} (${job.model}, attempt ${job.attempt}) leased${job.resume_from_percent ? `, resuming from ${job.resume_from_percent}%` : ''}`);
+    log(
+      'info',
+      `job ${job.task_id} (${job.model}, attempt ${job.attempt}) leased${job.resume_from_percent ? `, resuming from ${job.resume_from_percent}%` : ''}`,
+    );
     const entry = runJob(client, job, options.handler, log);
     running.set(job.lease_id, entry);
     void entry.done.finally(() => {
@@ -131,9 +150,12 @@ export function runWorker(options: WorkerOptions): RunningWorker {
     poll.abort();
     wake();
     clearTimeout(forceTimer);
-    forceTimer = setTimeout(() => {
-      for (const job of running.values()) void job.shutdown();
-    }, stopOptions.graceMs ?? options.stopTimeoutMs ?? 30_000);
+    forceTimer = setTimeout(
+      () => {
+        for (const job of running.values()) void job.shutdown();
+      },
+      stopOptions.graceMs ?? options.stopTimeoutMs ?? 30_000,
+    );
     return done;
   };
   if (options.signal?.aborted) void stop();
@@ -149,7 +171,12 @@ export function runWorker(options: WorkerOptions): RunningWorker {
 }
 
 /** One leased job: heartbeats, the handler, and exactly one complete or fail unless the lease ended first. */
-function runJob(client: WorkerClient, job: Job, handler: Handler, log: (level: LogLevel, message: string) => void): RunningJob {
+function runJob(
+  client: WorkerClient,
+  job: Job,
+  handler: Handler,
+  log: (level: LogLevel, message: string) => void,
+): RunningJob {
   const controller = new AbortController();
   let ended: LeaseEndedError | undefined;
   let report: { progress?: number; message?: string } = {};
@@ -183,7 +210,8 @@ function runJob(client: WorkerClient, job: Job, handler: Handler, log: (level: L
           if (answer.cancel) end('cancelled', answer.reason ?? 'cancelled');
         } catch (err) {
           if (err instanceof HeraldHttpError && (err.status === 410 || err.status === 404)) end('lost', err.message);
-          else if (Date.now() - lastAcknowledged > job.lease_seconds * 1000) end('lost', `no heartbeat got through within the lease (${describe(err)})`);
+          else if (Date.now() - lastAcknowledged > job.lease_seconds * 1000)
+            end('lost', `no heartbeat got through within the lease (${describe(err)})`);
           else log('warn', `heartbeat for ${job.task_id} failed (${describe(err)}); trying again`);
         }
       } while (again && !ended);
@@ -195,7 +223,10 @@ function runJob(client: WorkerClient, job: Job, handler: Handler, log: (level: L
   const ctx: JobContext = {
     signal: controller.signal,
     progress: (percent, message) => {
-      report = { progress: Math.round(Math.min(100, Math.max(0, Number(percent) || 0))), ...(message !== undefined ? { message: String(message) } : {}) };
+      report = {
+        progress: Math.round(Math.min(100, Math.max(0, Number(percent) || 0))),
+        ...(message !== undefined ? { message: String(message) } : {}),
+      };
       return beat(true);
     },
     upload: (name, data, mimeType) => client.upload(job.lease_id, name, data, mimeType, controller.signal),
@@ -225,7 +256,12 @@ function runJob(client: WorkerClient, job: Job, handler: Handler, log: (level: L
         log('info', `job ${job.task_id} completed`);
       } catch (err) {
         // Herald refused the outputs (an unknown artifact name, say): the task fails with the reason, not silently.
-        if (err instanceof HeraldHttpError && err.status === 422) await sendFail({ error: `Herald refused the outputs: ${err.message}`.slice(0, 2_000), code: 'invalid_outputs', retryable: false });
+        if (err instanceof HeraldHttpError && err.status === 422)
+          await sendFail({
+            error: `Herald refused the outputs: ${err.message}`.slice(0, 2_000),
+            code: 'invalid_outputs',
+            retryable: false,
+          });
       }
       return;
     }
@@ -242,7 +278,11 @@ function runJob(client: WorkerClient, job: Job, handler: Handler, log: (level: L
     shutdown: () => {
       if (!shutdownFailed && !ended) {
         end('shutdown', 'the worker is stopping');
-        shutdownFailed = sendFail({ error: 'the worker stopped before the job finished', code: 'worker_stopped', retryable: true });
+        shutdownFailed = sendFail({
+          error: 'the worker stopped before the job finished',
+          code: 'worker_stopped',
+          retryable: true,
+        });
       }
       resolveShutdown();
       return shutdownFailed ?? Promise.resolve();
@@ -254,7 +294,13 @@ function runJob(client: WorkerClient, job: Job, handler: Handler, log: (level: L
  * Sends complete or fail, retrying network errors and 5xx a few times. A 404/410 means the lease is gone (expired,
  * cancelled, or already settled by an earlier try whose answer was lost): nothing more to do. Other 4xx rethrow.
  */
-async function settle(client: WorkerClient, log: (level: LogLevel, message: string) => void, job: Job, what: string, send: () => Promise<unknown>): Promise<void> {
+async function settle(
+  client: WorkerClient,
+  log: (level: LogLevel, message: string) => void,
+  job: Job,
+  what: string,
+  send: () => Promise<unknown>,
+): Promise<void> {
   for (let failures = 1; ; failures++) {
     try {
       await send();

@@ -20,7 +20,10 @@ describe('lease rules', () => {
     expect(leaseState({ ...live, leaseId: 'M' }, 'L', now).kind).toBe('gone');
     expect(leaseState({ ...live, leaseId: null }, 'L', now).kind).toBe('gone');
     expect(leaseState({ ...live, status: 'cancelled' }, 'L', now)).toEqual({ kind: 'cancel', reason: 'cancelled' });
-    expect(leaseState({ ...live, status: 'timedout', leaseExpiresAt: new Date(0) }, 'L', now)).toEqual({ kind: 'cancel', reason: 'timedout' });
+    expect(leaseState({ ...live, status: 'timedout', leaseExpiresAt: new Date(0) }, 'L', now)).toEqual({
+      kind: 'cancel',
+      reason: 'timedout',
+    });
   });
 
   it('requeues a lost lease until the task has had WORKER_MAX_LEASES leases', () => {

@@ -23,9 +23,15 @@ export type LeaseState =
   | { kind: 'gone'; why: string };
 
 /** What a lease is, as a worker presenting it sees it. */
-export function leaseState(task: Pick<Task, 'status' | 'leaseId' | 'leaseExpiresAt'>, leaseId: string, now: number): LeaseState {
-  if (task.leaseId !== leaseId) return { kind: 'gone', why: 'the lease ended or the task was taken over by another lease' };
-  if (isTerminal(task.status)) return { kind: 'cancel', reason: task.status as 'cancelled' | 'timedout' | 'failed' | 'completed' };
+export function leaseState(
+  task: Pick<Task, 'status' | 'leaseId' | 'leaseExpiresAt'>,
+  leaseId: string,
+  now: number,
+): LeaseState {
+  if (task.leaseId !== leaseId)
+    return { kind: 'gone', why: 'the lease ended or the task was taken over by another lease' };
+  if (isTerminal(task.status))
+    return { kind: 'cancel', reason: task.status as 'cancelled' | 'timedout' | 'failed' | 'completed' };
   if (task.status !== 'processing' || !task.leaseExpiresAt || task.leaseExpiresAt.getTime() <= now) {
     return { kind: 'gone', why: 'the lease expired (it was not renewed within lease_seconds)' };
   }

@@ -79,7 +79,12 @@ export class LeaseSweeper implements OnApplicationBootstrap, OnApplicationShutdo
         );
         if (failed) lost++;
       } else {
-        const back = await this.transitions.apply(row.id, 'processing', { message: 'Worker lost; waiting for another worker', leaseId: null, leaseExpiresAt: null }, guard);
+        const back = await this.transitions.apply(
+          row.id,
+          'processing',
+          { message: 'Worker lost; waiting for another worker', leaseId: null, leaseExpiresAt: null },
+          guard,
+        );
         if (back) {
           requeued++;
           this.queue.announce(row);
@@ -88,7 +93,8 @@ export class LeaseSweeper implements OnApplicationBootstrap, OnApplicationShutdo
     }
     if (requeued) this.metrics.workerLeases.inc({ outcome: 'expired' }, requeued);
     if (lost) this.metrics.workerLeases.inc({ outcome: 'worker_lost' }, lost);
-    if (requeued || lost) this.logger.log(`expired leases: ${requeued} back in the queue, ${lost} failed (worker_lost)`);
+    if (requeued || lost)
+      this.logger.log(`expired leases: ${requeued} back in the queue, ${lost} failed (worker_lost)`);
     return { requeued, lost };
   }
 }

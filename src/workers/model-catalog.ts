@@ -22,10 +22,21 @@ export interface SeenWorker {
  * online workers named in their leases; never a glob. A model served by workers has the kinds those workers
  * lease; a route's model with no such worker has both kinds (Herald accepts either).
  */
-export function modelCatalog(routes: readonly ModelRoute[], workers: readonly SeenWorker[], now: Date, startedAt: Date): CatalogEntry[] {
+export function modelCatalog(
+  routes: readonly ModelRoute[],
+  workers: readonly SeenWorker[],
+  now: Date,
+  startedAt: Date,
+): CatalogEntry[] {
   const entries = new Map<string, CatalogEntry>();
   for (const route of exactRouteModels(routes)) {
-    entries.set(route.pattern, { id: route.pattern, provider: route.provider, kinds: ['video', 'image'], lastVerified: now, created: startedAt });
+    entries.set(route.pattern, {
+      id: route.pattern,
+      provider: route.provider,
+      kinds: ['video', 'image'],
+      lastVerified: now,
+      created: startedAt,
+    });
   }
   const served = new Map<string, { kinds: Set<string>; first: Date; last: Date }>();
   for (const worker of workers) {
@@ -42,7 +53,13 @@ export function modelCatalog(routes: readonly ModelRoute[], workers: readonly Se
     // Only where the routes send it to workers: a worker naming a simulator model does not serve its tasks.
     if (routeFor(routes, id) !== 'workers') continue;
     const kinds = (['video', 'image'] as const).filter((k) => s.kinds.has(k));
-    entries.set(id, { id, provider: 'workers', kinds, lastVerified: s.last, created: entries.get(id)?.created ?? s.first });
+    entries.set(id, {
+      id,
+      provider: 'workers',
+      kinds,
+      lastVerified: s.last,
+      created: entries.get(id)?.created ?? s.first,
+    });
   }
   return [...entries.values()];
 }

@@ -63,7 +63,13 @@ export class WorkQueue {
    * guarded by "no lease yet", so a task can never be leased twice. A request whose worker hung up (`gone`)
    * before its turn leases nothing.
    */
-  claim(workerId: string, models: readonly string[], kinds: readonly TaskKind[], max: number, gone?: AbortSignal): Promise<Task[]> {
+  claim(
+    workerId: string,
+    models: readonly string[],
+    kinds: readonly TaskKind[],
+    max: number,
+    gone?: AbortSignal,
+  ): Promise<Task[]> {
     return this.rounds.submit({ claim: { workerId, models, kinds, max, gone } }) as Promise<Task[]>;
   }
 
@@ -90,7 +96,9 @@ export class WorkQueue {
     const handOver: Delivery[] = [];
     const now = new Date();
     const changes = items.flatMap((item, i) => ('change' in item ? [{ i, change: item.change }] : []));
-    const live = items.flatMap((item, i) => ('claim' in item && !item.claim.gone?.aborted ? [{ r: item.claim, i }] : []));
+    const live = items.flatMap((item, i) =>
+      'claim' in item && !item.claim.gone?.aborted ? [{ r: item.claim, i }] : [],
+    );
     const out: Array<Task[] | Task | null> = items.map((item) => ('claim' in item ? [] : null));
     if (live.length === 0 && changes.length === 0) return out;
     const { claimed, changed } = await this.uow.run(async (em) => {
@@ -127,7 +135,9 @@ export class WorkQueue {
           leaseWorkerId: (items[i] as { claim: ClaimRequest }).claim.workerId,
           leaseExpiresAt: expires,
           leaseCount: Number(row.lease_count) + 1,
-          ...(row.status === 'pending' ? { startedAt: now, progress: 0, message: 'Generation started' } : { message: 'Resumed by a worker' }),
+          ...(row.status === 'pending'
+            ? { startedAt: now, progress: 0, message: 'Generation started' }
+            : { message: 'Resumed by a worker' }),
         },
         guard: { from: [row.status], attempt: row.attempt, lease: { id: null } },
       }));
@@ -135,7 +145,9 @@ export class WorkQueue {
       const tasks = await this.transitions.applyManyIn(em, [...changes.map((c) => c.change), ...claims], handOver);
       return {
         changed: changes.map((c, n) => ({ ...c, task: tasks[n] })),
-        claimed: picks.flatMap((pick, n) => (tasks[changes.length + n] ? [{ ...pick, task: tasks[changes.length + n]! }] : [])),
+        claimed: picks.flatMap((pick, n) =>
+          tasks[changes.length + n] ? [{ ...pick, task: tasks[changes.length + n]! }] : [],
+        ),
       };
     });
     this.outbox.handOver(handOver);
@@ -159,7 +171,13 @@ export class WorkQueue {
   }
 
   /** `taken`: ids already claimed earlier in this transaction (on PostgreSQL our own row locks do not skip them). */
-  private waitingQuery(models: readonly string[], kinds: readonly TaskKind[], max: number, now: Date, taken: readonly string[] = []): { text: string; params: unknown[] } {
+  private waitingQuery(
+    models: readonly string[],
+    kinds: readonly TaskKind[],
+    max: number,
+    now: Date,
+    taken: readonly string[] = [],
+  ): { text: string; params: unknown[] } {
     const params: unknown[] = [];
     // Placeholders are taken in the order they appear in the text (SQLite's ? are positional).
     const p = (value: unknown) => (params.push(value), this.sql.postgres ? `$${params.length}` : '?');

@@ -24,7 +24,8 @@ import { WorkerRegistry } from './worker-registry.js';
 const MAX_INLINE_BYTES = 16 * 1_048_576;
 
 const leaseNotFound = (leaseId: string) => new DomainException(ErrorCode.LeaseNotFound, `No lease with id ${leaseId}.`);
-const leaseGone = (why: string) => new DomainException(ErrorCode.LeaseExpired, `This lease is no longer held: ${why}. Stop working on the job.`);
+const leaseGone = (why: string) =>
+  new DomainException(ErrorCode.LeaseExpired, `This lease is no longer held: ${why}. Stop working on the job.`);
 
 export type Job = ReturnType<typeof jobView>;
 
@@ -47,7 +48,9 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
   // Many workers heartbeat and complete at once: the reads of their tasks, and the plain lease renewals, that
   // arrive within one round share one query and one transaction (each renewal still guarded by its lease id).
   private readonly reads = new MicroBatcher(async (ids: string[]) => {
-    const found = new Map((await this.db.getRepository(Task).findBy({ id: In([...new Set(ids)]) })).map((t) => [t.id, t]));
+    const found = new Map(
+      (await this.db.getRepository(Task).findBy({ id: In([...new Set(ids)]) })).map((t) => [t.id, t]),
+    );
     return ids.map((id) => found.get(id) ?? null);
   }, 128);
   private readonly renewals = new MicroBatcher(
@@ -55,17 +58,23 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
       this.uow.run((em) =>
         together(
           em,
-          batch.map(({ taskId, leaseId, expires, now }) => async () =>
-            Boolean(
-              (
-                await em
-                  .createQueryBuilder()
-                  .update(Task)
-                  .set({ leaseExpiresAt: expires })
-                  .where("id = :id AND lease_id = :leaseId AND status = 'processing' AND lease_expires_at > :now", { id: taskId, leaseId, now: now.getTime() })
-                  .execute()
-              ).affected,
-            ),
+          batch.map(
+            ({ taskId, leaseId, expires, now }) =>
+              async () =>
+                Boolean(
+                  (
+                    await em
+                      .createQueryBuilder()
+                      .update(Task)
+                      .set({ leaseExpiresAt: expires })
+                      .where("id = :id AND lease_id = :leaseId AND status = 'processing' AND lease_expires_at > :now", {
+                        id: taskId,
+                        leaseId,
+                        now: now.getTime(),
+                      })
+                      .execute()
+                  ).affected,
+                ),
           ),
         ),
       ),
@@ -94,7 +103,8 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     const kinds: TaskKind[] = dto.kinds ?? ['video', 'image'];
     const max = dto.max_jobs ?? 1;
     await this.registry.seen(dto.worker_id, worker, dto.models, kinds);
-    const claim = async () => (gone.aborted ? [] : (await this.queue.claim(dto.worker_id, dto.models, kinds, max, gone)).map((t) => this.job(t)));
+    const claim = async () =>
+      gone.aborted ? [] : (await this.queue.claim(dto.worker_id, dto.models, kinds, max, gone)).map((t) => this.job(t));
     const waitMs = (dto.wait_seconds ?? 0) * 1000;
     if (waitMs <= 0) return claim();
 
@@ -137,7 +147,10 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
   }
 
   /** Renews a lease and records progress; tells the worker to stop when the task was cancelled or timed out. */
-  async heartbeat(leaseId: string, dto: HeartbeatDto): Promise<{ lease_expires_at: string; cancel: false } | { cancel: true; reason: string }> {
+  async heartbeat(
+    leaseId: string,
+    dto: HeartbeatDto,
+  ): Promise<{ lease_expires_at: string; cancel: false } | { cancel: true; reason: string }> {
     let task = await this.taskOf(leaseId);
     const now = new Date();
     const state = leaseState(task, leaseId, now.getTime());
@@ -152,7 +165,14 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     let renewed: boolean;
     if (progress !== task.progress || message !== task.message) {
       // A change worth telling: an event (SSE, webhooks, supersede rules) exactly as the simulator's progress.
-      renewed = (await this.queue.change({ taskId: task.id, tenantId: task.tenantId, to: 'processing', patch: { progress, message, leaseExpiresAt: expires }, guard })) !== null;
+      renewed =
+        (await this.queue.change({
+          taskId: task.id,
+          tenantId: task.tenantId,
+          to: 'processing',
+          patch: { progress, message, leaseExpiresAt: expires },
+          guard,
+        })) !== null;
     } else {
       renewed = await this.renewals.submit({ taskId: task.id, leaseId, expires, now });
     }
@@ -190,7 +210,12 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
         progress: 100,
         message: task.kind === 'video' ? 'Video generation complete' : 'Image generation complete',
         completedAt: now,
-        result: { created: Math.floor(now.getTime() / 1000), data, model: task.model, usage: { generation_ms: now.getTime() - (task.startedAt?.getTime() ?? now.getTime()) } },
+        result: {
+          created: Math.floor(now.getTime() / 1000),
+          data,
+          model: task.model,
+          usage: { generation_ms: now.getTime() - (task.startedAt?.getTime() ?? now.getTime()) },
+        },
         leaseId: null,
         leaseExpiresAt: null,
       },
@@ -209,14 +234,32 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     const task = await this.liveTask(leaseId);
     const now = new Date();
     const guard = { from: ['processing' as const], attempt: task.attempt, lease: { id: leaseId, liveAt: now } };
-    const requeue = dto.retryable === true && afterLostLease(task.leaseCount, this.config.workers.maxLeases) === 'requeue';
+    const requeue =
+      dto.retryable === true && afterLostLease(task.leaseCount, this.config.workers.maxLeases) === 'requeue';
     const changed = await this.queue.change({
       taskId: task.id,
       tenantId: task.tenantId,
       guard,
       ...(requeue
-        ? { to: 'processing', patch: { message: `Queued again after a worker failure: ${dto.error}`.slice(0, 1_000), leaseId: null, leaseExpiresAt: null } }
-        : { to: 'failed', patch: { error: dto.error, errorCode: dto.code ?? 'generation_failed', message: 'Generation failed', completedAt: now, leaseId: null, leaseExpiresAt: null } }),
+        ? {
+            to: 'processing',
+            patch: {
+              message: `Queued again after a worker failure: ${dto.error}`.slice(0, 1_000),
+              leaseId: null,
+              leaseExpiresAt: null,
+            },
+          }
+        : {
+            to: 'failed',
+            patch: {
+              error: dto.error,
+              errorCode: dto.code ?? 'generation_failed',
+              message: 'Generation failed',
+              completedAt: now,
+              leaseId: null,
+              leaseExpiresAt: null,
+            },
+          }),
     });
     if (!changed) throw await this.whyNot(leaseId);
     this.metrics.workerLeases.inc({ outcome: requeue ? 'requeued' : 'failed' });
@@ -253,13 +296,28 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
   private async whyNot(leaseId: string): Promise<DomainException> {
     const task = await this.taskOf(leaseId);
     const state = leaseState(task, leaseId, Date.now());
-    return leaseGone(state.kind === 'gone' ? state.why : state.kind === 'cancel' ? `the task is ${task.status}` : 'the lease changed meanwhile');
+    return leaseGone(
+      state.kind === 'gone'
+        ? state.why
+        : state.kind === 'cancel'
+          ? `the task is ${task.status}`
+          : 'the lease changed meanwhile',
+    );
   }
 
   /** The worker learns of the cancel (or timeout) now; its lease ends with this answer. */
   private async cancelled(task: Task, leaseId: string, reason: string): Promise<{ cancel: true; reason: string }> {
     const ended = await this.uow.run(async (em) =>
-      Boolean((await em.createQueryBuilder().update(Task).set({ leaseId: null, leaseExpiresAt: null }).where('id = :id AND lease_id = :leaseId', { id: task.id, leaseId }).execute()).affected),
+      Boolean(
+        (
+          await em
+            .createQueryBuilder()
+            .update(Task)
+            .set({ leaseId: null, leaseExpiresAt: null })
+            .where('id = :id AND lease_id = :leaseId', { id: task.id, leaseId })
+            .execute()
+        ).affected,
+      ),
     );
     if (!ended) throw leaseGone('the lease ended');
     this.metrics.workerLeases.inc({ outcome: 'cancelled' });
@@ -276,12 +334,18 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
         errors.push({ field: `outputs.${i}`, message: 'must have exactly one of artifact or url' });
         continue;
       }
-      const upload = out.artifact !== undefined ? await this.artifacts.uploadOf(ArtifactStore.uploadName(task.id, task.attempt, out.artifact)) : undefined;
+      const upload =
+        out.artifact !== undefined
+          ? await this.artifacts.uploadOf(ArtifactStore.uploadName(task.id, task.attempt, out.artifact))
+          : undefined;
       if (out.artifact !== undefined && !upload) {
-        errors.push({ field: `outputs.${i}.artifact`, message: `no artifact named "${out.artifact}" was uploaded for this task's attempt` });
+        errors.push({
+          field: `outputs.${i}.artifact`,
+          message: `no artifact named "${out.artifact}" was uploaded for this task's attempt`,
+        });
         continue;
       }
-      const given = (out.metadata ?? {});
+      const given = out.metadata ?? {};
       const mimeType = out.mime_type ?? upload?.mimeType ?? 'application/octet-stream';
       const metadata = {
         ...(task.options.duration !== undefined ? { duration: task.options.duration } : {}),
@@ -307,4 +371,10 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
   }
 }
 
-const tooLarge = (max: number) => new DomainException(ErrorCode.PayloadTooLarge, `The artifact is larger than ARTIFACT_MAX_BYTES (${max} bytes).`, undefined, { Connection: 'close' });
+const tooLarge = (max: number) =>
+  new DomainException(
+    ErrorCode.PayloadTooLarge,
+    `The artifact is larger than ARTIFACT_MAX_BYTES (${max} bytes).`,
+    undefined,
+    { Connection: 'close' },
+  );

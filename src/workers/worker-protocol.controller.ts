@@ -8,11 +8,18 @@ import { ApiProblems } from '../common/api-problems.js';
 import { ErrorCode } from '../common/errors.js';
 import { drainRefusedBody, REFUSED_BODY_READ_MS, uploadContentType } from '../common/http-server.js';
 import { validationFailed } from '../common/validation.js';
-import { ARTIFACT_UPLOAD_NAME, CompleteDto, FailDto, HeartbeatDto, LeaseRequestDto } from './dto/worker-protocol.dto.js';
+import {
+  ARTIFACT_UPLOAD_NAME,
+  CompleteDto,
+  FailDto,
+  HeartbeatDto,
+  LeaseRequestDto,
+} from './dto/worker-protocol.dto.js';
 import { WorkerLeasesService } from './worker-leases.service.js';
 
 /** PUT …/artifacts/{name}: its body reaches the handler as a stream (see useRawUploads in serve.ts). */
-export const isArtifactUpload = (method: string, url: string) => method === 'PUT' && /^\/v1\/worker\/leases\/[^/?]+\/artifacts\/[^/?]+/.test(url);
+export const isArtifactUpload = (method: string, url: string) =>
+  method === 'PUT' && /^\/v1\/worker\/leases\/[^/?]+\/artifacts\/[^/?]+/.test(url);
 
 /** The worker protocol (docs/WORKERS.md): thin, the rules are in WorkerLeasesService. Worker tokens only. */
 @WorkerOnly()
@@ -24,10 +31,17 @@ export class WorkerProtocolController {
 
   @Post()
   @HttpCode(200)
-  @ApiOperation({ operationId: 'leaseJobs', summary: 'Lease jobs for the models this worker serves; long-polls up to wait_seconds when none is ready' })
+  @ApiOperation({
+    operationId: 'leaseJobs',
+    summary: 'Lease jobs for the models this worker serves; long-polls up to wait_seconds when none is ready',
+  })
   @ApiResponse({ status: 200, description: '{jobs: [...]}; empty when the wait ends with nothing ready' })
   @ApiProblems(ErrorCode.ValidationFailed)
-  async lease(@WorkerAuth() worker: WorkerPrincipal, @Body() body: LeaseRequestDto, @Res({ passthrough: true }) res: FastifyReply) {
+  async lease(
+    @WorkerAuth() worker: WorkerPrincipal,
+    @Body() body: LeaseRequestDto,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
     const gone = new AbortController();
     const hungUp = () => {
       if (!res.raw.writableFinished) gone.abort();
@@ -42,7 +56,10 @@ export class WorkerProtocolController {
 
   @Post(':leaseId/heartbeat')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'heartbeatLease', summary: 'Renew a lease and report progress; {cancel: true, reason} when the task was cancelled or timed out' })
+  @ApiOperation({
+    operationId: 'heartbeatLease',
+    summary: 'Renew a lease and report progress; {cancel: true, reason} when the task was cancelled or timed out',
+  })
   @ApiResponse({ status: 200, description: '{lease_expires_at, cancel: false} or {cancel: true, reason}' })
   @ApiProblems(ErrorCode.ValidationFailed, ErrorCode.LeaseNotFound, ErrorCode.LeaseExpired)
   heartbeat(@Param('leaseId') leaseId: string, @Body() body: HeartbeatDto) {
@@ -51,16 +68,22 @@ export class WorkerProtocolController {
 
   @Put(':leaseId/artifacts/:name')
   @HttpCode(201)
-  @ApiOperation({ operationId: 'uploadArtifact', summary: 'Upload an output file (raw bytes, streamed; up to ARTIFACT_MAX_BYTES) → 201 {url}' })
+  @ApiOperation({
+    operationId: 'uploadArtifact',
+    summary: 'Upload an output file (raw bytes, streamed; up to ARTIFACT_MAX_BYTES) → 201 {url}',
+  })
   @ApiResponse({ status: 201, description: '{name, url, size_bytes, mime_type}' })
   @ApiProblems(ErrorCode.ValidationFailed, ErrorCode.LeaseNotFound, ErrorCode.LeaseExpired, ErrorCode.PayloadTooLarge)
   async upload(@Param('leaseId') leaseId: string, @Param('name') name: string, @Req() req: FastifyRequest) {
     if (!ARTIFACT_UPLOAD_NAME.test(name)) {
-      throw validationFailed([{ field: 'name', message: 'must be 1–100 characters of A-Z a-z 0-9 . _ - and not start with "."' }]);
+      throw validationFailed([
+        { field: 'name', message: 'must be 1–100 characters of A-Z a-z 0-9 . _ - and not start with "."' },
+      ]);
     }
     const body = req.body instanceof Readable ? req.body : Readable.from([]);
     const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
-    const type = /^[\w.+-]+\/[\w.+-]+/.exec(uploadContentType(req.raw) ?? '')?.[0].toLowerCase() ?? 'application/octet-stream';
+    const type =
+      /^[\w.+-]+\/[\w.+-]+/.exec(uploadContentType(req.raw) ?? '')?.[0].toLowerCase() ?? 'application/octet-stream';
     try {
       return await this.leases.upload(leaseId, name, body, type, Number.isFinite(declared) ? declared : undefined);
     } finally {
@@ -73,7 +96,10 @@ export class WorkerProtocolController {
 
   @Post(':leaseId/complete')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'completeLease', summary: 'Finish the task with its outputs (uploaded artifacts or URLs)' })
+  @ApiOperation({
+    operationId: 'completeLease',
+    summary: 'Finish the task with its outputs (uploaded artifacts or URLs)',
+  })
   @ApiResponse({ status: 200, description: '{task_id, status}' })
   @ApiProblems(ErrorCode.ValidationFailed, ErrorCode.LeaseNotFound, ErrorCode.LeaseExpired)
   complete(@Param('leaseId') leaseId: string, @Body() body: CompleteDto) {
@@ -82,7 +108,10 @@ export class WorkerProtocolController {
 
   @Post(':leaseId/fail')
   @HttpCode(200)
-  @ApiOperation({ operationId: 'failLease', summary: 'Fail the task (error, code), or with retryable: true give it back to the queue' })
+  @ApiOperation({
+    operationId: 'failLease',
+    summary: 'Fail the task (error, code), or with retryable: true give it back to the queue',
+  })
   @ApiResponse({ status: 200, description: '{task_id, status, requeued}' })
   @ApiProblems(ErrorCode.ValidationFailed, ErrorCode.LeaseNotFound, ErrorCode.LeaseExpired)
   fail(@Param('leaseId') leaseId: string, @Body() body: FailDto) {

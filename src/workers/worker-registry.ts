@@ -40,12 +40,19 @@ export class WorkerRegistry implements OnModuleInit {
 
   onModuleInit(): void {
     this.metrics.gauge('herald_workers_online', `Workers seen in the last ${ONLINE_MS / 1000} s`, [], async (g) => {
-      g.set(await this.db.getRepository(Worker).countBy({ lastSeenAt: MoreThanOrEqual(new Date(Date.now() - ONLINE_MS)) }));
+      g.set(
+        await this.db.getRepository(Worker).countBy({ lastSeenAt: MoreThanOrEqual(new Date(Date.now() - ONLINE_MS)) }),
+      );
     });
   }
 
   /** Records a lease request. Never fails the request: the registry is for display. */
-  async seen(workerId: string, token: WorkerPrincipal, models: readonly string[], kinds: readonly string[]): Promise<void> {
+  async seen(
+    workerId: string,
+    token: WorkerPrincipal,
+    models: readonly string[],
+    kinds: readonly string[],
+  ): Promise<void> {
     const now = Date.now();
     const key = JSON.stringify([token.tokenId, models, kinds]);
     const last = this.written.get(workerId);
@@ -73,7 +80,9 @@ export class WorkerRegistry implements OnModuleInit {
     const last = this.written.get(workerId);
     if (last && now - last.at < SEEN_WRITE_MS) return;
     this.written.set(workerId, { at: now, key: last?.key ?? '' });
-    await this.uow.run((em) => em.update(Worker, { id: workerId }, { lastSeenAt: new Date(now) })).catch(() => undefined);
+    await this.uow
+      .run((em) => em.update(Worker, { id: workerId }, { lastSeenAt: new Date(now) }))
+      .catch(() => undefined);
   }
 
   /** Every known worker, most recently seen first, with the leases it holds now. */
@@ -100,6 +109,8 @@ export class WorkerRegistry implements OnModuleInit {
 
   /** Workers seen within ONLINE_MS, for discovery. */
   online(): Promise<Worker[]> {
-    return this.db.getRepository(Worker).find({ where: { lastSeenAt: MoreThanOrEqual(new Date(Date.now() - ONLINE_MS)) } });
+    return this.db
+      .getRepository(Worker)
+      .find({ where: { lastSeenAt: MoreThanOrEqual(new Date(Date.now() - ONLINE_MS)) } });
   }
 }

@@ -18,23 +18,41 @@ export class WorkersController {
 
   /** Workers are global (they serve every tenant's worker-routed tasks); tenants see them read-only. */
   @Get('workers')
-  @ApiOperation({ operationId: 'listWorkers', summary: 'Workers seen by this Herald: id, label, models, kinds, leases held, last seen' })
+  @ApiOperation({
+    operationId: 'listWorkers',
+    summary: 'Workers seen by this Herald: id, label, models, kinds, leases held, last seen',
+  })
   @ApiResponse({ status: 200, description: '{data: [{id, label, models, kinds, leases_held, last_seen_at}]}' })
   async workers() {
     return { data: await this.registry.list() };
   }
 
   @Get('models')
-  @ApiOperation({ operationId: 'listModels', summary: 'Models offered (OpenAI list shape): the exact ids of MODEL_ROUTES and of online workers' })
+  @ApiOperation({
+    operationId: 'listModels',
+    summary: 'Models offered (OpenAI list shape): the exact ids of MODEL_ROUTES and of online workers',
+  })
   @ApiResponse({ status: 200, description: '{object: "list", data: [{id, object, created, owned_by}]}' })
   async models() {
     const catalog = await this.catalog();
-    return { object: 'list', data: catalog.map((m) => ({ id: m.id, object: 'model', created: Math.floor(m.created.getTime() / 1000), owned_by: m.provider })) };
+    return {
+      object: 'list',
+      data: catalog.map((m) => ({
+        id: m.id,
+        object: 'model',
+        created: Math.floor(m.created.getTime() / 1000),
+        owned_by: m.provider,
+      })),
+    };
   }
 
   /** Conduit's discovery shape, as its Node SDK's discovery.getModels() reads it. */
   @Get('discovery/models')
-  @ApiOperation({ operationId: 'discoverModels', summary: "Models offered, in Conduit's discovery shape ({data: [{id, provider, display_name, capabilities, last_verified}], count})" })
+  @ApiOperation({
+    operationId: 'discoverModels',
+    summary:
+      "Models offered, in Conduit's discovery shape ({data: [{id, provider, display_name, capabilities, last_verified}], count})",
+  })
   @ApiResponse({ status: 200, description: '{data, count}' })
   async discovery() {
     const data = (await this.catalog()).map((m) => ({

@@ -22,7 +22,12 @@ export class WorkersModule {
       module: WorkersModule,
       imports: [TasksCoreModule, AuthModule, GenerationModule, WebhooksModule, ObservabilityModule],
       controllers: http ? [WorkerProtocolController, WorkersController] : [],
-      providers: [WorkQueue, WorkerRegistry, ...(http ? [WorkerLeasesService] : []), ...(sweeper ? [LeaseSweeper] : [])],
+      providers: [
+        WorkQueue,
+        WorkerRegistry,
+        ...(http ? [WorkerLeasesService] : []),
+        ...(sweeper ? [LeaseSweeper] : []),
+      ],
     };
   }
 }

@@ -9,11 +9,22 @@ const run = promisify(execFile);
 // It uses SQLite and PostgreSQL itself, so it runs once, in the SQLite project.
 describe.skipIf(testDb() !== 'sqlite')('benchmark harness smoke run', () => {
   it('prints one JSON line per measure, for Herald and both baselines', { timeout: 240_000 }, async () => {
-    const { stdout } = await run(process.execPath, ['bench/run.mjs', '--smoke'], { timeout: 230_000, maxBuffer: 1 << 20 });
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const { stdout } = await run(process.execPath, ['bench/run.mjs', '--smoke'], {
+      timeout: 230_000,
+      maxBuffer: 1 << 20,
+    });
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const systems = lines.filter((l) => l.measure === 'deliveries_per_s').map((l) => l.system);
     expect(systems).toEqual(
-      expect.arrayContaining(['raw keep-alive POST loop (ceiling)', 'BullMQ + axios by hand', 'Herald (sqlite)', 'Herald (postgres)']),
+      expect.arrayContaining([
+        'raw keep-alive POST loop (ceiling)',
+        'BullMQ + axios by hand',
+        'Herald (sqlite)',
+        'Herald (postgres)',
+      ]),
     );
     for (const l of lines.filter((l) => l.measure === 'deliveries_per_s')) expect(l.value).toBeGreaterThan(0);
     const latency = lines.find((l) => l.measure === 'event_to_receipt_ms');
@@ -31,6 +42,7 @@ describe.skipIf(testDb() !== 'sqlite')('benchmark harness smoke run', () => {
     // Both fan-out shapes, every subscriber with every event of its tenant, in order.
     const streams = lines.filter((l) => l.measure === 'stream_fanout');
     expect(streams.map((l) => l.shape)).toEqual(['all', 'tenants']);
-    for (const l of streams) expect(l).toMatchObject({ subscribers_with_every_event: l.subscribers, out_of_order: 0, closed: 0 });
+    for (const l of streams)
+      expect(l).toMatchObject({ subscribers_with_every_event: l.subscribers, out_of_order: 0, closed: 0 });
   });
 });

@@ -60,7 +60,9 @@ describe('herald CLI', { timeout: 120_000 }, () => {
     expect(list.stdout).toContain(token.slice(0, 10));
     expect(list.stdout).not.toContain(token);
     const workers = await runCli(['workers', 'list'], env);
-    expect(workers.stdout).toMatch(/gpu-box-1\s+gpu-box\s+models flux-dev,minimax-\*\s+kinds video,image\s+leases 0\s+last seen/);
+    expect(workers.stdout).toMatch(
+      /gpu-box-1\s+gpu-box\s+models flux-dev,minimax-\*\s+kinds video,image\s+leases 0\s+last seen/,
+    );
 
     const id = created.stdout.match(/Created worker token (\S+)/)![1];
     expect((await runCli(['keys', 'revoke', id], env)).code).toBe(0);

@@ -10,33 +10,50 @@ afterAll(async () => {
   await h?.stop();
 });
 
-const job = (extra: Record<string, unknown> = {}) => ({ model: 'minimax-video', prompt: 'A serene mountain', ...extra });
+const job = (extra: Record<string, unknown> = {}) => ({
+  model: 'minimax-video',
+  prompt: 'A serene mountain',
+  ...extra,
+});
 
 /** Reads an SSE stream until it closes (or a bounded time passes); returns frames and comments. */
-function readStream(route: string, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<{ status: number; type?: string; frames: Array<{ id?: string; event?: string; data?: any }>; comments: string[] }> {
+function readStream(
+  route: string,
+  headers: Record<string, string> = {},
+  timeoutMs = 10_000,
+): Promise<{
+  status: number;
+  type?: string;
+  frames: Array<{ id?: string; event?: string; data?: any }>;
+  comments: string[];
+}> {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${h.baseUrl}${route}`, { headers: { authorization: `Bearer ${h.apiKey}`, ...headers } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      const timer = setTimeout(() => req.destroy(), timeoutMs);
-      res.on('close', () => {
-        clearTimeout(timer);
-        const frames: Array<{ id?: string; event?: string; data?: any }> = [];
-        const comments: string[] = [];
-        for (const block of text.split('\n\n')) {
-          const frame: { id?: string; event?: string; data?: any } = {};
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) comments.push(line);
-            else if (line.startsWith('id: ')) frame.id = line.slice(4);
-            else if (line.startsWith('event: ')) frame.event = line.slice(7);
-            else if (line.startsWith('data: ')) frame.data = JSON.parse(line.slice(6));
+    const req = http.get(
+      `${h.baseUrl}${route}`,
+      { headers: { authorization: `Bearer ${h.apiKey}`, ...headers } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        const timer = setTimeout(() => req.destroy(), timeoutMs);
+        res.on('close', () => {
+          clearTimeout(timer);
+          const frames: Array<{ id?: string; event?: string; data?: any }> = [];
+          const comments: string[] = [];
+          for (const block of text.split('\n\n')) {
+            const frame: { id?: string; event?: string; data?: any } = {};
+            for (const line of block.split('\n')) {
+              if (line.startsWith(':')) comments.push(line);
+              else if (line.startsWith('id: ')) frame.id = line.slice(4);
+              else if (line.startsWith('event: ')) frame.event = line.slice(7);
+              else if (line.startsWith('data: ')) frame.data = JSON.parse(line.slice(6));
+            }
+            if (frame.event) frames.push(frame);
           }
-          if (frame.event) frames.push(frame);
-        }
-        resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], frames, comments });
-      });
-    });
+          resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], frames, comments });
+        });
+      },
+    );
     req.on('error', reject);
   });
 }
@@ -54,13 +71,21 @@ describe('Idempotency-Key', () => {
 
   it('refuses the same key with a different body (422) and while the first is still running (409)', async () => {
     const key = `k-${Date.now()}`;
-    const slow = h.api('POST', '/v1/videos/generations/async', job({ simulate: { duration_ms: 400 } }), { 'idempotency-key': key, prefer: 'wait=5' });
+    const slow = h.api('POST', '/v1/videos/generations/async', job({ simulate: { duration_ms: 400 } }), {
+      'idempotency-key': key,
+      prefer: 'wait=5',
+    });
     await new Promise((r) => setTimeout(r, 100));
-    const during = await h.api('POST', '/v1/videos/generations/async', job({ simulate: { duration_ms: 400 } }), { 'idempotency-key': key, prefer: 'wait=5' });
+    const during = await h.api('POST', '/v1/videos/generations/async', job({ simulate: { duration_ms: 400 } }), {
+      'idempotency-key': key,
+      prefer: 'wait=5',
+    });
     expect(during.status).toBe(409);
     expect(during.body.code).toBe('idempotency_in_progress');
     expect((await slow).status).toBe(200);
-    const different = await h.api('POST', '/v1/videos/generations/async', job({ prompt: 'something else' }), { 'idempotency-key': key });
+    const different = await h.api('POST', '/v1/videos/generations/async', job({ prompt: 'something else' }), {
+      'idempotency-key': key,
+    });
     expect(different.status).toBe(422);
     expect(different.body.code).toBe('idempotency_conflict');
   });
@@ -86,7 +111,9 @@ describe('Idempotency-Key', () => {
 describe('Prefer: wait', () => {
   it('answers 200 with the finished task when it ends within the wait', async () => {
     const t0 = Date.now();
-    const res = await h.api('POST', '/v1/images/generations/async', job({ simulate: { duration_ms: 300 } }), { prefer: 'wait=10' });
+    const res = await h.api('POST', '/v1/images/generations/async', job({ simulate: { duration_ms: 300 } }), {
+      prefer: 'wait=10',
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('preference-applied')).toBe('wait=10');
     expect(res.body).toMatchObject({ status: 'completed', progress: 100, check_status_url: expect.any(String) });
@@ -96,7 +123,9 @@ describe('Prefer: wait', () => {
 
   it('answers 202 as usual once the wait runs out', async () => {
     const t0 = Date.now();
-    const res = await h.api('POST', '/v1/videos/generations/async', job({ simulate: { duration_ms: 5_000 } }), { prefer: 'wait=1' });
+    const res = await h.api('POST', '/v1/videos/generations/async', job({ simulate: { duration_ms: 5_000 } }), {
+      prefer: 'wait=1',
+    });
     expect(res.status).toBe(202);
     expect(res.headers.get('preference-applied')).toBe('wait=1');
     expect(['pending', 'processing']).toContain(res.body.status);
@@ -107,7 +136,9 @@ describe('Prefer: wait', () => {
 
 describe('event history and streaming', () => {
   it('lists a task’s events in order with their sequence', async () => {
-    const created = await h.api('POST', '/v1/videos/generations/async', job({ simulate: { duration_ms: 200 } }), { prefer: 'wait=10' });
+    const created = await h.api('POST', '/v1/videos/generations/async', job({ simulate: { duration_ms: 200 } }), {
+      prefer: 'wait=10',
+    });
     const events = (await h.api('GET', `/v1/tasks/${created.body.task_id}/events`)).body.data;
     expect(events.map((e: { sequence: number }) => e.sequence)).toEqual(events.map((_: unknown, i: number) => i + 1));
     expect(events[0].type).toBe('task.queued');
@@ -125,12 +156,17 @@ describe('event history and streaming', () => {
     const sequences = stream.frames.map((f) => Number(f.id));
     expect(sequences).toEqual(sequences.map((_, i) => i + 1));
     expect(stream.frames[0].event).toBe('task.queued');
-    expect(stream.frames.at(-1)).toMatchObject({ event: 'task.completed', data: { task_id: created.body.task_id, type: 'task.completed' } });
+    expect(stream.frames.at(-1)).toMatchObject({
+      event: 'task.completed',
+      data: { task_id: created.body.task_id, type: 'task.completed' },
+    });
     expect(stream.comments.some((c) => c.startsWith(': heartbeat'))).toBe(true);
   });
 
   it('resumes after Last-Event-ID', async () => {
-    const created = await h.api('POST', '/v1/images/generations/async', job({ simulate: { duration_ms: 100 } }), { prefer: 'wait=10' });
+    const created = await h.api('POST', '/v1/images/generations/async', job({ simulate: { duration_ms: 100 } }), {
+      prefer: 'wait=10',
+    });
     const all = (await h.api('GET', `/v1/tasks/${created.body.task_id}/events`)).body.data;
     const resumed = await readStream(`/v1/tasks/${created.body.task_id}/events/stream`, { 'last-event-id': '3' });
     expect(resumed.frames.map((f) => Number(f.id))).toEqual(all.slice(3).map((e: { sequence: number }) => e.sequence));
@@ -140,7 +176,9 @@ describe('event history and streaming', () => {
     const { ApiKeysService } = await import('../../src/auth/api-keys.service.js');
     const other = await h.herald.app.get(ApiKeysService).createKey('stream-stranger');
     const created = await h.api('POST', '/v1/videos/generations/async', job());
-    const res = await readStream(`/v1/tasks/${created.body.task_id}/events/stream`, { authorization: `Bearer ${other.key}` });
+    const res = await readStream(`/v1/tasks/${created.body.task_id}/events/stream`, {
+      authorization: `Bearer ${other.key}`,
+    });
     expect(res.status).toBe(404);
   });
 });

@@ -25,7 +25,16 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     receiver = await startReceiver();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--headless',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
   });
@@ -58,7 +67,12 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
   });
 
   it('shows a task progress to completed live, with its timeline and deliveries; redelivers', async () => {
-    const created = await h.api('POST', '/v1/videos/generations/async', { model: 'minimax-video', prompt: 'A serene mountain landscape with clouds', webhook_url: receiver.url(), webhook_events: ['completed'] });
+    const created = await h.api('POST', '/v1/videos/generations/async', {
+      model: 'minimax-video',
+      prompt: 'A serene mountain landscape with clouds',
+      webhook_url: receiver.url(),
+      webhook_events: ['completed'],
+    });
     const id = created.body.task_id as string;
     await page.goto(`${h.baseUrl}/dashboard/#/tasks`);
     await page.getByRole('link', { name: new RegExp(id.slice(0, 13)) }).waitFor();
@@ -68,7 +82,9 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     // Seen while running, then completed without reloading the page.
     await expect.poll(() => page.locator('.status').first().textContent(), { timeout: 5_000 }).toBe('processing');
     await expect.poll(() => page.locator('.status').first().textContent(), { timeout: 10_000 }).toBe('completed');
-    await expect.poll(() => page.locator('.timeline li').last().textContent(), { timeout: 5_000 }).toContain('task.completed');
+    await expect
+      .poll(() => page.locator('.timeline li').last().textContent(), { timeout: 5_000 })
+      .toContain('task.completed');
     expect(await page.getByLabel('Task progress').evaluate((el) => (el as HTMLProgressElement).value)).toBe(100);
     // The video itself is on the page, in a player, not only its URL.
     const url = (await h.api('GET', `/v1/tasks/${id}`)).body.result.data[0].url as string;
@@ -90,17 +106,25 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     expect(second.headers['webhook-id']).toBe(first.headers['webhook-id']);
   });
 
-  it('shows a completed image task\'s picture, loaded', async () => {
-    const created = await h.api('POST', '/v1/images/generations/async', { model: 'flux-schnell', prompt: 'A lighthouse at dusk', simulate: { duration_ms: 200 } });
+  it("shows a completed image task's picture, loaded", async () => {
+    const created = await h.api('POST', '/v1/images/generations/async', {
+      model: 'flux-schnell',
+      prompt: 'A lighthouse at dusk',
+      simulate: { duration_ms: 200 },
+    });
     imageTaskId = created.body.task_id as string;
     await page.goto(`${h.baseUrl}/dashboard/#/tasks/${imageTaskId}`);
     await expect.poll(() => page.locator('.status').first().textContent(), { timeout: 10_000 }).toBe('completed');
     const img = page.getByRole('img', { name: /Generated image: A lighthouse at dusk/ });
-    await expect.poll(() => img.evaluate((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth), { timeout: 5_000 }).toBeGreaterThan(0);
+    await expect
+      .poll(() => img.evaluate((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth), {
+        timeout: 5_000,
+      })
+      .toBeGreaterThan(0);
     expect(await page.locator('video').count()).toBe(0);
   });
 
-  it('updates the task list live from the tab\'s one tenant stream, without polling', async () => {
+  it("updates the task list live from the tab's one tenant stream, without polling", async () => {
     const lists: string[] = [];
     const streams: string[] = [];
     const onRequest = (r: { url(): string; method(): string }) => {
@@ -113,7 +137,13 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
       await page.goto(`${h.baseUrl}/dashboard/#/tasks`);
       await page.locator('table tbody').waitFor();
       await expect.poll(() => lists.length, { timeout: 5_000 }).toBeGreaterThan(0);
-      const id = (await h.api('POST', '/v1/videos/generations/async', { model: 'minimax-video', prompt: 'A live list', simulate: { duration_ms: 2_000 } })).body.task_id as string;
+      const id = (
+        await h.api('POST', '/v1/videos/generations/async', {
+          model: 'minimax-video',
+          prompt: 'A live list',
+          simulate: { duration_ms: 2_000 },
+        })
+      ).body.task_id as string;
       const row = page.getByRole('row', { name: new RegExp(id.slice(0, 13)) });
       // The new task appears, runs and completes in the list without a reload.
       await expect.poll(() => row.locator('.status').textContent(), { timeout: 10_000 }).toBe('processing');
@@ -133,22 +163,33 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     }
   });
 
-  it('moving from one task to another by URL shows only the second task, over the tab\'s one tenant stream', async () => {
+  it("moving from one task to another by URL shows only the second task, over the tab's one tenant stream", async () => {
     // A is the completed image task; B runs for a minute, so none of A's events (task.completed) can be B's.
     const a = imageTaskId;
-    const b = (await h.api('POST', '/v1/videos/generations/async', { model: 'minimax-video', prompt: 'A slow sunrise', simulate: { duration_ms: 60_000 } })).body.task_id as string;
+    const b = (
+      await h.api('POST', '/v1/videos/generations/async', {
+        model: 'minimax-video',
+        prompt: 'A slow sunrise',
+        simulate: { duration_ms: 60_000 },
+      })
+    ).body.task_id as string;
     // The pages follow tasks over the tab's one tenant stream, never one stream per task.
     const streams: string[] = [];
-    const onRequest = (r: { url(): string }) => void (r.url().includes('/events/stream') && streams.push(new URL(r.url()).pathname));
+    const onRequest = (r: { url(): string }) =>
+      void (r.url().includes('/events/stream') && streams.push(new URL(r.url()).pathname));
     page.on('request', onRequest);
     await page.goto(`${h.baseUrl}/dashboard/#/tasks/${a}`);
-    await expect.poll(() => page.locator('.timeline li').last().textContent(), { timeout: 5_000 }).toContain('task.completed');
+    await expect
+      .poll(() => page.locator('.timeline li').last().textContent(), { timeout: 5_000 })
+      .toContain('task.completed');
 
     await page.goto(`${h.baseUrl}/dashboard/#/tasks/${b}`);
     await page.getByRole('heading', { name: `Task ${b}` }).waitFor();
     const timeline = () => page.locator('.timeline li').allTextContents();
     await expect.poll(async () => (await timeline())[0] ?? '', { timeout: 5_000 }).toContain('task.queued');
-    await expect.poll(async () => (await timeline()).some((e) => e.includes('task.started')), { timeout: 5_000 }).toBe(true);
+    await expect
+      .poll(async () => (await timeline()).some((e) => e.includes('task.started')), { timeout: 5_000 })
+      .toBe(true);
     expect((await timeline()).filter((e) => e.includes('task.completed'))).toEqual([]);
     // B's timeline is B's events, in order, as the API lists them (a prefix: B is still running).
     const apiEvents = (await h.api('GET', `/v1/tasks/${b}/events`)).body.data as Array<{ type: string }>;
@@ -159,7 +200,9 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     // And back: A's own page again, replayed from its start.
     await page.goBack();
     await page.getByRole('heading', { name: `Task ${a}` }).waitFor();
-    await expect.poll(() => page.locator('.timeline li').last().textContent(), { timeout: 5_000 }).toContain('task.completed');
+    await expect
+      .poll(() => page.locator('.timeline li').last().textContent(), { timeout: 5_000 })
+      .toContain('task.completed');
     expect(await page.locator('.timeline li').first().textContent()).toContain('task.queued');
     expect(streams.filter((u) => u.startsWith('/v1/tasks/'))).toEqual([]);
     page.off('request', onRequest);
@@ -199,7 +242,11 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
         await page.locator('main h1').waitFor();
         if (name === 'task') await page.getByRole('table', { name: 'Webhook deliveries of this task' }).waitFor();
         if (name === 'overview') await page.getByRole('table', { name: 'Jobs in each queue by state' }).waitFor();
-        const widths = await page.evaluate(() => ({ page: document.documentElement.scrollWidth, body: document.body.scrollWidth, screen: innerWidth }));
+        const widths = await page.evaluate(() => ({
+          page: document.documentElement.scrollWidth,
+          body: document.body.scrollWidth,
+          screen: innerWidth,
+        }));
         expect({ name, ...widths }).toEqual({ name, page: widths.screen, body: widths.screen, screen: 375 });
         if (name === 'task') await page.screenshot({ path: path.join(SHOTS, 'phone-task.png'), fullPage: true });
       }
@@ -220,8 +267,18 @@ describe.skipIf(testDb() !== 'sqlite' || !existsSync(CHROMIUM))('dashboard in a 
     // The queue card is a labelled table: one column per queue, one row per job state.
     const queues = page.getByRole('table', { name: 'Jobs in each queue by state' });
     expect(await queues.getByRole('columnheader').allTextContents()).toEqual(['Jobs', 'Generation', 'Webhooks']);
-    expect(await queues.getByRole('rowheader').allTextContents()).toEqual(['Waiting', 'Active', 'Delayed (retry later)', 'Failed']);
-    expect(await queues.getByRole('row', { name: /Failed/ }).getByRole('cell').allTextContents()).toEqual([expect.stringMatching(/^\d+$/), expect.stringMatching(/^\d+$/)]);
+    expect(await queues.getByRole('rowheader').allTextContents()).toEqual([
+      'Waiting',
+      'Active',
+      'Delayed (retry later)',
+      'Failed',
+    ]);
+    expect(
+      await queues
+        .getByRole('row', { name: /Failed/ })
+        .getByRole('cell')
+        .allTextContents(),
+    ).toEqual([expect.stringMatching(/^\d+$/), expect.stringMatching(/^\d+$/)]);
     // The chart has a title, a legend, a labelled count axis from 0 and time labels.
     const chart = page.getByRole('figure', { name: 'Deliveries per minute, last hour' });
     expect(await chart.textContent()).toMatch(/succeeded.*failed/);

@@ -39,7 +39,13 @@ async function completedTask(extra: Record<string, unknown> = {}) {
   expect(res.status).toBe(202);
   const id = res.body.task_id as string;
   const [delivery] = await eventually(async () => {
-    const list = ((await h.api('GET', `/v1/tasks/${id}/deliveries`)).body.data as Array<{ id: string; status: string; target: string }>).filter((d) => d.target === 'request');
+    const list = (
+      (await h.api('GET', `/v1/tasks/${id}/deliveries`)).body.data as Array<{
+        id: string;
+        status: string;
+        target: string;
+      }>
+    ).filter((d) => d.target === 'request');
     return list.length && list.every((d) => d.status === 'succeeded') ? list : undefined;
   });
   return { id, delivery };
@@ -59,10 +65,18 @@ describe('webhook header values that cannot be sent', () => {
     ['an emoji', 'ok \u{1F600}'],
     ['a control character', 'a\u0007b'],
   ])('refuses %s in webhook_headers with a 422 naming the header', async (_what, value) => {
-    const res = await h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', webhook_url: receiver.url(), webhook_headers: { 'X-Foo': value } });
+    const res = await h.api('POST', '/v1/videos/generations/async', {
+      model: 'm',
+      prompt: 'p',
+      webhook_url: receiver.url(),
+      webhook_headers: { 'X-Foo': value },
+    });
     expect(res.status).toBe(422);
     expect(res.headers.get('content-type')).toContain('application/problem+json');
-    expect(res.body).toMatchObject({ code: 'validation_failed', errors: [{ field: 'webhook_headers.X-Foo', message: expect.stringContaining('U+00FF') }] });
+    expect(res.body).toMatchObject({
+      code: 'validation_failed',
+      errors: [{ field: 'webhook_headers.X-Foo', message: expect.stringContaining('U+00FF') }],
+    });
   });
 
   it('accepts Latin-1 values and sends them as they are', async () => {
@@ -99,8 +113,14 @@ describe('webhook header values that cannot be sent', () => {
     const again = await h.api('POST', `/v1/deliveries/${delivery.id}/redeliver`);
     expect(again.status).toBe(202);
     const done = await finished(again.body.id);
-    expect(done).toMatchObject({ status: 'failed', attempts: 1, last_error: expect.stringContaining('UND_ERR_INVALID_ARG') });
-    expect(done.attempt_log).toEqual([expect.objectContaining({ number: 1, outcome: 'failed', error: expect.stringContaining('UND_ERR_INVALID_ARG') })]);
+    expect(done).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      last_error: expect.stringContaining('UND_ERR_INVALID_ARG'),
+    });
+    expect(done.attempt_log).toEqual([
+      expect.objectContaining({ number: 1, outcome: 'failed', error: expect.stringContaining('UND_ERR_INVALID_ARG') }),
+    ]);
   });
 });
 
@@ -108,30 +128,56 @@ describe('a delivery that cannot be prepared', () => {
   it('ends failed at once when its stored headers do not decrypt, with the reason in its attempt log', async () => {
     const { id, delivery } = await completedTask();
     const before = receiver.forTask(id).length;
-    const [{ headers_sealed: sealed }] = await db().query<Array<{ headers_sealed: string }>>(`SELECT headers_sealed FROM deliveries WHERE id = ${p(1)}`, [delivery.id]);
+    const [{ headers_sealed: sealed }] = await db().query<Array<{ headers_sealed: string }>>(
+      `SELECT headers_sealed FROM deliveries WHERE id = ${p(1)}`,
+      [delivery.id],
+    );
     // Damage the ciphertext (last character of the body), as a value sealed with another key would look.
     const damaged = sealed.slice(0, -2) + (sealed.endsWith('AA') ? 'BB' : 'AA');
     await db().query(`UPDATE deliveries SET headers_sealed = ${p(1)} WHERE id = ${p(2)}`, [damaged, delivery.id]);
     const again = await h.api('POST', `/v1/deliveries/${delivery.id}/redeliver`);
     expect(again.status).toBe(202);
     const done = await finished(again.body.id);
-    expect(done).toMatchObject({ status: 'failed', attempts: 1, last_error: expect.stringContaining('cannot prepare the request') });
-    expect(done.attempt_log).toEqual([expect.objectContaining({ number: 1, outcome: 'failed', error: expect.stringMatching(/cannot prepare the request \(stored headers\): the sealed value does not decrypt with this ENCRYPTION_KEY/) })]);
+    expect(done).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      last_error: expect.stringContaining('cannot prepare the request'),
+    });
+    expect(done.attempt_log).toEqual([
+      expect.objectContaining({
+        number: 1,
+        outcome: 'failed',
+        error: expect.stringMatching(
+          /cannot prepare the request \(stored headers\): the sealed value does not decrypt with this ENCRYPTION_KEY/,
+        ),
+      }),
+    ]);
     // Nothing was sent for it, and it stays failed (no loop back to the queue).
     await new Promise((r) => setTimeout(r, 300));
     expect(receiver.forTask(id).length).toBe(before);
-    expect((await h.api('GET', `/v1/deliveries/${again.body.id}`)).body).toMatchObject({ status: 'failed', attempts: 1 });
+    expect((await h.api('GET', `/v1/deliveries/${again.body.id}`)).body).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+    });
   });
 
   it("ends failed at once when a registered endpoint's secret does not decrypt, and other deliveries go on", async () => {
-    const broken = await h.api('POST', '/v1/webhooks', { url: receiver.url('/broken-secret'), events: ['task.completed'] });
+    const broken = await h.api('POST', '/v1/webhooks', {
+      url: receiver.url('/broken-secret'),
+      events: ['task.completed'],
+    });
     const healthy = await h.api('POST', '/v1/webhooks', { url: receiver.url('/healthy'), events: ['task.completed'] });
-    await db().query(`UPDATE webhook_endpoints SET secret_sealed = ${p(1)} WHERE id = ${p(2)}`, ['v1.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA.AAAA', broken.body.id]);
+    await db().query(`UPDATE webhook_endpoints SET secret_sealed = ${p(1)} WHERE id = ${p(2)}`, [
+      'v1.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA.AAAA',
+      broken.body.id,
+    ]);
     const test = await h.api('POST', `/v1/webhooks/${broken.body.id}/test`);
     expect(test.status).toBe(202);
     const done = await finished(test.body.id);
     expect(done).toMatchObject({ status: 'failed', attempts: 1 });
-    expect(done.attempt_log[0].error).toMatch(/cannot prepare the request \(signing secret\): the sealed value does not decrypt/);
+    expect(done.attempt_log[0].error).toMatch(
+      /cannot prepare the request \(signing secret\): the sealed value does not decrypt/,
+    );
     const ok = await h.api('POST', `/v1/webhooks/${healthy.body.id}/test`);
     expect(await finished(ok.body.id)).toMatchObject({ status: 'succeeded' });
     await h.api('DELETE', `/v1/webhooks/${broken.body.id}`);
@@ -146,7 +192,8 @@ describe('the encryption key check', () => {
       loadConfig({
         PORT: '0',
         DATA_DIR: h.dataDir,
-        DATABASE_URL: h.config.database.type === 'postgres' ? h.config.database.url : `sqlite:${h.config.database.path}`,
+        DATABASE_URL:
+          h.config.database.type === 'postgres' ? h.config.database.url : `sqlite:${h.config.database.path}`,
         QUEUE_PREFIX: h.config.queuePrefix,
         LOG_LEVEL: 'error',
         WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
@@ -155,10 +202,14 @@ describe('the encryption key check', () => {
     );
 
   it('refuses a start with another ENCRYPTION_KEY, or from a new DATA_DIR without one, in one line naming both', async () => {
-    await expect(startWith({ ENCRYPTION_KEY: randomBytes(32).toString('base64') })).rejects.toThrow(/^ENCRYPTION_KEY is not the key the database .* Set ENCRYPTION_KEY .* DATA_DIR/);
+    await expect(startWith({ ENCRYPTION_KEY: randomBytes(32).toString('base64') })).rejects.toThrow(
+      /^ENCRYPTION_KEY is not the key the database .* Set ENCRYPTION_KEY .* DATA_DIR/,
+    );
     const fresh = mkdtempSync(path.join(tmpdir(), 'herald-newdir-'));
     try {
-      await expect(startWith({ DATA_DIR: fresh })).rejects.toThrow(/^ENCRYPTION_KEY is not set and DATA_DIR .* holds no encryption\.key.*no new key was saved/);
+      await expect(startWith({ DATA_DIR: fresh })).rejects.toThrow(
+        /^ENCRYPTION_KEY is not set and DATA_DIR .* holds no encryption\.key.*no new key was saved/,
+      );
       // The refused start left no generated key behind for the next start to pick up.
       expect(existsSync(path.join(fresh, 'encryption.key'))).toBe(false);
     } finally {
@@ -199,7 +250,9 @@ describe('the encryption key check', () => {
 
   it('checks a database from before the check value against a stored secret, then records the check', async () => {
     await db().query(`DELETE FROM herald_meta`);
-    await expect(startWith({ ENCRYPTION_KEY: randomBytes(32).toString('base64') })).rejects.toThrow(/ENCRYPTION_KEY is not the key/);
+    await expect(startWith({ ENCRYPTION_KEY: randomBytes(32).toString('base64') })).rejects.toThrow(
+      /ENCRYPTION_KEY is not the key/,
+    );
     expect(await db().query(`SELECT name FROM herald_meta`)).toEqual([]);
     const second = await startWith({ ROLE: 'api' });
     await second.close();

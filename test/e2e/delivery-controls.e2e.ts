@@ -18,8 +18,15 @@ const slowPaths = new Set<string>();
 const ATTEMPTS = 10;
 
 beforeAll(async () => {
-  h = await startTestHerald({ WEBHOOK_RETRY_SCHEDULE: ['0s', ...Array(ATTEMPTS - 1).fill('100ms')].join(','), CIRCUIT_FAILURES: '3', CIRCUIT_COOLDOWN_MS: '300' });
-  receiver = await startReceiver({ respond: (req) => (down.has(req.path) ? { status: 503 } : { status: 200, delayMs: slowPaths.has(req.path) ? 1_500 : 0 }) });
+  h = await startTestHerald({
+    WEBHOOK_RETRY_SCHEDULE: ['0s', ...Array(ATTEMPTS - 1).fill('100ms')].join(','),
+    CIRCUIT_FAILURES: '3',
+    CIRCUIT_COOLDOWN_MS: '300',
+  });
+  receiver = await startReceiver({
+    respond: (req) =>
+      down.has(req.path) ? { status: 503 } : { status: 200, delayMs: slowPaths.has(req.path) ? 1_500 : 0 },
+  });
 });
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
@@ -57,21 +64,30 @@ describe('circuit breaker', () => {
     await new Promise((r) => setTimeout(r, 3_000));
     // While it was down and the circuit open, only probes went out: each failed probe opened the circuit again.
     const duringOutage = at('/down').length - openedAt;
-    expect(duringOutage).toBeLessThanOrEqual(await openings() - openingsAtFirst + 1);
+    expect(duringOutage).toBeLessThanOrEqual((await openings()) - openingsAtFirst + 1);
     expect(await openings()).toBeGreaterThan(openingsAtFirst);
 
     down.delete('/down');
-    const succeeded = await eventually(async () => {
-      const rows = await Promise.all(ids.map(async (id) => (await h.api('GET', `/v1/deliveries/${id}`)).body));
-      return rows.every((d) => d.status === 'succeeded') ? rows : undefined;
-    }, { timeoutMs: 15_000 });
+    const succeeded = await eventually(
+      async () => {
+        const rows = await Promise.all(ids.map(async (id) => (await h.api('GET', `/v1/deliveries/${id}`)).body));
+        return rows.every((d) => d.status === 'succeeded') ? rows : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
     // Every event arrived, and no delivery ran out of attempts (the outage outlasted the whole retry schedule).
-    const received = new Set(at('/down').filter((r) => r.headers['webhook-id']).map((r) => r.headers['webhook-id']));
+    const received = new Set(
+      at('/down')
+        .filter((r) => r.headers['webhook-id'])
+        .map((r) => r.headers['webhook-id']),
+    );
     expect(received.size).toBe(ids.length);
     const attempts = succeeded.reduce((n, d) => n + d.attempt_log.length, 0);
     expect(attempts).toBe(at('/down').length);
     for (const d of succeeded) expect(d.attempts).toBeLessThan(ATTEMPTS);
-    await eventually(async () => ((await h.api('GET', `/v1/webhooks/${e.id}`)).body.circuit === 'closed' ? true : undefined));
+    await eventually(async () =>
+      (await h.api('GET', `/v1/webhooks/${e.id}`)).body.circuit === 'closed' ? true : undefined,
+    );
   }, 30_000);
 });
 
@@ -92,7 +108,12 @@ function expectEachOnceInOrder(hooks: ReceivedWebhook[], taskIds: string[]): voi
   expect(new Set(hooks.map((r) => r.headers['webhook-id'])).size).toBe(hooks.length);
 }
 
-async function createTasks(baseUrl: string, apiKey: string, count: number, extra: Record<string, unknown> = {}): Promise<string[]> {
+async function createTasks(
+  baseUrl: string,
+  apiKey: string,
+  count: number,
+  extra: Record<string, unknown> = {},
+): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < count; i += 10) {
     const batch = await Promise.all(
@@ -121,13 +142,18 @@ describe('rate limits', () => {
     const e = await endpoint('/rl-ok', { rate_limit_per_second: 10_000 });
     expect((await h.api('GET', `/v1/webhooks/${e.id}`)).body.rate_limit_per_second).toBe(10_000);
     expect((await h.api('PATCH', `/v1/webhooks/${e.id}`, { rate_limit_per_second: 0 })).status).toBe(422);
-    expect((await h.api('PATCH', `/v1/webhooks/${e.id}`, { rate_limit_per_second: null })).body.rate_limit_per_second).toBeNull();
+    expect(
+      (await h.api('PATCH', `/v1/webhooks/${e.id}`, { rate_limit_per_second: null })).body.rate_limit_per_second,
+    ).toBeNull();
   });
 
   it('sends 200 deliveries to an endpoint limited to 20/s at no more than 20 in any clock second, all of them, in per-task order', async () => {
     const e = await endpoint('/rl-20', { rate_limit_per_second: 20, events: LIFECYCLE });
     const tasks = await createTasks(h.baseUrl, h.apiKey, 67);
-    await eventually(async () => (at('/rl-20').length >= tasks.length * 3 ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
+    await eventually(async () => (at('/rl-20').length >= tasks.length * 3 ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
     await new Promise((r) => setTimeout(r, 300));
     const hooks = at('/rl-20');
     expect(hooks.length).toBe(tasks.length * 3);
@@ -156,49 +182,71 @@ describe('rate limits', () => {
   }, 30_000);
 
   // Several processes against one database is the PostgreSQL topology.
-  it.skipIf(testDb() !== 'postgres')('holds two worker processes together to one endpoint limit of 20/s', { timeout: 120_000 }, async () => {
-    const { baseUrl, apiKey } = await twoWorkers({});
-    const created = await fetch(`${baseUrl}/v1/webhooks`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ url: receiver.url('/rl-two'), rate_limit_per_second: 20, events: LIFECYCLE }),
-    });
-    expect(created.status).toBe(201);
-    const tasks = await createTasks(baseUrl, apiKey, 67);
-    await eventually(async () => (at('/rl-two').length >= tasks.length * 3 ? true : undefined), { timeoutMs: 90_000, intervalMs: 250 });
-    await new Promise((r) => setTimeout(r, 300));
-    const hooks = at('/rl-two');
-    expect(hooks.length).toBe(tasks.length * 3);
-    expect(busiestSecond(hooks)).toBeLessThanOrEqual(20);
-    expectEachOnceInOrder(hooks, tasks);
-  });
-
-  it.skipIf(testDb() !== 'postgres')('holds two worker processes together to WEBHOOK_HOST_RATE_LIMIT_PER_SECOND across endpoints and webhook_url', { timeout: 120_000 }, async () => {
-    const { baseUrl, apiKey } = await twoWorkers({ WEBHOOK_HOST_RATE_LIMIT_PER_SECOND: '30' });
-    for (const path of ['/host-a', '/host-b']) {
+  it.skipIf(testDb() !== 'postgres')(
+    'holds two worker processes together to one endpoint limit of 20/s',
+    { timeout: 120_000 },
+    async () => {
+      const { baseUrl, apiKey } = await twoWorkers({});
       const created = await fetch(`${baseUrl}/v1/webhooks`, {
         method: 'POST',
         headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ url: receiver.url(path), events: LIFECYCLE }),
+        body: JSON.stringify({ url: receiver.url('/rl-two'), rate_limit_per_second: 20, events: LIFECYCLE }),
       });
       expect(created.status).toBe(201);
-    }
-    // Each task: three events to each endpoint, and its progress and completion to its webhook_url, all to one host.
-    const tasks = await createTasks(baseUrl, apiKey, 40, { webhook_url: receiver.url('/host-request') });
-    const all = () => receiver.received.filter((r) => r.path.startsWith('/host-'));
-    const completed = () => at('/host-request').filter((r) => r.body.status === 'completed');
-    await eventually(async () => (at('/host-a').length + at('/host-b').length >= tasks.length * 6 && completed().length >= tasks.length ? true : undefined), {
-      timeoutMs: 90_000,
-      intervalMs: 250,
-    });
-    await new Promise((r) => setTimeout(r, 300));
-    expect(busiestSecond(all())).toBeLessThanOrEqual(30);
-    // One event has one webhook-id at every target: each target got each once.
-    for (const p of ['/host-a', '/host-b', '/host-request']) expect(new Set(at(p).map((r) => r.headers['webhook-id'])).size).toBe(at(p).length);
-    expectEachOnceInOrder(at('/host-a'), tasks);
-    expectEachOnceInOrder(at('/host-b'), tasks);
-    expect(completed().map((r) => r.body.task_id).sort()).toEqual([...tasks].sort());
-  });
+      const tasks = await createTasks(baseUrl, apiKey, 67);
+      await eventually(async () => (at('/rl-two').length >= tasks.length * 3 ? true : undefined), {
+        timeoutMs: 90_000,
+        intervalMs: 250,
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      const hooks = at('/rl-two');
+      expect(hooks.length).toBe(tasks.length * 3);
+      expect(busiestSecond(hooks)).toBeLessThanOrEqual(20);
+      expectEachOnceInOrder(hooks, tasks);
+    },
+  );
+
+  it.skipIf(testDb() !== 'postgres')(
+    'holds two worker processes together to WEBHOOK_HOST_RATE_LIMIT_PER_SECOND across endpoints and webhook_url',
+    { timeout: 120_000 },
+    async () => {
+      const { baseUrl, apiKey } = await twoWorkers({ WEBHOOK_HOST_RATE_LIMIT_PER_SECOND: '30' });
+      for (const path of ['/host-a', '/host-b']) {
+        const created = await fetch(`${baseUrl}/v1/webhooks`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ url: receiver.url(path), events: LIFECYCLE }),
+        });
+        expect(created.status).toBe(201);
+      }
+      // Each task: three events to each endpoint, and its progress and completion to its webhook_url, all to one host.
+      const tasks = await createTasks(baseUrl, apiKey, 40, { webhook_url: receiver.url('/host-request') });
+      const all = () => receiver.received.filter((r) => r.path.startsWith('/host-'));
+      const completed = () => at('/host-request').filter((r) => r.body.status === 'completed');
+      await eventually(
+        async () =>
+          at('/host-a').length + at('/host-b').length >= tasks.length * 6 && completed().length >= tasks.length
+            ? true
+            : undefined,
+        {
+          timeoutMs: 90_000,
+          intervalMs: 250,
+        },
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(busiestSecond(all())).toBeLessThanOrEqual(30);
+      // One event has one webhook-id at every target: each target got each once.
+      for (const p of ['/host-a', '/host-b', '/host-request'])
+        expect(new Set(at(p).map((r) => r.headers['webhook-id'])).size).toBe(at(p).length);
+      expectEachOnceInOrder(at('/host-a'), tasks);
+      expectEachOnceInOrder(at('/host-b'), tasks);
+      expect(
+        completed()
+          .map((r) => r.body.task_id)
+          .sort(),
+      ).toEqual([...tasks].sort());
+    },
+  );
 });
 
 /** An API process and two worker processes sharing a fresh PostgreSQL database and Redis prefix. */
@@ -229,7 +277,12 @@ async function twoWorkers(extraEnv: Record<string, string>): Promise<{ baseUrl: 
 
 describe('batch delivery', () => {
   it('refuses a batch out of range with a 422 naming the field', async () => {
-    for (const batch of [{ max_events: 0 }, { max_events: 101 }, { max_events: 10, max_wait_ms: 10_001 }, { max_events: 10, max_wait_ms: -1 }]) {
+    for (const batch of [
+      { max_events: 0 },
+      { max_events: 101 },
+      { max_events: 10, max_wait_ms: 10_001 },
+      { max_events: 10, max_wait_ms: -1 },
+    ]) {
       const res = await h.api('POST', '/v1/webhooks', { url: receiver.url('/batch-bad'), batch });
       expect(res.status, JSON.stringify(batch)).toBe(422);
       expect(JSON.stringify(res.body.errors)).toMatch(/batch\.max_(events|wait_ms)/);
@@ -241,10 +294,17 @@ describe('batch delivery', () => {
     expect((await h.api('GET', `/v1/webhooks/${e.id}`)).body.batch).toEqual({ max_events: 50, max_wait_ms: 2_000 });
     const ids: string[] = [];
     for (let i = 0; i < 1_000; i += 20) {
-      ids.push(...(await Promise.all(Array.from({ length: 20 }, async () => (await h.api('POST', `/v1/webhooks/${e.id}/test`)).body.id as string))));
+      ids.push(
+        ...(await Promise.all(
+          Array.from({ length: 20 }, async () => (await h.api('POST', `/v1/webhooks/${e.id}/test`)).body.id as string),
+        )),
+      );
     }
     const events = () => at('/batch').flatMap((r) => r.body as Array<{ id: string }>);
-    await eventually(async () => (events().length >= ids.length ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+    await eventually(async () => (events().length >= ids.length ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
     await new Promise((r) => setTimeout(r, 300));
     const requests = at('/batch');
     const full = requests.filter((r) => r.body.length === 50).length;
@@ -265,10 +325,16 @@ describe('batch delivery', () => {
     const first = requests[0];
     const shown = (await h.api('GET', `/v1/deliveries/${first.headers['webhook-id']}`)).body;
     expect(shown.batch.id).toBe(first.headers['webhook-id']);
-    expect(shown.batch.events.map((x: { event_id: string }) => x.event_id)).toEqual(first.body.map((env: { id: string }) => env.id));
+    expect(shown.batch.events.map((x: { event_id: string }) => x.event_id)).toEqual(
+      first.body.map((env: { id: string }) => env.id),
+    );
     // One attempt per batch request, shown on every event it carried.
-    expect(shown.attempt_log).toHaveLength(requests.filter((r) => r.headers['webhook-id'] === first.headers['webhook-id']).length);
-    const member = (await h.api('GET', `/v1/deliveries/${shown.batch.events[shown.batch.events.length - 1].delivery_id}`)).body;
+    expect(shown.attempt_log).toHaveLength(
+      requests.filter((r) => r.headers['webhook-id'] === first.headers['webhook-id']).length,
+    );
+    const member = (
+      await h.api('GET', `/v1/deliveries/${shown.batch.events[shown.batch.events.length - 1].delivery_id}`)
+    ).body;
     expect(member.batch.id).toBe(shown.batch.id);
     expect(member.attempt_log).toEqual(shown.attempt_log);
   }, 90_000);
@@ -278,8 +344,11 @@ describe('batch delivery', () => {
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) ids.push((await h.api('POST', `/v1/webhooks/${e.id}/test`)).body.id);
     await eventually(async () => (at('/batch-live').length >= 1 ? true : undefined));
-    expect((await h.api('PATCH', `/v1/webhooks/${e.id}`, { batch: { max_events: 10, max_wait_ms: 0 } })).body.batch).toEqual({ max_events: 10, max_wait_ms: 0 });
-    const events = () => at('/batch-live').flatMap((r) => (Array.isArray(r.body) ? r.body : [r.body]) as Array<{ id: string }>);
+    expect(
+      (await h.api('PATCH', `/v1/webhooks/${e.id}`, { batch: { max_events: 10, max_wait_ms: 0 } })).body.batch,
+    ).toEqual({ max_events: 10, max_wait_ms: 0 });
+    const events = () =>
+      at('/batch-live').flatMap((r) => (Array.isArray(r.body) ? r.body : [r.body]) as Array<{ id: string }>);
     await eventually(async () => (events().length >= ids.length ? true : undefined), { timeoutMs: 15_000 });
     await new Promise((r) => setTimeout(r, 300));
     expect(at('/batch-live').some((r) => Array.isArray(r.body) && r.body.length > 1)).toBe(true);
@@ -295,11 +364,14 @@ describe('batch delivery', () => {
     const tasks = await createTasks(h.baseUrl, h.apiKey, 6);
     await eventually(async () => (at('/batch-order').length >= 2 ? true : undefined));
     down.delete('/batch-order');
-    await eventually(async () => {
-      const ok = at('/batch-order').filter((r, i, all) => i >= 0 && all.length > 0);
-      const delivered = new Set(ok.flatMap((r) => (r.body as Array<{ id: string }>).map((x) => x.id)));
-      return delivered.size >= tasks.length * 3 ? true : undefined;
-    }, { timeoutMs: 20_000 });
+    await eventually(
+      async () => {
+        const ok = at('/batch-order').filter((r, i, all) => i >= 0 && all.length > 0);
+        const delivered = new Set(ok.flatMap((r) => (r.body as Array<{ id: string }>).map((x) => x.id)));
+        return delivered.size >= tasks.length * 3 ? true : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     await new Promise((r) => setTimeout(r, 300));
     // A failed request came again with the same webhook-id and the same events.
     const byId = new Map<string, string[]>();
@@ -313,23 +385,42 @@ describe('batch delivery', () => {
     // Per task, the events of the last (successful) sending of each batch arrive in order.
     const lastOfEach = new Map<string, ReceivedWebhook>();
     for (const r of at('/batch-order')) lastOfEach.set(String(r.headers['webhook-id']), r);
-    const flat = [...lastOfEach.values()].sort((a, b) => a.at - b.at).flatMap((r) => (r.body as Array<{ type: string; data: { task_id: string } }>).map((env) => ({ body: env, headers: { 'webhook-id': env.type + env.data.task_id } }) as unknown as ReceivedWebhook));
+    const flat = [...lastOfEach.values()]
+      .sort((a, b) => a.at - b.at)
+      .flatMap((r) =>
+        (r.body as Array<{ type: string; data: { task_id: string } }>).map(
+          (env) =>
+            ({ body: env, headers: { 'webhook-id': env.type + env.data.task_id } }) as unknown as ReceivedWebhook,
+        ),
+      );
     expectEachOnceInOrder(flat, tasks);
 
     const one = (await h.api('GET', `/v1/webhooks/${e.id}/deliveries?limit=1`)).body.data[0];
     const again = await h.api('POST', `/v1/deliveries/${one.id}/redeliver`);
     expect(again.status).toBe(202);
-    const alone = await eventually(async () => at('/batch-order').find((r) => r.headers['webhook-id'] === one.event_id));
+    const alone = await eventually(async () =>
+      at('/batch-order').find((r) => r.headers['webhook-id'] === one.event_id),
+    );
     expect(alone.body.id).toBe(one.event_id);
   }, 60_000);
 
   it('cuts a batch whose body would pass WEBHOOK_BATCH_MAX_BYTES, losing and repeating no event', async () => {
     const capped = await startTestHerald({ WEBHOOK_BATCH_MAX_BYTES: '2048' });
     cleanups.push(() => capped.stop());
-    const created = await capped.api('POST', '/v1/webhooks', { url: receiver.url('/batch-cap'), batch: { max_events: 100, max_wait_ms: 300 } });
+    const created = await capped.api('POST', '/v1/webhooks', {
+      url: receiver.url('/batch-cap'),
+      batch: { max_events: 100, max_wait_ms: 300 },
+    });
     const ids: string[] = [];
     for (let i = 0; i < 60; i += 20) {
-      ids.push(...(await Promise.all(Array.from({ length: 20 }, async () => (await capped.api('POST', `/v1/webhooks/${created.body.id}/test`)).body.id as string))));
+      ids.push(
+        ...(await Promise.all(
+          Array.from(
+            { length: 20 },
+            async () => (await capped.api('POST', `/v1/webhooks/${created.body.id}/test`)).body.id as string,
+          ),
+        )),
+      );
     }
     const events = () => at('/batch-cap').flatMap((r) => r.body as Array<{ id: string }>);
     await eventually(async () => (events().length >= ids.length ? true : undefined), { timeoutMs: 20_000 });
@@ -350,10 +441,15 @@ describe('batch delivery', () => {
     cleanups.push(() => (stopped ? Promise.resolve() : first.stop()));
     const slow = new Set(['/shut-a', '/shut-b']);
     const endpoints = [];
-    for (const p of slow) endpoints.push((await first.api('POST', '/v1/webhooks', { url: receiver.url(p), batch: { max_events: 5, max_wait_ms: 0 } })).body);
+    for (const p of slow)
+      endpoints.push(
+        (await first.api('POST', '/v1/webhooks', { url: receiver.url(p), batch: { max_events: 5, max_wait_ms: 0 } }))
+          .body,
+      );
     for (const p of slow) slowPaths.add(p);
     const ids: string[] = [];
-    for (const e of endpoints) for (let i = 0; i < 5; i++) ids.push((await first.api('POST', `/v1/webhooks/${e.id}/test`)).body.id);
+    for (const e of endpoints)
+      for (let i = 0; i < 5; i++) ids.push((await first.api('POST', `/v1/webhooks/${e.id}/test`)).body.id);
     const out = () => receiver.received.filter((r) => slow.has(r.path));
     await eventually(async () => (out().length >= 1 ? true : undefined));
     await new Promise((r) => setTimeout(r, 300));
@@ -366,7 +462,9 @@ describe('batch delivery', () => {
     const second = await startTestHerald({}, { keepData: first });
     cleanups.push(() => second.stop());
     // Far sooner than the sweeper would hand back a claim left `sending` (the 30 s timeout plus its margin).
-    await eventually(async () => (out().flatMap((r) => r.body as unknown[]).length >= ids.length ? true : undefined), { timeoutMs: 10_000 });
+    await eventually(async () => (out().flatMap((r) => r.body as unknown[]).length >= ids.length ? true : undefined), {
+      timeoutMs: 10_000,
+    });
     await new Promise((r) => setTimeout(r, 300));
     const seen = out().flatMap((r) => (r.body as Array<{ id: string }>).map((x) => x.id));
     expect(seen.length).toBe(ids.length);

@@ -19,49 +19,68 @@ describe(`the tenant event cursor (${testDb()})`, () => {
   // On PostgreSQL, transactions on several connections commit in any order. Each writer here claims its cursors
   // and then waits a random moment before COMMIT, which would let a later cursor commit first if cursors were
   // taken from a sequence; the per-tenant counter row makes the later writer wait instead.
-  it('never lets a reader paging with after= skip an event, with many concurrent writers on several connections', { timeout: 120_000 }, async () => {
-    const created = await Promise.all(Array.from({ length: 8 }, (_, i) => h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: `w${i}`, simulate: { duration_ms: 3_600_000 } })));
-    const taskIds = created.map((r) => r.body.task_id as string);
-    const db = h.herald.app.get(DataSource);
-    const uow = h.herald.app.get(UnitOfWork);
-    const transitions = h.herald.app.get(TaskTransitions);
-    const tasks = await db.getRepository(Task).findBy(taskIds.map((id) => ({ id })));
+  it(
+    'never lets a reader paging with after= skip an event, with many concurrent writers on several connections',
+    { timeout: 120_000 },
+    async () => {
+      const created = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          h.api('POST', '/v1/videos/generations/async', {
+            model: 'm',
+            prompt: `w${i}`,
+            simulate: { duration_ms: 3_600_000 },
+          }),
+        ),
+      );
+      const taskIds = created.map((r) => r.body.task_id as string);
+      const db = h.herald.app.get(DataSource);
+      const uow = h.herald.app.get(UnitOfWork);
+      const transitions = h.herald.app.get(TaskTransitions);
+      const tasks = await db.getRepository(Task).findBy(taskIds.map((id) => ({ id })));
 
-    let writing = true;
-    const writers = tasks.map(async (task, w) => {
-      for (let round = 0; round < 30; round++) {
-        const count = 1 + ((w + round) % 3);
-        await uow.run(async (em) => {
-          const entries = Array.from({ length: count }, (_, k) => ({ task: Object.assign(new Task(), task, { lastSequence: 10_000 + round * 10 + k }), type: 'task.progress' as const }));
-          await transitions.recordEvents(em, entries);
-          await sleep(Math.random() * 6);
-        });
-        transitions.announce(task.tenantId);
-      }
-    });
+      let writing = true;
+      const writers = tasks.map(async (task, w) => {
+        for (let round = 0; round < 30; round++) {
+          const count = 1 + ((w + round) % 3);
+          await uow.run(async (em) => {
+            const entries = Array.from({ length: count }, (_, k) => ({
+              task: Object.assign(new Task(), task, { lastSequence: 10_000 + round * 10 + k }),
+              type: 'task.progress' as const,
+            }));
+            await transitions.recordEvents(em, entries);
+            await sleep(Math.random() * 6);
+          });
+          transitions.announce(task.tenantId);
+        }
+      });
 
-    const seen: Array<{ id: string; cursor: string }> = [];
-    const reader = (async () => {
-      let after = '0';
-      for (;;) {
-        const stillWriting = writing;
-        const page = await h.api('GET', `/v1/events?after=${after}&limit=50&types=task.progress`);
-        expect(page.status).toBe(200);
-        seen.push(...page.body.data);
-        if (page.body.data.length) after = page.body.data.at(-1).cursor;
-        if (!stillWriting && !page.body.next_cursor) return;
-        if (!page.body.data.length) await sleep(1);
-      }
-    })();
-    await Promise.all(writers);
-    writing = false;
-    await reader;
+      const seen: Array<{ id: string; cursor: string }> = [];
+      const reader = (async () => {
+        let after = '0';
+        for (;;) {
+          const stillWriting = writing;
+          const page = await h.api('GET', `/v1/events?after=${after}&limit=50&types=task.progress`);
+          expect(page.status).toBe(200);
+          seen.push(...page.body.data);
+          if (page.body.data.length) after = page.body.data.at(-1).cursor;
+          if (!stillWriting && !page.body.next_cursor) return;
+          if (!page.body.data.length) await sleep(1);
+        }
+      })();
+      await Promise.all(writers);
+      writing = false;
+      await reader;
 
-    const rows = await db.query(`SELECT id, event_cursor FROM task_events WHERE type = 'task.progress' AND task_id IN (${taskIds.map((id) => `'${id}'`).join(',')}) ORDER BY event_cursor`);
-    expect(rows.length).toBe(8 * 30 * 2);
-    expect(seen.map((e) => e.id)).toEqual(rows.map((r: { id: string }) => r.id));
-    // Dense within the tenant: every cursor from the first to the last, once.
-    const all = (await db.query('SELECT event_cursor FROM task_events ORDER BY event_cursor')).map((r: { event_cursor: string | number }) => Number(r.event_cursor));
-    expect(all).toEqual(Array.from({ length: all.length }, (_, i) => i + 1));
-  });
+      const rows = await db.query(
+        `SELECT id, event_cursor FROM task_events WHERE type = 'task.progress' AND task_id IN (${taskIds.map((id) => `'${id}'`).join(',')}) ORDER BY event_cursor`,
+      );
+      expect(rows.length).toBe(8 * 30 * 2);
+      expect(seen.map((e) => e.id)).toEqual(rows.map((r: { id: string }) => r.id));
+      // Dense within the tenant: every cursor from the first to the last, once.
+      const all = (await db.query('SELECT event_cursor FROM task_events ORDER BY event_cursor')).map(
+        (r: { event_cursor: string | number }) => Number(r.event_cursor),
+      );
+      expect(all).toEqual(Array.from({ length: all.length }, (_, i) => i + 1));
+    },
+  );
 });

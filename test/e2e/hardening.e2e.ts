@@ -14,7 +14,9 @@ let endpointId: string;
 const LIMIT = 1_048_576;
 beforeAll(async () => {
   h = await startTestHerald({ BODY_LIMIT_BYTES: String(LIMIT) });
-  taskId = (await h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', simulate: { fail_at_percent: 10 } })).body.task_id;
+  taskId = (
+    await h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', simulate: { fail_at_percent: 10 } })
+  ).body.task_id;
   endpointId = (await h.api('POST', '/v1/webhooks', { url: 'https://example.com/e' })).body.id;
 });
 afterAll(async () => {
@@ -47,11 +49,19 @@ function rawExchange(request: string | Buffer): Promise<{ status: number; header
 /** What each of `count` oversized POSTs saw, from a client in its own process (see oversized-body-client.mjs). */
 async function postOversized(path: string, size: number, chunked: boolean, count: number): Promise<string[]> {
   const client = fileURLToPath(new URL('../support/oversized-body-client.mjs', import.meta.url));
-  const { stdout } = await run(process.execPath, [client, `${h.baseUrl}${path}`, h.apiKey, String(size), chunked ? 'chunked' : 'length', String(count)]);
+  const { stdout } = await run(process.execPath, [
+    client,
+    `${h.baseUrl}${path}`,
+    h.apiKey,
+    String(size),
+    chunked ? 'chunked' : 'length',
+    String(count),
+  ]);
   return JSON.parse(stdout) as string[];
 }
 
-const deep = (depth: number) => `{"model":"m","prompt":"p","url":"https://example.com/e","since":"2026-01-01T00:00:00Z","webhook_metadata":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`;
+const deep = (depth: number) =>
+  `{"model":"m","prompt":"p","url":"https://example.com/e","since":"2026-01-01T00:00:00Z","webhook_metadata":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`;
 
 describe('deeply nested JSON', () => {
   const routes = () => [
@@ -67,7 +77,12 @@ describe('deeply nested JSON', () => {
     for (const [method, route] of routes()) {
       for (const body of [deep(3_000), `{"model":"m","prompt":"p","x":${'['.repeat(3_000)}${']'.repeat(3_000)}}`]) {
         const res = await h.api(method, route, body);
-        expect({ route, status: res.status, type: res.headers.get('content-type'), code: res.body.code }).toEqual({ route, status: 400, type: expect.stringContaining('application/problem+json'), code: 'malformed_json' });
+        expect({ route, status: res.status, type: res.headers.get('content-type'), code: res.body.code }).toEqual({
+          route,
+          status: 400,
+          type: expect.stringContaining('application/problem+json'),
+          code: 'malformed_json',
+        });
         expect(res.body.detail).toContain('32 levels');
       }
     }
@@ -81,15 +96,24 @@ describe('deeply nested JSON', () => {
 
 describe('request headers over the limit', () => {
   it('are answered 431 problem+json with Connection: close', async () => {
-    const res = await rawExchange(`GET /v1/tasks?api_key=x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${h.apiKey}\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
+    const res = await rawExchange(
+      `GET /v1/tasks?api_key=x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${h.apiKey}\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`,
+    );
     expect(res.status).toBe(431);
     expect(res.headers).toContain('content-type: application/problem+json');
     expect(res.headers).toContain('connection: close');
-    expect(res.body).toMatchObject({ status: 431, code: 'headers_too_large', title: 'Request Header Fields Too Large', instance: '/v1/tasks' });
+    expect(res.body).toMatchObject({
+      status: 431,
+      code: 'headers_too_large',
+      title: 'Request Header Fields Too Large',
+      instance: '/v1/tasks',
+    });
   });
 
   it('come back as a 431 problem to fetch as well', async () => {
-    const res = await fetch(`${h.baseUrl}/v1/tasks`, { headers: { authorization: `Bearer ${h.apiKey}`, 'x-big': 'a'.repeat(40_000) } });
+    const res = await fetch(`${h.baseUrl}/v1/tasks`, {
+      headers: { authorization: `Bearer ${h.apiKey}`, 'x-big': 'a'.repeat(40_000) },
+    });
     expect(res.status).toBe(431);
     expect(res.headers.get('content-type')).toContain('application/problem+json');
     expect((await res.json()).code).toBe('headers_too_large');
@@ -100,7 +124,9 @@ describe('request headers over the limit', () => {
     expect(res.status).toBe(400);
     expect(res.headers).toContain('content-type: application/problem+json');
     expect(res.body).toMatchObject({ status: 400, code: 'bad_request' });
-    const chunks = await rawExchange(`POST /v1/videos/generations/async HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${h.apiKey}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`);
+    const chunks = await rawExchange(
+      `POST /v1/videos/generations/async HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${h.apiKey}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`,
+    );
     expect(chunks.status).toBe(400);
     expect(chunks.headers).toContain('content-type: application/problem+json');
   });

@@ -10,7 +10,11 @@ describe('lifecycle', () => {
   it('hands a running generation back on shutdown, and the next start finishes it', async () => {
     const first = await startTestHerald();
     started.push(first);
-    const created = await first.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', simulate: { duration_ms: 3_000 } });
+    const created = await first.api('POST', '/v1/videos/generations/async', {
+      model: 'm',
+      prompt: 'p',
+      simulate: { duration_ms: 3_000 },
+    });
     const id = created.body.task_id;
     await eventually(async () => ((await first.api('GET', `/v1/tasks/${id}`)).body.progress >= 10 ? true : undefined));
 
@@ -33,7 +37,11 @@ describe('lifecycle', () => {
   it('re-enqueues unfinished tasks whose jobs vanished from Redis', async () => {
     const h = await startTestHerald();
     started.push(h);
-    const created = await h.api('POST', '/v1/images/generations/async', { model: 'm', prompt: 'p', simulate: { duration_ms: 400 } });
+    const created = await h.api('POST', '/v1/images/generations/async', {
+      model: 'm',
+      prompt: 'p',
+      simulate: { duration_ms: 400 },
+    });
     // Simulate a Redis flush: delete every key under this Herald's queue prefix.
     const { Redis } = await import('ioredis');
     const redis = new Redis('redis://127.0.0.1:6379');

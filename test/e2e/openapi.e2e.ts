@@ -44,12 +44,22 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const operations = () => Object.entries(doc.paths).flatMap(([route, item]) => Object.entries(item).map(([method, op]) => ({ route, method, op })));
+const operations = () =>
+  Object.entries(doc.paths).flatMap(([route, item]) =>
+    Object.entries(item).map(([method, op]) => ({ route, method, op })),
+  );
 
 describe('OpenAPI document', () => {
   it('passes Redocly’s recommended rules with no errors and no warnings', async () => {
-    const problems = await lintFromString({ source, absoluteRef: 'herald-openapi.json', config: await createConfig({ extends: ['recommended'] }), externalRefResolver: new OfflineResolver() });
-    expect(problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message} at ${p.location[0]?.pointer ?? ''}`)).toEqual([]);
+    const problems = await lintFromString({
+      source,
+      absoluteRef: 'herald-openapi.json',
+      config: await createConfig({ extends: ['recommended'] }),
+      externalRefResolver: new OfflineResolver(),
+    });
+    expect(problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message} at ${p.location[0]?.pointer ?? ''}`)).toEqual(
+      [],
+    );
   });
 
   it('names every operation with a summary and a readable operationId', () => {
@@ -63,7 +73,9 @@ describe('OpenAPI document', () => {
   it('documents every error answer as application/problem+json of the one Problem schema', () => {
     for (const { route, method, op } of operations()) {
       for (const [status, response] of Object.entries(op.responses).filter(([s]) => /^[45]/.test(s))) {
-        expect(response.content, `${method} ${route} ${status}`).toEqual({ 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } });
+        expect(response.content, `${method} ${route} ${status}`).toEqual({
+          'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } },
+        });
       }
     }
   });
@@ -71,18 +83,52 @@ describe('OpenAPI document', () => {
   it('lists the status and code of each problem a route really answers', async () => {
     const auth = { authorization: `Bearer ${apiKey}` };
     const json = { ...auth, 'content-type': 'application/json' };
-    const created = await fetch(`${herald.baseUrl}/v1/images/generations/async`, { method: 'POST', headers: json, body: JSON.stringify({ model: 'm', prompt: 'p' }) });
+    const created = await fetch(`${herald.baseUrl}/v1/images/generations/async`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ model: 'm', prompt: 'p' }),
+    });
     const id = ((await created.json()) as { task_id: string }).task_id;
-    await eventually(async () => (((await (await fetch(`${herald.baseUrl}/v1/tasks/${id}`, { headers: auth })).json()) as { status: string }).status === 'completed' ? true : undefined));
+    await eventually(async () =>
+      ((await (await fetch(`${herald.baseUrl}/v1/tasks/${id}`, { headers: auth })).json()) as { status: string })
+        .status === 'completed'
+        ? true
+        : undefined,
+    );
     const cases: Array<[string, string, string, RequestInit]> = [
       ['get', '/v1/tasks/{id}', `/v1/tasks/${id}`, {}],
       ['get', '/v1/tasks/{id}', '/v1/tasks/0190a8f2-0000-7000-8000-000000000000', { headers: auth }],
-      ['post', '/v1/videos/generations/async', '/v1/videos/generations/async', { method: 'POST', headers: json, body: '{"model":' }],
-      ['post', '/v1/videos/generations/async', '/v1/videos/generations/async', { method: 'POST', headers: { ...auth, 'content-type': 'application/xml' }, body: '<task/>' }],
-      ['post', '/v1/videos/generations/async', '/v1/videos/generations/async', { method: 'POST', headers: json, body: JSON.stringify({ model: 'm', prompt: 'p'.repeat(2_000) }) }],
-      ['post', '/v1/videos/generations/async', '/v1/videos/generations/async', { method: 'POST', headers: json, body: JSON.stringify({ model: 'm' }) }],
+      [
+        'post',
+        '/v1/videos/generations/async',
+        '/v1/videos/generations/async',
+        { method: 'POST', headers: json, body: '{"model":' },
+      ],
+      [
+        'post',
+        '/v1/videos/generations/async',
+        '/v1/videos/generations/async',
+        { method: 'POST', headers: { ...auth, 'content-type': 'application/xml' }, body: '<task/>' },
+      ],
+      [
+        'post',
+        '/v1/videos/generations/async',
+        '/v1/videos/generations/async',
+        { method: 'POST', headers: json, body: JSON.stringify({ model: 'm', prompt: 'p'.repeat(2_000) }) },
+      ],
+      [
+        'post',
+        '/v1/videos/generations/async',
+        '/v1/videos/generations/async',
+        { method: 'POST', headers: json, body: JSON.stringify({ model: 'm' }) },
+      ],
       ['post', '/v1/tasks/{id}/cancel', `/v1/tasks/${id}/cancel`, { method: 'POST', headers: auth }],
-      ['post', '/v1/images/generations/tasks/{id}/retry', `/v1/images/generations/tasks/${id}/retry`, { method: 'POST', headers: auth }],
+      [
+        'post',
+        '/v1/images/generations/tasks/{id}/retry',
+        `/v1/images/generations/tasks/${id}/retry`,
+        { method: 'POST', headers: auth },
+      ],
       ['get', '/v1/deliveries/{id}', '/v1/deliveries/nope', { headers: auth }],
       ['delete', '/v1/webhooks/{id}', '/v1/webhooks/nope', { method: 'DELETE', headers: auth }],
       ['get', '/v1/artifacts/{name}', '/v1/artifacts/nope.png', {}],
@@ -93,7 +139,9 @@ describe('OpenAPI document', () => {
       const documented = doc.paths[route][method].responses[String(res.status)];
       expect(res.status, `${method} ${url}`).toBeGreaterThanOrEqual(400);
       expect(res.headers.get('content-type'), `${method} ${url}`).toContain('application/problem+json');
-      expect(documented?.description, `${method} ${url} answered ${res.status} ${body.code}`).toContain(`\`${body.code}\``);
+      expect(documented?.description, `${method} ${url} answered ${res.status} ${body.code}`).toContain(
+        `\`${body.code}\``,
+      );
     }
   });
 });

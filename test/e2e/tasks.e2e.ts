@@ -10,7 +10,13 @@ afterAll(async () => {
   await h?.stop();
 });
 
-const video = (extra: Record<string, unknown> = {}) => ({ model: 'minimax-video', prompt: 'A serene mountain landscape with clouds', duration: 6, size: '1280x720', ...extra });
+const video = (extra: Record<string, unknown> = {}) => ({
+  model: 'minimax-video',
+  prompt: 'A serene mountain landscape with clouds',
+  duration: 6,
+  size: '1280x720',
+  ...extra,
+});
 
 async function waitForStatus(route: string, statuses: string[]) {
   return eventually(async () => {
@@ -38,10 +44,20 @@ describe('video generation, as a Conduit client drives it', () => {
     expect(running.body.progress).toBeGreaterThanOrEqual(0);
     const done = await waitForStatus(route, ['completed']);
     expect(done.headers.get('retry-after')).toBeNull();
-    expect(done.body).toMatchObject({ status: 'completed', progress: 100, error: null, kind: 'video', model: 'minimax-video' });
+    expect(done.body).toMatchObject({
+      status: 'completed',
+      progress: 100,
+      error: null,
+      kind: 'video',
+      model: 'minimax-video',
+    });
     expect(done.body.completed_at).not.toBeNull();
     const item = done.body.result.data[0];
-    expect(item.metadata).toMatchObject({ mime_type: 'video/mp4', resolution: expect.any(String), file_size_bytes: expect.any(Number) });
+    expect(item.metadata).toMatchObject({
+      mime_type: 'video/mp4',
+      resolution: expect.any(String),
+      file_size_bytes: expect.any(Number),
+    });
     const file = await fetch(item.url);
     expect(file.status).toBe(200);
     expect(file.headers.get('content-type')).toBe('video/mp4');
@@ -51,7 +67,11 @@ describe('video generation, as a Conduit client drives it', () => {
   });
 
   it('keeps model-specific top-level fields as params', async () => {
-    const created = await h.api('POST', '/v1/videos/generations/async', video({ camera_motion: 'pan-left', guidance: 7.5 }));
+    const created = await h.api(
+      'POST',
+      '/v1/videos/generations/async',
+      video({ camera_motion: 'pan-left', guidance: 7.5 }),
+    );
     const task = await h.api('GET', `/v1/tasks/${created.body.task_id}`);
     expect(task.body.params).toMatchObject({ camera_motion: 'pan-left', guidance: 7.5, duration: 6, size: '1280x720' });
   });
@@ -74,10 +94,21 @@ describe('video generation, as a Conduit client drives it', () => {
   });
 
   it('fails deterministically with the requested error, and a retry starts a new attempt', async () => {
-    const created = await h.api('POST', '/v1/videos/generations/async', video({ simulate: { duration_ms: 200, fail_at_percent: 50, error: 'Insufficient credits for video generation' } }));
+    const created = await h.api(
+      'POST',
+      '/v1/videos/generations/async',
+      video({
+        simulate: { duration_ms: 200, fail_at_percent: 50, error: 'Insufficient credits for video generation' },
+      }),
+    );
     const id = created.body.task_id;
     const failed = await waitForStatus(`/v1/videos/generations/tasks/${id}`, ['failed']);
-    expect(failed.body).toMatchObject({ status: 'failed', error: 'Insufficient credits for video generation', error_code: 'simulated_failure', result: null });
+    expect(failed.body).toMatchObject({
+      status: 'failed',
+      error: 'Insufficient credits for video generation',
+      error_code: 'simulated_failure',
+      result: null,
+    });
     expect(failed.body.progress).toBeLessThan(50);
 
     const retried = await h.api('POST', `/v1/videos/generations/tasks/${id}/retry`, { simulate: { duration_ms: 100 } });
@@ -92,13 +123,21 @@ describe('video generation, as a Conduit client drives it', () => {
   });
 
   it('does not time out a task that finishes within timeout_seconds', async () => {
-    const created = await h.api('POST', '/v1/videos/generations/async', video({ timeout_seconds: 60, simulate: { duration_ms: 800 } }));
+    const created = await h.api(
+      'POST',
+      '/v1/videos/generations/async',
+      video({ timeout_seconds: 60, simulate: { duration_ms: 800 } }),
+    );
     const task = await waitForStatus(`/v1/tasks/${created.body.task_id}`, ['completed', 'timedout', 'failed']);
     expect(task.body.status).toBe('completed');
   });
 
   it('marks a task timedout once timeout_seconds pass', async () => {
-    const created = await h.api('POST', '/v1/videos/generations/async', video({ timeout_seconds: 1, simulate: { duration_ms: 10_000 } }));
+    const created = await h.api(
+      'POST',
+      '/v1/videos/generations/async',
+      video({ timeout_seconds: 1, simulate: { duration_ms: 10_000 } }),
+    );
     const task = await waitForStatus(`/v1/tasks/${created.body.task_id}`, ['timedout']);
     expect(task.body).toMatchObject({ status: 'timedout', error_code: 'timeout' });
     expect(task.body.error).toContain('timeout_seconds');
@@ -107,7 +146,11 @@ describe('video generation, as a Conduit client drives it', () => {
 
 describe('Conduit’s generic task routes (its SDK’s TasksService)', () => {
   it('long-polls a task until it ends, and answers 408 poll_timeout when it does not end in time', async () => {
-    const quick = await h.api('POST', '/v1/images/generations/async', { model: 'm', prompt: 'p', simulate: { duration_ms: 300 } });
+    const quick = await h.api('POST', '/v1/images/generations/async', {
+      model: 'm',
+      prompt: 'p',
+      simulate: { duration_ms: 300 },
+    });
     const done = await h.api('GET', `/v1/tasks/${quick.body.task_id}/poll?timeout=10&interval=2`);
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ task_id: quick.body.task_id, status: 'completed', progress: 100 });
@@ -133,23 +176,32 @@ describe('Conduit’s generic task routes (its SDK’s TasksService)', () => {
     expect(again.body.code).toBe('task_not_cancellable');
   });
 
-  it('answers a pending long poll with 503 at shutdown instead of holding the shutdown', { timeout: 20_000 }, async () => {
-    const own = await startTestHerald();
-    const slow = await own.api('POST', '/v1/videos/generations/async', video({ simulate: { duration_ms: 20_000 } }));
-    const polled = own.api('GET', `/v1/tasks/${slow.body.task_id}/poll?timeout=20`);
-    await new Promise((r) => setTimeout(r, 300));
-    const started = Date.now();
-    await own.stop();
-    expect(Date.now() - started).toBeLessThan(5_000);
-    const answer = await polled;
-    expect(answer.status).toBe(503);
-    expect(answer.headers.get('retry-after')).toBe('1');
-  });
+  it(
+    'answers a pending long poll with 503 at shutdown instead of holding the shutdown',
+    { timeout: 20_000 },
+    async () => {
+      const own = await startTestHerald();
+      const slow = await own.api('POST', '/v1/videos/generations/async', video({ simulate: { duration_ms: 20_000 } }));
+      const polled = own.api('GET', `/v1/tasks/${slow.body.task_id}/poll?timeout=20`);
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      await own.stop();
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const answer = await polled;
+      expect(answer.status).toBe(503);
+      expect(answer.headers.get('retry-after')).toBe('1');
+    },
+  );
 });
 
 describe('image generation', () => {
   it('serves status at /{id}/status and the tasks alias, with a real PNG', async () => {
-    const created = await h.api('POST', '/v1/images/generations/async', { model: 'dall-e-3', prompt: 'a red fox', size: '512x256', n: 2 });
+    const created = await h.api('POST', '/v1/images/generations/async', {
+      model: 'dall-e-3',
+      prompt: 'a red fox',
+      size: '512x256',
+      n: 2,
+    });
     expect(created.status).toBe(202);
     const id = created.body.task_id;
     expect(created.body.check_status_url).toBe(`${h.baseUrl}/v1/images/generations/${id}/status`);
@@ -163,7 +215,12 @@ describe('image generation', () => {
   });
 
   it('returns b64_json when asked', async () => {
-    const created = await h.api('POST', '/v1/images/generations/async', { model: 'dall-e-3', prompt: 'a fox', size: '64x64', response_format: 'b64_json' });
+    const created = await h.api('POST', '/v1/images/generations/async', {
+      model: 'dall-e-3',
+      prompt: 'a fox',
+      size: '64x64',
+      response_format: 'b64_json',
+    });
     const done = await waitForStatus(`/v1/images/generations/${created.body.task_id}/status`, ['completed']);
     const item = done.body.result.data[0];
     expect(item.url).toBeUndefined();
@@ -180,11 +237,30 @@ describe('image generation', () => {
 
 describe('bad input is a clear 4xx problem, never a 500', () => {
   it('names each field with a wrong type or range (422)', async () => {
-    const res = await h.api('POST', '/v1/videos/generations/async', { model: 42, prompt: 'x', duration: '6', fps: 500, n: 0, size: 'big' });
+    const res = await h.api('POST', '/v1/videos/generations/async', {
+      model: 42,
+      prompt: 'x',
+      duration: '6',
+      fps: 500,
+      n: 0,
+      size: 'big',
+    });
     expect(res.status).toBe(422);
     expect(res.headers.get('content-type')).toContain('application/problem+json');
-    expect(res.body).toMatchObject({ type: expect.any(String), title: expect.any(String), status: 422, code: 'validation_failed', instance: '/v1/videos/generations/async' });
-    expect(res.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['duration', 'fps', 'model', 'n', 'size']);
+    expect(res.body).toMatchObject({
+      type: expect.any(String),
+      title: expect.any(String),
+      status: 422,
+      code: 'validation_failed',
+      instance: '/v1/videos/generations/async',
+    });
+    expect(res.body.errors.map((e: { field: string }) => e.field).sort()).toEqual([
+      'duration',
+      'fps',
+      'model',
+      'n',
+      'size',
+    ]);
   });
 
   it('requires prompt and model, and a prompt of at most 4,000 characters', async () => {
@@ -210,39 +286,79 @@ describe('bad input is a clear 4xx problem, never a 500', () => {
 
   it('answers a body that is not JSON with 415, reads an empty JSON body as {}, and ignores a trailing slash', async () => {
     const headers = { authorization: `Bearer ${h.apiKey}` };
-    const form = await fetch(`${h.baseUrl}/v1/videos/generations/async`, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: 'model=m&prompt=p' });
+    const form = await fetch(`${h.baseUrl}/v1/videos/generations/async`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'model=m&prompt=p',
+    });
     expect(form.status).toBe(415);
     expect(form.headers.get('content-type')).toContain('application/problem+json');
     expect((await form.json()).code).toBe('unsupported_media_type');
     const created = await h.api('POST', '/v1/videos/generations/async', video({ simulate: { duration_ms: 60_000 } }));
-    const cancel = await fetch(`${h.baseUrl}/v1/tasks/${created.body.task_id}/cancel`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' } });
+    const cancel = await fetch(`${h.baseUrl}/v1/tasks/${created.body.task_id}/cancel`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+    });
     expect(cancel.status).toBe(204);
     expect((await h.api('GET', `/v1/tasks/${created.body.task_id}/`)).body.status).toBe('cancelled');
   });
 
   it('validates nested Herald extensions by path', async () => {
-    const res = await h.api('POST', '/v1/videos/generations/async', video({ simulate: { fail_at_percent: 150 }, webhook_events: ['completed', 'exploded'], webhook_retry: { schedule: ['soon'] } }));
+    const res = await h.api(
+      'POST',
+      '/v1/videos/generations/async',
+      video({
+        simulate: { fail_at_percent: 150 },
+        webhook_events: ['completed', 'exploded'],
+        webhook_retry: { schedule: ['soon'] },
+      }),
+    );
     expect(res.status).toBe(422);
     const fields = res.body.errors.map((e: { field: string }) => e.field);
-    expect(fields).toEqual(expect.arrayContaining(['simulate.fail_at_percent', 'webhook_events', 'webhook_retry.schedule']));
+    expect(fields).toEqual(
+      expect.arrayContaining(['simulate.fail_at_percent', 'webhook_events', 'webhook_retry.schedule']),
+    );
   });
 
   it('refuses webhook URLs that point inside the network, and bad webhook headers', async () => {
-    const metadata = await h.api('POST', '/v1/videos/generations/async', video({ webhook_url: 'http://169.254.169.254/latest/meta-data' }));
+    const metadata = await h.api(
+      'POST',
+      '/v1/videos/generations/async',
+      video({ webhook_url: 'http://169.254.169.254/latest/meta-data' }),
+    );
     expect(metadata.status).toBe(422);
     expect(metadata.body.code).toBe('webhook_url_blocked');
-    const creds = await h.api('POST', '/v1/videos/generations/async', video({ webhook_url: 'https://user:pw@example.com/hook' }));
+    const creds = await h.api(
+      'POST',
+      '/v1/videos/generations/async',
+      video({ webhook_url: 'https://user:pw@example.com/hook' }),
+    );
     expect(creds.status).toBe(422);
     expect(creds.body.errors[0].field).toBe('webhook_url');
-    const reserved = await h.api('POST', '/v1/videos/generations/async', video({ webhook_url: 'https://example.com/h', webhook_headers: { 'Content-Type': 'text/plain' } }));
+    const reserved = await h.api(
+      'POST',
+      '/v1/videos/generations/async',
+      video({ webhook_url: 'https://example.com/h', webhook_headers: { 'Content-Type': 'text/plain' } }),
+    );
     expect(reserved.status).toBe(422);
-    const crlf = await h.api('POST', '/v1/videos/generations/async', video({ webhook_url: 'https://example.com/h', webhook_headers: { 'X-A': 'a\r\nX-Injected: 1' } }));
+    const crlf = await h.api(
+      'POST',
+      '/v1/videos/generations/async',
+      video({ webhook_url: 'https://example.com/h', webhook_headers: { 'X-A': 'a\r\nX-Injected: 1' } }),
+    );
     expect(crlf.status).toBe(422);
     expect(crlf.body.errors[0].field).toBe('webhook_headers.X-A');
   });
 
   it('stores webhook headers but never returns their values', async () => {
-    const created = await h.api('POST', '/v1/videos/generations/async', video({ webhook_url: 'https://example.com/hook', webhook_headers: { Authorization: 'Bearer very-secret-value' } }));
+    const created = await h.api(
+      'POST',
+      '/v1/videos/generations/async',
+      video({
+        webhook_url: 'https://example.com/hook',
+        webhook_headers: { Authorization: 'Bearer very-secret-value' },
+      }),
+    );
     expect(created.status).toBe(202);
     const task = await h.api('GET', `/v1/tasks/${created.body.task_id}`);
     expect(task.body.webhook).toMatchObject({ url: 'https://example.com/hook', headers: { Authorization: '***' } });
@@ -288,7 +404,16 @@ describe('listing tasks', () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
       const kind = i % 2 === 0 ? 'videos' : 'images';
-      ids.push((await h.api('POST', `/v1/${kind}/generations/async`, { model: 'm', prompt: `p${i}`, simulate: { duration_ms: 0 } }, headers)).body.task_id);
+      ids.push(
+        (
+          await h.api(
+            'POST',
+            `/v1/${kind}/generations/async`,
+            { model: 'm', prompt: `p${i}`, simulate: { duration_ms: 0 } },
+            headers,
+          )
+        ).body.task_id,
+      );
     }
     const first = await h.api('GET', '/v1/tasks?limit=2', undefined, headers);
     expect(first.body.data.map((t: { task_id: string }) => t.task_id)).toEqual([ids[4], ids[3]]);
@@ -299,7 +424,9 @@ describe('listing tasks', () => {
     expect(third.body.next_cursor).toBeNull();
     const images = await h.api('GET', '/v1/tasks?kind=image', undefined, headers);
     expect(images.body.data.map((t: { task_id: string }) => t.task_id)).toEqual([ids[3], ids[1]]);
-    await eventually(async () => ((await h.api('GET', '/v1/tasks?status=completed', undefined, headers)).body.data.length === 5 ? true : undefined));
+    await eventually(async () =>
+      (await h.api('GET', '/v1/tasks?status=completed', undefined, headers)).body.data.length === 5 ? true : undefined,
+    );
     const bad = await h.api('GET', '/v1/tasks?status=done&limit=1000', undefined, headers);
     expect(bad.status).toBe(422);
   });
@@ -310,6 +437,9 @@ describe('health', () => {
     expect((await fetch(`${h.baseUrl}/health/live`)).status).toBe(200);
     const ready = await fetch(`${h.baseUrl}/health/ready`);
     expect(ready.status).toBe(200);
-    expect(((await ready.json()) as { info: unknown }).info).toMatchObject({ database: { status: 'up' }, redis: { status: 'up' } });
+    expect(((await ready.json()) as { info: unknown }).info).toMatchObject({
+      database: { status: 'up' },
+      redis: { status: 'up' },
+    });
   });
 });

@@ -28,7 +28,8 @@ async function startCollector() {
       paths.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       for (const rs of body.resourceSpans ?? []) {
-        const name = rs.resource?.attributes?.find((a: { key: string }) => a.key === 'service.name')?.value?.stringValue;
+        const name = rs.resource?.attributes?.find((a: { key: string }) => a.key === 'service.name')?.value
+          ?.stringValue;
         if (name) services.add(name);
         for (const ss of rs.scopeSpans ?? []) spans.push(...ss.spans);
       }
@@ -53,8 +54,24 @@ const attr = (span: OtlpSpan, key: string) => {
 const isTerminal = (w: ReceivedWebhook) => w.body?.webhook_type?.endsWith('_completed');
 const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1');
 
-async function runTask(h: TestHerald, webhookUrl: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}) {
-  const res = await h.api('POST', '/v1/videos/generations/async', { model: 'minimax-video', prompt: 'a lighthouse at dusk', webhook_url: webhookUrl, simulate: { duration_ms: 150 }, ...extra }, headers);
+async function runTask(
+  h: TestHerald,
+  webhookUrl: string,
+  headers: Record<string, string> = {},
+  extra: Record<string, unknown> = {},
+) {
+  const res = await h.api(
+    'POST',
+    '/v1/videos/generations/async',
+    {
+      model: 'minimax-video',
+      prompt: 'a lighthouse at dusk',
+      webhook_url: webhookUrl,
+      simulate: { duration_ms: 150 },
+      ...extra,
+    },
+    headers,
+  );
   expect(res.status).toBe(202);
   return res.body.task_id as string;
 }
@@ -71,7 +88,9 @@ describe('tracing', () => {
     const h = await startTestHerald();
     try {
       const taskId = await runTask(h, receiver.url());
-      const hooks = await eventually(async () => (receiver.forTask(taskId).some(isTerminal) ? receiver.forTask(taskId) : undefined));
+      const hooks = await eventually(async () =>
+        receiver.forTask(taskId).some(isTerminal) ? receiver.forTask(taskId) : undefined,
+      );
       expect(hooks.length).toBeGreaterThanOrEqual(2);
       for (const hook of hooks) expect(hook.headers.traceparent).toBeUndefined();
       expect(tracingOn()).toBe(false);
@@ -94,14 +113,28 @@ describe('tracing', () => {
     const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
     const callerSpan = '00f067aa0ba902b7';
     // A traceparent among the caller's webhook headers gives way to the attempt's own.
-    const plain = await runTask(h, receiver.url(), {}, { webhook_headers: { Traceparent: `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01` } });
+    const plain = await runTask(
+      h,
+      receiver.url(),
+      {},
+      { webhook_headers: { Traceparent: `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01` } },
+    );
     const joined = await runTask(h, receiver.url(), { traceparent: `00-${callerTrace}-${callerSpan}-01` });
-    for (const id of [plain, joined]) await eventually(async () => (receiver.forTask(id).some(isTerminal) ? true : undefined));
+    for (const id of [plain, joined])
+      await eventually(async () => (receiver.forTask(id).some(isTerminal) ? true : undefined));
 
     // A log line written inside a span carries its trace id.
     const lines: string[] = [];
-    const log = createRootLogger({ ...h.config, logLevel: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
-    const seen = await inRequestSpan('log check', undefined, {}, async (traceparent) => (log.info('inside'), traceparent));
+    const log = createRootLogger(
+      { ...h.config, logLevel: 'info' },
+      new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }),
+    );
+    const seen = await inRequestSpan(
+      'log check',
+      undefined,
+      {},
+      async (traceparent) => (log.info('inside'), traceparent),
+    );
     const logged = JSON.parse(lines[0]);
     expect(logged.trace_id).toBe(seen!.split('-')[1]);
     expect(logged.span_id).toBe(seen!.split('-')[2]);
@@ -115,8 +148,12 @@ describe('tracing', () => {
 
     const traceIds = new Set<string>();
     for (const taskId of [plain, joined]) {
-      const steps = collector.spans.filter((s) => attr(s, 'herald.task.id') === taskId && s.name.startsWith('generation '));
-      const attempts = collector.spans.filter((s) => attr(s, 'herald.task.id') === taskId && s.name.startsWith('webhook '));
+      const steps = collector.spans.filter(
+        (s) => attr(s, 'herald.task.id') === taskId && s.name.startsWith('generation '),
+      );
+      const attempts = collector.spans.filter(
+        (s) => attr(s, 'herald.task.id') === taskId && s.name.startsWith('webhook '),
+      );
       const create = collector.spans.find((s) => s.kind === 2 && s.spanId === steps[0]?.parentSpanId);
       expect(create, `create span of ${taskId}`).toBeDefined();
       expect(create!.name).toBe('POST /v1/videos/generations/async');
@@ -129,7 +166,9 @@ describe('tracing', () => {
         expect(create!.parentSpanId ?? '').toBe('');
       }
       // started, progress steps, completed: each a child of the create span.
-      expect(steps.map((s) => s.name)).toEqual(expect.arrayContaining(['generation processing', 'generation completed']));
+      expect(steps.map((s) => s.name)).toEqual(
+        expect.arrayContaining(['generation processing', 'generation completed']),
+      );
       for (const s of [...steps, ...attempts]) {
         expect(s.traceId).toBe(traceId);
         expect(s.parentSpanId).toBe(create!.spanId);
@@ -158,7 +197,11 @@ describe('tracing', () => {
     const h = await startTestHerald({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url });
     let stopped = false;
     cleanup.push(async () => void (stopped || (await h.stop())));
-    const created = await h.api('POST', '/v1/webhooks', { url: receiver.url('/batched'), events: ['task.completed'], batch: { max_events: 10, max_wait_ms: 1_000 } });
+    const created = await h.api('POST', '/v1/webhooks', {
+      url: receiver.url('/batched'),
+      events: ['task.completed'],
+      batch: { max_events: 10, max_wait_ms: 1_000 },
+    });
     expect(created.status).toBe(201);
     const tasks = await Promise.all(Array.from({ length: 4 }, () => runTask(h, receiver.url('/per-request'))));
     const batches = () => receiver.received.filter((r) => r.path === '/batched');
@@ -180,7 +223,9 @@ describe('tracing', () => {
       // The carrier's task: one of the batch's, and the span is in that task's trace.
       const carrierTask = attr(span!, 'herald.task.id') as string;
       expect((hook.body as Array<{ data: { task_id: string } }>).map((e) => e.data.task_id)).toContain(carrierTask);
-      const step = collector.spans.find((s) => attr(s, 'herald.task.id') === carrierTask && s.name.startsWith('generation '));
+      const step = collector.spans.find(
+        (s) => attr(s, 'herald.task.id') === carrierTask && s.name.startsWith('generation '),
+      );
       expect(step?.traceId).toBe(hookTrace);
     }
     // One span per batch request to the endpoint, not one per event it carried.

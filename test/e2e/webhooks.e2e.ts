@@ -46,9 +46,15 @@ async function submit(kind: 'videos' | 'images', extra: Record<string, unknown> 
 }
 
 const terminal = (w: ReceivedWebhook) => w.body?.webhook_type?.endsWith('_completed');
-const waitForTerminal = (taskId: string) => eventually(async () => (receiver.forTask(taskId).some(terminal) ? receiver.forTask(taskId) : undefined));
+const waitForTerminal = (taskId: string) =>
+  eventually(async () => (receiver.forTask(taskId).some(terminal) ? receiver.forTask(taskId) : undefined));
 async function deliveriesOf(taskId: string) {
-  return (await h.api('GET', `/v1/tasks/${taskId}/deliveries`)).body.data as Array<{ id: string; status: string; event_type: string; attempts: number }>;
+  return (await h.api('GET', `/v1/tasks/${taskId}/deliveries`)).body.data as Array<{
+    id: string;
+    status: string;
+    event_type: string;
+    attempts: number;
+  }>;
 }
 async function settled(taskId: string) {
   return eventually(async () => {
@@ -81,7 +87,13 @@ describe('per-request webhooks (seeds/001)', () => {
     expect(Date.parse(done.body.timestamp)).not.toBeNaN();
     const progress = hooks.filter((w) => w.body.webhook_type === 'video_generation_progress');
     expect(progress.length).toBeGreaterThan(0);
-    expect(progress[0].body).toMatchObject({ task_id: id, status: 'processing', progress_percentage: expect.any(Number), message: expect.any(String), estimated_seconds_remaining: expect.any(Number) });
+    expect(progress[0].body).toMatchObject({
+      task_id: id,
+      status: 'processing',
+      progress_percentage: expect.any(Number),
+      message: expect.any(String),
+      estimated_seconds_remaining: expect.any(Number),
+    });
     // Sequences only grow, and nothing comes after the terminal webhook.
     const sequences = hooks.map((w) => w.body.sequence as number);
     expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
@@ -103,16 +115,28 @@ describe('per-request webhooks (seeds/001)', () => {
       expect(w.headers['x-webhook-type']).toBe(w.body.webhook_type.endsWith('_progress') ? 'progress' : 'completion');
       expect(w.headers['x-webhook-timestamp']).toBe(w.headers['webhook-timestamp']);
     }
-    expect(hooks.find(terminal)!.body).toMatchObject({ webhook_type: 'image_generation_completed', image_url: expect.stringContaining('.png'), image_urls: [expect.stringContaining('.png')] });
+    expect(hooks.find(terminal)!.body).toMatchObject({
+      webhook_type: 'image_generation_completed',
+      image_url: expect.stringContaining('.png'),
+      image_urls: [expect.stringContaining('.png')],
+    });
   });
 
   it('reports failure and cancellation with Conduit’s error text', async () => {
-    const failed = await submit('videos', { simulate: { duration_ms: 100, fail_at_percent: 30, error: 'Insufficient credits for video generation' } });
+    const failed = await submit('videos', {
+      simulate: { duration_ms: 100, fail_at_percent: 30, error: 'Insufficient credits for video generation' },
+    });
     const f = (await waitForTerminal(failed)).find(terminal)!;
-    expect(f.body).toMatchObject({ status: 'failed', webhook_type: 'video_generation_completed', error: 'Insufficient credits for video generation' });
+    expect(f.body).toMatchObject({
+      status: 'failed',
+      webhook_type: 'video_generation_completed',
+      error: 'Insufficient credits for video generation',
+    });
 
     const cancelled = await submit('videos', { simulate: { duration_ms: 5_000 } });
-    await eventually(async () => ((await h.api('GET', `/v1/tasks/${cancelled}`)).body.status === 'processing' ? true : undefined));
+    await eventually(async () =>
+      (await h.api('GET', `/v1/tasks/${cancelled}`)).body.status === 'processing' ? true : undefined,
+    );
     expect((await h.api('DELETE', `/v1/videos/generations/${cancelled}`)).status).toBe(204);
     const c = (await waitForTerminal(cancelled)).find(terminal)!;
     expect(c.body).toMatchObject({ status: 'cancelled', error: 'Video generation was cancelled by user request' });
@@ -126,11 +150,13 @@ describe('per-request webhooks (seeds/001)', () => {
     const [delivery] = await settled(id);
     expect(delivery).toMatchObject({ status: 'succeeded', attempts: 3 });
     const detail = (await h.api('GET', `/v1/deliveries/${delivery.id}`)).body;
-    expect(detail.attempt_log.map((a: { status_code: number; outcome: string }) => [a.status_code, a.outcome])).toEqual([
-      [500, 'retry'],
-      [500, 'retry'],
-      [200, 'succeeded'],
-    ]);
+    expect(detail.attempt_log.map((a: { status_code: number; outcome: string }) => [a.status_code, a.outcome])).toEqual(
+      [
+        [500, 'retry'],
+        [500, 'retry'],
+        [200, 'succeeded'],
+      ],
+    );
     expect(detail.attempt_log[0].response_snippet).toBe('try later');
     expect(detail.attempt_log[0].duration_ms).toEqual(expect.any(Number));
   });
@@ -146,14 +172,22 @@ describe('per-request webhooks (seeds/001)', () => {
   });
 
   it('does not follow redirects', async () => {
-    const id = await submit('videos', { webhook_events: ['completed'], webhook_metadata: { mode: 'redirect' }, webhook_retry: { max_attempts: 2 } });
+    const id = await submit('videos', {
+      webhook_events: ['completed'],
+      webhook_metadata: { mode: 'redirect' },
+      webhook_retry: { max_attempts: 2 },
+    });
     const [delivery] = await settled(id);
     expect(delivery).toMatchObject({ status: 'failed', attempts: 2 });
     expect(receiver.received.some((w) => w.path === '/elsewhere')).toBe(false);
   });
 
   it('gives up after the per-request attempt budget, keeps the first 1 KB of each answer, and can redeliver', async () => {
-    const id = await submit('videos', { webhook_events: ['completed'], webhook_metadata: { mode: 'down' }, webhook_retry: { max_attempts: 3, schedule: ['0s', '20ms', '20ms'] } });
+    const id = await submit('videos', {
+      webhook_events: ['completed'],
+      webhook_metadata: { mode: 'down' },
+      webhook_retry: { max_attempts: 3, schedule: ['0s', '20ms', '20ms'] },
+    });
     const [delivery] = await settled(id);
     expect(delivery).toMatchObject({ status: 'failed', attempts: 3 });
     const detail = (await h.api('GET', `/v1/deliveries/${delivery.id}`)).body;
@@ -185,7 +219,12 @@ describe('per-request webhooks (seeds/001)', () => {
     const id = await submit('videos', { webhook_events: ['completed'] });
     const [delivery] = await settled(id);
     const detail = (await h.api('GET', `/v1/deliveries/${delivery.id}`)).body;
-    expect(detail.attempt_log[0].request_headers).toMatchObject({ Authorization: '***', 'X-Custom-Header': '***', 'X-Signature': '***', 'webhook-id': detail.event_id });
+    expect(detail.attempt_log[0].request_headers).toMatchObject({
+      Authorization: '***',
+      'X-Custom-Header': '***',
+      'X-Signature': '***',
+      'webhook-id': detail.event_id,
+    });
     expect(detail.attempt_log[0].request_headers['webhook-signature']).toBe('v1,***');
     const task = (await h.api('GET', `/v1/tasks/${id}`)).body;
     expect(task.webhook.last_delivery).toMatchObject({ id: delivery.id, status: 'succeeded', status_code: 200 });

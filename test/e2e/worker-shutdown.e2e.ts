@@ -10,7 +10,8 @@ const WORKER_TOKEN = `hw_test_${randomBytes(16).toString('hex')}`;
 const ENV = { MODEL_ROUTES: 't-*=workers,*=simulator', BOOTSTRAP_WORKER_TOKEN: WORKER_TOKEN, LOG_LEVEL: 'error' };
 
 /** Settles with 'stopped', or 'hung' when `ms` passes first (a bound for a broken shutdown, not a timing target). */
-const within = (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => 'stopped' as const), new Promise<'hung'>((r) => setTimeout(() => r('hung'), ms).unref())]);
+const within = (p: Promise<unknown>, ms: number) =>
+  Promise.race([p.then(() => 'stopped' as const), new Promise<'hung'>((r) => setTimeout(() => r('hung'), ms).unref())]);
 
 let h: TestHerald | undefined;
 let workers: RunningWorker[] = [];
@@ -79,7 +80,9 @@ describe('Herald stopping with workers long-polling', () => {
       `POST /v1/worker/leases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${WORKER_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"worker_id":`,
     );
     await new Promise((r) => setTimeout(r, 200));
-    const closed = Promise.all([idle, stuck].map((s) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())))));
+    const closed = Promise.all(
+      [idle, stuck].map((s) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())))),
+    );
     expect(await within(h.stop(), 15_000)).toBe('stopped');
     h = undefined;
     expect(await within(closed, 5_000)).toBe('stopped');
@@ -89,7 +92,15 @@ describe('Herald stopping with workers long-polling', () => {
     const herald = h;
     // The SDK's fetch opens spare connections once its long polls are aborted; a raw socket that sends nothing
     // stands for any such client.
-    const worker = runWorker({ url: herald.baseUrl, token: WORKER_TOKEN, models: ['t-unused-*'], workerId: 'w-unused', waitSeconds: 60, handler: () => [{ url: 'https://cdn.example/x.png' }], log: () => undefined });
+    const worker = runWorker({
+      url: herald.baseUrl,
+      token: WORKER_TOKEN,
+      models: ['t-unused-*'],
+      workerId: 'w-unused',
+      waitSeconds: 60,
+      handler: () => [{ url: 'https://cdn.example/x.png' }],
+      log: () => undefined,
+    });
     await online(herald, 1);
     await worker.stop({ graceMs: 100 });
     const spare = await new Promise<net.Socket>((resolve, reject) => {

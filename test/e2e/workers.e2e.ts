@@ -35,7 +35,11 @@ async function worker(method: string, route: string, body?: unknown, { token = W
   const raw = body instanceof Uint8Array;
   const res = await fetch(h.baseUrl + route, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined && !raw ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined && !raw ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
     body: (body === undefined ? undefined : raw ? body : JSON.stringify(body)) as BodyInit | undefined,
   });
   const text = await res.text();
@@ -48,8 +52,10 @@ async function worker(method: string, route: string, body?: unknown, { token = W
   return { status: res.status, headers: res.headers, body: parsed };
 }
 
-const lease = (body: Record<string, unknown>, options?: Parameters<typeof worker>[3]) => worker('POST', '/v1/worker/leases', { worker_id: 'w-test', ...body }, options);
-const createVideo = (model: string, extra: Record<string, unknown> = {}) => h.api('POST', '/v1/videos/generations/async', { model, prompt: 'A serene mountain', ...extra });
+const lease = (body: Record<string, unknown>, options?: Parameters<typeof worker>[3]) =>
+  worker('POST', '/v1/worker/leases', { worker_id: 'w-test', ...body }, options);
+const createVideo = (model: string, extra: Record<string, unknown> = {}) =>
+  h.api('POST', '/v1/videos/generations/async', { model, prompt: 'A serene mountain', ...extra });
 const task = async (id: string) => (await h.api('GET', `/v1/tasks/${id}`)).body;
 
 /** Leases until the given task comes up (other tests' leftovers are handed back by failing them). */
@@ -64,7 +70,13 @@ async function leaseTask(taskId: string, body: Record<string, unknown>) {
 describe('worker protocol: a full cycle', () => {
   it('leases a job, records progress, serves the uploaded artifact byte-exact and sends the terminal webhook', async () => {
     const m = model('cycle');
-    const created = await createVideo(m, { duration: 6, size: '1280x720', seed: 7, camera: 'pan', webhook_url: receiver.url() });
+    const created = await createVideo(m, {
+      duration: 6,
+      size: '1280x720',
+      seed: 7,
+      camera: 'pan',
+      webhook_url: receiver.url(),
+    });
     expect(created.status).toBe(202);
     const id = created.body.task_id;
     expect((await task(id)).status).toBe('pending');
@@ -84,22 +96,34 @@ describe('worker protocol: a full cycle', () => {
     expect(Date.parse(job.lease_expires_at)).toBeGreaterThan(Date.now() - 1_000);
     expect((await task(id)).status).toBe('processing');
 
-    const beat = await worker('POST', `/v1/worker/leases/${job.lease_id}/heartbeat`, { progress: 40, message: 'Rendering' });
+    const beat = await worker('POST', `/v1/worker/leases/${job.lease_id}/heartbeat`, {
+      progress: 40,
+      message: 'Rendering',
+    });
     expect(beat.status).toBe(200);
     expect(beat.body).toMatchObject({ cancel: false, lease_expires_at: expect.any(String) });
     expect(await task(id)).toMatchObject({ status: 'processing', progress: 40, message: 'Rendering' });
 
     const bytes = randomBytes(40_000);
-    const put = await worker('PUT', `/v1/worker/leases/${job.lease_id}/artifacts/out.mp4`, bytes, { headers: { 'content-type': 'video/mp4' } });
+    const put = await worker('PUT', `/v1/worker/leases/${job.lease_id}/artifacts/out.mp4`, bytes, {
+      headers: { 'content-type': 'video/mp4' },
+    });
     expect(put.status).toBe(201);
     expect(put.body.url).toMatch(/^http/);
 
-    const done = await worker('POST', `/v1/worker/leases/${job.lease_id}/complete`, { outputs: [{ artifact: 'out.mp4', metadata: { resolution: '1280x720' } }] });
+    const done = await worker('POST', `/v1/worker/leases/${job.lease_id}/complete`, {
+      outputs: [{ artifact: 'out.mp4', metadata: { resolution: '1280x720' } }],
+    });
     expect(done.status).toBe(200);
     const finished = await task(id);
     expect(finished).toMatchObject({ status: 'completed', progress: 100, error: null });
     expect(finished.result.data[0].url).toBe(put.body.url);
-    expect(finished.result.data[0].metadata).toMatchObject({ mime_type: 'video/mp4', file_size_bytes: 40_000, resolution: '1280x720', seed: 7 });
+    expect(finished.result.data[0].metadata).toMatchObject({
+      mime_type: 'video/mp4',
+      file_size_bytes: 40_000,
+      resolution: '1280x720',
+      seed: 7,
+    });
     const file = await fetch(finished.result.data[0].url);
     expect(file.headers.get('content-type')).toBe('video/mp4');
     expect(Buffer.from(await file.arrayBuffer()).equals(bytes)).toBe(true);
@@ -110,10 +134,14 @@ describe('worker protocol: a full cycle', () => {
     });
     const terminal = hooks.find((r) => r.body.status === 'completed')!;
     expect(terminal.body).toMatchObject({ webhook_type: 'video_generation_completed', video_url: put.body.url });
-    expect(hooks.some((r) => r.body.webhook_type === 'video_generation_progress' && r.body.progress_percentage === 40)).toBe(true);
+    expect(
+      hooks.some((r) => r.body.webhook_type === 'video_generation_progress' && r.body.progress_percentage === 40),
+    ).toBe(true);
 
     // The lease ended with the completion.
-    const again = await worker('POST', `/v1/worker/leases/${job.lease_id}/complete`, { outputs: [{ artifact: 'out.mp4' }] });
+    const again = await worker('POST', `/v1/worker/leases/${job.lease_id}/complete`, {
+      outputs: [{ artifact: 'out.mp4' }],
+    });
     expect(again.status).toBe(410);
     expect(again.body.code).toBe('lease_expired');
   });
@@ -144,7 +172,8 @@ describe('leasing', () => {
   it('gives two workers with different models only their own tasks, globs included, and honours kinds', async () => {
     const flux = model('flux');
     const mini = model('mini');
-    const image = (await h.api('POST', '/v1/images/generations/async', { model: `${flux}-dev`, prompt: 'a red fox' })).body.task_id;
+    const image = (await h.api('POST', '/v1/images/generations/async', { model: `${flux}-dev`, prompt: 'a red fox' }))
+      .body.task_id;
     const video = (await createVideo(mini)).body.task_id;
     // A worker that serves the flux glob, but only videos, gets nothing.
     expect((await lease({ worker_id: 'w-video-only', models: [`${flux}-*`], kinds: ['video'] })).body.jobs).toEqual([]);
@@ -159,7 +188,11 @@ describe('leasing', () => {
   it('hands a task to only one of two workers leasing at the same moment', async () => {
     const m = model('race');
     const id = (await createVideo(m)).body.task_id;
-    const results = await Promise.all([lease({ worker_id: 'w-1', models: [m] }), lease({ worker_id: 'w-2', models: [m] }), lease({ worker_id: 'w-3', models: [m] })]);
+    const results = await Promise.all([
+      lease({ worker_id: 'w-1', models: [m] }),
+      lease({ worker_id: 'w-2', models: [m] }),
+      lease({ worker_id: 'w-3', models: [m] }),
+    ]);
     const jobs = results.flatMap((r) => r.body.jobs);
     expect(jobs.map((j: any) => j.task_id)).toEqual([id]);
   });
@@ -247,7 +280,11 @@ describe('fail', () => {
     const res = await fail(job.lease_id, { error: 'Insufficient credits', code: 'insufficient_credits' });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ task_id: id, status: 'failed', requeued: false });
-    expect(await task(id)).toMatchObject({ status: 'failed', error: 'Insufficient credits', error_code: 'insufficient_credits' });
+    expect(await task(id)).toMatchObject({
+      status: 'failed',
+      error: 'Insufficient credits',
+      error_code: 'insufficient_credits',
+    });
     const hook = await eventually(async () => receiver.forTask(id).find((r) => r.body.status === 'failed'));
     expect(hook.body).toMatchObject({ webhook_type: 'video_generation_completed', error: 'Insufficient credits' });
     // The client retries: a new attempt waits for a worker again, from the start.
@@ -262,7 +299,10 @@ describe('fail', () => {
     const id = (await createVideo(m)).body.task_id;
     const first = await leaseTask(id, { models: [m] });
     expect((await beat(first.lease_id, { progress: 50 })).status).toBe(200);
-    expect((await fail(first.lease_id, { error: 'CUDA out of memory', retryable: true })).body).toMatchObject({ status: 'processing', requeued: true });
+    expect((await fail(first.lease_id, { error: 'CUDA out of memory', retryable: true })).body).toMatchObject({
+      status: 'processing',
+      requeued: true,
+    });
     expect((await task(id)).status).toBe('processing');
     const second = await leaseTask(id, { models: [m] });
     expect(second).toMatchObject({ attempt: 1, resume_from_percent: 50 });
@@ -285,19 +325,35 @@ describe('completing', () => {
     expect(results.map((r) => r.status).sort()).toEqual([200, 410]);
     const events = (await h.api('GET', `/v1/tasks/${id}/events`)).body.data.map((e: any) => e.type);
     expect(events.filter((t: string) => t === 'task.completed')).toHaveLength(1);
-    expect((await task(id)).result.data[0]).toMatchObject({ url: 'https://cdn.example/v.mp4', metadata: { mime_type: 'video/mp4' } });
+    expect((await task(id)).result.data[0]).toMatchObject({
+      url: 'https://cdn.example/v.mp4',
+      metadata: { mime_type: 'video/mp4' },
+    });
   });
 
   it('answers b64_json inline for images when the request asked for it', async () => {
     const m = model('b64');
-    const id = (await h.api('POST', '/v1/images/generations/async', { model: m, prompt: 'a fox', response_format: 'b64_json' })).body.task_id;
+    const id = (
+      await h.api('POST', '/v1/images/generations/async', { model: m, prompt: 'a fox', response_format: 'b64_json' })
+    ).body.task_id;
     const job = await leaseTask(id, { models: [m] });
     const png = randomBytes(300);
-    expect((await worker('PUT', `/v1/worker/leases/${job.lease_id}/artifacts/fox.png`, png, { headers: { 'content-type': 'image/png' } })).status).toBe(201);
-    expect((await complete(job.lease_id, { outputs: [{ artifact: 'fox.png' }], revised_prompt: 'a red fox' })).status).toBe(200);
+    expect(
+      (
+        await worker('PUT', `/v1/worker/leases/${job.lease_id}/artifacts/fox.png`, png, {
+          headers: { 'content-type': 'image/png' },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (await complete(job.lease_id, { outputs: [{ artifact: 'fox.png' }], revised_prompt: 'a red fox' })).status,
+    ).toBe(200);
     const item = (await task(id)).result.data[0];
     expect(Buffer.from(item.b64_json, 'base64').equals(png)).toBe(true);
-    expect(item).toMatchObject({ revised_prompt: 'a red fox', metadata: { mime_type: 'image/png', file_size_bytes: 300 } });
+    expect(item).toMatchObject({
+      revised_prompt: 'a red fox',
+      metadata: { mime_type: 'image/png', file_size_bytes: 300 },
+    });
   });
 });
 
@@ -306,7 +362,11 @@ describe('credentials', () => {
     const body = { worker_id: 'w', models: ['x'] };
     expect((await worker('POST', '/v1/worker/leases', body, { token: h.apiKey })).status).toBe(403);
     expect((await worker('POST', '/v1/worker/leases', body, { token: 'hw_not_a_token' })).status).toBe(401);
-    const none = await fetch(`${h.baseUrl}/v1/worker/leases`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const none = await fetch(`${h.baseUrl}/v1/worker/leases`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     expect(none.status).toBe(401);
     expect(none.headers.get('content-type')).toMatch(/application\/problem\+json/);
     const tenant = await worker('GET', '/v1/tasks');
@@ -323,7 +383,14 @@ describe('bad input', () => {
     const unknown = await beat('019adbd6-2a3e-7d4c-9b1e-2f4a5c6d7e8f_0123456789abcdef01234567');
     expect(unknown.status).toBe(404);
     expect(unknown.body.code).toBe('lease_not_found');
-    for (const body of [{ worker_id: 'w' }, { worker_id: 'w', models: [] }, { worker_id: 'w', models: ['a'], max_jobs: 33 }, { worker_id: 'w', models: ['a'], wait_seconds: 61 }, { worker_id: 'w', models: ['a'], kinds: ['audio'] }, { worker_id: 'bad id', models: ['a'] }]) {
+    for (const body of [
+      { worker_id: 'w' },
+      { worker_id: 'w', models: [] },
+      { worker_id: 'w', models: ['a'], max_jobs: 33 },
+      { worker_id: 'w', models: ['a'], wait_seconds: 61 },
+      { worker_id: 'w', models: ['a'], kinds: ['audio'] },
+      { worker_id: 'bad id', models: ['a'] },
+    ]) {
       const res = await worker('POST', '/v1/worker/leases', body);
       expect(res.status, JSON.stringify(body)).toBe(422);
       expect(res.body.code).toBe('validation_failed');
@@ -334,13 +401,19 @@ describe('bad input', () => {
     expect((await beat(job.lease_id, { progress: 'half' })).status).toBe(422);
     expect((await beat(job.lease_id, { progress: 101 })).status).toBe(422);
     expect((await complete(job.lease_id, { outputs: [] })).status).toBe(422);
-    expect((await complete(job.lease_id, { outputs: [{ artifact: 'a.png', url: 'https://x.example/a.png' }] })).status).toBe(422);
+    expect(
+      (await complete(job.lease_id, { outputs: [{ artifact: 'a.png', url: 'https://x.example/a.png' }] })).status,
+    ).toBe(422);
     const missing = await complete(job.lease_id, { outputs: [{ artifact: 'never-uploaded.png' }] });
     expect(missing.status).toBe(422);
     expect(missing.body.errors[0].field).toBe('outputs.0.artifact');
     expect((await fail(job.lease_id, { code: 'x' })).status).toBe(422);
-    expect((await worker('PUT', `/v1/worker/leases/${job.lease_id}/artifacts/.hidden`, Buffer.from('x'))).status).toBe(422);
-    const smuggled = await h.api('POST', '/v1/videos/generations/async', JSON.stringify({ model: m, prompt: 'p' }), { 'content-type': 'application/x-herald-raw-upload' });
+    expect((await worker('PUT', `/v1/worker/leases/${job.lease_id}/artifacts/.hidden`, Buffer.from('x'))).status).toBe(
+      422,
+    );
+    const smuggled = await h.api('POST', '/v1/videos/generations/async', JSON.stringify({ model: m, prompt: 'p' }), {
+      'content-type': 'application/x-herald-raw-upload',
+    });
     expect(smuggled.status).toBe(415);
     expect(smuggled.headers.get('content-type')).toMatch(/problem\+json/);
     // Bad bodies changed nothing: the lease is still good.
@@ -351,21 +424,59 @@ describe('bad input', () => {
     const m = model('odd');
     const id = (await createVideo(m)).body.task_id;
     const job = await leaseTask(id, { models: [m] });
-    const leaseIds = [job.lease_id, 'x'.repeat(90), '%00', `${id}_zz`, '019adbd6-2a3e-7d4c-9b1e-2f4a5c6d7e8f_0123456789abcdef01234567'];
-    const bodies = ['null', '[]', '"text"', '42', '{', '{"models":"x"}', '{"worker_id":5,"models":[1]}', '{"outputs":[null]}', '{"outputs":[1]}', '{"outputs":[{"artifact":"a","metadata":[]}]}', '{"outputs":[{"url":"ftp://x"}]}', '{"progress":null}', '{"progress":1e309}', '{"error":null}', '{"error":"e","retryable":"yes"}', '{"message":{"a":1}}'];
+    const leaseIds = [
+      job.lease_id,
+      'x'.repeat(90),
+      '%00',
+      `${id}_zz`,
+      '019adbd6-2a3e-7d4c-9b1e-2f4a5c6d7e8f_0123456789abcdef01234567',
+    ];
+    const bodies = [
+      'null',
+      '[]',
+      '"text"',
+      '42',
+      '{',
+      '{"models":"x"}',
+      '{"worker_id":5,"models":[1]}',
+      '{"outputs":[null]}',
+      '{"outputs":[1]}',
+      '{"outputs":[{"artifact":"a","metadata":[]}]}',
+      '{"outputs":[{"url":"ftp://x"}]}',
+      '{"progress":null}',
+      '{"progress":1e309}',
+      '{"error":null}',
+      '{"error":"e","retryable":"yes"}',
+      '{"message":{"a":1}}',
+    ];
     const problems: string[] = [];
     for (const leaseId of leaseIds) {
       for (const route of ['heartbeat', 'complete', 'fail']) {
         for (const body of bodies) {
-          const res = await fetch(`${h.baseUrl}/v1/worker/leases/${encodeURIComponent(leaseId)}/${route}`, { method: 'POST', headers: { authorization: `Bearer ${WORKER_TOKEN}`, 'content-type': 'application/json' }, body });
-          if (res.status >= 500 || (res.status >= 400 && !String(res.headers.get('content-type')).includes('problem+json'))) problems.push(`${route} ${leaseId.slice(0, 40)} ${body} → ${res.status}`);
+          const res = await fetch(`${h.baseUrl}/v1/worker/leases/${encodeURIComponent(leaseId)}/${route}`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${WORKER_TOKEN}`, 'content-type': 'application/json' },
+            body,
+          });
+          if (
+            res.status >= 500 ||
+            (res.status >= 400 && !String(res.headers.get('content-type')).includes('problem+json'))
+          )
+            problems.push(`${route} ${leaseId.slice(0, 40)} ${body} → ${res.status}`);
         }
       }
-      const put = await fetch(`${h.baseUrl}/v1/worker/leases/${encodeURIComponent(leaseId)}/artifacts/${encodeURIComponent('a b')}`, { method: 'PUT', headers: { authorization: `Bearer ${WORKER_TOKEN}` }, body: 'x' });
+      const put = await fetch(
+        `${h.baseUrl}/v1/worker/leases/${encodeURIComponent(leaseId)}/artifacts/${encodeURIComponent('a b')}`,
+        { method: 'PUT', headers: { authorization: `Bearer ${WORKER_TOKEN}` }, body: 'x' },
+      );
       if (put.status >= 500) problems.push(`PUT ${leaseId.slice(0, 40)} → ${put.status}`);
     }
     for (const body of bodies) {
-      const res = await fetch(`${h.baseUrl}/v1/worker/leases`, { method: 'POST', headers: { authorization: `Bearer ${WORKER_TOKEN}`, 'content-type': 'application/json' }, body });
+      const res = await fetch(`${h.baseUrl}/v1/worker/leases`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${WORKER_TOKEN}`, 'content-type': 'application/json' },
+        body,
+      });
       if (res.status >= 500) problems.push(`lease ${body} → ${res.status}`);
     }
     expect(problems).toEqual([]);
@@ -405,16 +516,30 @@ describe('operators and discovery', () => {
     expect(discovery.status).toBe(200);
     expect(discovery.body.count).toBe(discovery.body.data.length);
     const entry = discovery.body.data.find((d: any) => d.id === m);
-    expect(entry).toMatchObject({ provider: 'workers', display_name: m, capabilities: { image_generation: true, video_generation: false } });
+    expect(entry).toMatchObject({
+      provider: 'workers',
+      display_name: m,
+      capabilities: { image_generation: true, video_generation: false },
+    });
     expect(Date.parse(entry.last_verified)).not.toBeNaN();
     expect(discovery.body.data.some((d: any) => d.id.includes('*'))).toBe(false);
     const models = await h.api('GET', '/v1/models');
     expect(models.body.object).toBe('list');
-    expect(models.body.data.find((d: any) => d.id === m)).toMatchObject({ object: 'model', owned_by: 'workers', created: expect.any(Number) });
+    expect(models.body.data.find((d: any) => d.id === m)).toMatchObject({
+      object: 'model',
+      owned_by: 'workers',
+      created: expect.any(Number),
+    });
 
     const workers = await h.api('GET', '/v1/workers');
     expect(workers.status).toBe(200);
-    expect(workers.body.data.find((w: any) => w.id === 'w-disc')).toMatchObject({ label: 'bootstrap', models: [m, 't-disc-*'], kinds: ['image'], online: true, leases_held: 0 });
+    expect(workers.body.data.find((w: any) => w.id === 'w-disc')).toMatchObject({
+      label: 'bootstrap',
+      models: [m, 't-disc-*'],
+      kinds: ['image'],
+      online: true,
+      leases_held: 0,
+    });
     const metrics = await (await fetch(`${h.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/^herald_workers_online [1-9]/m);
     expect(metrics).toMatch(/^herald_worker_leases_total\{outcome="granted"\} [1-9]/m);
@@ -427,16 +552,27 @@ describe('Herald restarted while a lease is out', () => {
     let own = await startTestHerald({ ...ENV, WORKER_LEASE_SECONDS: '30' });
     try {
       const call = (base: string, method: string, route: string, body?: unknown) =>
-        fetch(base + route, { method, headers: { authorization: `Bearer ${WORKER_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: await r.json() }));
+        fetch(base + route, {
+          method,
+          headers: { authorization: `Bearer ${WORKER_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        }).then(async (r) => ({ status: r.status, body: await r.json() }));
       const m = model('restart');
       const id = (await own.api('POST', '/v1/videos/generations/async', { model: m, prompt: 'p' })).body.task_id;
-      const job = (await call(own.baseUrl, 'POST', '/v1/worker/leases', { worker_id: 'w-r', models: [m] })).body.jobs[0];
+      const job = (await call(own.baseUrl, 'POST', '/v1/worker/leases', { worker_id: 'w-r', models: [m] })).body
+        .jobs[0];
       expect(job.task_id).toBe(id);
       await own.herald.close();
       own = await startTestHerald({ ...ENV, WORKER_LEASE_SECONDS: '30' }, { keepData: own });
       const renewed = await call(own.baseUrl, 'POST', `/v1/worker/leases/${job.lease_id}/heartbeat`, { progress: 60 });
       expect(renewed).toMatchObject({ status: 200, body: { cancel: false } });
-      expect((await call(own.baseUrl, 'POST', `/v1/worker/leases/${job.lease_id}/complete`, { outputs: [{ url: 'https://cdn.example/r.mp4' }] })).status).toBe(200);
+      expect(
+        (
+          await call(own.baseUrl, 'POST', `/v1/worker/leases/${job.lease_id}/complete`, {
+            outputs: [{ url: 'https://cdn.example/r.mp4' }],
+          })
+        ).status,
+      ).toBe(200);
       expect((await own.api('GET', `/v1/tasks/${id}`)).body.status).toBe('completed');
       const events = (await own.api('GET', `/v1/tasks/${id}/events`)).body.data.map((e: any) => e.type);
       expect(events).toEqual(['task.queued', 'task.started', 'task.progress', 'task.completed']);
@@ -475,7 +611,9 @@ describe.skipIf(testDb() === 'sqlite')('two Herald processes sharing the databas
     const b = await startTestHerald(ENV, { keepData: a });
     try {
       const m = model('shared');
-      const created = await Promise.all(Array.from({ length: 20 }, () => a.api('POST', '/v1/images/generations/async', { model: m, prompt: 'p' })));
+      const created = await Promise.all(
+        Array.from({ length: 20 }, () => a.api('POST', '/v1/images/generations/async', { model: m, prompt: 'p' })),
+      );
       const leaseFrom = (x: TestHerald, n: number) =>
         fetch(`${x.baseUrl}/v1/worker/leases`, {
           method: 'POST',

@@ -24,12 +24,21 @@ afterEach(async () => {
   env = undefined;
 });
 
-const isTerminal = (w: { body?: { webhook_type?: unknown } }) => String(w.body?.webhook_type ?? '').endsWith('_completed');
+const isTerminal = (w: { body?: { webhook_type?: unknown } }) =>
+  String(w.body?.webhook_type ?? '').endsWith('_completed');
 
 /** A fault environment whose Herald processes use the cluster, under a queue prefix of their own. */
 async function fleet() {
   const prefix = `{hc${randomBytes(3).toString('hex')}}`;
-  env = await faultEnvironment({ env: { REDIS_URL: '', REDIS_CLUSTER_NODES: cluster.seeds, QUEUE_PREFIX: prefix, GENERATION_CONCURRENCY: '50', WEBHOOK_CONCURRENCY: '64' } });
+  env = await faultEnvironment({
+    env: {
+      REDIS_URL: '',
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      QUEUE_PREFIX: prefix,
+      GENERATION_CONCURRENCY: '50',
+      WEBHOOK_CONCURRENCY: '64',
+    },
+  });
   const e = env;
   const api = await spawnHerald({ ...e.env, ROLE: 'api' });
   e.onCleanup(() => api.kill9());
@@ -39,9 +48,17 @@ async function fleet() {
     e.onCleanup(() => w.kill9());
     workers.push(w);
   }
-  const allDone = (ids: string[]) => eventually(async () => (ids.every((id) => e.finished().has(id)) ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 });
-  const reach = (n: number) => eventually(async () => (e.finished().size >= n ? true : undefined), { timeoutMs: 60_000, intervalMs: 50 });
-  const explain = (err: Error) => new Error(`${err.message}\napi: ${api.output().slice(-1500)}\nworkers: ${workers.map((w) => w.output().slice(-1500)).join('\n---\n')}`);
+  const allDone = (ids: string[]) =>
+    eventually(async () => (ids.every((id) => e.finished().has(id)) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
+  const reach = (n: number) =>
+    eventually(async () => (e.finished().size >= n ? true : undefined), { timeoutMs: 60_000, intervalMs: 50 });
+  const explain = (err: Error) =>
+    new Error(
+      `${err.message}\napi: ${api.output().slice(-1500)}\nworkers: ${workers.map((w) => w.output().slice(-1500)).join('\n---\n')}`,
+    );
   return { e, prefix, api, workers, allDone, reach, explain };
 }
 
@@ -53,7 +70,8 @@ describe('Redis Cluster (3 masters, 1 replica each)', () => {
     await allDone(ids).catch((err) => Promise.reject(explain(err)));
     expect(await statusCounts(api.baseUrl, e.headers)).toEqual({ completed: 300 });
     const perTask = new Map<string, number>();
-    for (const w of e.receiver.received.filter(isTerminal)) perTask.set(w.body.task_id, (perTask.get(w.body.task_id) ?? 0) + 1);
+    for (const w of e.receiver.received.filter(isTerminal))
+      perTask.set(w.body.task_id, (perTask.get(w.body.task_id) ?? 0) + 1);
     expect(perTask.size).toBe(300);
     expect([...perTask.values()].every((n) => n === 1)).toBe(true);
     // SIGTERM drains and exits 0: the shared cluster client is closed after BullMQ's queues and workers.
@@ -84,8 +102,21 @@ describe('Redis Cluster (3 masters, 1 replica each)', () => {
     while (failingOver) {
       const answers = await Promise.all(
         Array.from({ length: 5 }, async (_, i) => {
-          const res = await fetch(`${api.baseUrl}/v1/images/generations/async`, { method: 'POST', headers: e.headers, body: JSON.stringify({ model: 'm', prompt: `during ${i}`, webhook_url: e.receiver.url(), simulate: { duration_ms: 200 } }) });
-          return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { task_id?: string } };
+          const res = await fetch(`${api.baseUrl}/v1/images/generations/async`, {
+            method: 'POST',
+            headers: e.headers,
+            body: JSON.stringify({
+              model: 'm',
+              prompt: `during ${i}`,
+              webhook_url: e.receiver.url(),
+              simulate: { duration_ms: 200 },
+            }),
+          });
+          return {
+            status: res.status,
+            retryAfter: res.headers.get('retry-after'),
+            body: (await res.json()) as { task_id?: string },
+          };
         }),
       );
       for (const a of answers) {
@@ -100,7 +131,10 @@ describe('Redis Cluster (3 masters, 1 replica each)', () => {
     }
     const promoted = await failover;
     expect(promoted.port).not.toBe(master.port);
-    await eventually(async () => ((await fetch(`${api.baseUrl}/health/ready`)).status === 200 ? true : undefined), { timeoutMs: 20_000, intervalMs: 200 });
+    await eventually(async () => ((await fetch(`${api.baseUrl}/health/ready`)).status === 200 ? true : undefined), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
 
     const all = [...ids, ...during];
     await allDone(all).catch((err) => Promise.reject(explain(err)));
@@ -110,7 +144,10 @@ describe('Redis Cluster (3 masters, 1 replica each)', () => {
 
     // Pub/sub across the cluster after the failover: a worker's events reach the api's SSE stream and Prefer: wait.
     const streamed = await e.submit(api.baseUrl, 1, () => ({ simulate: { duration_ms: 500 } }));
-    const sse = await fetch(`${api.baseUrl}/v1/tasks/${streamed[0]}/events/stream`, { headers: e.headers, signal: AbortSignal.timeout(30_000) });
+    const sse = await fetch(`${api.baseUrl}/v1/tasks/${streamed[0]}/events/stream`, {
+      headers: e.headers,
+      signal: AbortSignal.timeout(30_000),
+    });
     expect(sse.status).toBe(200);
     expect(await sse.text()).toContain('event: task.completed');
     const waited = await fetch(`${api.baseUrl}/v1/images/generations/async`, {
@@ -147,23 +184,39 @@ describe('Redis Cluster (3 masters, 1 replica each)', () => {
       e.onCleanup(() => worker.kill9());
       const followed = async () => {
         const [id] = await e.submit(api.baseUrl, 1, () => ({ simulate: { duration_ms: 500 } }));
-        const sse = await fetch(`${api.baseUrl}/v1/tasks/${id}/events/stream`, { headers: e.headers, signal: AbortSignal.timeout(30_000) });
+        const sse = await fetch(`${api.baseUrl}/v1/tasks/${id}/events/stream`, {
+          headers: e.headers,
+          signal: AbortSignal.timeout(30_000),
+        });
         return sse.text();
       };
       expect(await followed()).toContain('event: task.completed');
       // A stream kept open over the kill: its task finishes after the subscriber's node is gone.
       const [id] = await e.submit(api.baseUrl, 1, () => ({ simulate: { duration_ms: 6_000 } }));
-      const open = fetch(`${api.baseUrl}/v1/tasks/${id}/events/stream`, { headers: e.headers, signal: AbortSignal.timeout(40_000) }).then((r) => r.text());
-      const [subscriberPort] = await eventually(async () => {
-        const ports = await own.subscriberPorts();
-        return ports.length ? ports : undefined;
-      }, { timeoutMs: 10_000, intervalMs: 100 });
+      const open = fetch(`${api.baseUrl}/v1/tasks/${id}/events/stream`, {
+        headers: e.headers,
+        signal: AbortSignal.timeout(40_000),
+      }).then((r) => r.text());
+      const [subscriberPort] = await eventually(
+        async () => {
+          const ports = await own.subscriberPorts();
+          return ports.length ? ports : undefined;
+        },
+        { timeoutMs: 10_000, intervalMs: 100 },
+      );
       await own.kill(subscriberPort);
       // ioredis subscribes again on another node (what the next stream's events arrive by).
-      await eventually(async () => ((await own.subscriberPorts()).length ? true : undefined), { timeoutMs: 15_000, intervalMs: 100 });
+      await eventually(async () => ((await own.subscriberPorts()).length ? true : undefined), {
+        timeoutMs: 15_000,
+        intervalMs: 100,
+      });
       expect(await open).toContain('event: task.completed');
       expect(await followed()).toContain('event: task.completed');
-      const waited = await fetch(`${api.baseUrl}/v1/images/generations/async`, { method: 'POST', headers: { ...e.headers, prefer: 'wait=20' }, body: JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 300 } }) });
+      const waited = await fetch(`${api.baseUrl}/v1/images/generations/async`, {
+        method: 'POST',
+        headers: { ...e.headers, prefer: 'wait=20' },
+        body: JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 300 } }),
+      });
       expect(waited.status).toBe(200);
       expect(((await waited.json()) as { status: string }).status).toBe('completed');
     } finally {
@@ -177,12 +230,25 @@ describe('Redis Cluster (3 masters, 1 replica each)', () => {
     const dead = `127.0.0.1:${cluster.ports[0] === 1 ? 2 : 1}`;
     const single = await startPrivateRedis();
     try {
-      const base = { REDIS_URL: '', DATA_DIR: mkdtempSync(path.join(tmpdir(), 'herald-cluster-cli-')), LOG_LEVEL: 'error', ROLE: 'api' };
-      const unreachable = await runCli(['serve'], { ...base, REDIS_CLUSTER_NODES: `${cluster.seeds.split(',')[0]},${dead}` }, 30_000);
+      const base = {
+        REDIS_URL: '',
+        DATA_DIR: mkdtempSync(path.join(tmpdir(), 'herald-cluster-cli-')),
+        LOG_LEVEL: 'error',
+        ROLE: 'api',
+      };
+      const unreachable = await runCli(
+        ['serve'],
+        { ...base, REDIS_CLUSTER_NODES: `${cluster.seeds.split(',')[0]},${dead}` },
+        30_000,
+      );
       expect(unreachable.code).not.toBe(0);
       expect(unreachable.stderr.trim().split('\n')).toHaveLength(1);
       expect(unreachable.stderr).toContain(`Cannot reach the Redis Cluster node ${dead} named in REDIS_CLUSTER_NODES`);
-      const standalone = await runCli(['serve'], { ...base, REDIS_CLUSTER_NODES: single.url.replace('redis://', '') }, 30_000);
+      const standalone = await runCli(
+        ['serve'],
+        { ...base, REDIS_CLUSTER_NODES: single.url.replace('redis://', '') },
+        30_000,
+      );
       expect(standalone.code).not.toBe(0);
       expect(standalone.stderr).toContain('is not a cluster node');
     } finally {

@@ -20,10 +20,13 @@ describe('crashes and Redis loss', () => {
     };
     let worker = await startWorker();
     const TASKS = 1_000;
-    const ids = await env.submit(api.baseUrl, TASKS, (i) => ({ simulate: { duration_ms: 200 + (i % 10) * 50 } })).catch((err) => {
-      throw new Error(`${err.message}\n${api.output().slice(-3000)}`);
-    });
-    const reach = (n: number) => eventually(async () => (env.finished().size >= n ? true : undefined), { timeoutMs: 120_000, intervalMs: 100 });
+    const ids = await env
+      .submit(api.baseUrl, TASKS, (i) => ({ simulate: { duration_ms: 200 + (i % 10) * 50 } }))
+      .catch((err) => {
+        throw new Error(`${err.message}\n${api.output().slice(-3000)}`);
+      });
+    const reach = (n: number) =>
+      eventually(async () => (env.finished().size >= n ? true : undefined), { timeoutMs: 120_000, intervalMs: 100 });
 
     await reach(100);
     await worker.kill9(); // fault 1
@@ -34,7 +37,10 @@ describe('crashes and Redis loss', () => {
     await worker.kill9(); // fault 3
     worker = await startWorker();
 
-    await eventually(async () => (ids.every((id) => env.finished().has(id)) ? true : undefined), { timeoutMs: 180_000, intervalMs: 250 });
+    await eventually(async () => (ids.every((id) => env.finished().has(id)) ? true : undefined), {
+      timeoutMs: 180_000,
+      intervalMs: 250,
+    });
     const counts = await statusCounts(api.baseUrl, env.headers);
     expect(counts).toEqual({ completed: TASKS });
     const dup = env.duplicates();

@@ -29,32 +29,47 @@ describe('restart with the wrong encryption key', () => {
       webhook_events: ['completed'],
       simulate: { duration_ms: i % 2 ? 100 : 4_000 },
     }));
-    await eventually(async () => (env.receiver.received.length >= TASKS / 2 ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
+    await eventually(async () => (env.receiver.received.length >= TASKS / 2 ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+    });
     await first.kill9();
 
     // Another key: refused before anything is touched, in one line on stderr, exit code 1.
-    const wrong = await runCli(['serve'], { ...env.env, ENCRYPTION_KEY: randomBytes(32).toString('base64'), PORT: '0' }, 60_000);
+    const wrong = await runCli(
+      ['serve'],
+      { ...env.env, ENCRYPTION_KEY: randomBytes(32).toString('base64'), PORT: '0' },
+      60_000,
+    );
     expect(wrong.code).toBe(1);
-    expect(wrong.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^herald: ENCRYPTION_KEY is not the key the database .* DATA_DIR/)]);
+    expect(wrong.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^herald: ENCRYPTION_KEY is not the key the database .* DATA_DIR/),
+    ]);
     // A new DATA_DIR beside the same database and no ENCRYPTION_KEY: refused too, and no key file is left there.
     const fresh = mkdtempSync(path.join(tmpdir(), 'herald-newdir-'));
     env.onCleanup(async () => rmSync(fresh, { recursive: true, force: true }));
     const newDir = await runCli(['serve'], { ...env.env, DATA_DIR: fresh, ENCRYPTION_KEY: '', PORT: '0' }, 60_000);
     expect(newDir.code).toBe(1);
-    expect(newDir.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^herald: ENCRYPTION_KEY is not set and DATA_DIR .*no new key was saved/)]);
+    expect(newDir.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^herald: ENCRYPTION_KEY is not set and DATA_DIR .*no new key was saved/),
+    ]);
     expect(existsSync(path.join(fresh, 'encryption.key'))).toBe(false);
 
     // The right key: every pending webhook arrives, with the caller's header opened from its sealed form.
     up = true;
     const upAt = Date.now();
     // Terminal webhooks the receiver answered with 200 (it answered 503 to everything before).
-    const arrived = () => env.receiver.received.filter((w) => w.at >= upAt && String(w.body?.webhook_type ?? '').endsWith('_completed'));
+    const arrived = () =>
+      env.receiver.received.filter((w) => w.at >= upAt && String(w.body?.webhook_type ?? '').endsWith('_completed'));
     const second = await spawnHerald(env.env);
     env.onCleanup(() => second.kill9());
-    await eventually(async () => {
-      const got = new Set(arrived().map((w) => w.body.task_id as string));
-      return ids.every((id) => got.has(id)) ? true : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 250 });
+    await eventually(
+      async () => {
+        const got = new Set(arrived().map((w) => w.body.task_id as string));
+        return ids.every((id) => got.has(id)) ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
     const counts = await statusCounts(second.baseUrl, env.headers);
     expect(counts).toEqual({ completed: TASKS });
     expect(arrived().every((w) => w.headers.authorization === AUTH)).toBe(true);
@@ -66,12 +81,15 @@ describe('restart with the wrong encryption key', () => {
     }
     expect([...statuses]).toEqual(['succeeded']);
     expect(env.duplicates().sameId).toBe(true);
-    recordFigures('restart with the wrong encryption key (another ENCRYPTION_KEY; a new DATA_DIR), then the right one', {
-      tasks: TASKS,
-      refused_starts: 2,
-      terminal_webhooks_received: new Set(arrived().map((w) => w.body.task_id)).size,
-      lost: TASKS - new Set(arrived().map((w) => w.body.task_id)).size,
-      seconds: Math.round((Date.now() - t0) / 1000),
-    });
+    recordFigures(
+      'restart with the wrong encryption key (another ENCRYPTION_KEY; a new DATA_DIR), then the right one',
+      {
+        tasks: TASKS,
+        refused_starts: 2,
+        terminal_webhooks_received: new Set(arrived().map((w) => w.body.task_id)).size,
+        lost: TASKS - new Set(arrived().map((w) => w.body.task_id)).size,
+        seconds: Math.round((Date.now() - t0) / 1000),
+      },
+    );
   });
 });

@@ -35,7 +35,10 @@ describe('outages', () => {
     await env.redis.start();
 
     const all = [...before, ...during];
-    await eventually(async () => (all.every((id) => env!.finished().has(id)) ? true : undefined), { timeoutMs: 90_000, intervalMs: 250 });
+    await eventually(async () => (all.every((id) => env!.finished().has(id)) ? true : undefined), {
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
     expect(await statusCounts(herald.baseUrl, env.headers)).toEqual({ completed: all.length });
     expect((await fetch(`${herald.baseUrl}/health/ready`)).status).toBe(200);
     recordFigures('Redis stopped for 10 s mid-run (no persistence: restarted empty)', {
@@ -57,29 +60,51 @@ describe('outages', () => {
     env.onCleanup(() => herald.kill9());
     const t0 = Date.now();
     // Default schedule here: 10 attempts over ~11 s. The short-budget ones give up during the outage.
-    const patient = await env.submit(herald.baseUrl, 20, () => ({ webhook_events: ['completed'], simulate: { duration_ms: 100 } }));
-    const hasty = await env.submit(herald.baseUrl, 5, () => ({ webhook_events: ['completed'], simulate: { duration_ms: 100 }, webhook_retry: { max_attempts: 2, schedule: ['0s', '100ms'] } }));
+    const patient = await env.submit(herald.baseUrl, 20, () => ({
+      webhook_events: ['completed'],
+      simulate: { duration_ms: 100 },
+    }));
+    const hasty = await env.submit(herald.baseUrl, 5, () => ({
+      webhook_events: ['completed'],
+      simulate: { duration_ms: 100 },
+      webhook_retry: { max_attempts: 2, schedule: ['0s', '100ms'] },
+    }));
     const deliveriesOf = async (id: string) =>
-      ((await (await fetch(`${herald.baseUrl}/v1/tasks/${id}/deliveries`, { headers: env!.headers })).json()) as { data: Array<{ id: string; status: string; attempts: number }> }).data;
+      (
+        (await (await fetch(`${herald.baseUrl}/v1/tasks/${id}/deliveries`, { headers: env!.headers })).json()) as {
+          data: Array<{ id: string; status: string; attempts: number }>;
+        }
+      ).data;
     for (const id of hasty) {
-      await eventually(async () => ((await deliveriesOf(id))[0]?.status === 'failed' ? true : undefined), { timeoutMs: 20_000 });
+      await eventually(async () => ((await deliveriesOf(id))[0]?.status === 'failed' ? true : undefined), {
+        timeoutMs: 20_000,
+      });
     }
     await new Promise((r) => setTimeout(r, 1_500));
     up = true;
-    await eventually(async () => {
-      const lists = await Promise.all(patient.map(deliveriesOf));
-      return lists.every((l) => l[0]?.status === 'succeeded') ? true : undefined;
-    }, { timeoutMs: 30_000 });
+    await eventually(
+      async () => {
+        const lists = await Promise.all(patient.map(deliveriesOf));
+        return lists.every((l) => l[0]?.status === 'succeeded') ? true : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     const failed = await Promise.all(hasty.map(async (id) => (await deliveriesOf(id))[0]));
     for (const d of failed) expect(d).toMatchObject({ status: 'failed', attempts: 2 });
     for (const d of failed) {
-      const res = await fetch(`${herald.baseUrl}/v1/deliveries/${d.id}/redeliver`, { method: 'POST', headers: env.headers });
+      const res = await fetch(`${herald.baseUrl}/v1/deliveries/${d.id}/redeliver`, {
+        method: 'POST',
+        headers: env.headers,
+      });
       expect(res.status).toBe(202);
     }
-    await eventually(async () => {
-      const lists = await Promise.all(hasty.map(deliveriesOf));
-      return lists.every((l) => l.some((d) => d.status === 'succeeded')) ? true : undefined;
-    }, { timeoutMs: 20_000 });
+    await eventually(
+      async () => {
+        const lists = await Promise.all(hasty.map(deliveriesOf));
+        return lists.every((l) => l.some((d) => d.status === 'succeeded')) ? true : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     recordFigures('receiver answering 503 for ~3 s, then back', {
       tasks: patient.length + hasty.length,
       faults: 1,
@@ -105,7 +130,10 @@ describe('outages', () => {
 
     const second = await spawnHerald(env.env);
     env.onCleanup(() => second.kill9());
-    await eventually(async () => (ids.every((id) => env!.finished().has(id)) ? true : undefined), { timeoutMs: 90_000, intervalMs: 250 });
+    await eventually(async () => (ids.every((id) => env!.finished().has(id)) ? true : undefined), {
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
     expect(await statusCounts(second.baseUrl, env.headers)).toEqual({ completed: ids.length });
     expect(env.duplicates().sameId).toBe(true);
     recordFigures('SIGTERM under load, then restart', {

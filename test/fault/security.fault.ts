@@ -37,7 +37,13 @@ describe('SSRF, end to end', () => {
     const addresses = await lookup(name, { all: true }).catch(() => []);
     if (!addresses.length || addresses.some((a) => isAddressAllowed(a.address))) return; // this host name is public here
     const port = new URL(receiver.url()).port;
-    const created = await h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', webhook_url: `http://${name}:${port}/hook`, webhook_events: ['completed'], simulate: { duration_ms: 0 } });
+    const created = await h.api('POST', '/v1/videos/generations/async', {
+      model: 'm',
+      prompt: 'p',
+      webhook_url: `http://${name}:${port}/hook`,
+      webhook_events: ['completed'],
+      simulate: { duration_ms: 0 },
+    });
     expect(created.status).toBe(202);
     const delivery = await eventually(async () => {
       const list = (await h.api('GET', `/v1/tasks/${created.body.task_id}/deliveries`)).body.data;
@@ -51,7 +57,14 @@ describe('SSRF, end to end', () => {
 
 describe('tenant isolation', () => {
   it('answers 404 on every route for another tenant’s ids', async () => {
-    const task = (await h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', webhook_url: 'https://example.com/h', simulate: { duration_ms: 0 } }, { prefer: 'wait=5' })).body.task_id;
+    const task = (
+      await h.api(
+        'POST',
+        '/v1/videos/generations/async',
+        { model: 'm', prompt: 'p', webhook_url: 'https://example.com/h', simulate: { duration_ms: 0 } },
+        { prefer: 'wait=5' },
+      )
+    ).body.task_id;
     const delivery = (await h.api('GET', `/v1/tasks/${task}/deliveries`)).body.data[0].id;
     const endpoint = (await h.api('POST', '/v1/webhooks', { url: 'https://example.com/e' })).body.id;
     const other = await h.herald.app.get(ApiKeysService).createKey('intruder');
@@ -83,17 +96,32 @@ describe('tenant isolation', () => {
       expect(res.status, `${method} ${route}`).toBe(404);
       expect(res.headers.get('content-type'), route).toContain('application/problem+json');
     }
-    for (const list of ['/v1/tasks', '/v1/webhooks']) expect((await h.api('GET', list, undefined, headers)).body.data).toEqual([]);
+    for (const list of ['/v1/tasks', '/v1/webhooks'])
+      expect((await h.api('GET', list, undefined, headers)).body.data).toEqual([]);
     recordFigures('tenant isolation: routes tried with another tenant’s ids', { routes: routes.length, leaks: 0 });
   });
 });
 
 describe('secrets and limits', () => {
   it('never returns the API key, webhook header values, or an endpoint secret after creation', async () => {
-    const created = await h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', webhook_url: 'https://example.com/h', webhook_headers: { Authorization: 'Bearer value-123-secret' } });
-    const endpoint = await h.api('POST', '/v1/webhooks', { url: 'https://example.com/e', headers: { 'X-Token': 'endpoint-header-secret' } });
+    const created = await h.api('POST', '/v1/videos/generations/async', {
+      model: 'm',
+      prompt: 'p',
+      webhook_url: 'https://example.com/h',
+      webhook_headers: { Authorization: 'Bearer value-123-secret' },
+    });
+    const endpoint = await h.api('POST', '/v1/webhooks', {
+      url: 'https://example.com/e',
+      headers: { 'X-Token': 'endpoint-header-secret' },
+    });
     const texts = await Promise.all(
-      [`/v1/tasks/${created.body.task_id}`, '/v1/tasks', `/v1/webhooks/${endpoint.body.id}`, '/v1/webhooks', `/v1/tasks/${created.body.task_id}/events`].map(async (r) => JSON.stringify((await h.api('GET', r)).body)),
+      [
+        `/v1/tasks/${created.body.task_id}`,
+        '/v1/tasks',
+        `/v1/webhooks/${endpoint.body.id}`,
+        '/v1/webhooks',
+        `/v1/tasks/${created.body.task_id}/events`,
+      ].map(async (r) => JSON.stringify((await h.api('GET', r)).body)),
     );
     for (const text of texts) {
       expect(text).not.toContain(h.apiKey);
@@ -104,10 +132,16 @@ describe('secrets and limits', () => {
   });
 
   it('limits request bodies (413) and header size (431)', async () => {
-    const big = await h.api('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p', pad: 'x'.repeat(2_000_000) });
+    const big = await h.api('POST', '/v1/videos/generations/async', {
+      model: 'm',
+      prompt: 'p',
+      pad: 'x'.repeat(2_000_000),
+    });
     expect(big.status).toBe(413);
     expect(big.body.code).toBe('payload_too_large');
-    const res = await fetch(`${h.baseUrl}/v1/tasks`, { headers: { authorization: `Bearer ${h.apiKey}`, 'x-big': 'y'.repeat(20_000) } });
+    const res = await fetch(`${h.baseUrl}/v1/tasks`, {
+      headers: { authorization: `Bearer ${h.apiKey}`, 'x-big': 'y'.repeat(20_000) },
+    });
     expect(res.status).toBe(431);
   });
 

@@ -7,7 +7,9 @@ import { startPrivateRedis } from './processes.js';
 import { startReceiver, type Reply, type ReceivedWebhook } from './receiver.js';
 
 /** A private Redis, a fresh database, a receiver and the env every Herald process of one fault test shares. */
-export async function faultEnvironment(options: { respond?: (req: ReceivedWebhook, n: number) => Reply; env?: Record<string, string> } = {}) {
+export async function faultEnvironment(
+  options: { respond?: (req: ReceivedWebhook, n: number) => Reply; env?: Record<string, string> } = {},
+) {
   const cleanups: Array<() => Promise<unknown>> = [];
   const receiver = await startReceiver({ respond: options.respond });
   cleanups.push(() => receiver.close());
@@ -42,13 +44,22 @@ export async function faultEnvironment(options: { respond?: (req: ReceivedWebhoo
       for (const c of cleanups.reverse()) await c().catch(() => undefined);
     },
     /** Submits `count` tasks, `parallel` at a time; returns their ids. */
-    async submit(baseUrl: string, count: number, body: (i: number) => Record<string, unknown>, parallel = 25): Promise<string[]> {
+    async submit(
+      baseUrl: string,
+      count: number,
+      body: (i: number) => Record<string, unknown>,
+      parallel = 25,
+    ): Promise<string[]> {
       const ids: string[] = [];
       for (let i = 0; i < count; i += parallel) {
         const batch = await Promise.all(
           Array.from({ length: Math.min(parallel, count - i) }, async (_, j) => {
             const n = i + j;
-            const res = await fetch(`${baseUrl}/v1/${n % 2 ? 'images' : 'videos'}/generations/async`, { method: 'POST', headers, body: JSON.stringify({ model: 'm', prompt: `task ${n}`, webhook_url: receiver.url(), ...body(n) }) });
+            const res = await fetch(`${baseUrl}/v1/${n % 2 ? 'images' : 'videos'}/generations/async`, {
+              method: 'POST',
+              headers,
+              body: JSON.stringify({ model: 'm', prompt: `task ${n}`, webhook_url: receiver.url(), ...body(n) }),
+            });
             if (res.status !== 202) throw new Error(`create answered ${res.status}: ${await res.text()}`);
             return ((await res.json()) as { task_id: string }).task_id;
           }),
@@ -59,7 +70,11 @@ export async function faultEnvironment(options: { respond?: (req: ReceivedWebhoo
     },
     /** Task ids that received a terminal webhook. */
     finished(): Set<string> {
-      return new Set(receiver.received.filter((w) => String(w.body?.webhook_type ?? '').endsWith('_completed')).map((w) => w.body.task_id as string));
+      return new Set(
+        receiver.received
+          .filter((w) => String(w.body?.webhook_type ?? '').endsWith('_completed'))
+          .map((w) => w.body.task_id as string),
+      );
     },
     /** Events delivered more than once, and whether every repeat kept its webhook-id. */
     duplicates(): { repeats: number; sameId: boolean } {

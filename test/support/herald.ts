@@ -16,7 +16,8 @@ export interface TestDatabase {
 
 /** A fresh database for one test file: a temp SQLite file, or a new PostgreSQL database next to `test`. */
 export async function createTestDatabase(dataDir: string): Promise<TestDatabase> {
-  if (testDb() === 'sqlite') return { url: `sqlite:${path.join(dataDir, 'herald.sqlite')}`, drop: async () => undefined };
+  if (testDb() === 'sqlite')
+    return { url: `sqlite:${path.join(dataDir, 'herald.sqlite')}`, drop: async () => undefined };
   const name = `herald_t_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
@@ -42,19 +43,30 @@ export interface TestHerald {
   herald: RunningHerald;
   dataDir: string;
   /** fetch against Herald with the API key; JSON bodies are sent as JSON. */
-  api(method: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any }>;
+  api(
+    method: string,
+    route: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; headers: Headers; body: any }>;
   stop(): Promise<void>;
 }
 
 /** Starts a whole Herald (role all) in this process on a free port, with its own database and queue prefix. */
-export async function startTestHerald(env: Record<string, string> = {}, options: { keepData?: TestHerald } = {}): Promise<TestHerald> {
+export async function startTestHerald(
+  env: Record<string, string> = {},
+  options: { keepData?: TestHerald } = {},
+): Promise<TestHerald> {
   const dataDir = options.keepData?.dataDir ?? mkdtempSync(path.join(tmpdir(), 'herald-test-'));
   const db = options.keepData ? undefined : await createTestDatabase(dataDir);
   const apiKey = options.keepData?.apiKey ?? `hk_test_${randomBytes(16).toString('hex')}`;
   const config = loadConfig({
     PORT: '0',
     DATA_DIR: dataDir,
-    DATABASE_URL: options.keepData?.config.database.type === 'postgres' ? options.keepData.config.database.url : db?.url ?? `sqlite:${path.join(dataDir, 'herald.sqlite')}`,
+    DATABASE_URL:
+      options.keepData?.config.database.type === 'postgres'
+        ? options.keepData.config.database.url
+        : (db?.url ?? `sqlite:${path.join(dataDir, 'herald.sqlite')}`),
     QUEUE_PREFIX: options.keepData?.config.queuePrefix ?? `ht${randomBytes(4).toString('hex')}`,
     BOOTSTRAP_API_KEY: apiKey,
     LOG_LEVEL: 'error',
@@ -69,7 +81,11 @@ export async function startTestHerald(env: Record<string, string> = {}, options:
   const api: TestHerald['api'] = async (method, route, body, headers = {}) => {
     const res = await fetch(baseUrl + route, {
       method,
-      headers: { authorization: `Bearer ${apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      headers: {
+        authorization: `Bearer ${apiKey}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
@@ -94,7 +110,10 @@ export async function startTestHerald(env: Record<string, string> = {}, options:
 }
 
 /** Polls until `check` returns a value (not undefined), within a bounded time. */
-export async function eventually<T>(check: () => Promise<T | undefined>, { timeoutMs = 10_000, intervalMs = 25 } = {}): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  { timeoutMs = 10_000, intervalMs = 25 } = {},
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -14,7 +14,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitFor(check: () => Promise<boolean>, what: string | (() => string), timeoutMs = 60_000): Promise<void> {
+async function waitFor(
+  check: () => Promise<boolean>,
+  what: string | (() => string),
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;
@@ -28,9 +32,17 @@ export async function startPrivateRedis() {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
     await waitFor(async () => {
-      const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      const c = new Redis({
+        port,
+        host: '127.0.0.1',
+        lazyConnect: true,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+      });
       c.on('error', () => undefined);
       try {
         await c.connect();
@@ -75,7 +87,10 @@ export async function spawnHerald(env: Record<string, string>) {
   const baseUrl = `http://127.0.0.1:${port}`;
   if ((env.ROLE ?? 'all') !== 'worker') {
     // The child's output as it is when the wait gives up, so a failed start says why.
-    await waitFor(async () => (await fetch(`${baseUrl}/health/live`)).ok, () => `herald on ${port}\n${output}`);
+    await waitFor(
+      async () => (await fetch(`${baseUrl}/health/live`)).ok,
+      () => `herald on ${port}\n${output}`,
+    );
   }
   return {
     baseUrl,

@@ -20,7 +20,9 @@ export interface Reply {
  * A real webhook receiver on 127.0.0.1 that checks a custom Authorization header as seeds/001 does, records
  * every request, and answers as `respond` says (default 200).
  */
-export async function startReceiver(options: { authorization?: string; respond?: (req: ReceivedWebhook, n: number) => Reply } = {}) {
+export async function startReceiver(
+  options: { authorization?: string; respond?: (req: ReceivedWebhook, n: number) => Reply } = {},
+) {
   const received: ReceivedWebhook[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];

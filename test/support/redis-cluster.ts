@@ -30,7 +30,9 @@ function parseNodes(text: string): ClusterNodeLine[] {
         role: flags.includes('master') ? 'master' : 'slave',
         masterId: master === '-' ? undefined : master,
         failed: flags.includes('fail'),
-        slots: slots.filter((s) => /^\d/.test(s)).map((s) => (s.includes('-') ? (s.split('-').map(Number) as [number, number]) : [Number(s), Number(s)])),
+        slots: slots
+          .filter((s) => /^\d/.test(s))
+          .map((s) => (s.includes('-') ? (s.split('-').map(Number) as [number, number]) : [Number(s), Number(s)])),
       };
     });
 }
@@ -51,7 +53,14 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
   }
   const children = new Map<number, ChildProcess>();
   const command = async (port: number, ...args: string[]): Promise<unknown> => {
-    const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1_000 });
+    const c = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 1_000,
+    });
     c.on('error', () => undefined);
     try {
       await c.connect();
@@ -83,15 +92,42 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
     for (const port of ports) {
       const nodeDir = path.join(dir, String(port));
       mkdirSync(nodeDir);
-      const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 1_000), '--dir', nodeDir, '--save', '', '--appendonly', 'no'];
+      const args = [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        String(options.nodeTimeoutMs ?? 1_000),
+        '--dir',
+        nodeDir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+      ];
       children.set(port, spawn('redis-server', args, { stdio: 'ignore' }));
     }
-    for (const port of ports) await until(async () => (await command(port, 'PING')) === 'PONG', `redis-server on ${port}`);
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 });
+    for (const port of ports)
+      await until(async () => (await command(port, 'PING')) === 'PONG', `redis-server on ${port}`);
+    await run(
+      'redis-cli',
+      ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'],
+      { timeout: 30_000 },
+    );
     await until(async () => {
       for (const port of ports) {
         const info = String(await command(port, 'CLUSTER', 'INFO'));
-        if (!info.includes('cluster_state:ok') || !info.includes('cluster_known_nodes:6') || !info.includes('cluster_slots_ok:16384')) return false;
+        if (
+          !info.includes('cluster_state:ok') ||
+          !info.includes('cluster_known_nodes:6') ||
+          !info.includes('cluster_slots_ok:16384')
+        )
+          return false;
       }
       return true;
     }, 'cluster_state:ok on every node');
@@ -110,14 +146,17 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
     /** The master serving the slot `key` hashes to (CLUSTER KEYSLOT, then CLUSTER NODES). */
     async masterOf(key: string): Promise<{ port: number; id: string }> {
       const slot = Number(await command(alive()[0], 'CLUSTER', 'KEYSLOT', key));
-      const master = (await nodes()).find((n) => n.role === 'master' && !n.failed && n.slots.some(([a, b]) => slot >= a && slot <= b));
+      const master = (await nodes()).find(
+        (n) => n.role === 'master' && !n.failed && n.slots.some(([a, b]) => slot >= a && slot <= b),
+      );
       if (!master) throw new Error(`no master serves slot ${slot}`);
       return { port: master.port, id: master.id };
     },
     /** Live nodes with a client in pub/sub mode (CLIENT LIST TYPE pubsub): where a subscriber's connection is. */
     async subscriberPorts(): Promise<number[]> {
       const ports: number[] = [];
-      for (const port of alive()) if (String(await command(port, 'CLIENT', 'LIST', 'TYPE', 'pubsub')).trim()) ports.push(port);
+      for (const port of alive())
+        if (String(await command(port, 'CLIENT', 'LIST', 'TYPE', 'pubsub')).trim()) ports.push(port);
       return ports;
     },
     /** kill -9 of one node. */
@@ -131,12 +170,17 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
     async waitFailover(key: string, formerPort: number, timeoutMs = 30_000): Promise<{ port: number; ms: number }> {
       const t0 = Date.now();
       let promoted = 0;
-      await until(async () => {
-        promoted = (await this.masterOf(key)).port;
-        if (promoted === formerPort) return false;
-        for (const port of alive()) if (!String(await command(port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
-        return true;
-      }, `failover of the master on ${formerPort}`, timeoutMs);
+      await until(
+        async () => {
+          promoted = (await this.masterOf(key)).port;
+          if (promoted === formerPort) return false;
+          for (const port of alive())
+            if (!String(await command(port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
+          return true;
+        },
+        `failover of the master on ${formerPort}`,
+        timeoutMs,
+      );
       return { port: promoted, ms: Date.now() - t0 };
     },
     stop: stopAll,

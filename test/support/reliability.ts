@@ -5,5 +5,9 @@ import path from 'node:path';
 export function recordFigures(scenario: string, figures: Record<string, number | string>): void {
   const dir = path.resolve('reports');
   mkdirSync(dir, { recursive: true });
-  appendFileSync(path.join(dir, 'reliability.jsonl'), JSON.stringify({ scenario, at: new Date().toISOString(), db: process.env.HERALD_TEST_DB ?? 'sqlite', ...figures }) + '\n');
+  appendFileSync(
+    path.join(dir, 'reliability.jsonl'),
+    JSON.stringify({ scenario, at: new Date().toISOString(), db: process.env.HERALD_TEST_DB ?? 'sqlite', ...figures }) +
+      '\n',
+  );
 }

@@ -92,8 +92,17 @@ export class Initial1763800000000 implements MigrationInterface {
           { name: 'data', type: 'text' },
           epoch('created_at'),
         ],
-        indices: [new TableIndex({ name: 'uq_task_events_sequence', columnNames: ['task_id', 'sequence'], isUnique: true })],
-        foreignKeys: [{ columnNames: ['task_id'], referencedTableName: 'tasks', referencedColumnNames: ['id'], onDelete: 'CASCADE' }],
+        indices: [
+          new TableIndex({ name: 'uq_task_events_sequence', columnNames: ['task_id', 'sequence'], isUnique: true }),
+        ],
+        foreignKeys: [
+          {
+            columnNames: ['task_id'],
+            referencedTableName: 'tasks',
+            referencedColumnNames: ['id'],
+            onDelete: 'CASCADE',
+          },
+        ],
       }),
     );
   }

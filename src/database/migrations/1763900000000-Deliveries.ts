@@ -38,7 +38,14 @@ export class Deliveries1763900000000 implements MigrationInterface {
           new TableIndex({ name: 'idx_deliveries_task_target', columnNames: ['task_id', 'target', 'sequence'] }),
           new TableIndex({ name: 'idx_deliveries_tenant', columnNames: ['tenant_id', 'id'] }),
         ],
-        foreignKeys: [{ columnNames: ['task_id'], referencedTableName: 'tasks', referencedColumnNames: ['id'], onDelete: 'CASCADE' }],
+        foreignKeys: [
+          {
+            columnNames: ['task_id'],
+            referencedTableName: 'tasks',
+            referencedColumnNames: ['id'],
+            onDelete: 'CASCADE',
+          },
+        ],
       }),
     );
     await q.createTable(
@@ -57,7 +64,14 @@ export class Deliveries1763900000000 implements MigrationInterface {
           { name: 'outcome', type: 'varchar', length: '16' },
         ],
         indices: [new TableIndex({ name: 'idx_attempts_delivery', columnNames: ['delivery_id', 'number'] })],
-        foreignKeys: [{ columnNames: ['delivery_id'], referencedTableName: 'deliveries', referencedColumnNames: ['id'], onDelete: 'CASCADE' }],
+        foreignKeys: [
+          {
+            columnNames: ['delivery_id'],
+            referencedTableName: 'deliveries',
+            referencedColumnNames: ['id'],
+            onDelete: 'CASCADE',
+          },
+        ],
       }),
     );
   }

@@ -9,7 +9,9 @@ export class UndispatchedIndex1764200000000 implements MigrationInterface {
   name = 'UndispatchedIndex1764200000000';
 
   async up(q: QueryRunner): Promise<void> {
-    await q.query('CREATE INDEX idx_deliveries_undispatched ON deliveries (status, next_attempt_at) WHERE dispatched_at IS NULL');
+    await q.query(
+      'CREATE INDEX idx_deliveries_undispatched ON deliveries (status, next_attempt_at) WHERE dispatched_at IS NULL',
+    );
   }
 
   async down(q: QueryRunner): Promise<void> {

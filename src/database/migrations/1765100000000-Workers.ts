@@ -21,7 +21,9 @@ export class Workers1765100000000 implements MigrationInterface {
     ]) {
       await q.query(`ALTER TABLE tasks ADD COLUMN ${column}`);
     }
-    await q.query(`CREATE INDEX idx_tasks_worker_queue ON tasks (id) WHERE provider = 'workers' AND lease_id IS NULL AND status IN ('pending', 'processing')`);
+    await q.query(
+      `CREATE INDEX idx_tasks_worker_queue ON tasks (id) WHERE provider = 'workers' AND lease_id IS NULL AND status IN ('pending', 'processing')`,
+    );
     await q.query('CREATE INDEX idx_tasks_lease_expiry ON tasks (lease_expires_at) WHERE lease_id IS NOT NULL');
     await q.createTable(
       new Table({
@@ -59,6 +61,7 @@ export class Workers1765100000000 implements MigrationInterface {
     await q.dropTable('worker_tokens');
     await q.query('DROP INDEX idx_tasks_lease_expiry');
     await q.query('DROP INDEX idx_tasks_worker_queue');
-    for (const column of ['lease_count', 'lease_expires_at', 'lease_worker_id', 'lease_id', 'provider']) await q.query(`ALTER TABLE tasks DROP COLUMN ${column}`);
+    for (const column of ['lease_count', 'lease_expires_at', 'lease_worker_id', 'lease_id', 'provider'])
+      await q.query(`ALTER TABLE tasks DROP COLUMN ${column}`);
   }
 }

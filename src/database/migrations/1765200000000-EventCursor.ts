@@ -14,7 +14,9 @@ export class EventCursor1765200000000 implements MigrationInterface {
     await q.query(
       `UPDATE task_events SET event_cursor = r.n FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY created_at, task_id, sequence) AS n FROM task_events) AS r WHERE task_events.id = r.id`,
     );
-    await q.query('UPDATE tenants SET event_cursor = COALESCE((SELECT MAX(e.event_cursor) FROM task_events e WHERE e.tenant_id = tenants.id), 0)');
+    await q.query(
+      'UPDATE tenants SET event_cursor = COALESCE((SELECT MAX(e.event_cursor) FROM task_events e WHERE e.tenant_id = tenants.id), 0)',
+    );
     await q.query('CREATE UNIQUE INDEX uq_task_events_cursor ON task_events (tenant_id, event_cursor)');
   }
 

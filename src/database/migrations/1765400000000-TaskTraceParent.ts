@@ -9,7 +9,10 @@ export class TaskTraceParent1765400000000 implements MigrationInterface {
   name = 'TaskTraceParent1765400000000';
 
   async up(q: QueryRunner): Promise<void> {
-    await q.addColumn('tasks', new TableColumn({ name: 'trace_parent', type: 'varchar', length: '55', isNullable: true }));
+    await q.addColumn(
+      'tasks',
+      new TableColumn({ name: 'trace_parent', type: 'varchar', length: '55', isNullable: true }),
+    );
   }
 
   async down(q: QueryRunner): Promise<void> {

@@ -8,9 +8,13 @@ export class BatchIndexes1765500000000 implements MigrationInterface {
   name = 'BatchIndexes1765500000000';
 
   async up(q: QueryRunner): Promise<void> {
-    await q.query("CREATE INDEX idx_deliveries_target_pending ON deliveries (target, next_attempt_at) WHERE status = 'pending'");
+    await q.query(
+      "CREATE INDEX idx_deliveries_target_pending ON deliveries (target, next_attempt_at) WHERE status = 'pending'",
+    );
     // Failed batches waiting to go again: few rows, looked for at every batch claim.
-    await q.query("CREATE INDEX idx_deliveries_batch_again ON deliveries (target, next_attempt_at) WHERE status = 'pending' AND batch_id IS NOT NULL");
+    await q.query(
+      "CREATE INDEX idx_deliveries_batch_again ON deliveries (target, next_attempt_at) WHERE status = 'pending' AND batch_id IS NOT NULL",
+    );
     await q.query('CREATE INDEX idx_deliveries_batch ON deliveries (batch_id) WHERE batch_id IS NOT NULL');
   }
 

@@ -1,43 +1,81 @@
 import { OmitType, PartialType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ValidateNested } from 'class-validator';
-import { ArrayMinSize, ArrayUnique, IsArray, IsIn, IsInt, IsISO8601, IsNotEmpty, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import {
+  ArrayMinSize,
+  ArrayUnique,
+  IsArray,
+  IsIn,
+  IsInt,
+  IsISO8601,
+  IsNotEmpty,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+} from 'class-validator';
 import { SUBSCRIBABLE } from '../../events/event-catalogue.js';
 
 const SECRET = /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/;
 
 export class BatchDto {
-  @IsInt({ message: 'max_events must be an integer from 1 to 100' }) @Min(1) @Max(100)
+  @IsInt({ message: 'max_events must be an integer from 1 to 100' })
+  @Min(1)
+  @Max(100)
   max_events: number;
 
-  @IsOptional() @IsInt({ message: 'max_wait_ms must be an integer from 0 to 10000' }) @Min(0) @Max(10_000)
+  @IsOptional()
+  @IsInt({ message: 'max_wait_ms must be an integer from 0 to 10000' })
+  @Min(0)
+  @Max(10_000)
   max_wait_ms?: number;
 }
 
 export class CreateEndpointDto {
-  @IsString() @IsNotEmpty() @MaxLength(2_048)
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(2_048)
   url: string;
 
-  @IsOptional() @IsArray() @ArrayMinSize(1) @ArrayUnique() @IsIn(SUBSCRIBABLE, { each: true, message: `each event must be one of ${SUBSCRIBABLE.join(', ')}` })
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayUnique()
+  @IsIn(SUBSCRIBABLE, { each: true, message: `each event must be one of ${SUBSCRIBABLE.join(', ')}` })
   events?: string[];
 
-  @IsOptional() @IsString() @MaxLength(500)
+  @IsOptional()
+  @IsString()
+  @MaxLength(500)
   description?: string;
 
-  @IsOptional() @IsObject()
+  @IsOptional()
+  @IsObject()
   headers?: Record<string, unknown>;
 
-  @IsOptional() @IsString() @Matches(SECRET, { message: 'secret must be whsec_ followed by the base64 of at least 24 random bytes' })
+  @IsOptional()
+  @IsString()
+  @Matches(SECRET, { message: 'secret must be whsec_ followed by the base64 of at least 24 random bytes' })
   secret?: string;
 
-  @IsOptional() @IsIn(['enabled', 'disabled'])
+  @IsOptional()
+  @IsIn(['enabled', 'disabled'])
   status?: 'enabled' | 'disabled';
 
-  @IsOptional() @IsInt({ message: 'rate_limit_per_second must be an integer from 1 to 10000, or null for no limit' }) @Min(1, { message: 'rate_limit_per_second must be at least 1 (null for no limit)' }) @Max(10_000, { message: 'rate_limit_per_second must be at most 10000' })
+  @IsOptional()
+  @IsInt({ message: 'rate_limit_per_second must be an integer from 1 to 10000, or null for no limit' })
+  @Min(1, { message: 'rate_limit_per_second must be at least 1 (null for no limit)' })
+  @Max(10_000, { message: 'rate_limit_per_second must be at most 10000' })
   rate_limit_per_second?: number | null;
 
   /** Batch delivery; null turns it off. */
-  @IsOptional() @IsObject() @ValidateNested() @Type(() => BatchDto)
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => BatchDto)
   batch?: BatchDto | null;
 }
 
@@ -50,15 +88,23 @@ export class RecoverDto {
 }
 
 export class EndpointDeliveriesQuery {
-  @IsOptional() @IsIn(['pending', 'sending', 'succeeded', 'failed', 'superseded'])
+  @IsOptional()
+  @IsIn(['pending', 'sending', 'succeeded', 'failed', 'superseded'])
   status?: string;
 
-  @IsOptional() @IsString() @MaxLength(32)
+  @IsOptional()
+  @IsString()
+  @MaxLength(32)
   event_type?: string;
 
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(100)
   limit?: number;
 
-  @IsOptional() @Matches(/^[0-9a-f-]{36}$/)
+  @IsOptional()
+  @Matches(/^[0-9a-f-]{36}$/)
   cursor?: string;
 }

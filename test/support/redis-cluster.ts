@@ -109,6 +109,9 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
         '',
         '--appendonly',
         'no',
+        // A replica takes over only once it has synced; Redis 7 waits 5 s before a diskless sync by default.
+        '--repl-diskless-sync-delay',
+        '0',
       ];
       children.set(port, spawn('redis-server', args, { stdio: 'ignore' }));
     }
@@ -131,6 +134,18 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
       }
       return true;
     }, 'cluster_state:ok on every node');
+    // A replica that has not finished its first sync refuses to fail over (its data counts as too old): a kill
+    // before then would leave the slots down for good, so the cluster is ready only when every replica is in sync.
+    await until(async () => {
+      let replicas = 0;
+      for (const port of ports) {
+        const info = String(await command(port, 'INFO', 'replication'));
+        if (!info.includes('role:slave')) continue;
+        if (!info.includes('master_link_status:up') || !info.includes('master_sync_in_progress:0')) return false;
+        replicas++;
+      }
+      return replicas === 3;
+    }, 'every replica in sync');
   } catch (err) {
     await stopAll();
     throw err;

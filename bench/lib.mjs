@@ -47,6 +47,31 @@ export function cpuSecondsOf(pid) {
   );
 }
 
+/**
+ * POSTs one create to Herald over `agent`: resolves {status, taskId} (taskId on a 202), or {status: 0} when the
+ * request fails. Every measure that creates tasks over HTTP goes through this one client.
+ */
+export function postCreate(agent, url, apiKey, body) {
+  return new Promise((resolve) => {
+    const req = http.request(
+      url,
+      { method: 'POST', agent, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' } },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode,
+            taskId: res.statusCode === 202 ? JSON.parse(Buffer.concat(chunks).toString()).task_id : undefined,
+          }),
+        );
+      },
+    );
+    req.on('error', () => resolve({ status: 0 }));
+    req.end(body);
+  });
+}
+
 export function percentile(sorted, p) {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];

@@ -15,6 +15,7 @@ import {
   startRedis,
   tempDir,
   until,
+  postCreate,
 } from './lib.mjs';
 import { poster, startWorkers, WORKER_TOKEN } from './workers.mjs';
 
@@ -43,23 +44,15 @@ if (mode === 'creates') {
   });
   let count = 0;
   const end = Date.now() + seconds * 1000;
-  const one = () =>
-    new Promise((resolve) => {
-      const req = http.request(
-        `${herald.base}/v1/videos/generations/async`,
-        {
-          method: 'POST',
-          agent,
-          headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => (count++, resolve()));
-        },
-      );
-      req.on('error', resolve);
-      req.end(body);
-    });
+  const one = async () => {
+    const { status } = await postCreate(
+      agent,
+      `${herald.base}/v1/videos/generations/async`,
+      env.BOOTSTRAP_API_KEY,
+      body,
+    );
+    if (status !== 0) count++;
+  };
   await Promise.all(
     Array.from({ length: connections }, async () => {
       while (Date.now() < end) await one();

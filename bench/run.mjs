@@ -22,6 +22,7 @@ import {
   startRedis,
   tempDir,
   until,
+  postCreate,
 } from './lib.mjs';
 
 // --soak[=MINUTES] (default 30) is its own long run (bench/soak.mjs), not part of the report below.
@@ -170,27 +171,15 @@ for (const LATENCY_RATE of want('latency') ? LATENCY_RATES : []) {
     webhook_events: ['completed'],
     simulate: { duration_ms: 0 },
   });
-  const post = (counted) =>
-    new Promise((resolve) => {
-      const req = http.request(
-        `${herald.base}/v1/images/generations/async`,
-        {
-          method: 'POST',
-          agent,
-          headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' },
-        },
-        (res) => {
-          const chunks = [];
-          res.on('data', (c) => chunks.push(c));
-          res.on('end', () => {
-            if (counted && res.statusCode === 202) measured.add(JSON.parse(Buffer.concat(chunks).toString()).task_id);
-            resolve();
-          });
-        },
-      );
-      req.on('error', resolve);
-      req.end(body);
-    });
+  const post = async (counted) => {
+    const { taskId } = await postCreate(
+      agent,
+      `${herald.base}/v1/images/generations/async`,
+      env.BOOTSTRAP_API_KEY,
+      body,
+    );
+    if (counted && taskId) measured.add(taskId);
+  };
   const t0 = Date.now();
   const inflight = [];
   for (let i = 0; i < warmup + total; i++) {
@@ -241,28 +230,17 @@ if (want('creates')) {
   let errors = 0;
   const cpuBefore = cpuSecondsOf(herald.pid);
   const end = Date.now() + CREATE_SECONDS * 1000;
-  const one = () =>
-    new Promise((resolve) => {
-      const t = performance.now();
-      const req = http.request(
-        `${herald.base}/v1/videos/generations/async`,
-        {
-          method: 'POST',
-          agent,
-          headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            if (res.statusCode !== 202) errors++;
-            times.push(performance.now() - t);
-            resolve();
-          });
-        },
-      );
-      req.on('error', () => (errors++, resolve()));
-      req.end(body);
-    });
+  const one = async () => {
+    const t = performance.now();
+    const { status } = await postCreate(
+      agent,
+      `${herald.base}/v1/videos/generations/async`,
+      env.BOOTSTRAP_API_KEY,
+      body,
+    );
+    if (status !== 202) errors++;
+    if (status !== 0) times.push(performance.now() - t);
+  };
   await Promise.all(
     Array.from({ length: 32 }, async () => {
       while (Date.now() < end) await one();

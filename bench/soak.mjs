@@ -11,7 +11,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createDatabase, heraldEnv, percentile, sleep, startHerald, startRedis, tempDir } from './lib.mjs';
+import { createDatabase, heraldEnv, percentile, postCreate, sleep, startHerald, startRedis, tempDir } from './lib.mjs';
 
 export async function soak(
   minutes,
@@ -120,27 +120,16 @@ export async function soak(
   });
   const post = () => {
     inflight++;
-    const req = http.request(
-      `${api.base}/v1/images/generations/async`,
-      {
-        method: 'POST',
-        agent,
-        headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' },
-      },
-      (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          inflight--;
-          if (res.statusCode === 202) {
-            accepted.add(JSON.parse(Buffer.concat(chunks).toString()).task_id);
-            minuteCreated++;
-          } else refused++;
-        });
+    void postCreate(agent, `${api.base}/v1/images/generations/async`, env.BOOTSTRAP_API_KEY, body).then(
+      ({ status, taskId }) => {
+        inflight--;
+        if (status === 0) errors++;
+        else if (taskId) {
+          accepted.add(taskId);
+          minuteCreated++;
+        } else refused++;
       },
     );
-    req.on('error', () => (inflight--, errors++));
-    req.end(body);
   };
 
   const rows = [];

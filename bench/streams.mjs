@@ -24,6 +24,7 @@ import {
   startHerald,
   tempDir,
   until,
+  postCreate,
 } from './lib.mjs';
 
 const CLIENT_PROCESSES = 2;
@@ -126,20 +127,10 @@ export async function streamsBench({
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   const body = JSON.stringify({ model: 'm', prompt: 'p', simulate: { duration_ms: 1_000 } });
   let createErrors = 0;
-  const post = (key) =>
-    new Promise((resolve) => {
-      const req = http.request(
-        `${api.base}/v1/videos/generations/async`,
-        { method: 'POST', agent, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } },
-        (res) => {
-          if (res.statusCode !== 202) createErrors++;
-          res.resume();
-          res.on('end', resolve);
-        },
-      );
-      req.on('error', () => (createErrors++, resolve()));
-      req.end(body);
-    });
+  const post = async (key) => {
+    const { status } = await postCreate(agent, `${api.base}/v1/videos/generations/async`, key, body);
+    if (status !== 202) createErrors++;
+  };
   if (t0 > Date.now()) await sleep(t0 - Date.now());
   const inflight = [];
   const totalTasks = Math.round(tasksPerSecond * (warmupSeconds + seconds));

@@ -4,7 +4,7 @@
 import http from 'node:http';
 import { runWorker } from '../dist/worker-sdk/index.js';
 import { bullmqNoop } from './baselines/bullmq-noop.mjs';
-import { createDatabase, heraldEnv, percentile, sleep, startHerald, tempDir, until } from './lib.mjs';
+import { createDatabase, heraldEnv, percentile, postCreate, sleep, startHerald, tempDir, until } from './lib.mjs';
 
 export const WORKER_TOKEN = 'hw_bench_0123456789abcdef0123456789';
 const OUTPUT = [{ url: 'https://cdn.example/out.png', mime_type: 'image/png' }];
@@ -32,22 +32,7 @@ export function startWorkers(base, count, onJob) {
 export function poster(base, apiKey, connections) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const body = JSON.stringify({ model: 'bench-image', prompt: 'A lighthouse at dusk', size: '512x512' });
-  const create = () =>
-    new Promise((resolve) => {
-      const req = http.request(
-        `${base}/v1/images/generations/async`,
-        { method: 'POST', agent, headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' } },
-        (res) => {
-          const chunks = [];
-          res.on('data', (c) => chunks.push(c));
-          res.on('end', () =>
-            resolve(res.statusCode === 202 ? JSON.parse(Buffer.concat(chunks).toString()).task_id : undefined),
-          );
-        },
-      );
-      req.on('error', () => resolve(undefined));
-      req.end(body);
-    });
+  const create = async () => (await postCreate(agent, `${base}/v1/images/generations/async`, apiKey, body)).taskId;
   return { create, close: () => agent.destroy() };
 }
 

@@ -116,7 +116,11 @@ export async function startRedis() {
   );
   children.add(child);
   await sleep(300);
-  return { url: `redis://127.0.0.1:${port}`, stop: () => (child.kill('SIGKILL'), children.delete(child)) };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    pid: child.pid,
+    stop: () => (child.kill('SIGKILL'), children.delete(child)),
+  };
 }
 
 /** A fresh database: a temp SQLite file or a new PostgreSQL database. */
@@ -158,10 +162,13 @@ export function heraldEnv(db, redis, dataDir, extra = {}) {
   };
 }
 
-/** Starts `herald serve` and waits for it (HTTP roles: /health/live; worker: a short settle). */
-export async function startHerald(env, nodeArgs = []) {
+/**
+ * Starts `herald serve` and waits for it (HTTP roles: /health/live; worker: a short settle). `command` runs another
+ * server the same way (a baseline answering GET /health/live).
+ */
+export async function startHerald(env, nodeArgs = [], command = [CLI, 'serve']) {
   const port = env.ROLE === 'worker' ? undefined : await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], {
+  const child = spawn(process.execPath, [...nodeArgs, ...command], {
     env: { ...env, ...(port ? { PORT: String(port) } : {}) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

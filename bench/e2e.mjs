@@ -7,6 +7,7 @@
 // when its terminal webhook has arrived and, for the baseline, all eleven (it neither orders nor supersedes, so a
 // progress webhook may come after the terminal one); for Herald the terminal one is the last of its lane, so
 // whatever progress has not arrived by then was superseded by design. The first WARMUP seconds are not counted.
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import http from 'node:http';
 import os from 'node:os';
@@ -26,6 +27,13 @@ import {
 
 /** Steps of a simulated task: ten progress events, then the terminal one (SIMULATOR_STEPS). */
 export const E2E_STEPS = 11;
+/**
+ * The closed loop's shape: connections (= tasks in flight = GENERATION_CONCURRENCY on both sides) and the time
+ * between a task's steps. 20 ms keeps a task's lane idle when its next event comes at this load (event → receipt
+ * p50 ~30-60 ms on the loaded machine, mostly below the 220 ms of a task's steps, and none superseded in the runs),
+ * so both systems send the same eleven webhooks; 5 ms steps make Herald order and supersede (docs/BENCHMARKS.md).
+ */
+export const E2E_SHAPES = { full: [{ connections: 128, stepMs: 20 }], smoke: [{ connections: 16, stepMs: 5 }] };
 const BASELINE = path.resolve('bench/baselines/bullmq-axios-tasks.mjs');
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -85,7 +93,7 @@ export async function e2eBench({
 }
 
 /** One measured run of one system: a fresh process (and database), the closed loop, then the check. */
-async function e2eRun({ system, redis, receiver, connections, seconds, warmupSeconds, stepMs }) {
+export async function e2eRun({ system, redis, receiver, connections, seconds, warmupSeconds, stepMs, nodeArgs = [] }) {
   const tmp = tempDir();
   const prefix = `be${Math.random().toString(36).slice(2, 8)}`;
   const settings = {
@@ -99,11 +107,7 @@ async function e2eRun({ system, redis, receiver, connections, seconds, warmupSec
   const env = herald
     ? heraldEnv(db, redis, tmp.dir, settings)
     : { PATH: process.env.PATH, REDIS_URL: redis.url, BOOTSTRAP_API_KEY: 'none', ...settings };
-  const proc = await startHerald(
-    env,
-    JSON.parse(process.env.BENCH_E2E_NODE_ARGS ?? '[]'),
-    herald ? undefined : [BASELINE],
-  );
+  const proc = await startHerald(env, nodeArgs, herald ? undefined : [BASELINE]);
   const name = herald ? `Herald (${system})` : 'BullMQ + axios by hand';
 
   const tasks = new Map();
@@ -114,11 +118,17 @@ async function e2eRun({ system, redis, receiver, connections, seconds, warmupSec
   };
   let measuring = false;
   let hooksInWindow = 0;
+  const receipts = [];
   receiver.reset();
   receiver.state.onBody = (raw, at) => {
     const body = JSON.parse(raw.toString());
     const t = entry(body.task_id);
     t.received++;
+    const eventAt = Date.parse(body.timestamp);
+    if (measuring) receipts.push(at - eventAt);
+    t.firstEventAt ??= eventAt;
+    t.firstEventAt = Math.min(t.firstEventAt, eventAt);
+    t.lastEventAt = Math.max(t.lastEventAt ?? 0, eventAt);
     if (body.sequence < t.lastSeq) t.outOfOrder++;
     t.lastSeq = Math.max(t.lastSeq, body.sequence);
     if (body.status === 'processing') t.progress++;
@@ -190,11 +200,18 @@ async function e2eRun({ system, redis, receiver, connections, seconds, warmupSec
   const all = [...tasks.values()].filter((t) => t.sentAt !== undefined);
   const inWindow = all.filter((t) => t.doneAt >= windowStart && t.doneAt < end);
   const latencies = inWindow.map((t) => t.doneAt - t.sentAt).sort((a, b) => a - b);
+  // Where a task's time goes: create sent → its first event, first → last event (the steps, 11 × step_ms at
+  // best), and each webhook's event → receipt.
+  const sorted = (xs) => xs.sort((a, b) => a - b);
+  const toFirstEvent = sorted(inWindow.map((t) => t.firstEventAt - t.sentAt));
+  const steps = sorted(inWindow.map((t) => t.lastEventAt - t.firstEventAt));
+  sorted(receipts);
   const statuses = herald ? await deliveryStatuses(db) : {};
   const expectedProgress = all.length * (E2E_STEPS - 1);
   const progressReceived = all.reduce((a, t) => a + t.progress, 0);
   agent.destroy();
   await proc.stop();
+  const jobs = await jobsAdded(redis.url, prefix);
   await db?.drop();
   tmp.remove();
   return {
@@ -219,12 +236,28 @@ async function e2eRun({ system, redis, receiver, connections, seconds, warmupSec
     redis_cpu_ms_per_task: +((redisCpuInWindow * 1000) / Math.max(1, inWindow.length)).toFixed(2),
     p50_ms: Math.round(percentile(latencies, 50)),
     p99_ms: Math.round(percentile(latencies, 99)),
+    create_to_first_event_p50_ms: Math.round(percentile(toFirstEvent, 50)),
+    first_to_last_event_p50_ms: Math.round(percentile(steps, 50)),
+    event_to_receipt_p50_ms: Math.round(percentile(receipts, 50)),
+    event_to_receipt_p99_ms: Math.round(percentile(receipts, 99)),
     deliveries: statuses,
+    // Jobs ever added to each BullMQ queue (its id counter): what went through Redis rather than in process.
+    queue_jobs: jobs,
     load: [loadAtStart, load],
   };
 }
 
 const readLoad = () => +os.loadavg()[0].toFixed(2);
+
+async function jobsAdded(url, prefix) {
+  const r = new Redis(url);
+  const keys = (await r.keys(`${prefix}*:id`)).sort();
+  const counts = Object.fromEntries(
+    await Promise.all(keys.map(async (k) => [k.slice(prefix.length + 1, -3), Number(await r.get(k))])),
+  );
+  r.disconnect();
+  return counts;
+}
 
 async function deliveryStatuses(db) {
   const sql = 'SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status';

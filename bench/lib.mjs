@@ -9,7 +9,8 @@ import path from 'node:path';
 import pg from 'pg';
 import sqlite3 from 'sqlite3';
 
-export const CLI = path.resolve('dist/cli.js');
+// BENCH_HERALD_CLI: another build's cli.js (A/B runs of two builds in one worktree: copy dist/ to dist-a/ first).
+export const CLI = path.resolve(process.env.BENCH_HERALD_CLI ?? 'dist/cli.js');
 export const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const children = new Set();
 process.on('exit', () => {
@@ -116,7 +117,11 @@ export async function startRedis() {
   );
   children.add(child);
   await sleep(300);
-  return { url: `redis://127.0.0.1:${port}`, stop: () => (child.kill('SIGKILL'), children.delete(child)) };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    pid: child.pid,
+    stop: () => (child.kill('SIGKILL'), children.delete(child)),
+  };
 }
 
 /** A fresh database: a temp SQLite file or a new PostgreSQL database. */
@@ -158,10 +163,13 @@ export function heraldEnv(db, redis, dataDir, extra = {}) {
   };
 }
 
-/** Starts `herald serve` and waits for it (HTTP roles: /health/live; worker: a short settle). */
-export async function startHerald(env, nodeArgs = []) {
+/**
+ * Starts `herald serve` and waits for it (HTTP roles: /health/live; worker: a short settle). `command` runs another
+ * server the same way (a baseline answering GET /health/live).
+ */
+export async function startHerald(env, nodeArgs = [], command = [CLI, 'serve']) {
   const port = env.ROLE === 'worker' ? undefined : await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'serve'], {
+  const child = spawn(process.execPath, [...nodeArgs, ...command], {
     env: { ...env, ...(port ? { PORT: String(port) } : {}) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -3,6 +3,8 @@
 // --cpu-prof and prints the top self-time functions (the profile is kept in the printed directory).
 // node bench/profile.mjs creates [seconds] [connections]: the same for task creation POSTs (SQLite).
 // node bench/profile.mjs workers [tasks] [workers] [sqlite|postgres]: the same for worker lease → complete cycles.
+// node bench/profile.mjs e2e [seconds] [connections] [step_ms] [sqlite|postgres]: the same for the end-to-end measure
+// (tasks created over HTTP, eleven webhooks each; bench/e2e.mjs).
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -18,6 +20,7 @@ import {
   postCreate,
 } from './lib.mjs';
 import { poster, startWorkers, WORKER_TOKEN } from './workers.mjs';
+import { e2eRun } from './e2e.mjs';
 
 const [mode = 'sqlite', a, b] = process.argv.slice(2);
 const receiver = await startReceiver();
@@ -26,7 +29,25 @@ const tmp = tempDir();
 const profDir = path.join(tmp.dir, 'prof');
 const profArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
 let db;
-if (mode === 'creates') {
+if (mode === 'e2e') {
+  const [seconds, connections, stepMs, kind] = [
+    Number(a ?? 10),
+    Number(b ?? 64),
+    Number(process.argv[5] ?? 5),
+    process.argv[6] ?? 'sqlite',
+  ];
+  const r = await e2eRun({
+    system: kind,
+    redis,
+    receiver,
+    connections,
+    seconds,
+    warmupSeconds: 2,
+    stepMs,
+    nodeArgs: profArgs,
+  });
+  console.log(JSON.stringify(r));
+} else if (mode === 'creates') {
   const [seconds, connections] = [Number(a ?? 10), Number(b ?? 32)];
   db = await createDatabase('sqlite', tmp.dir);
   const env = heraldEnv(db, redis, tmp.dir, {
@@ -136,5 +157,5 @@ for (const node of profile.nodes) {
 console.log('-- by package');
 for (const [k, t] of [...byPackage].sort((x, y) => y[1] - x[1]).slice(0, 18)) console.log(pct(t), k);
 console.log('profile:', path.join(profDir, file));
-await db.drop();
+await db?.drop();
 process.exit(0);

@@ -99,6 +99,13 @@ export class EnvironmentVariables {
   SIMULATOR_DURATION_MS?: number;
 
   @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  SIMULATOR_STEPS?: number;
+
+  @IsOptional()
   @Matches(/^([A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/, {
     message: 'ENCRYPTION_KEY must be 32 bytes as base64 (44 chars) or hex (64 chars)',
   })
@@ -291,6 +298,8 @@ export interface HeraldConfig {
   };
   generationConcurrency: number;
   simulatorDurationMs: number;
+  /** Steps a simulated run takes: a progress event after each but the last, which completes. */
+  simulatorSteps: number;
   encryptionKey?: Buffer;
   logLevel: LogLevel;
   retentionDays: number;
@@ -454,6 +463,7 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
     },
     generationConcurrency: vars.GENERATION_CONCURRENCY ?? 10,
     simulatorDurationMs: vars.SIMULATOR_DURATION_MS ?? 10_000,
+    simulatorSteps: vars.SIMULATOR_STEPS ?? 10,
     encryptionKey: vars.ENCRYPTION_KEY ? parseKey(vars.ENCRYPTION_KEY) : undefined,
     logLevel: vars.LOG_LEVEL ?? 'info',
     retentionDays: vars.RETENTION_DAYS ?? 30,
@@ -498,6 +508,7 @@ export const ENV_NAMES = [
   'WEBHOOK_USER_AGENT',
   'GENERATION_CONCURRENCY',
   'SIMULATOR_DURATION_MS',
+  'SIMULATOR_STEPS',
   'ENCRYPTION_KEY',
   'LOG_LEVEL',
   'RETENTION_DAYS',

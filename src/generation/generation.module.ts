@@ -23,7 +23,7 @@ import { SimulatorProvider } from './simulator.provider.js';
     {
       provide: GENERATION_PROVIDER,
       inject: [CONFIG],
-      useFactory: (config: HeraldConfig) => new SimulatorProvider(config.simulatorDurationMs),
+      useFactory: (config: HeraldConfig) => new SimulatorProvider(config.simulatorDurationMs, config.simulatorSteps),
     },
     {
       provide: GenerationEngine,

@@ -30,6 +30,7 @@ export class GenerationRunner {
     @Inject(GENERATION_PROVIDER) private readonly provider: GenerationProvider,
   ) {}
 
+  // Each change names its one from-status and the task's tenant: a round of only such changes reads no status first.
   async run(taskId: string, attempt: number, signal: AbortSignal): Promise<RunOutcome> {
     let task = await this.db.getRepository(Task).findOneBy({ id: taskId });
     if (!task || task.attempt !== attempt || isTerminal(task.status) || task.provider !== 'simulator') return 'skipped';
@@ -40,6 +41,7 @@ export class GenerationRunner {
         'processing',
         { startedAt: new Date(), progress: 0, message: 'Generation started' },
         { from: ['pending'], attempt },
+        task.tenantId,
       );
       if (!task) return 'skipped';
     }
@@ -69,6 +71,7 @@ export class GenerationRunner {
               'processing',
               { progress: percent, message },
               { from: ['processing'], attempt },
+              current.tenantId,
             );
             return updated !== null;
           },
@@ -91,6 +94,7 @@ export class GenerationRunner {
           },
         },
         { from: ['processing'], attempt },
+        current.tenantId,
       );
       return done ? 'completed' : 'stopped';
     } catch (err) {

@@ -29,6 +29,13 @@ describe('simulator provider', () => {
     expect(progressSteps(60)).toEqual([70, 80, 90, 100]);
   });
 
+  it('takes SIMULATOR_STEPS steps: eleven make ten progress events before the terminal one', async () => {
+    expect(progressSteps(0, 11)).toEqual([9, 18, 27, 36, 45, 55, 64, 73, 82, 91, 100]);
+    const { seen, ctx: c } = ctx();
+    expect(await new SimulatorProvider(0, 11).generate(input({ simulate: { duration_ms: 11 } }), c)).toHaveLength(1);
+    expect(seen).toEqual([9, 18, 27, 36, 45, 55, 64, 73, 82, 91]);
+  });
+
   it('reports no progress for an instant simulation', async () => {
     const { seen, ctx: c } = ctx();
     expect(await new SimulatorProvider(0).generate(input({ simulate: { duration_ms: 0 } }), c)).toHaveLength(1);

@@ -70,26 +70,29 @@ function loadPlaceholderVideo(): Buffer {
 }
 
 /**
- * The built-in provider: advances in ten steps over the configured duration, fails on request at a given
+ * The built-in provider: advances in ten steps (SIMULATOR_STEPS) over the configured duration, fails on request at a given
  * percent, stops within one step when told, and produces a small real artifact (a PNG, or a placeholder MP4).
  */
 export class SimulatorProvider implements GenerationProvider {
   readonly name = 'simulator';
 
-  constructor(private readonly defaultDurationMs: number) {}
+  constructor(
+    private readonly defaultDurationMs: number,
+    private readonly steps = SIMULATOR_STEPS,
+  ) {}
 
   estimateDurationMs(input: Pick<GenerationInput, 'simulate'>): number {
     return input.simulate?.duration_ms ?? this.defaultDurationMs;
   }
 
   async generate(input: GenerationInput, ctx: GenerationContext): Promise<GeneratedArtifact[] | 'stopped'> {
-    const stepMs = this.estimateDurationMs(input) / SIMULATOR_STEPS;
+    const stepMs = this.estimateDurationMs(input) / this.steps;
     const failAt = input.simulate?.fail_at_percent;
     const failure = () =>
       new ProviderError(input.simulate?.error ?? `Simulated failure at ${failAt}%`, 'simulated_failure');
     if (failAt === 0) throw failure();
     // An instant simulation (duration 0) has no progress worth reporting, unless it must fail part-way.
-    const steps = stepMs > 0 || failAt !== undefined ? progressSteps(input.resumeFromPercent) : [100];
+    const steps = stepMs > 0 || failAt !== undefined ? progressSteps(input.resumeFromPercent, this.steps) : [100];
     for (const percent of steps) {
       if (stepMs > 0) await sleep(stepMs, undefined, { signal: ctx.signal });
       ctx.signal.throwIfAborted();

@@ -27,6 +27,12 @@ describe.skipIf(testDb() !== 'sqlite')('benchmark harness smoke run', () => {
       ]),
     );
     for (const l of lines.filter((l) => l.measure === 'deliveries_per_s')) expect(l.value).toBeGreaterThan(0);
+    // End to end: Herald and the BullMQ + axios service, every task's terminal webhook in, no progress lost.
+    const e2e = lines.filter((l) => l.measure === 'e2e_tasks_per_s');
+    expect(e2e.map((l) => l.system)).toEqual(['BullMQ + axios by hand', 'Herald (sqlite)']);
+    for (const l of e2e) expect(l).toMatchObject({ incomplete: 0 });
+    for (const l of e2e) expect(l.value).toBeGreaterThan(0);
+    for (const l of lines.filter((l) => l.measure === 'e2e_run')) expect(l.progress_missing).toBe(0);
     const latency = lines.find((l) => l.measure === 'event_to_receipt_ms');
     expect(latency?.p99).toBeGreaterThan(0);
     const creates = lines.find((l) => l.measure === 'creates_per_s');

@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { insertMany, together } from '../database/sql.js';
+import { entityFromRow, insertMany, setList, Sql, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
@@ -204,10 +204,9 @@ export class TaskTransitions {
 
   /**
    * Changes in the order given, then their events and deliveries together: one read of the current statuses, the
-   * conditional UPDATEs in waves (the first change of each task together, then the second, …), one read-back of
-   * the changed tasks, and one INSERT each for the round's events and deliveries. Every statement waits its turn
-   * on SQLite's single connection and every await waits for the event loop, so the number of waits is what
-   * matters. A task changed again later in the round is read back after each wave, so each event shows its own state.
+   * conditional UPDATEs in waves (the first change of each task together, then the second, …), each returning its
+   * changed row, and one INSERT each for the round's events and deliveries. Every statement waits its turn on
+   * SQLite's single connection and every await waits for the event loop, so the number of waits is what matters.
    */
   private async applyRound(
     em: EntityManager,
@@ -228,7 +227,7 @@ export class TaskTransitions {
     const status = new Map(current.map((t) => [t.id, t.status]));
     const tenantOf = new Map(current.map((t) => [t.id, t.tenantId]));
     let endpoints: Map<string, Endpoint[]> | undefined;
-    const applied: Array<{ at: number; taskId: string; type: TaskEventType; task?: Task }> = [];
+    const applied: Array<{ at: number; taskId: string; type: TaskEventType; task: Task }> = [];
     const waves = wavesOf(batch.map((c) => c.taskId));
     for (const [w, wave] of waves.entries()) {
       // Different tasks, different rows: the wave's UPDATEs go together, the first with the lookup of the
@@ -241,63 +240,70 @@ export class TaskTransitions {
         )),
         true
       );
-      const done = (await together(em, w === 0 ? [...updates, lookup] : updates)).slice(0, wave.length);
-      const changed = wave
-        .filter((_, i) => done[i])
-        .map((at) => ({
-          at,
-          taskId: batch[at].taskId,
-          type: eventTypeFor(batch[at].to, status.get(batch[at].taskId)),
-        }));
-      for (const a of changed) status.set(a.taskId, batch[a.at].to);
-      const again = new Set((waves[w + 1] ?? []).map((at) => batch[at].taskId));
-      const readNow = changed.filter((a) => again.has(a.taskId)).map((a) => a.taskId);
-      const snapshots = new Map(
-        (readNow.length ? await em.find(Task, { where: { id: In(readNow) } }) : []).map((t) => [t.id, t]),
+      const done = (await together<Task | boolean | null>(em, w === 0 ? [...updates, lookup] : updates)).slice(
+        0,
+        wave.length,
+      ) as Array<Task | null>;
+      // Each UPDATE returns its row as changed, so each event shows its own state, also of a task changed twice.
+      const changed = wave.flatMap((at, i) =>
+        done[i]
+          ? [
+              {
+                at,
+                taskId: batch[at].taskId,
+                type: eventTypeFor(batch[at].to, status.get(batch[at].taskId)),
+                task: done[i],
+              },
+            ]
+          : [],
       );
-      applied.push(...changed.map((a) => ({ ...a, task: snapshots.get(a.taskId) })));
+      for (const a of changed) status.set(a.taskId, batch[a.at].to);
+      applied.push(...changed);
     }
     applied.sort((a, b) => a.at - b.at);
-    const readBack = applied.filter((a) => !a.task).map((a) => a.taskId);
-    // The read-back and the numbering of the events do not depend on each other: they go together.
     const counts = countByTenant(applied.map((a) => ({ task: { tenantId: tenantOf.get(a.taskId)! } })));
-    const [rows, cursors] = await together<unknown>(em, [
-      () => (readBack.length ? em.find(Task, { where: { id: In(readBack) } }) : Promise.resolve([])),
-      () => claimCursors(em, counts),
-    ]);
-    const fresh = new Map((rows as Task[]).map((t) => [t.id, t]));
+    const cursors = await claimCursors(em, counts);
     const result: Array<Task | null> = batch.map(() => null);
-    for (const a of applied) result[a.at] = a.task ??= fresh.get(a.taskId)!;
+    for (const a of applied) result[a.at] = a.task;
     await this.recordEvents(
       em,
-      applied.map((a) => ({ task: a.task!, type: a.type })),
+      applied.map((a) => ({ task: a.task, type: a.type })),
       handOver,
       endpoints,
-      cursors as Map<string, number>,
+      cursors,
     );
     return result;
   }
 
-  /** One conditional UPDATE, when the state machine allows it from `before`; answers whether a row changed. */
+  /**
+   * One conditional UPDATE, when the state machine allows it from `before`; answers the task as changed (its row,
+   * returned by the same statement), or null when no row changed. Written once here rather than through TypeORM's
+   * UpdateQueryBuilder, which composed the statement again for every change.
+   */
   private async update(
     em: EntityManager,
     { taskId, to, patch, guard }: Change,
     before: TaskStatus | undefined,
-  ): Promise<boolean> {
+  ): Promise<Task | null> {
     const from = guard.from ?? sourcesOf(to);
-    if (!before || !from.includes(before)) return false;
-    const query = em
-      .createQueryBuilder()
-      .update(Task)
-      .set({ ...patch, status: to, updatedAt: new Date(), lastSequence: () => 'last_sequence + 1' })
-      .where('id = :id AND status IN (:...from)', { id: taskId, from });
-    if (guard.attempt !== undefined) query.andWhere('attempt = :attempt', { attempt: guard.attempt });
+    if (!before || !from.includes(before)) return null;
+    const sql = new Sql(em.connection);
+    const params: unknown[] = [];
+    // Placeholders are taken in the order they appear in the text (SQLite's ? are positional).
+    const p = (value: unknown) => (params.push(value), sql.postgres ? `$${params.length}` : '?');
+    const set = setList(em, Task, { ...patch, status: to, updatedAt: new Date() }, p);
+    let where = `id = ${p(taskId)} AND status IN (${from.map(p).join(', ')})`;
+    if (guard.attempt !== undefined) where += ` AND attempt = ${p(guard.attempt)}`;
     if (guard.lease) {
-      if (guard.lease.id === null) query.andWhere('lease_id IS NULL');
-      else query.andWhere('lease_id = :leaseId', { leaseId: guard.lease.id });
-      if (guard.lease.liveAt) query.andWhere('lease_expires_at > :liveAt', { liveAt: guard.lease.liveAt.getTime() });
+      where += guard.lease.id === null ? ' AND lease_id IS NULL' : ` AND lease_id = ${p(guard.lease.id)}`;
+      if (guard.lease.liveAt) where += ` AND lease_expires_at > ${p(guard.lease.liveAt.getTime())}`;
     }
-    return Boolean((await query.execute()).affected);
+    const rows = await sql.updateReturning<Record<string, unknown>>(
+      em,
+      `UPDATE tasks SET ${set}, last_sequence = last_sequence + 1 WHERE ${where} RETURNING *`,
+      params,
+    );
+    return rows.length ? entityFromRow(em, Task, rows[0]) : null;
   }
 
   /** Events of several tasks in one multi-row INSERT, with their deliveries planned together. */

@@ -528,9 +528,9 @@ ${
 once with a \`{url}\` output. Each cycle is two HTTP requests and Herald's guarded state changes with their events. The
 baseline is a bare BullMQ Worker (concurrency ${ownWorkers.workers}) taking the same number of no-op jobs: Redis only.
 
-| system | workers | cycles/s | × bare BullMQ |
-|---|---|---|---|
-${cycles.map((r) => `| ${r.system} | ${r.workers} | ${r.value.toLocaleString('en-US')} | ${r.vs_bullmq ?? ''} |`).join('\n')}
+| system | workers | cycles/s | × bare BullMQ | CPU per cycle: Herald / the workers (µs) |
+|---|---|---|---|---|
+${cycles.map((r) => `| ${r.system} | ${r.workers} | ${r.value.toLocaleString('en-US')} | ${r.vs_bullmq ?? ''} | ${r.herald_cpu_us_per_cycle !== undefined ? `${r.herald_cpu_us_per_cycle.toLocaleString('en-US')} / ${r.workers_cpu_us_per_cycle.toLocaleString('en-US')}` : ''} |`).join('\n')}
 `
     : ''
 }${

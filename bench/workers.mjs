@@ -4,7 +4,17 @@
 import http from 'node:http';
 import { runWorker } from '../dist/worker-sdk/index.js';
 import { bullmqNoop } from './baselines/bullmq-noop.mjs';
-import { createDatabase, heraldEnv, percentile, postCreate, sleep, startHerald, tempDir, until } from './lib.mjs';
+import {
+  cpuSecondsOf,
+  createDatabase,
+  heraldEnv,
+  percentile,
+  postCreate,
+  sleep,
+  startHerald,
+  tempDir,
+  until,
+} from './lib.mjs';
 
 export const WORKER_TOKEN = 'hw_bench_0123456789abcdef0123456789';
 const OUTPUT = [{ url: 'https://cdn.example/out.png', mime_type: 'image/png' }];
@@ -36,6 +46,34 @@ export function poster(base, apiKey, connections) {
   return { create, close: () => agent.destroy() };
 }
 
+/**
+ * `tasks` tasks wait in the queue, then `workers` SDK workers (in this process) lease and complete them as fast as
+ * they can: cycles/s, and the CPU each cycle cost Herald (all its threads, /proc) and the workers (this process's
+ * CPU over the same span), which unlike cycles/s do not move much with the machine's other load.
+ */
+export async function cycles(herald, client, tasks, workers) {
+  const ids = [];
+  for (let i = 0; i < tasks; i += 64)
+    ids.push(...(await Promise.all(Array.from({ length: Math.min(64, tasks - i) }, client.create))));
+  const created = ids.filter(Boolean).length;
+  const t0 = performance.now();
+  const herald0 = cpuSecondsOf(herald.pid);
+  const own0 = process.cpuUsage();
+  const pool = startWorkers(herald.base, workers, () => undefined);
+  await until(() => pool.completed() >= created, 600_000, `${created} worker completes`);
+  const seconds = (performance.now() - t0) / 1000;
+  const heraldCpu = cpuSecondsOf(herald.pid) - herald0;
+  const own = process.cpuUsage(own0);
+  await pool.stop();
+  return {
+    tasks: created,
+    workers,
+    per_s: Math.round(created / seconds),
+    herald_cpu_us_per_cycle: Math.round((heraldCpu * 1e6) / created),
+    workers_cpu_us_per_cycle: Math.round((own.user + own.system) / created),
+  };
+}
+
 export async function workersBench({ redis, tasks, workers, rates, seconds, warmupSeconds, emit }) {
   const tmp = tempDir();
   const db = await createDatabase('sqlite', tmp.dir);
@@ -48,33 +86,28 @@ export async function workersBench({ redis, tasks, workers, rates, seconds, warm
   const client = poster(herald.base, env.BOOTSTRAP_API_KEY, 64);
 
   // 1. Cycles: `tasks` tasks wait in the queue, then `workers` workers lease and complete them as fast as they can.
-  const ids = [];
-  for (let i = 0; i < tasks; i += 64)
-    ids.push(...(await Promise.all(Array.from({ length: Math.min(64, tasks - i) }, client.create))));
-  const created = ids.filter(Boolean).length;
-  const t0 = performance.now();
-  const pool = startWorkers(herald.base, workers, () => undefined);
-  await until(() => pool.completed() >= created, 600_000, `${created} worker completes`);
-  const heraldRate = created / ((performance.now() - t0) / 1000);
-  const bullRate = await bullmqNoop(redis.url, created, workers);
+  const run = await cycles(herald, client, tasks, workers);
+  const heraldRate = run.per_s;
+  const bullRate = await bullmqNoop(redis.url, run.tasks, workers);
   emit({
     measure: 'worker_cycles_per_s',
     system: 'Herald workers (sqlite)',
     workers,
-    tasks: created,
+    tasks: run.tasks,
     value: Math.round(heraldRate),
     vs_bullmq: +(heraldRate / bullRate).toFixed(2),
+    herald_cpu_us_per_cycle: run.herald_cpu_us_per_cycle,
+    workers_cpu_us_per_cycle: run.workers_cpu_us_per_cycle,
   });
   emit({
     measure: 'worker_cycles_per_s',
     system: 'bare BullMQ Worker',
     workers,
-    tasks: created,
+    tasks: run.tasks,
     value: Math.round(bullRate),
   });
 
   // 2. Latency: the same idle workers long-poll while tasks are created at each rate; create sent → job in a handler.
-  await pool.stop();
   const leasedAt = new Map();
   const latencyPool = startWorkers(herald.base, workers, (job) => leasedAt.set(job.task_id, performance.now()));
   for (const rate of rates) {

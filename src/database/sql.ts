@@ -24,6 +24,16 @@ export class Sql {
     return Array.from({ length: rows }, (_, r) => `(${this.params(width, from + r * width)})`).join(', ');
   }
 
+  /**
+   * The rows of an `UPDATE … RETURNING` on both databases. TypeORM's SQLite runner sends a statement that starts
+   * with "UPDATE " through sqlite3's `run`, which drops the rows (SQLite has RETURNING since 3.35); one that starts
+   * with a comment goes through `all`, which keeps them.
+   */
+  async updateReturning<T>(em: EntityManager, text: string, params: unknown[]): Promise<T[]> {
+    if (this.postgres) return this.returned<T>(await em.query(text, params));
+    return em.query<T[]>(`/* returning */ ${text}`, params);
+  }
+
   /** What a data-modifying statement's result says about the rows it touched (`RETURNING` rows on PostgreSQL). */
   returned<T>(result: unknown): T[] {
     // TypeORM answers PostgreSQL's UPDATE … RETURNING with [rows, count].
@@ -58,6 +68,28 @@ export async function insertMany<T extends ObjectLiteral>(
     `INSERT INTO ${driver.escape(meta.tableName)} (${names}) VALUES ${sql.rows(entities.length, columns.length)}`,
     values,
   );
+}
+
+/**
+ * An UPDATE's `SET` list for some properties of an entity, each value converted by TypeORM's driver (transformers,
+ * JSON) as insertMany does; `p` adds a parameter and answers its placeholder. `undefined` properties are left out.
+ */
+export function setList<T extends ObjectLiteral>(
+  em: EntityManager,
+  target: EntityTarget<T>,
+  patch: Partial<T>,
+  p: (value: unknown) => string,
+): string {
+  const meta = em.connection.getMetadata(target);
+  const driver = em.connection.driver;
+  const terms: string[] = [];
+  for (const [property, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    const column = meta.findColumnWithPropertyName(property);
+    if (!column) throw new Error(`${meta.name} has no column for ${property}`);
+    terms.push(`${driver.escape(column.databaseName)} = ${p(driver.preparePersistentValue(value, column) ?? null)}`);
+  }
+  return terms.join(', ');
 }
 
 /**

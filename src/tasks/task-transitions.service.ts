@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { entityFromRow, insertMany, Sql, together } from '../database/sql.js';
+import { entityFromRow, insertMany, setList, Sql, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
@@ -121,42 +121,6 @@ export function wavesOf(taskIds: readonly string[]): number[][] {
 }
 
 /**
- * The status change's statement: `UPDATE tasks SET <patch>, last_sequence = last_sequence + 1 WHERE id = ? AND status
- * IN (…) [AND attempt = ?] [AND lease …] RETURNING *`, each value converted by TypeORM's driver (transformers, JSON).
- * Written here rather than with TypeORM's query builder, which composed it again for every change (~12 per task).
- */
-export function guardedUpdate(
-  em: EntityManager,
-  taskId: string,
-  set: TaskPatch & Pick<Task, 'status' | 'updatedAt'>,
-  from: readonly TaskStatus[],
-  guard: Guard,
-): { text: string; values: unknown[] } {
-  const meta = em.connection.getMetadata(Task);
-  const driver = em.connection.driver;
-  const sql = new Sql(em.connection);
-  const values: unknown[] = [];
-  const param = (value: unknown) => (values.push(value), sql.params(1, values.length));
-  const assignments = Object.entries(set)
-    .filter(([, value]) => value !== undefined)
-    .map(([property, value]) => {
-      const column = meta.findColumnWithPropertyName(property)!;
-      return `${driver.escape(column.databaseName)} = ${param(driver.preparePersistentValue(value, column) ?? null)}`;
-    });
-  const where = [`id = ${param(taskId)}`, `status IN (${from.map(param).join(', ')})`];
-  if (guard.attempt !== undefined) where.push(`attempt = ${param(guard.attempt)}`);
-  if (guard.lease) {
-    where.push(guard.lease.id === null ? 'lease_id IS NULL' : `lease_id = ${param(guard.lease.id)}`);
-    if (guard.lease.liveAt) where.push(`lease_expires_at > ${param(guard.lease.liveAt.getTime())}`);
-  }
-  // Lower-case: TypeORM's SQLite runner sends statements starting "UPDATE " through run(), which drops RETURNING rows.
-  return {
-    text: `update tasks SET ${[...assignments, 'last_sequence = last_sequence + 1'].join(', ')} WHERE ${where.join(' AND ')} RETURNING *`,
-    values,
-  };
-}
-
-/**
  * The one place a task changes status. Each change is a conditional UPDATE guarded by the state machine
  * (so concurrent cancel / complete / timeout cannot both win) and writes its event, and the deliveries the
  * event causes, in the same transaction (the outbox).
@@ -249,10 +213,9 @@ export class TaskTransitions {
 
   /**
    * Changes in the order given, then their events and deliveries together: one read of the current statuses, the
-   * conditional UPDATEs in waves (the first change of each task together, then the second, …), each returning the
+   * conditional UPDATEs in waves (the first change of each task together, then the second, …), each returning its
    * changed row, and one INSERT each for the round's events and deliveries. Every statement waits its turn on
    * SQLite's single connection and every await waits for the event loop, so the number of waits is what matters.
-   * Each UPDATE returns its task as that change left it, so each event shows its own state.
    */
   private async applyRound(
     em: EntityManager,
@@ -286,16 +249,25 @@ export class TaskTransitions {
         )),
         true
       );
-      const done = (await together<Task | null | boolean>(em, w === 0 ? [...updates, lookup] : updates)).slice(
+      const done = (await together<Task | boolean | null>(em, w === 0 ? [...updates, lookup] : updates)).slice(
         0,
         wave.length,
+      ) as Array<Task | null>;
+      // Each UPDATE returns its row as changed, so each event shows its own state, also of a task changed twice.
+      const changed = wave.flatMap((at, i) =>
+        done[i]
+          ? [
+              {
+                at,
+                taskId: batch[at].taskId,
+                type: eventTypeFor(batch[at].to, status.get(batch[at].taskId)),
+                task: done[i],
+              },
+            ]
+          : [],
       );
-      wave.forEach((at, i) => {
-        const task = done[i];
-        if (!task || typeof task !== 'object') return;
-        applied.push({ at, taskId: task.id, type: eventTypeFor(batch[at].to, status.get(task.id)), task });
-        status.set(task.id, batch[at].to);
-      });
+      for (const a of changed) status.set(a.taskId, batch[a.at].to);
+      applied.push(...changed);
     }
     applied.sort((a, b) => a.at - b.at);
     const counts = countByTenant(applied.map((a) => ({ task: { tenantId: tenantOf.get(a.taskId)! } })));
@@ -313,8 +285,9 @@ export class TaskTransitions {
   }
 
   /**
-   * One conditional UPDATE, when the state machine allows it from `before`: the task as the change left it (the
-   * row RETURNING gives back, so the round reads no task again), or null when no row changed.
+   * One conditional UPDATE, when the state machine allows it from `before`; answers the task as changed (its row,
+   * returned by the same statement), or null when no row changed. Written once here rather than through TypeORM's
+   * UpdateQueryBuilder, which composed the statement again for every change.
    */
   private async update(
     em: EntityManager,
@@ -323,12 +296,22 @@ export class TaskTransitions {
   ): Promise<Task | null> {
     const from = guard.from ?? sourcesOf(to);
     if (!before || !from.includes(before)) return null;
-    const { text, values } = guardedUpdate(em, taskId, { ...patch, status: to, updatedAt: new Date() }, from, guard);
-    const result: unknown = await em.query(text, values);
     const sql = new Sql(em.connection);
-    const rows = sql.postgres
-      ? sql.returned<Record<string, unknown>>(result)
-      : (result as Array<Record<string, unknown>>);
+    const params: unknown[] = [];
+    // Placeholders are taken in the order they appear in the text (SQLite's ? are positional).
+    const p = (value: unknown) => (params.push(value), sql.postgres ? `$${params.length}` : '?');
+    const set = setList(em, Task, { ...patch, status: to, updatedAt: new Date() }, p);
+    let where = `id = ${p(taskId)} AND status IN (${from.map(p).join(', ')})`;
+    if (guard.attempt !== undefined) where += ` AND attempt = ${p(guard.attempt)}`;
+    if (guard.lease) {
+      where += guard.lease.id === null ? ' AND lease_id IS NULL' : ` AND lease_id = ${p(guard.lease.id)}`;
+      if (guard.lease.liveAt) where += ` AND lease_expires_at > ${p(guard.lease.liveAt.getTime())}`;
+    }
+    const rows = await sql.updateReturning<Record<string, unknown>>(
+      em,
+      `UPDATE tasks SET ${set}, last_sequence = last_sequence + 1 WHERE ${where} RETURNING *`,
+      params,
+    );
     return rows.length ? entityFromRow(em, Task, rows[0]) : null;
   }
 

@@ -1,4 +1,7 @@
-import type { Readable } from 'node:stream';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { FailBody, Job, JobKind, Output } from './protocol.js';
 
 /** An answer from Herald that was not a 2xx, with the problem+json `code` and `detail` when it sent them. */
@@ -23,15 +26,40 @@ export interface HeartbeatAnswer {
   reason?: string;
 }
 
-/** The five calls of the worker protocol over Node's built-in fetch; knows nothing of scheduling. */
+/** What a request to Herald failed with below HTTP (refused, reset, timed out); `cause` is Node's error. */
+export class HeraldRequestError extends Error {
+  constructor(cause: unknown) {
+    super(`request to Herald failed`, { cause });
+    this.name = 'HeraldRequestError';
+  }
+}
+
+interface Answer {
+  status: number;
+  statusText: string;
+  text: string;
+}
+
+/**
+ * The five calls of the worker protocol over node:http(s) with a keep-alive Agent of its own; knows nothing of
+ * scheduling. Not fetch: for the short JSON requests of a lease → complete cycle, Node's fetch (undici) cost a
+ * worker ~4× the CPU of node:http per request (docs/BENCHMARKS.md, finding 31).
+ */
 export class WorkerClient {
-  private readonly base: string;
+  private readonly base: URL;
+  private readonly agent: http.Agent;
+  private readonly transport: typeof http | typeof https;
 
   constructor(
     url: string,
     private readonly token: string,
   ) {
-    this.base = url.replace(/\/+$/, '');
+    this.base = new URL(url.replace(/\/+$/, '') + '/');
+    if (this.base.protocol !== 'http:' && this.base.protocol !== 'https:')
+      throw new TypeError(`Herald's url must be http(s), not ${this.base.protocol}`);
+    this.transport = this.base.protocol === 'https:' ? https : http;
+    // Idle sockets are unref'd by the Agent, so they never keep the process alive; close() drops them.
+    this.agent = new this.transport.Agent({ keepAlive: true });
   }
 
   async lease(
@@ -65,24 +93,28 @@ export class WorkerClient {
     mimeType: string,
     signal?: AbortSignal,
   ): Promise<{ url: string }> {
-    const streamed = !(
-      data instanceof Uint8Array ||
-      data instanceof ArrayBuffer ||
-      typeof data === 'string' ||
-      data instanceof Blob
+    const bytes =
+      typeof data === 'string'
+        ? Buffer.from(data)
+        : data instanceof Uint8Array
+          ? data
+          : data instanceof ArrayBuffer
+            ? new Uint8Array(data)
+            : data instanceof Blob
+              ? new Uint8Array(await data.arrayBuffer())
+              : undefined;
+    // A stream goes out chunk by chunk (chunked transfer encoding); nothing is held whole in memory.
+    const stream =
+      bytes ??
+      (data instanceof Readable ? data : Readable.from(data as AsyncIterable<Uint8Array>, { objectMode: false }));
+    const answer = await this.request(
+      'PUT',
+      `/v1/worker/leases/${encodeURIComponent(leaseId)}/artifacts/${encodeURIComponent(name)}`,
+      mimeType,
+      stream,
+      signal,
     );
-    const res = await fetch(
-      `${this.base}/v1/worker/leases/${encodeURIComponent(leaseId)}/artifacts/${encodeURIComponent(name)}`,
-      {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${this.token}`, 'content-type': mimeType },
-        // A stream goes out chunk by chunk (chunked transfer encoding); nothing is held whole in memory.
-        body: data as RequestInit['body'],
-        ...(streamed ? { duplex: 'half' } : {}),
-        signal,
-      },
-    );
-    return (await this.answer(res)) as { url: string };
+    return this.answer(answer) as { url: string };
   }
 
   complete(leaseId: string, body: { outputs: Output[]; revised_prompt?: string }): Promise<unknown> {
@@ -103,32 +135,112 @@ export class WorkerClient {
     );
   }
 
-  private async call(method: string, path: string, body: unknown, signal: AbortSignal): Promise<unknown> {
-    const res = await fetch(this.base + path, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal,
-    });
-    return this.answer(res);
+  /** Closes the kept-alive connections to Herald (runWorker does once it has stopped). */
+  close(): void {
+    this.agent.destroy();
   }
 
-  private async answer(res: Response): Promise<unknown> {
-    const text = await res.text();
+  private async call(method: string, path: string, body: unknown, signal: AbortSignal): Promise<unknown> {
+    const json = Buffer.from(JSON.stringify(body));
+    return this.answer(await this.request(method, path, 'application/json', json, signal));
+  }
+
+  /**
+   * One request. A kept-alive socket that Herald closed just as it was reused resets before any answer: that
+   * request never reached Herald and is sent once more on a fresh socket. Aborted: rejects with `signal.reason`,
+   * as fetch does.
+   */
+  private async request(
+    method: string,
+    path: string,
+    contentType: string,
+    body: Uint8Array | Readable,
+    signal?: AbortSignal,
+  ): Promise<Answer> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.send(method, path, contentType, body, signal);
+      } catch (err) {
+        const retry =
+          attempt === 1 &&
+          !(body instanceof Readable) &&
+          !signal?.aborted &&
+          (err as { reusedSocket?: boolean }).reusedSocket === true;
+        if (!retry) throw err;
+      }
+    }
+  }
+
+  private send(
+    method: string,
+    path: string,
+    contentType: string,
+    body: Uint8Array | Readable,
+    signal?: AbortSignal,
+  ): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason as Error);
+      let settled = false;
+      const done = (fail: Error | undefined, answer?: Answer) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        if (fail) reject(fail);
+        else resolve(answer!);
+      };
+      const headers: http.OutgoingHttpHeaders = {
+        authorization: `Bearer ${this.token}`,
+        'content-type': contentType,
+      };
+      if (!(body instanceof Readable)) headers['content-length'] = body.byteLength;
+      const req = this.transport.request(
+        new URL(path.slice(1), this.base),
+        { method, agent: this.agent, headers },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            done(undefined, {
+              status: res.statusCode ?? 0,
+              statusText: res.statusMessage ?? '',
+              text: Buffer.concat(chunks).toString('utf8'),
+            }),
+          );
+          res.on('error', (err) => done(new HeraldRequestError(err)));
+        },
+      );
+      const onAbort = () => {
+        done(signal!.reason as Error);
+        req.destroy();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('error', (err) => {
+        const failed = new HeraldRequestError(err);
+        // Only a reset before any byte of an answer on a reused socket may be sent again (see request).
+        if (req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET')
+          Object.assign(failed, { reusedSocket: true });
+        done(failed);
+      });
+      if (body instanceof Readable) pipeline(body, req).catch((err: unknown) => (req.destroy(), done(err as Error)));
+      else req.end(body);
+    });
+  }
+
+  private answer({ status, statusText, text }: Answer): unknown {
     let parsed: Record<string, unknown> | undefined;
     try {
       parsed = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
     } catch {
       parsed = undefined;
     }
-    if (res.ok) return parsed ?? {};
+    if (status >= 200 && status < 300) return parsed ?? {};
     const code = typeof parsed?.code === 'string' ? parsed.code : undefined;
     const detail =
       typeof parsed?.detail === 'string'
         ? parsed.detail
         : typeof parsed?.title === 'string'
           ? parsed.title
-          : text.slice(0, 300) || res.statusText;
-    throw new HeraldHttpError(res.status, code, detail);
+          : text.slice(0, 300) || statusText;
+    throw new HeraldHttpError(status, code, detail);
   }
 }

@@ -3,5 +3,5 @@ export { runWorker, LeaseEndedError } from './run-worker.js';
 export type { Handler, JobContext, LogLevel, RunningWorker, WorkerOptions } from './run-worker.js';
 export { JobError } from './protocol.js';
 export type { HandlerResult, Job, JobKind, Output } from './protocol.js';
-export { HeraldHttpError, WorkerClient } from './client.js';
+export { HeraldHttpError, HeraldRequestError, WorkerClient } from './client.js';
 export type { UploadBody } from './client.js';

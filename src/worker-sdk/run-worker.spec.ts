@@ -291,7 +291,10 @@ describe('runWorker', () => {
       log: (l, m) => logs.push(`${l} ${m}`),
       handler: async () => [],
     });
-    await until(() => logs.filter((l) => l.includes('fetch failed')).length >= 2, 'retries while offline');
+    await until(
+      () => logs.filter((l) => l.includes('request to Herald failed (ECONNREFUSED)')).length >= 2,
+      'retries while offline',
+    );
     await offline.stop();
     herald = await fakeHerald();
   });

@@ -143,6 +143,7 @@ export function runWorker(options: WorkerOptions): RunningWorker {
     await loop;
     while (running.size) await Promise.all([...running.values()].map((j) => j.done));
     clearTimeout(forceTimer);
+    client.close();
   })();
 
   const stop = (stopOptions: { graceMs?: number } = {}): Promise<void> => {

@@ -1,14 +1,14 @@
 import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Readable } from 'node:stream';
-import { DataSource, In } from 'typeorm';
+import { DataSource } from 'typeorm';
 import type { WorkerPrincipal } from '../auth/worker-tokens.service.js';
 import { DomainException, ErrorCode, FieldError } from '../common/errors.js';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { validationFailed } from '../common/validation.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { together } from '../database/sql.js';
+import { entityFromRow, Sql, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { ArtifactStore, ArtifactTooLarge } from '../generation/artifact-store.js';
@@ -48,9 +48,12 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
   // Many workers heartbeat and complete at once: the reads of their tasks, and the plain lease renewals, that
   // arrive within one round share one query and one transaction (each renewal still guarded by its lease id).
   private readonly reads = new MicroBatcher(async (ids: string[]) => {
-    const found = new Map(
-      (await this.db.getRepository(Task).findBy({ id: In([...new Set(ids)]) })).map((t) => [t.id, t]),
+    const unique = [...new Set(ids)];
+    const rows = await this.db.query<Array<Record<string, unknown>>>(
+      `SELECT * FROM tasks WHERE id IN (${this.sql.params(unique.length)})`,
+      unique,
     );
+    const found = new Map(rows.map((row) => [row.id as string, entityFromRow(this.db.manager, Task, row)]));
     return ids.map((id) => found.get(id) ?? null);
   }, 128);
   private readonly renewals = new MicroBatcher(
@@ -61,25 +64,21 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
           batch.map(
             ({ taskId, leaseId, expires, now }) =>
               async () =>
-                Boolean(
-                  (
-                    await em
-                      .createQueryBuilder()
-                      .update(Task)
-                      .set({ leaseExpiresAt: expires })
-                      .where("id = :id AND lease_id = :leaseId AND status = 'processing' AND lease_expires_at > :now", {
-                        id: taskId,
-                        leaseId,
-                        now: now.getTime(),
-                      })
-                      .execute()
-                  ).affected,
-                ),
+                (
+                  await this.sql.updateReturning(
+                    em,
+                    `UPDATE tasks SET lease_expires_at = ${this.sql.params(1)} WHERE id = ${this.sql.params(1, 2)} ` +
+                      `AND lease_id = ${this.sql.params(1, 3)} AND status = 'processing' ` +
+                      `AND lease_expires_at > ${this.sql.params(1, 4)} RETURNING id`,
+                    [expires.getTime(), taskId, leaseId, now.getTime()],
+                  )
+                ).length > 0,
           ),
         ),
       ),
     128,
   );
+  private readonly sql: Sql;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -90,7 +89,9 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     private readonly bus: EventBus,
     private readonly metrics: Metrics,
     @Inject(CONFIG) private readonly config: HeraldConfig,
-  ) {}
+  ) {
+    this.sql = new Sql(db);
+  }
 
   /**
    * Leases jobs; with none ready, waits up to wait_seconds for a "work available" signal (Redis pub/sub) whose
@@ -307,17 +308,16 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
 
   /** The worker learns of the cancel (or timeout) now; its lease ends with this answer. */
   private async cancelled(task: Task, leaseId: string, reason: string): Promise<{ cancel: true; reason: string }> {
-    const ended = await this.uow.run(async (em) =>
-      Boolean(
+    const ended = await this.uow.run(
+      async (em) =>
         (
-          await em
-            .createQueryBuilder()
-            .update(Task)
-            .set({ leaseId: null, leaseExpiresAt: null })
-            .where('id = :id AND lease_id = :leaseId', { id: task.id, leaseId })
-            .execute()
-        ).affected,
-      ),
+          await this.sql.updateReturning(
+            em,
+            `UPDATE tasks SET lease_id = NULL, lease_expires_at = NULL WHERE id = ${this.sql.params(1)} ` +
+              `AND lease_id = ${this.sql.params(1, 2)} RETURNING id`,
+            [task.id, leaseId],
+          )
+        ).length > 0,
     );
     if (!ended) throw leaseGone('the lease ended');
     this.metrics.workerLeases.inc({ outcome: 'cancelled' });

@@ -9,7 +9,7 @@ import { entityFromRow, insertMany, Sql, together } from '../database/sql.js';
 import { Endpoint } from './endpoint.entity.js';
 import { subscribes } from './endpoint-rules.js';
 import { envelope } from '../events/event-catalogue.js';
-import { claimableAtBirth, LaneRow, laneOf } from './delivery-order.js';
+import { laneOf } from './delivery-order.js';
 import { Delivery, DeliveryEventType, REQUEST_TARGET } from './delivery.entity.js';
 import {
   conduitPayload,
@@ -19,7 +19,6 @@ import {
   type TaskEventEntry,
   type TaskFacts,
 } from './payloads.js';
-import { OutboxSignal } from './outbox-signal.js';
 import { effectiveSchedule } from './retry-policy.js';
 
 type Planned = Pick<
@@ -110,7 +109,6 @@ export class DeliveryPlanner {
   constructor(
     @InjectDataSource() db: DataSource,
     @Inject(CONFIG) private readonly config: HeraldConfig,
-    private readonly outbox: OutboxSignal,
   ) {
     this.sql = new Sql(db);
   }
@@ -183,62 +181,15 @@ export class DeliveryPlanner {
           }),
         );
     }
-    const claimed = handOver ? await this.claimAtBirth(em, rows) : new Set<number>();
     // Different rows (the new ones are superseded in the batch already): sent together.
     let inserted: Delivery[] = [];
-    const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined, claimed));
+    const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined));
     await together(em, [
       inserting,
       ...[...newest.values()].map((l) => () => this.supersedeStaleProgress(em, l.taskId, l.target, l.sequence)),
     ]);
-    handOver?.push(...inserted.filter((d) => d.status === 'pending' || d.status === 'sending'));
+    handOver?.push(...inserted.filter((d) => d.status === 'pending'));
     return rows.length;
-  }
-
-  /**
-   * The new deliveries (by index) to write already claimed — `sending`, attempt 1 — because this process's webhook
-   * worker will send them right after the commit: the claim then costs no round of its own in the delivery ledger,
-   * which on a busy SQLite connection was most of the time from event to receipt. Only webhook_url deliveries due
-   * now and first in their lane (claimableAtBirth), as many as the worker has room for; endpoint deliveries, whose
-   * endpoint and secrets the claim checks, take the ordinary claim. Should the process die before sending, the
-   * sweeper hands a row left `sending` back after the webhook timeout, as for any claim.
-   */
-  private async claimAtBirth(em: EntityManager, rows: readonly Planned[]): Promise<Set<number>> {
-    // A host rate limit holds webhook_url deliveries too: they take the ordinary claim, which asks for a slot.
-    if (this.config.webhook.hostRateLimitPerSecond) return new Set();
-    const room = Math.min(this.outbox.roomHere() ?? 0, INSERT_CHUNK);
-    if (room === 0) return new Set();
-    const superseded = supersededInBatch(rows);
-    const candidates = rows.flatMap((r, i) =>
-      r.target === REQUEST_TARGET && r.taskId && !superseded.has(i) && (r.schedule[0] ?? 0) === 0
-        ? [{ id: String(i), taskId: r.taskId, target: r.target, sequence: r.sequence }]
-        : [],
-    );
-    if (candidates.length === 0) return new Set();
-    const taskIds = [...new Set(candidates.slice(0, room).map((c) => c.taskId))];
-    // By task and target (their index; no status in the WHERE, see DeliveryService.claimIn): few rows per task.
-    const existing = await em.query<Array<Record<string, unknown>>>(
-      `SELECT id, task_id, target, sequence, status, event_type FROM deliveries WHERE task_id IN (${this.sql.params(taskIds.length)}) AND target = '${REQUEST_TARGET}'`,
-      taskIds,
-    );
-    const lanes: LaneRow[] = existing.map((d) => ({
-      id: String(d.id),
-      taskId: String(d.task_id),
-      target: String(d.target),
-      sequence: Number(d.sequence),
-      status: String(d.status),
-      eventType: String(d.event_type),
-    }));
-    const inLanes = new Set(taskIds);
-    return new Set(
-      [
-        ...claimableAtBirth(
-          candidates.filter((c) => inLanes.has(c.taskId)),
-          lanes,
-          room,
-        ),
-      ].map(Number),
-    );
   }
 
   /** An event that belongs to no task (webhook.test, webhook.disabled), to the given subscribed endpoints. */
@@ -305,23 +256,17 @@ export class DeliveryPlanner {
   }
 
   /**
-   * Outbox rows. `handedOver`: the committing caller puts them into the queue itself right after its commit
-   * (OutboxSignal.handOver), so they are written as dispatched and the relay skips them; were the process to die
-   * in between, the sweeper finds them (due, dispatched, not in Redis) and hands them back.
+   * Outbox rows. `handedOver`: the committing caller hands them to the dispatcher itself right after its commit
+   * (Outbox.handOver), so they are written as dispatched and the relay skips them; were the process to die in
+   * between, the sweeper finds them (due, dispatched, not in Redis) and hands them back.
    */
-  async insertMany(
-    em: EntityManager,
-    planned: readonly Planned[],
-    handedOver = false,
-    claimed: ReadonlySet<number> = new Set(),
-  ): Promise<Delivery[]> {
+  async insertMany(em: EntityManager, planned: readonly Planned[], handedOver = false): Promise<Delivery[]> {
     const now = new Date();
-    const rows = planned.map((d, i) =>
+    const rows = planned.map((d) =>
       em.create(Delivery, {
         ...d,
         ...freshDelivery(now, d.schedule[0] ?? 0),
         ...(handedOver ? { dispatchedAt: now } : {}),
-        ...(claimed.has(i) ? { status: 'sending' as const, attempts: 1 } : {}),
       }),
     );
     planned.forEach((d, i) => (rows[i].inBatches = d.inBatches));

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, EntityManager, In, MoreThan, Not } from 'typeorm';
+import { DataSource, EntityManager, In, MoreThan } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { v7 as uuidv7 } from 'uuid';
@@ -11,7 +11,7 @@ import type { HeraldConfig } from '../config/config.js';
 import { SealedValueError, SecretBox } from '../crypto/secret-box.js';
 import { entityFromRow, insertMany, Sql, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
-import { activeSecrets, failingTooLong } from './endpoint-rules.js';
+import { activeSecrets } from './endpoint-rules.js';
 import { Endpoint } from './endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
 import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure } from './circuit-breaker.js';
@@ -21,9 +21,8 @@ import { startClientSpan, type ClientSpan } from '../observability/tracing.js';
 import { mustWait } from './delivery-order.js';
 import { DeliveryRateLimits, RateBucket, rateBuckets } from './rate-limits.js';
 import { batchBody, batchLeavesAt, fillBatch } from './batch-rules.js';
-import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
+import { EndpointHealth } from './endpoint-health.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
-import { OutboxSignal } from './outbox-signal.js';
 import { decide, isPermanentError, UNPREPARABLE, Verdict } from './retry-policy.js';
 import { signatureHeader, signLegacy } from './signature.js';
 import { SigningSecrets } from './signing-secrets.js';
@@ -133,8 +132,7 @@ export class DeliveryService {
     private readonly sender: WebhookSender,
     private readonly secrets: SigningSecrets,
     private readonly box: SecretBox,
-    private readonly planner: DeliveryPlanner,
-    private readonly outbox: OutboxSignal,
+    private readonly health: EndpointHealth,
     private readonly metrics: Metrics,
     private readonly rates: DeliveryRateLimits,
     @Inject(CONFIG) private readonly config: HeraldConfig,
@@ -154,11 +152,6 @@ export class DeliveryService {
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {
     return this.sendClaim(await this.claim(deliveryId));
-  }
-
-  /** A delivery the planner wrote already claimed (`sending`, attempt 1) for this process to send: no claim round. */
-  deliverClaimedAtBirth(delivery: Delivery): Promise<DeliveryRun> {
-    return this.sendClaim({ kind: 'claimed', delivery, attempt: delivery.attempts });
   }
 
   /**
@@ -182,10 +175,7 @@ export class DeliveryService {
         continue;
       }
       if (claim.kind === 'wait') return claim.delayMs ?? ORDER_WAIT_MS;
-      if (claim.kind === 'skipped') {
-        if (claim.toRelay) this.outbox.kick();
-        return claim.toRelay ? undefined : ORDER_WAIT_MS;
-      }
+      if (claim.kind === 'skipped') return claim.toRelay ? undefined : ORDER_WAIT_MS;
       if (claim.kind !== 'none') return undefined;
       // Events whose task has an event in a batch still being recorded go once that commits.
       if (recording.length === 0) return claim.nextInMs;
@@ -200,10 +190,7 @@ export class DeliveryService {
   }
 
   private async sendClaim(claim: Claim, onRecorded?: (recorded: Promise<void>) => void): Promise<DeliveryRun> {
-    if (claim.kind === 'skipped' || claim.kind === 'none') {
-      if (claim.kind === 'skipped' && claim.toRelay) this.outbox.kick();
-      return { outcome: 'skipped' };
-    }
+    if (claim.kind === 'skipped' || claim.kind === 'none') return { outcome: 'skipped' };
     if (claim.kind === 'wait') return { outcome: 'wait', delayMs: claim.delayMs ?? ORDER_WAIT_MS };
     if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };
     const { delivery, attempt, batch } = claim;
@@ -266,9 +253,7 @@ export class DeliveryService {
     const verdict = decide(result, attempt, delivery.schedule);
     const requestHeaders = redactRequestHeaders(headers, Object.keys(callerHeaders));
     // A batch shares its request's fate: one attempt, retried whole on the endpoint's schedule.
-    const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders, batch }).then((disabled) => {
-      if (disabled) this.outbox.kick();
-    });
+    const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders, batch });
     this.observe(batch ?? [delivery], result, verdict);
     // A retry is rescheduled by the queue, so its record (the row back to pending) must be committed first.
     if (verdict.outcome === 'retry') await recorded;
@@ -390,9 +375,8 @@ export class DeliveryService {
     return this.ledger.submit({ claim: deliveryId }) as Promise<Claim>;
   }
 
-  /** A record is answered with whether the attempt disabled its endpoint. */
-  private record(outcome: Outcome): Promise<boolean> {
-    return this.ledger.submit({ record: outcome }) as Promise<boolean>;
+  private async record(outcome: Outcome): Promise<void> {
+    await this.ledger.submit({ record: outcome });
   }
 
   private recordBehind(recorded: Promise<void>): void {
@@ -777,7 +761,7 @@ export class DeliveryService {
 
   /**
    * Records a batch of attempts and their consequences in one transaction: the attempt log, each delivery's
-   * new state, and each endpoint's summary. Answers, per attempt, whether it disabled an endpoint.
+   * new state, each target URL's circuit and each endpoint's health.
    */
   private async recordIn(em: EntityManager, outcomes: Outcome[]): Promise<boolean[]> {
     const now = new Date();
@@ -837,15 +821,16 @@ export class DeliveryService {
       }
     }
     await this.recordOnCircuits(em, outcomes, now);
-    const disabled = new Set<string>();
-    const byEndpoint = new Map<string, Outcome[]>();
-    for (const o of outcomes)
-      if (o.delivery.target !== REQUEST_TARGET)
-        byEndpoint.set(o.delivery.target, [...(byEndpoint.get(o.delivery.target) ?? []), o]);
-    // In key order, so that two rounds in flight lock endpoints in the same order.
-    for (const [endpointId, ofEndpoint] of [...byEndpoint].sort(([a], [b]) => a.localeCompare(b)))
-      if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
-    return outcomes.map((o) => disabled.has(o.delivery.target));
+    await this.health.record(
+      em,
+      outcomes.flatMap((o) =>
+        o.delivery.target === REQUEST_TARGET
+          ? []
+          : [{ endpointId: o.delivery.target, verdict: o.verdict, statusCode: o.result.statusCode }],
+      ),
+      now,
+    );
+    return outcomes.map(() => true);
   }
 
   /** Each target URL's circuit after these attempts (in URL order, so that two rounds lock rows alike). */
@@ -885,79 +870,6 @@ export class DeliveryService {
     return em
       .getRepository(Delivery)
       .exists({ where: { taskId: d.taskId, target: d.target, sequence: MoreThan(d.sequence) } });
-  }
-
-  /** Keeps the endpoint's last-delivery summary and failure streak; disables it on 410 or a streak too long. */
-  private async recordOnEndpoint(
-    em: EntityManager,
-    endpointId: string,
-    outcomes: Outcome[],
-    now: Date,
-  ): Promise<boolean> {
-    const endpoint = await em.findOneBy(Endpoint, { id: endpointId });
-    if (!endpoint) return false;
-    let failingSince = endpoint.failingSince;
-    let gone = false;
-    for (const { verdict } of outcomes) {
-      failingSince = verdict.outcome === 'succeeded' ? null : (failingSince ?? now);
-      gone ||= verdict.outcome === 'failed' && verdict.gone === true;
-    }
-    const last = outcomes[outcomes.length - 1];
-    await em.update(
-      Endpoint,
-      { id: endpointId },
-      {
-        lastDeliveryAt: now,
-        lastStatusCode: last.result.statusCode ?? null,
-        lastOutcome: last.verdict.outcome,
-        failingSince,
-      },
-    );
-    if (endpoint.status !== 'enabled' || (last.verdict.outcome === 'succeeded' && !gone)) return false;
-    const limit = this.config.endpointDisableAfterHours;
-    const reason = gone
-      ? 'The endpoint answered 410 Gone'
-      : failingTooLong(failingSince, now, limit)
-        ? `Every delivery failed for ${limit} hours (since ${failingSince!.toISOString()})`
-        : undefined;
-    if (!reason) return false;
-    return this.disable(em, endpoint, reason, now);
-  }
-
-  /** Disables an endpoint and tells the tenant's other endpoints that subscribe to `webhook.disabled`. */
-  async disable(em: EntityManager, endpoint: Endpoint, reason: string, now = new Date()): Promise<boolean> {
-    const result = await em.update(
-      Endpoint,
-      { id: endpoint.id, status: 'enabled' },
-      { status: 'disabled', disabledReason: reason, disabledAt: now, updatedAt: now },
-    );
-    if (!result.affected) return false;
-    this.logger.warn(`endpoint ${endpoint.id} disabled: ${reason}`);
-    const others = await em.find(Endpoint, {
-      where: { tenantId: endpoint.tenantId, status: 'enabled', id: Not(endpoint.id) },
-    });
-    await this.planner.planOperational(em, others, 'webhook.disabled', {
-      endpoint_id: endpoint.id,
-      url: endpoint.url,
-      reason,
-      disabled_at: now.toISOString(),
-    });
-    return true;
-  }
-
-  /** Puts a delivery back in line as a new delivery of the same event (same webhook-id, same body), sent alone. */
-  redeliver(tenantId: string, id: string): Promise<Delivery | null> {
-    return this.uow.run(async (em) => {
-      const original = await em.findOneBy(Delivery, { id, tenantId });
-      return original ? this.copy(em, original, true) : null;
-    });
-  }
-
-  async copy(em: EntityManager, original: Delivery, alone = false): Promise<Delivery> {
-    const now = new Date();
-    const copy = em.create(Delivery, { ...original, ...freshDelivery(now), sendAlone: alone });
-    await em.insert(Delivery, copy);
-    return copy;
   }
 }
 

@@ -10,9 +10,7 @@ import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
-import { CircuitStore } from '../webhooks/circuits.js';
 import { Delivery } from '../webhooks/delivery.entity.js';
-import { Sql } from '../database/sql.js';
 import { Outbox } from '../webhooks/outbox.js';
 import { webhookTargetErrors } from '../webhooks/webhook-target.js';
 import { CreateEndpointDto, EndpointDeliveriesQuery, UpdateEndpointDto } from './dto/endpoint.dto.js';
@@ -76,10 +74,7 @@ export class EndpointsService {
 
   /** Each endpoint with the circuit of its URL (shared with any other target of the same URL). */
   async withCircuits(endpoints: Endpoint[]): Promise<Endpoint[]> {
-    const circuits = await new CircuitStore(new Sql(this.db)).load(
-      this.db.manager,
-      endpoints.map((e) => e.url),
-    );
+    const circuits = await this.outbox.circuitsOf(endpoints.map((e) => e.url));
     for (const e of endpoints) e.circuit = circuits.get(e.url);
     return endpoints;
   }

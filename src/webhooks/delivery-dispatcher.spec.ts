@@ -1,7 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { Queue } from 'bullmq';
+import type { DataSource } from 'typeorm';
 import type { UnitOfWork } from '../database/unit-of-work.js';
-import { DeliveryDispatcher, type Dispatchable } from './delivery-dispatcher.js';
+import { DeliveryDispatcher } from './delivery-dispatcher.js';
+import type { Dispatchable } from './delivery.repository.js';
+import { DeliveryRepository } from './delivery.repository.js';
 import type { LocalSender } from './local-sender.js';
 import { splitForHere } from './outbox-relay.js';
 import { WebhookQueue, type WebhookJobData } from './webhook.queue.js';
@@ -10,7 +13,8 @@ function queueWith(addBulk: () => Promise<unknown>) {
   const update = vi.fn(async () => ({ affected: 1 }));
   const uow = { run: (work: (em: unknown) => Promise<unknown>) => work({ update }) } as unknown as UnitOfWork;
   const bull = { addBulk: vi.fn(addBulk) } as unknown as Queue<WebhookJobData>;
-  return { queue: new WebhookQueue(bull, uow), bull, update };
+  const repo = new DeliveryRepository({ options: { type: 'sqlite' } } as DataSource);
+  return { queue: new WebhookQueue(bull, uow, repo), bull, update };
 }
 
 describe('WebhookQueue.add (deliveries marked dispatched, into BullMQ behind the caller)', () => {

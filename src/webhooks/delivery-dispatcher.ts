@@ -1,15 +1,7 @@
 import { Injectable } from '@nestjs/common';
+import type { Dispatchable } from './delivery.repository.js';
 import { LocalSender } from './local-sender.js';
 import { WebhookQueue } from './webhook.queue.js';
-
-/** A delivery marked dispatched (just committed, or taken by the relay), as far as dispatching it needs. */
-export interface Dispatchable {
-  id: string;
-  nextAttemptAt: Date;
-  target: string;
-  /** It goes in its endpoint's batches (see inBatches): handed on once per endpoint, not one by one. */
-  inBatches: boolean;
-}
 
 /**
  * Decides, for deliveries marked dispatched, "send here now, or queue": due ones to this process's webhook worker

@@ -1,11 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, EntityManager } from 'typeorm';
+import { EntityManager } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
-import { entityFromRow, insertMany, Sql, together } from '../database/sql.js';
+import { together } from '../database/sql.js';
+import { DeliveryRepository } from './delivery.repository.js';
 import { Endpoint } from './endpoint.entity.js';
 import { subscribes } from './endpoint-rules.js';
 import { envelope } from '../events/event-catalogue.js';
@@ -35,9 +35,6 @@ type Planned = Pick<
   | 'schedule'
   | 'inBatches'
 >;
-
-// Rows per INSERT: well under SQLite's limit of bound variables (17 columns each).
-export const INSERT_CHUNK = 500;
 
 export function eventFacts(task: TaskFacts, event: TaskEventEntry['event']): EventFacts {
   return {
@@ -104,14 +101,10 @@ export function freshDelivery(now: Date, firstDelayMs = 0) {
  */
 @Injectable()
 export class DeliveryPlanner {
-  private readonly sql: Sql;
-
   constructor(
-    @InjectDataSource() db: DataSource,
+    private readonly repo: DeliveryRepository,
     @Inject(CONFIG) private readonly config: HeraldConfig,
-  ) {
-    this.sql = new Sql(db);
-  }
+  ) {}
 
   /** Deliveries for one task event: the task's webhook_url (Conduit payload) and each subscribed endpoint (envelope). */
   plan(em: EntityManager, entry: TaskEventEntry): Promise<number> {
@@ -123,15 +116,7 @@ export class DeliveryPlanner {
     const ids = [...new Set(tenantIds)];
     const byTenant = new Map<string, Endpoint[]>(ids.map((id) => [id, []]));
     if (ids.length === 0) return byTenant;
-    // Written as SQL: every round of creates and task changes asks, and TypeORM's find() cost more than the query.
-    const rows = await em.query<Array<Record<string, unknown>>>(
-      `SELECT * FROM webhook_endpoints WHERE tenant_id IN (${this.sql.params(ids.length)}) AND status = 'enabled'`,
-      ids,
-    );
-    for (const row of rows) {
-      const e = entityFromRow(em, Endpoint, row);
-      byTenant.get(e.tenantId)!.push(e);
-    }
+    for (const e of await this.repo.enabledEndpoints(em, ids)) byTenant.get(e.tenantId)!.push(e);
     return byTenant;
   }
 
@@ -186,7 +171,7 @@ export class DeliveryPlanner {
     const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined));
     await together(em, [
       inserting,
-      ...[...newest.values()].map((l) => () => this.supersedeStaleProgress(em, l.taskId, l.target, l.sequence)),
+      ...[...newest.values()].map((l) => () => this.repo.supersedeStaleProgress(em, l.taskId, l.target, l.sequence)),
     ]);
     handOver?.push(...inserted.filter((d) => d.status === 'pending'));
     return rows.length;
@@ -273,37 +258,7 @@ export class DeliveryPlanner {
     // Progress overtaken within this same batch is born superseded (supersedeStaleProgress covers earlier rows).
     for (const [i, newer] of supersededInBatch(rows))
       Object.assign(rows[i], { status: 'superseded', completedAt: now, lastError: `superseded by event ${newer}` });
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await insertMany(em, Delivery, rows.slice(i, i + INSERT_CHUNK));
-    }
+    await this.repo.insert(em, rows);
     return rows;
-  }
-
-  /** Progress not yet sent is worthless once a newer event for the same target exists. */
-  async supersedeStaleProgress(
-    em: EntityManager,
-    taskId: string,
-    target: string,
-    newerSequence: number,
-  ): Promise<void> {
-    const now = new Date();
-    await em
-      .createQueryBuilder()
-      .update(Delivery)
-      .set({
-        status: 'superseded',
-        updatedAt: now,
-        completedAt: now,
-        lastError: `superseded by event ${newerSequence}`,
-      })
-      .where(
-        "task_id = :taskId AND target = :target AND event_type = 'task.progress' AND status = 'pending' AND sequence < :newerSequence",
-        {
-          taskId,
-          target,
-          newerSequence,
-        },
-      )
-      .execute();
   }
 }

@@ -1,13 +1,10 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, In, IsNull, LessThan } from 'typeorm';
 import { IntervalLoop } from '../common/interval-loop.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { Sql } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
-import { Delivery, REQUEST_TARGET } from './delivery.entity.js';
-import { DeliveryDispatcher, Dispatchable } from './delivery-dispatcher.js';
+import { DeliveryDispatcher } from './delivery-dispatcher.js';
+import { DeliveryRepository, type Dispatchable } from './delivery.repository.js';
 import { batchJobId, WebhookQueue } from './webhook.queue.js';
 
 const BATCH = 500;
@@ -26,18 +23,16 @@ const ROOM_WORTH_A_ROUND = 32;
 @Injectable()
 export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly loop: IntervalLoop;
-  private readonly sql: Sql;
   // The last round left due deliveries for this process's webhook worker, which had no room then.
   private waitingForRoom = false;
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repo: DeliveryRepository,
     private readonly uow: UnitOfWork,
     private readonly dispatcher: DeliveryDispatcher,
     @Inject(CONFIG) config: HeraldConfig,
   ) {
     this.loop = new IntervalLoop('OutboxRelay', Math.min(POLL_MS, config.sweepIntervalMs), () => this.relay());
-    this.sql = new Sql(db);
   }
 
   onApplicationBootstrap(): void {
@@ -81,8 +76,8 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   /** The oldest undispatched deliveries, each marked whether it goes in its endpoint's batches. */
-  private async undispatched(): Promise<Dispatchable[]> {
-    return pendingRows(this.db, 'd.dispatched_at IS NULL', BATCH);
+  private undispatched(): Promise<Dispatchable[]> {
+    return this.repo.undispatched(BATCH);
   }
 
   /** Due deliveries were left for want of room here: relay again once the webhook worker here has room. */
@@ -95,44 +90,10 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
     });
   }
 
-  /** Marks these dispatched; answers the ids this call marked (on PostgreSQL another process may have been first). */
-  private async markDispatched(ids: string[]): Promise<Set<string>> {
-    if (ids.length === 0) return new Set();
-    const now = new Date();
-    if (!this.sql.postgres) {
-      await this.uow.run((em) => em.update(Delivery, { id: In(ids), dispatchedAt: IsNull() }, { dispatchedAt: now }));
-      return new Set(ids);
-    }
-    const result = await this.uow.run((em) =>
-      em.query<unknown>(
-        `UPDATE deliveries SET dispatched_at = $1 WHERE id IN (${this.sql.params(ids.length, 2)}) AND dispatched_at IS NULL RETURNING id`,
-        [now.getTime(), ...ids],
-      ),
-    );
-    return new Set(this.sql.returned<{ id: string }>(result).map((r) => r.id));
+  private markDispatched(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return Promise.resolve(new Set());
+    return this.uow.run((em) => this.repo.markDispatched(em, ids));
   }
-}
-
-/** DeliveryService's inBatches in SQL, for a pending delivery `d`. */
-const IN_BATCHES = `CASE WHEN d.batch_id IS NOT NULL OR (d.target <> '${REQUEST_TARGET}' AND NOT d.send_alone AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.target AND e.batch_max_events IS NOT NULL)) THEN 1 ELSE 0 END`;
-
-/** Pending deliveries matching `where` (on `d`, no parameters), oldest due first, each marked whether it goes in batches. */
-async function pendingRows(
-  db: DataSource,
-  where: string,
-  limit: number,
-  params: unknown[] = [],
-): Promise<Dispatchable[]> {
-  const rows = await db.query<Array<{ id: string; next_attempt_at: unknown; target: string; in_batches: unknown }>>(
-    `SELECT d.id, d.next_attempt_at, d.target, ${IN_BATCHES} AS in_batches FROM deliveries d WHERE d.status = 'pending' AND ${where} ORDER BY d.next_attempt_at LIMIT ${limit}`,
-    params,
-  );
-  return rows.map((r) => ({
-    id: r.id,
-    nextAttemptAt: new Date(Number(r.next_attempt_at)),
-    target: r.target,
-    inBatches: Number(r.in_batches) === 1,
-  }));
 }
 
 /**
@@ -165,17 +126,15 @@ export function splitForHere<T extends { nextAttemptAt: Date }>(
 export class DeliverySweeper implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('DeliverySweeper');
   private readonly loop: IntervalLoop;
-  private readonly sql: Sql;
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repo: DeliveryRepository,
     private readonly uow: UnitOfWork,
     private readonly queue: WebhookQueue,
     private readonly relay: OutboxRelay,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.loop = new IntervalLoop('DeliverySweeper', config.sweepIntervalMs, () => this.sweep());
-    this.sql = new Sql(db);
   }
 
   onApplicationBootstrap(): void {
@@ -187,32 +146,13 @@ export class DeliverySweeper implements OnApplicationBootstrap, OnApplicationShu
   }
 
   async sweep(): Promise<number> {
-    const repo = this.db.getRepository(Delivery);
     const now = Date.now();
     // A send is bounded by the webhook timeout, and a claim that waited long for the wire restarts its clock before
     // it is sent (DeliveryService.confirmClaim): past the timeout plus a margin, its worker is gone.
     const stuckBefore = new Date(now - this.config.webhook.timeoutMs - 5_000 - 2 * this.config.sweepIntervalMs);
-    const stuck = await repo.find({
-      where: { status: 'sending', updatedAt: LessThan(stuckBefore) },
-      select: { id: true },
-      take: BATCH,
-    });
-    const handBack = stuck.map((d) => d.id);
-    if (handBack.length) {
-      await this.uow.run((em) =>
-        em.update(
-          Delivery,
-          { id: In(handBack), status: 'sending' },
-          { status: 'pending', dispatchedAt: null, updatedAt: new Date() },
-        ),
-      );
-    }
-    const overdue = await pendingRows(
-      this.db,
-      `d.dispatched_at IS NOT NULL AND d.next_attempt_at < ${this.sql.params(1)}`,
-      BATCH,
-      [now - 2 * this.config.sweepIntervalMs - 1_000],
-    );
+    const handBack = await this.repo.stuck(stuckBefore, BATCH);
+    if (handBack.length) await this.uow.run((em) => this.repo.handBackStuck(em, handBack));
+    const overdue = await this.repo.overdue(now - 2 * this.config.sweepIntervalMs - 1_000, BATCH);
     const lost: string[] = [];
     // A delivery in batches has its endpoint's batch job, not one of its own (asked once per endpoint).
     const jobOf = (d: (typeof overdue)[number]) => (d.inBatches ? batchJobId(d.target) : d.id);
@@ -227,8 +167,7 @@ export class DeliverySweeper implements OnApplicationBootstrap, OnApplicationShu
       const state = states.get(jobOf(d));
       if (state === undefined || state === 'completed' || state === 'failed' || state === 'unknown') lost.push(d.id);
     }
-    if (lost.length)
-      await this.uow.run((em) => em.update(Delivery, { id: In(lost), status: 'pending' }, { dispatchedAt: null }));
+    if (lost.length) await this.uow.run((em) => this.repo.undispatch(em, { ids: lost }));
     const total = handBack.length + lost.length;
     if (total) {
       this.logger.log(`handed back ${handBack.length} stuck and ${lost.length} lost deliveries`);

@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
 import { UnitOfWork } from '../database/unit-of-work.js';
+import type { Circuit } from './circuit-breaker.js';
 import { DeliveryDispatcher } from './delivery-dispatcher.js';
+import { DeliveryRepository } from './delivery.repository.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
 import { Delivery, DeliveryEventType } from './delivery.entity.js';
 import type { Endpoint } from './endpoint.entity.js';
@@ -23,6 +25,7 @@ export class Outbox {
     private readonly dispatcher: DeliveryDispatcher,
     private readonly relay: OutboxRelay,
     private readonly uow: UnitOfWork,
+    private readonly repo: DeliveryRepository,
   ) {}
 
   /**
@@ -67,7 +70,7 @@ export class Outbox {
   /** Puts a delivery back in line as a new delivery of the same event (same webhook-id, same body), sent alone. */
   async redeliver(tenantId: string, id: string): Promise<Delivery | null> {
     const copy = await this.uow.run(async (em) => {
-      const original = await em.findOneBy(Delivery, { id, tenantId });
+      const original = await this.repo.findOf(em, tenantId, id);
       return original ? this.copy(em, original, true) : null;
     });
     if (copy) this.kick();
@@ -77,7 +80,7 @@ export class Outbox {
   /** A new delivery of the same event as `original`, in the caller's transaction (kick after the commit). */
   async copy(em: EntityManager, original: Delivery, alone = false): Promise<Delivery> {
     const copy = em.create(Delivery, { ...original, ...freshDelivery(new Date()), sendAlone: alone });
-    await em.insert(Delivery, copy);
+    await this.repo.insert(em, [copy]);
     return copy;
   }
 
@@ -86,6 +89,11 @@ export class Outbox {
    * job of the old way that comes meanwhile finds them claimed or gives them back: no loss, no double).
    */
   async handOutAgain(em: EntityManager, endpointId: string): Promise<void> {
-    await em.update(Delivery, { target: endpointId, status: 'pending' }, { dispatchedAt: null });
+    await this.repo.undispatch(em, { target: endpointId });
+  }
+
+  /** The circuits of these URLs (absent = closed), for the endpoint views. */
+  circuitsOf(urls: readonly string[]): Promise<Map<string, Circuit>> {
+    return this.repo.circuits(this.repo.reader, urls);
   }
 }

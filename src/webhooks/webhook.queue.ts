@@ -1,10 +1,9 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
-import { In } from 'typeorm';
 import { InFlight } from '../common/in-flight.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
-import { Delivery } from './delivery.entity.js';
+import { DeliveryRepository } from './delivery.repository.js';
 
 export const WEBHOOK_QUEUE = 'webhooks';
 export enum WebhookJob {
@@ -54,6 +53,7 @@ export class WebhookQueue implements OnApplicationShutdown {
   constructor(
     @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue<WebhookJobData>,
     private readonly uow: UnitOfWork,
+    private readonly repo: DeliveryRepository,
   ) {}
 
   /**
@@ -68,7 +68,7 @@ export class WebhookQueue implements OnApplicationShutdown {
         this.logger.warn(`could not queue ${deliveries.length} deliveries, the relay will: ${err.message}`);
         const ids = deliveries.map((d) => d.id);
         await this.uow
-          .run((em) => em.update(Delivery, { id: In(ids), status: 'pending' }, { dispatchedAt: null }))
+          .run((em) => this.repo.undispatch(em, { ids }))
           .catch((e: Error) =>
             this.logger.warn(`could not mark them undispatched either, the sweeper will: ${e.message}`),
           );

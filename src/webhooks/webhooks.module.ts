@@ -8,6 +8,7 @@ import { DeliveryPlanner } from './delivery-planner.js';
 import { DeliveryProcessor } from './delivery.processor.js';
 import { DeliveryService } from './delivery.service.js';
 import { DeliveryDispatcher } from './delivery-dispatcher.js';
+import { DeliveryRepository } from './delivery.repository.js';
 import { EndpointHealth } from './endpoint-health.js';
 import { LocalSender } from './local-sender.js';
 import { Outbox } from './outbox.js';
@@ -28,6 +29,7 @@ import { WebhookSender } from './webhook-sender.js';
     WebhookQueue,
     DeliveryPlanner,
     Outbox,
+    DeliveryRepository,
     DeliveryDispatcher,
     LocalSender,
     OutboxRelay,
@@ -38,7 +40,8 @@ import { WebhookSender } from './webhook-sender.js';
     SigningSecrets,
     DeliveryRateLimits,
   ],
-  exports: [Outbox, OutboxRelay, WebhookQueue, DeliveryLog, DeliveryService],
+  // DeliveryRepository and OutboxRelay are for DeliveryWorkersModule's sweeper; callers outside src/webhooks use Outbox.
+  exports: [Outbox, OutboxRelay, DeliveryRepository, WebhookQueue, DeliveryLog, DeliveryService],
 })
 export class WebhooksModule {}
 

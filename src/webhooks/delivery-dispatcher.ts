@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Dispatchable } from './delivery.repository.js';
+import type { FreshClaim } from './delivery.service.js';
 import { LocalSender } from './local-sender.js';
 import { WebhookQueue } from './webhook.queue.js';
 
@@ -15,7 +16,9 @@ export class DeliveryDispatcher {
     private readonly queue: WebhookQueue,
   ) {}
 
-  dispatch(deliveries: readonly Dispatchable[], now = Date.now()): void {
+  /** `claimed`: deliveries their committer claimed for the local sender (Outbox.record): sent here, always. */
+  dispatch(deliveries: readonly Dispatchable[], now = Date.now(), claimed: readonly FreshClaim[] = []): void {
+    for (const claim of claimed) this.local.takeClaimed(claim);
     if (deliveries.length === 0) return;
     const queued: Dispatchable[] = [];
     const batches = new Map<string, Date>();

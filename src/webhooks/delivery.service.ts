@@ -92,6 +92,9 @@ type Claim =
   | { kind: 'wait'; delayMs?: number }
   | { kind: 'refused'; reason: string };
 
+/** A claim taken in the committer's own transaction, for this process's LocalSender to send after the commit. */
+export type FreshClaim = Extract<Claim, { kind: 'claimed' }>;
+
 type LedgerItem = { claim: string } | { record: Outcome } | { batch: string };
 
 interface Outcome {
@@ -145,6 +148,24 @@ export class DeliveryService {
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {
     return this.sendClaim(await this.claim(deliveryId));
+  }
+
+  /**
+   * Claims just-written deliveries in the transaction that wrote them (the same claim as the ledger's, claimIn), for
+   * this process's local sender to send right after the commit: a fresh delivery costs no ledger round of its own.
+   * Should the process die before sending, the sweeper hands a row left `sending` back, as for any claim.
+   */
+  async claimFresh(em: EntityManager, deliveries: readonly Delivery[]): Promise<FreshClaim[]> {
+    const claims = await this.claimIn(
+      em,
+      deliveries.map((d) => d.id),
+    );
+    return claims.filter((c): c is FreshClaim => c.kind === 'claimed');
+  }
+
+  /** Sends a delivery claimed with its transaction (claimFresh), once that has committed. */
+  deliverClaimed(claim: FreshClaim): Promise<DeliveryRun> {
+    return this.sendClaim(claim);
   }
 
   /**

@@ -2,7 +2,7 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/c
 import { InFlight } from '../common/in-flight.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { DeliveryService } from './delivery.service.js';
+import { DeliveryService, type FreshClaim } from './delivery.service.js';
 import { WebhookQueue } from './webhook.queue.js';
 
 // A delivery sent here whose claim or record the database refused goes to the queue after this long.
@@ -67,6 +67,11 @@ export class LocalSender implements BeforeApplicationShutdown {
     return true;
   }
 
+  /** Sends a delivery claimed for it in its committer's transaction (Outbox.record asked for room first). */
+  takeClaimed(claim: FreshClaim): void {
+    this.sending.track(this.send(claim.delivery.id, claim));
+  }
+
   /** Sends this endpoint's due batches here (one run per endpoint at a time); false when closing. */
   takeBatches(endpointId: string): boolean {
     if (this.closing) return false;
@@ -75,10 +80,10 @@ export class LocalSender implements BeforeApplicationShutdown {
     return true;
   }
 
-  private async send(deliveryId: string): Promise<void> {
+  private async send(deliveryId: string, claim?: FreshClaim): Promise<void> {
     this.count++;
     try {
-      const run = await this.deliveries.deliver(deliveryId);
+      const run = claim ? await this.deliveries.deliverClaimed(claim) : await this.deliveries.deliver(deliveryId);
       if (run.outcome === 'retry' || run.outcome === 'wait')
         this.queue.add([{ id: deliveryId, nextAttemptAt: new Date(Date.now() + run.delayMs) }]);
     } catch (err) {

@@ -1,11 +1,14 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from 'typeorm';
+import { CONFIG } from '../config/config.module.js';
+import type { HeraldConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import type { Circuit } from './circuit-breaker.js';
 import { DeliveryDispatcher } from './delivery-dispatcher.js';
-import { DeliveryRepository } from './delivery.repository.js';
+import { DeliveryRepository, INSERT_CHUNK } from './delivery.repository.js';
+import { DeliveryService, type FreshClaim } from './delivery.service.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
-import { Delivery, DeliveryEventType } from './delivery.entity.js';
+import { Delivery, DeliveryEventType, REQUEST_TARGET } from './delivery.entity.js';
 import type { Endpoint } from './endpoint.entity.js';
 import { OutboxRelay } from './outbox-relay.js';
 import type { TaskEventEntry } from './payloads.js';
@@ -20,12 +23,17 @@ const pick = ({ id, nextAttemptAt, target }: Delivery) => ({ id, nextAttemptAt, 
  */
 @Injectable()
 export class Outbox {
+  // Fresh deliveries claimed in their committer's transaction (by row object: a rolled-back round's are dropped).
+  private readonly claims = new WeakMap<Delivery, FreshClaim>();
+
   constructor(
     private readonly planner: DeliveryPlanner,
     private readonly dispatcher: DeliveryDispatcher,
     private readonly relay: OutboxRelay,
     private readonly uow: UnitOfWork,
     private readonly repo: DeliveryRepository,
+    private readonly deliveries: DeliveryService,
+    @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {}
 
   /**
@@ -33,13 +41,33 @@ export class Outbox {
    * (written dispatched) for the caller to hand over after its commit; without it the relay takes them.
    * `endpoints`: the tenants' enabled endpoints, when the caller looked them up already (endpointsOf).
    */
-  record(
+  async record(
     em: EntityManager,
     events: readonly TaskEventEntry[],
     fresh?: Delivery[],
     endpoints?: Map<string, Endpoint[]>,
   ): Promise<number> {
-    return this.planner.planMany(em, events, fresh, endpoints);
+    const before = fresh?.length ?? 0;
+    const planned = await this.planner.planMany(em, events, fresh, endpoints);
+    if (fresh) await this.claimForHere(em, fresh.slice(before));
+    return planned;
+  }
+
+  /**
+   * Claims, in the committer's transaction, the fresh webhook_url deliveries due now that this process's webhook
+   * worker has room for, so that each is sent right after the commit without a ledger round. Endpoint deliveries
+   * (rate limits ask Redis, batches go per endpoint) and a host rate limit take the ledger's claim after the commit.
+   */
+  private async claimForHere(em: EntityManager, rows: readonly Delivery[]): Promise<void> {
+    if (this.config.webhook.hostRateLimitPerSecond) return;
+    const room = Math.min(this.dispatcher.room() ?? 0, INSERT_CHUNK);
+    const now = Date.now();
+    const due = rows
+      .filter((d) => d.target === REQUEST_TARGET && d.taskId && d.nextAttemptAt.getTime() <= now)
+      .slice(0, room);
+    if (due.length === 0) return;
+    const byId = new Map(due.map((d) => [d.id, d]));
+    for (const claim of await this.deliveries.claimFresh(em, due)) this.claims.set(byId.get(claim.delivery.id)!, claim);
   }
 
   /** The enabled endpoints of these tenants, by tenant (every event of a tenant is offered to them). */
@@ -49,7 +77,13 @@ export class Outbox {
 
   /** After the commit: the fresh deliveries `record` collected go to the dispatcher. */
   handOver(fresh: readonly Delivery[]): void {
-    this.dispatcher.dispatch(fresh.map((d) => ({ ...pick(d), inBatches: d.inBatches === true })));
+    const claimed = fresh.flatMap((d) => this.claims.get(d) ?? []);
+    const rest = fresh.filter((d) => !this.claims.has(d));
+    this.dispatcher.dispatch(
+      rest.map((d) => ({ ...pick(d), inBatches: d.inBatches === true })),
+      Date.now(),
+      claimed,
+    );
   }
 
   /** Deliveries were written for the relay (operational events, redeliveries): relay them now. */

@@ -10,12 +10,8 @@ import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
-import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
-import { CircuitStore } from '../webhooks/circuits.js';
 import { Delivery } from '../webhooks/delivery.entity.js';
-import { Sql } from '../database/sql.js';
-import { DeliveryService } from '../webhooks/delivery.service.js';
-import { OutboxSignal } from '../webhooks/outbox-signal.js';
+import { Outbox } from '../webhooks/outbox.js';
 import { webhookTargetErrors } from '../webhooks/webhook-target.js';
 import { CreateEndpointDto, EndpointDeliveriesQuery, UpdateEndpointDto } from './dto/endpoint.dto.js';
 import { ROTATION_OVERLAP_MS } from '../webhooks/endpoint-rules.js';
@@ -31,9 +27,7 @@ export class EndpointsService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly uow: UnitOfWork,
     private readonly box: SecretBox,
-    private readonly planner: DeliveryPlanner,
-    private readonly deliveries: DeliveryService,
-    private readonly outbox: OutboxSignal,
+    private readonly outbox: Outbox,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {}
 
@@ -80,10 +74,7 @@ export class EndpointsService {
 
   /** Each endpoint with the circuit of its URL (shared with any other target of the same URL). */
   async withCircuits(endpoints: Endpoint[]): Promise<Endpoint[]> {
-    const circuits = await new CircuitStore(new Sql(this.db)).load(
-      this.db.manager,
-      endpoints.map((e) => e.url),
-    );
+    const circuits = await this.outbox.circuitsOf(endpoints.map((e) => e.url));
     for (const e of endpoints) e.circuit = circuits.get(e.url);
     return endpoints;
   }
@@ -112,9 +103,8 @@ export class EndpointsService {
     }
     await this.uow.run(async (em) => {
       await em.update(Endpoint, { id }, patch);
-      // Batched or not, its deliveries not yet sent are handed out again the new way (in batches, or one by one);
-      // a job of the old way that comes meanwhile finds them claimed or gives them back (no loss, no double).
-      if (dto.batch !== undefined) await em.update(Delivery, { target: id, status: 'pending' }, { dispatchedAt: null });
+      // Batched or not, its deliveries not yet sent are handed out again the new way (in batches, or one by one).
+      if (dto.batch !== undefined) await this.outbox.handOutAgain(em, id);
     });
     if (dto.batch !== undefined) this.outbox.kick();
     return this.get(tenantId, id);
@@ -134,7 +124,7 @@ export class EndpointsService {
         `Endpoint ${id} is disabled (${endpoint.disabledReason}); enable it first.`,
       );
     const [delivery] = await this.uow.run((em) =>
-      this.planner.planOperational(em, [endpoint], 'webhook.test', {
+      this.outbox.recordOperational(em, [endpoint], 'webhook.test', {
         endpoint_id: endpoint.id,
         message: 'This is a test event from Herald.',
       }),
@@ -177,7 +167,7 @@ export class EndpointsService {
         order: { createdAt: 'ASC' },
         take: 10_000,
       });
-      for (const delivery of failed) await this.deliveries.copy(em, delivery);
+      for (const delivery of failed) await this.outbox.copy(em, delivery);
       return failed.length;
     });
     if (count) this.outbox.kick();

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { Counter, Gauge } from 'prom-client';
 import { DataSource, In, MoreThan } from 'typeorm';
 import { ApiKeysService } from '../auth/api-keys.service.js';
+import { IntervalLoop } from '../common/interval-loop.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { EventBus } from '../events/event-bus.js';
@@ -180,10 +181,9 @@ class TenantFeed {
   head = 0;
   readonly ready: Promise<void>;
   readonly subscriptions = new Set<Subscription>();
-  private reading: Promise<void> | undefined;
-  private again = false;
+  // Reads never overlap; a signal during a read makes it read once more (IntervalLoop.kick).
+  private readonly loop: IntervalLoop;
   private stopped = false;
-  private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -192,6 +192,7 @@ class TenantFeed {
     readonly tenantId: string,
     private readonly logger: Logger,
   ) {
+    this.loop = new IntervalLoop(`TenantFeed ${tenantId}`, SAFETY_POLL_MS, () => this.readAll(), logger);
     // Subscribe first, then read where the tenant is: a commit after that read is signalled to us.
     const sub = bus.subscribeTenant(tenantId, () => this.read());
     this.unsubscribe = sub.unsubscribe;
@@ -204,37 +205,32 @@ class TenantFeed {
         .getRawOne<{ max: string | number | null }>();
       this.head = Math.max(this.head, Number(row?.max ?? 0));
     });
-    this.timer = setInterval(() => this.read(), SAFETY_POLL_MS);
-    this.timer.unref();
+    this.loop.start();
   }
 
   /** Reads what committed since `head`; signals during a read make it read once more, never twice at once. */
   read(): void {
-    if (this.stopped) return;
-    if (this.reading) {
-      this.again = true;
-      return;
+    if (!this.stopped) void this.loop.kick();
+  }
+
+  private async readAll(): Promise<void> {
+    await this.ready.catch(() => undefined);
+    for (;;) {
+      const rows = await tenantEventsAfter(this.db, this.tenantId, this.head, null, PAGE).catch((err: Error) => {
+        this.logger.warn(`reading the events of tenant ${this.tenantId} failed: ${err.message}`);
+        return [];
+      });
+      if (rows.length === 0 || this.stopped) return;
+      const batch = new StreamBatch(rows.map((r) => new StreamEvent(r)));
+      this.head = batch.events[batch.events.length - 1].cursor;
+      for (const s of this.subscriptions) if (s.live) s.deliver(batch);
+      if (rows.length < PAGE) return;
     }
-    this.reading = (async () => {
-      await this.ready.catch(() => undefined);
-      do {
-        this.again = false;
-        const rows = await tenantEventsAfter(this.db, this.tenantId, this.head, null, PAGE).catch((err: Error) => {
-          this.logger.warn(`reading the events of tenant ${this.tenantId} failed: ${err.message}`);
-          return [];
-        });
-        if (rows.length === 0 || this.stopped) continue;
-        const batch = new StreamBatch(rows.map((r) => new StreamEvent(r)));
-        this.head = batch.events[batch.events.length - 1].cursor;
-        for (const s of this.subscriptions) if (s.live) s.deliver(batch);
-        if (rows.length === PAGE) this.again = true;
-      } while (this.again && !this.stopped);
-    })().finally(() => (this.reading = undefined));
   }
 
   stop(): void {
     this.stopped = true;
-    clearInterval(this.timer);
+    void this.loop.stop();
     this.unsubscribe();
   }
 }
@@ -248,7 +244,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
   private readonly logger = new Logger('TenantStreams');
   private readonly feeds = new Map<string, TenantFeed>();
   private readonly byKey = new Map<string, Set<StreamConnection>>();
-  private readonly revocation: NodeJS.Timeout;
+  private readonly revocation: IntervalLoop;
   private readonly dropped: Counter;
   private shuttingDown = false;
 
@@ -278,8 +274,8 @@ export class TenantStreams implements BeforeApplicationShutdown {
           this.set({ transport }, open.filter((c) => c.transport === transport).length);
       },
     });
-    this.revocation = setInterval(() => void this.closeRevoked(), REVOCATION_CHECK_MS);
-    this.revocation.unref();
+    this.revocation = new IntervalLoop('StreamRevocation', REVOCATION_CHECK_MS, () => this.closeRevoked());
+    this.revocation.start();
   }
 
   /** Whether the key may open one more stream in this process. */
@@ -421,7 +417,7 @@ export class TenantStreams implements BeforeApplicationShutdown {
   /** Streams stay open for hours: end them so the HTTP server can close. */
   beforeApplicationShutdown(): void {
     this.shuttingDown = true;
-    clearInterval(this.revocation);
+    void this.revocation.stop();
     for (const set of [...this.byKey.values()]) for (const c of [...set]) c.close('shutdown');
     for (const feed of this.feeds.values()) feed.stop();
     this.feeds.clear();

@@ -11,9 +11,8 @@ import { Metrics } from '../observability/metrics.js';
 import { rememberTaskTrace } from '../observability/task-traces.js';
 import { recordStep, tracingOn } from '../observability/tracing.js';
 import type { Endpoint } from '../webhooks/endpoint.entity.js';
-import { DeliveryPlanner } from '../webhooks/delivery-planner.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
-import { OutboxSignal } from '../webhooks/outbox-signal.js';
+import { Outbox } from '../webhooks/outbox.js';
 import { claimCursors, countByTenant } from './event-cursor.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
@@ -139,8 +138,7 @@ export class TaskTransitions {
 
   constructor(
     private readonly uow: UnitOfWork,
-    private readonly planner: DeliveryPlanner,
-    private readonly outbox: OutboxSignal,
+    private readonly outbox: Outbox,
     private readonly bus: EventBus,
     private readonly metrics: Metrics,
     @Inject(CONFIG) private readonly config: HeraldConfig,
@@ -243,7 +241,7 @@ export class TaskTransitions {
       // endpoints the round's events are offered to.
       const updates = wave.map((at) => () => this.update(em, batch[at], status.get(batch[at].taskId)));
       const lookup = async () => (
-        (endpoints = await this.planner.endpointsOf(
+        (endpoints = await this.outbox.endpointsOf(
           em,
           current.map((t) => t.tenantId),
         )),
@@ -342,7 +340,7 @@ export class TaskTransitions {
     await together<unknown>(em, [
       () => insertMany(em, TaskEvent, events),
       () =>
-        this.planner.planMany(
+        this.outbox.record(
           em,
           entries.map(({ task }, i) => ({
             task,

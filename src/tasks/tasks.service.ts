@@ -17,7 +17,7 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { routeFor } from '../config/model-routes.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
-import { OutboxSignal } from '../webhooks/outbox-signal.js';
+import { Outbox } from '../webhooks/outbox.js';
 import { webhookTargetErrors } from '../webhooks/webhook-target.js';
 import { CreateGenerationDto, KNOWN_FIELDS } from './dto/create-generation.dto.js';
 import { GenerationEngine } from './generation-engine.js';
@@ -50,7 +50,7 @@ export class TasksService implements BeforeApplicationShutdown {
     @InjectDataSource() private readonly db: DataSource,
     private readonly uow: UnitOfWork,
     private readonly transitions: TaskTransitions,
-    private readonly outbox: OutboxSignal,
+    private readonly outbox: Outbox,
     private readonly engine: GenerationEngine,
     private readonly box: SecretBox,
     private readonly metrics: Metrics,

@@ -8,7 +8,7 @@ import { DomainException, ErrorCode } from '../common/errors.js';
 import { DeliveryLog } from './delivery-log.js';
 import { attemptView, deliveryView } from './delivery-view.js';
 import { DeliveryService } from './delivery.service.js';
-import { OutboxSignal } from './outbox-signal.js';
+import { Outbox } from './outbox.js';
 
 @ApiTags('deliveries')
 @Controller('v1')
@@ -16,7 +16,7 @@ export class DeliveriesController {
   constructor(
     private readonly log: DeliveryLog,
     private readonly deliveries: DeliveryService,
-    private readonly outbox: OutboxSignal,
+    private readonly outbox: Outbox,
     private readonly idempotent: IdempotentReplies,
   ) {}
 
@@ -50,9 +50,8 @@ export class DeliveriesController {
     @Res() res: FastifyReply,
   ) {
     return this.idempotent.respond(req, res, tenantId, async () => {
-      const copy = await this.deliveries.redeliver(tenantId, id);
+      const copy = await this.outbox.redeliver(tenantId, id);
       if (!copy) throw new DomainException(ErrorCode.DeliveryNotFound, `No delivery with id ${id}.`);
-      this.outbox.kick();
       return { status: 202, body: deliveryView(copy) };
     });
   }

@@ -25,32 +25,3 @@ export function mustWait(candidates: readonly OrderKey[], sending: readonly Orde
   for (const d of candidates) if (d.taskId && d.sequence > lowest.get(laneOf(d))!) wait.add(d.id);
   return wait;
 }
-
-/** A delivery already in the database, as far as sending a new one of its lane at once depends on it. */
-export interface LaneRow extends OrderKey {
-  status: string;
-  eventType: string;
-}
-
-/**
- * Which new deliveries (of one transaction) may be written already claimed, to be sent at once by this process:
- * due now, to a task's webhook_url, and first in their lane — no earlier delivery of the same task to the same
- * target in this batch, on the wire, or still pending (pending progress is the exception: the same transaction
- * supersedes it). At most `room` of them, in order. Anything not chosen takes the ordinary claim.
- */
-export function claimableAtBirth(
-  candidates: readonly OrderKey[],
-  existing: readonly LaneRow[],
-  room: number,
-): Set<string> {
-  const earlier = existing.filter(
-    (r) => r.status === 'sending' || (r.status === 'pending' && r.eventType !== 'task.progress'),
-  );
-  const waiting = mustWait(candidates, earlier);
-  const chosen = new Set<string>();
-  for (const c of candidates) {
-    if (chosen.size >= room) break;
-    if (c.taskId && !waiting.has(c.id)) chosen.add(c.id);
-  }
-  return chosen;
-}

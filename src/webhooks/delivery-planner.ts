@@ -1,15 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, EntityManager } from 'typeorm';
+import { EntityManager } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { parseDuration } from '../config/durations.js';
-import { entityFromRow, insertMany, Sql, together } from '../database/sql.js';
+import { together } from '../database/sql.js';
+import { DeliveryRepository } from './delivery.repository.js';
 import { Endpoint } from './endpoint.entity.js';
 import { subscribes } from './endpoint-rules.js';
 import { envelope } from '../events/event-catalogue.js';
-import { claimableAtBirth, LaneRow, laneOf } from './delivery-order.js';
+import { laneOf } from './delivery-order.js';
 import { Delivery, DeliveryEventType, REQUEST_TARGET } from './delivery.entity.js';
 import {
   conduitPayload,
@@ -19,7 +19,6 @@ import {
   type TaskEventEntry,
   type TaskFacts,
 } from './payloads.js';
-import { OutboxSignal } from './outbox-signal.js';
 import { effectiveSchedule } from './retry-policy.js';
 
 type Planned = Pick<
@@ -36,9 +35,6 @@ type Planned = Pick<
   | 'schedule'
   | 'inBatches'
 >;
-
-// Rows per INSERT: well under SQLite's limit of bound variables (17 columns each).
-export const INSERT_CHUNK = 500;
 
 export function eventFacts(task: TaskFacts, event: TaskEventEntry['event']): EventFacts {
   return {
@@ -105,15 +101,10 @@ export function freshDelivery(now: Date, firstDelayMs = 0) {
  */
 @Injectable()
 export class DeliveryPlanner {
-  private readonly sql: Sql;
-
   constructor(
-    @InjectDataSource() db: DataSource,
+    private readonly repo: DeliveryRepository,
     @Inject(CONFIG) private readonly config: HeraldConfig,
-    private readonly outbox: OutboxSignal,
-  ) {
-    this.sql = new Sql(db);
-  }
+  ) {}
 
   /** Deliveries for one task event: the task's webhook_url (Conduit payload) and each subscribed endpoint (envelope). */
   plan(em: EntityManager, entry: TaskEventEntry): Promise<number> {
@@ -125,15 +116,7 @@ export class DeliveryPlanner {
     const ids = [...new Set(tenantIds)];
     const byTenant = new Map<string, Endpoint[]>(ids.map((id) => [id, []]));
     if (ids.length === 0) return byTenant;
-    // Written as SQL: every round of creates and task changes asks, and TypeORM's find() cost more than the query.
-    const rows = await em.query<Array<Record<string, unknown>>>(
-      `SELECT * FROM webhook_endpoints WHERE tenant_id IN (${this.sql.params(ids.length)}) AND status = 'enabled'`,
-      ids,
-    );
-    for (const row of rows) {
-      const e = entityFromRow(em, Endpoint, row);
-      byTenant.get(e.tenantId)!.push(e);
-    }
+    for (const e of await this.repo.enabledEndpoints(em, ids)) byTenant.get(e.tenantId)!.push(e);
     return byTenant;
   }
 
@@ -183,62 +166,15 @@ export class DeliveryPlanner {
           }),
         );
     }
-    const claimed = handOver ? await this.claimAtBirth(em, rows) : new Set<number>();
     // Different rows (the new ones are superseded in the batch already): sent together.
     let inserted: Delivery[] = [];
-    const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined, claimed));
+    const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined));
     await together(em, [
       inserting,
-      ...[...newest.values()].map((l) => () => this.supersedeStaleProgress(em, l.taskId, l.target, l.sequence)),
+      ...[...newest.values()].map((l) => () => this.repo.supersedeStaleProgress(em, l.taskId, l.target, l.sequence)),
     ]);
-    handOver?.push(...inserted.filter((d) => d.status === 'pending' || d.status === 'sending'));
+    handOver?.push(...inserted.filter((d) => d.status === 'pending'));
     return rows.length;
-  }
-
-  /**
-   * The new deliveries (by index) to write already claimed — `sending`, attempt 1 — because this process's webhook
-   * worker will send them right after the commit: the claim then costs no round of its own in the delivery ledger,
-   * which on a busy SQLite connection was most of the time from event to receipt. Only webhook_url deliveries due
-   * now and first in their lane (claimableAtBirth), as many as the worker has room for; endpoint deliveries, whose
-   * endpoint and secrets the claim checks, take the ordinary claim. Should the process die before sending, the
-   * sweeper hands a row left `sending` back after the webhook timeout, as for any claim.
-   */
-  private async claimAtBirth(em: EntityManager, rows: readonly Planned[]): Promise<Set<number>> {
-    // A host rate limit holds webhook_url deliveries too: they take the ordinary claim, which asks for a slot.
-    if (this.config.webhook.hostRateLimitPerSecond) return new Set();
-    const room = Math.min(this.outbox.roomHere() ?? 0, INSERT_CHUNK);
-    if (room === 0) return new Set();
-    const superseded = supersededInBatch(rows);
-    const candidates = rows.flatMap((r, i) =>
-      r.target === REQUEST_TARGET && r.taskId && !superseded.has(i) && (r.schedule[0] ?? 0) === 0
-        ? [{ id: String(i), taskId: r.taskId, target: r.target, sequence: r.sequence }]
-        : [],
-    );
-    if (candidates.length === 0) return new Set();
-    const taskIds = [...new Set(candidates.slice(0, room).map((c) => c.taskId))];
-    // By task and target (their index; no status in the WHERE, see DeliveryService.claimIn): few rows per task.
-    const existing = await em.query<Array<Record<string, unknown>>>(
-      `SELECT id, task_id, target, sequence, status, event_type FROM deliveries WHERE task_id IN (${this.sql.params(taskIds.length)}) AND target = '${REQUEST_TARGET}'`,
-      taskIds,
-    );
-    const lanes: LaneRow[] = existing.map((d) => ({
-      id: String(d.id),
-      taskId: String(d.task_id),
-      target: String(d.target),
-      sequence: Number(d.sequence),
-      status: String(d.status),
-      eventType: String(d.event_type),
-    }));
-    const inLanes = new Set(taskIds);
-    return new Set(
-      [
-        ...claimableAtBirth(
-          candidates.filter((c) => inLanes.has(c.taskId)),
-          lanes,
-          room,
-        ),
-      ].map(Number),
-    );
   }
 
   /** An event that belongs to no task (webhook.test, webhook.disabled), to the given subscribed endpoints. */
@@ -305,60 +241,24 @@ export class DeliveryPlanner {
   }
 
   /**
-   * Outbox rows. `handedOver`: the committing caller puts them into the queue itself right after its commit
-   * (OutboxSignal.handOver), so they are written as dispatched and the relay skips them; were the process to die
-   * in between, the sweeper finds them (due, dispatched, not in Redis) and hands them back.
+   * Outbox rows. `handedOver`: the committing caller hands them to the dispatcher itself right after its commit
+   * (Outbox.handOver), so they are written as dispatched and the relay skips them; were the process to die in
+   * between, the sweeper finds them (due, dispatched, not in Redis) and hands them back.
    */
-  async insertMany(
-    em: EntityManager,
-    planned: readonly Planned[],
-    handedOver = false,
-    claimed: ReadonlySet<number> = new Set(),
-  ): Promise<Delivery[]> {
+  async insertMany(em: EntityManager, planned: readonly Planned[], handedOver = false): Promise<Delivery[]> {
     const now = new Date();
-    const rows = planned.map((d, i) =>
+    const rows = planned.map((d) =>
       em.create(Delivery, {
         ...d,
         ...freshDelivery(now, d.schedule[0] ?? 0),
         ...(handedOver ? { dispatchedAt: now } : {}),
-        ...(claimed.has(i) ? { status: 'sending' as const, attempts: 1 } : {}),
       }),
     );
     planned.forEach((d, i) => (rows[i].inBatches = d.inBatches));
     // Progress overtaken within this same batch is born superseded (supersedeStaleProgress covers earlier rows).
     for (const [i, newer] of supersededInBatch(rows))
       Object.assign(rows[i], { status: 'superseded', completedAt: now, lastError: `superseded by event ${newer}` });
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await insertMany(em, Delivery, rows.slice(i, i + INSERT_CHUNK));
-    }
+    await this.repo.insert(em, rows);
     return rows;
-  }
-
-  /** Progress not yet sent is worthless once a newer event for the same target exists. */
-  async supersedeStaleProgress(
-    em: EntityManager,
-    taskId: string,
-    target: string,
-    newerSequence: number,
-  ): Promise<void> {
-    const now = new Date();
-    await em
-      .createQueryBuilder()
-      .update(Delivery)
-      .set({
-        status: 'superseded',
-        updatedAt: now,
-        completedAt: now,
-        lastError: `superseded by event ${newerSequence}`,
-      })
-      .where(
-        "task_id = :taskId AND target = :target AND event_type = 'task.progress' AND status = 'pending' AND sequence < :newerSequence",
-        {
-          taskId,
-          target,
-          newerSequence,
-        },
-      )
-      .execute();
   }
 }

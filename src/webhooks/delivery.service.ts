@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, EntityManager, In, MoreThan, Not } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { v7 as uuidv7 } from 'uuid';
@@ -9,21 +9,20 @@ import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SealedValueError, SecretBox } from '../crypto/secret-box.js';
-import { entityFromRow, insertMany, Sql, together } from '../database/sql.js';
+import { entityFromRow, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
-import { activeSecrets, failingTooLong } from './endpoint-rules.js';
+import { activeSecrets } from './endpoint-rules.js';
 import { Endpoint } from './endpoint.entity.js';
 import { Metrics } from '../observability/metrics.js';
 import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure } from './circuit-breaker.js';
-import { CircuitStore } from './circuits.js';
+import { DeliveryRepository } from './delivery.repository.js';
 import { TaskTraces } from '../observability/task-traces.js';
 import { startClientSpan, type ClientSpan } from '../observability/tracing.js';
 import { mustWait } from './delivery-order.js';
 import { DeliveryRateLimits, RateBucket, rateBuckets } from './rate-limits.js';
 import { batchBody, batchLeavesAt, fillBatch } from './batch-rules.js';
-import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
+import { EndpointHealth } from './endpoint-health.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
-import { OutboxSignal } from './outbox-signal.js';
 import { decide, isPermanentError, UNPREPARABLE, Verdict } from './retry-policy.js';
 import { signatureHeader, signLegacy } from './signature.js';
 import { SigningSecrets } from './signing-secrets.js';
@@ -31,10 +30,6 @@ import { SendResult, WebhookSender } from './webhook-sender.js';
 
 export type DeliveryRun = Verdict | { outcome: 'skipped' } | { outcome: 'wait'; delayMs: number };
 
-// PostgreSQL's pool takes two ledger rounds at once (claims are conditional UPDATEs, so they cannot both win a
-// delivery; endpoints are updated in key order, so they cannot deadlock): measured +4–20 % at 64 on the wire, where
-// a third round gained nothing more. SQLite has one connection: its rounds run one after another.
-const POSTGRES_LEDGER_ROUNDS = 2;
 // Claims and records that one ledger round takes at most.
 const LEDGER_ROUND_ITEMS = 128;
 
@@ -97,6 +92,9 @@ type Claim =
   | { kind: 'wait'; delayMs?: number }
   | { kind: 'refused'; reason: string };
 
+/** A claim taken in the committer's own transaction, for this process's LocalSender to send after the commit. */
+export type FreshClaim = Extract<Claim, { kind: 'claimed' }>;
+
 type LedgerItem = { claim: string } | { record: Outcome } | { batch: string };
 
 interface Outcome {
@@ -120,34 +118,30 @@ export class DeliveryService {
   private stopping = false;
   /** Since stopSending: requests that were on the wire and finished, and claims given back unsent (shutdown log). */
   readonly shutdown = { finished: 0, givenBack: 0 };
-  private readonly sql: Sql;
   /** How many claims the ledger takes at once: a worker holding fewer jobs leaves its rounds part-empty. */
   readonly ledgerCapacity: number;
-  private readonly circuits: CircuitStore;
   private readonly circuitSettings: CircuitSettings;
   private readonly traces: TaskTraces;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly uow: UnitOfWork,
+    private readonly repo: DeliveryRepository,
     private readonly sender: WebhookSender,
     private readonly secrets: SigningSecrets,
     private readonly box: SecretBox,
-    private readonly planner: DeliveryPlanner,
-    private readonly outbox: OutboxSignal,
+    private readonly health: EndpointHealth,
     private readonly metrics: Metrics,
     private readonly rates: DeliveryRateLimits,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
-    this.sql = new Sql(db);
-    this.circuits = new CircuitStore(this.sql);
     this.circuitSettings = {
       failures: config.webhook.circuitFailures,
       cooldownMs: config.webhook.circuitCooldownMs,
       probeTimeoutMs: config.webhook.timeoutMs + 5_000,
     };
     this.traces = new TaskTraces(db);
-    const rounds = this.sql.postgres ? POSTGRES_LEDGER_ROUNDS : 1;
+    const rounds = repo.dialect.ledgerRounds;
     this.ledger = new MicroBatcher((items: LedgerItem[]) => this.ledgerRound(items), LEDGER_ROUND_ITEMS, rounds);
     this.ledgerCapacity = LEDGER_ROUND_ITEMS * rounds;
   }
@@ -156,9 +150,22 @@ export class DeliveryService {
     return this.sendClaim(await this.claim(deliveryId));
   }
 
-  /** A delivery the planner wrote already claimed (`sending`, attempt 1) for this process to send: no claim round. */
-  deliverClaimedAtBirth(delivery: Delivery): Promise<DeliveryRun> {
-    return this.sendClaim({ kind: 'claimed', delivery, attempt: delivery.attempts });
+  /**
+   * Claims just-written deliveries in the transaction that wrote them (the same claim as the ledger's, claimIn), for
+   * this process's local sender to send right after the commit: a fresh delivery costs no ledger round of its own.
+   * Should the process die before sending, the sweeper hands a row left `sending` back, as for any claim.
+   */
+  async claimFresh(em: EntityManager, deliveries: readonly Delivery[]): Promise<FreshClaim[]> {
+    const claims = await this.claimIn(
+      em,
+      deliveries.map((d) => d.id),
+    );
+    return claims.filter((c): c is FreshClaim => c.kind === 'claimed');
+  }
+
+  /** Sends a delivery claimed with its transaction (claimFresh), once that has committed. */
+  deliverClaimed(claim: FreshClaim): Promise<DeliveryRun> {
+    return this.sendClaim(claim);
   }
 
   /**
@@ -182,10 +189,7 @@ export class DeliveryService {
         continue;
       }
       if (claim.kind === 'wait') return claim.delayMs ?? ORDER_WAIT_MS;
-      if (claim.kind === 'skipped') {
-        if (claim.toRelay) this.outbox.kick();
-        return claim.toRelay ? undefined : ORDER_WAIT_MS;
-      }
+      if (claim.kind === 'skipped') return claim.toRelay ? undefined : ORDER_WAIT_MS;
       if (claim.kind !== 'none') return undefined;
       // Events whose task has an event in a batch still being recorded go once that commits.
       if (recording.length === 0) return claim.nextInMs;
@@ -200,10 +204,7 @@ export class DeliveryService {
   }
 
   private async sendClaim(claim: Claim, onRecorded?: (recorded: Promise<void>) => void): Promise<DeliveryRun> {
-    if (claim.kind === 'skipped' || claim.kind === 'none') {
-      if (claim.kind === 'skipped' && claim.toRelay) this.outbox.kick();
-      return { outcome: 'skipped' };
-    }
+    if (claim.kind === 'skipped' || claim.kind === 'none') return { outcome: 'skipped' };
     if (claim.kind === 'wait') return { outcome: 'wait', delayMs: claim.delayMs ?? ORDER_WAIT_MS };
     if (claim.kind === 'refused') return { outcome: 'failed', reason: claim.reason };
     const { delivery, attempt, batch } = claim;
@@ -266,9 +267,7 @@ export class DeliveryService {
     const verdict = decide(result, attempt, delivery.schedule);
     const requestHeaders = redactRequestHeaders(headers, Object.keys(callerHeaders));
     // A batch shares its request's fate: one attempt, retried whole on the endpoint's schedule.
-    const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders, batch }).then((disabled) => {
-      if (disabled) this.outbox.kick();
-    });
+    const recorded = this.record({ delivery, attempt, result, verdict, requestHeaders, batch });
     this.observe(batch ?? [delivery], result, verdict);
     // A retry is rescheduled by the queue, so its record (the row back to pending) must be committed first.
     if (verdict.outcome === 'retry') await recorded;
@@ -372,12 +371,7 @@ export class DeliveryService {
     attempt: number,
     set: QueryDeepPartialEntity<Delivery>,
   ): Promise<boolean> {
-    const result = await this.uow.run(
-      (em) =>
-        em.update(Delivery, { id: ids.length === 1 ? ids[0] : In(ids), status: 'sending', attempts: attempt }, set),
-      { urgent: true },
-    );
-    return (result.affected ?? 0) > 0;
+    return this.uow.run((em) => this.repo.updateOurClaim(em, ids, attempt, set), { urgent: true });
   }
 
   /** From now on claims still waiting for the wire are given back instead of sent (the worker is closing). */
@@ -390,9 +384,8 @@ export class DeliveryService {
     return this.ledger.submit({ claim: deliveryId }) as Promise<Claim>;
   }
 
-  /** A record is answered with whether the attempt disabled its endpoint. */
-  private record(outcome: Outcome): Promise<boolean> {
-    return this.ledger.submit({ record: outcome }) as Promise<boolean>;
+  private async record(outcome: Outcome): Promise<void> {
+    await this.ledger.submit({ record: outcome });
   }
 
   private recordBehind(recorded: Promise<void>): void {
@@ -447,23 +440,16 @@ export class DeliveryService {
    * endpoint is gone or disabled (then they fail here). Two workers cannot claim the same delivery.
    */
   private async claimIn(em: EntityManager, ids: string[]): Promise<Claim[]> {
-    // One statement: the rows asked for, by primary key only (the status is checked here: with `status` in the
-    // WHERE, SQLite without statistics walks the (status, next_attempt_at) index over the whole backlog), each with
-    // the lowest sequence of its lane (task + target) now on the wire, which is all the ordering rule needs.
-    const unique = [...new Set(ids)];
-    const found = await em.query<Array<Record<string, unknown>>>(
-      `SELECT d.*, (SELECT MIN(s.sequence) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'sending') AS lane_on_wire FROM deliveries d WHERE d.id IN (${this.sql.params(unique.length)})`,
-      unique,
-    );
+    // One statement: the rows and, per lane, the lowest sequence on the wire (claimRows).
+    const found = await this.repo.claimRows(em, [...new Set(ids)]);
     const pending = found.filter((r) => r.status === 'pending').map((r) => entityFromRow(em, Delivery, r));
-    const endpointIds = [...new Set(pending.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target))];
-    const endpoints = new Map(
-      (endpointIds.length ? await em.findBy(Endpoint, { id: In(endpointIds) }) : []).map((e) => [e.id, e]),
-    );
+    const endpoints = await this.repo.endpointsByIds(em, [
+      ...new Set(pending.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target)),
+    ]);
     // A delivery that goes in batches has no claim of its own (its job is from before its endpoint took batches, or
     // a batch's): back to the relay, which hands its endpoint's batches on.
     const toRelay = new Set(pending.filter((r) => inBatches(r, endpoints.get(r.target))).map((r) => r.id));
-    if (toRelay.size) await em.update(Delivery, { id: In([...toRelay]), status: 'pending' }, { dispatchedAt: null });
+    if (toRelay.size) await this.repo.undispatch(em, { ids: [...toRelay] });
     const rows = pending.filter((r) => !toRelay.has(r.id));
     const byId = new Map(rows.map((r) => [r.id, r]));
     const onWire = found.flatMap((r) =>
@@ -473,7 +459,7 @@ export class DeliveryService {
     );
     const waiting = mustWait(rows, onWire);
 
-    const circuits = await this.circuits.load(
+    const circuits = await this.repo.circuits(
       em,
       rows.map((r) => r.url),
     );
@@ -526,37 +512,19 @@ export class DeliveryService {
     }
     for (const [i, answer] of answers.entries()) {
       if (answer.kind !== 'refused') continue;
-      await em.update(
-        Delivery,
-        { id: ids[i], status: 'pending' },
-        { status: 'failed', lastError: answer.reason, updatedAt: now, completedAt: now },
-      );
+      await this.repo.refuse(em, ids[i], answer.reason, now);
     }
     for (const probe of probes) {
-      if (await this.circuits.takeProbe(em, probe.url, probe.from, probe.to, now)) continue;
+      if (await this.repo.takeProbe(em, probe.url, probe.from, probe.to, now)) continue;
       // Another worker's probe went first: this one waits for its answer.
       claimed.delete(probe.id);
       const i = ids.indexOf(probe.id);
       answers[i] = { kind: 'wait', delayMs: 200 };
     }
-    for (const [id, until] of held) await em.update(Delivery, { id, status: 'pending' }, { nextAttemptAt: until });
+    for (const [id, until] of held) await this.repo.holdUntil(em, id, until);
     if (claimed.size === 0) return answers;
-    const ours = [...claimed];
-    const set = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.sql.params(1)} WHERE id IN (${this.sql.params(ours.length, 2)})`;
-    if (!this.sql.postgres) {
-      // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending (and the key alone
-      // keeps the lookup on the primary key, as above).
-      await em.query(set, [now.getTime(), ...ours]);
-      return answers;
-    }
-    // PostgreSQL: another worker may have claimed one since; the conditional UPDATE tells which ones are ours.
-    const won = new Set(
-      this.sql
-        .returned<{ id: string }>(
-          await em.query(`${set} AND status = 'pending' RETURNING id`, [now.getTime(), ...ours]),
-        )
-        .map((r) => r.id),
-    );
+    // On PostgreSQL another worker may have claimed one since it was read: the claim answers which are ours.
+    const won = await this.repo.claim(em, [...claimed], now);
     return answers.map((a) => (a.kind === 'claimed' && !won.has(a.delivery.id) ? { kind: 'skipped' } : a));
   }
 
@@ -568,35 +536,20 @@ export class DeliveryService {
    * event has waited max_wait_ms. The circuit and the rate limits count a batch as one request.
    */
   private async claimBatchIn(em: EntityManager, endpointId: string, now: Date): Promise<Claim> {
-    const endpoint = (await em.findOneBy(Endpoint, { id: endpointId })) ?? undefined;
+    const endpoint = await this.repo.endpoint(em, endpointId);
     const target = this.resolveEndpoint(endpoint, now);
     if ('refused' in target) {
-      await em.query(
-        `UPDATE deliveries SET status = 'failed', last_error = ${this.sql.params(1)}, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE target = ${this.sql.params(1, 4)} AND status = 'pending'`,
-        [target.refused, now.getTime(), now.getTime(), endpointId],
-      );
+      await this.repo.refuseAll(em, endpointId, target.refused, now);
       return { kind: 'none' };
     }
     const ep = endpoint!;
-    const rowsOf = (rows: unknown) =>
-      (rows as Array<Record<string, unknown>>).map((r) => entityFromRow(em, Delivery, r));
-    const again = rowsOf(
-      await em.query(
-        `SELECT * FROM deliveries WHERE target = ${this.sql.params(1)} AND status = 'pending' AND batch_id IS NOT NULL AND next_attempt_at <= ${this.sql.params(1, 2)} ORDER BY next_attempt_at LIMIT 1`,
-        [endpointId, now.getTime()],
-      ),
-    );
+    const again = await this.repo.batchAgain(em, endpointId, now);
     let events: Delivery[];
     if (again.length) {
-      events = rowsOf(
-        await em.query(
-          `SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' ORDER BY id`,
-          [again[0].batchId],
-        ),
-      );
+      events = again;
     } else if (ep.batchMaxEvents) {
       const filled = fillBatch(
-        rowsOf(await this.batchCandidates(em, endpointId, ep.batchMaxEvents, now)),
+        await this.repo.batchCandidates(em, endpointId, ep.batchMaxEvents, now),
         ep.batchMaxEvents,
         this.config.webhook.batchMaxBytes,
       );
@@ -608,15 +561,12 @@ export class DeliveryService {
       }
     } else {
       // The endpoint no longer takes batches: its events not in a batch go back to the relay, to go one by one.
-      await em.query(
-        `UPDATE deliveries SET dispatched_at = NULL WHERE target = ${this.sql.params(1)} AND status = 'pending' AND batch_id IS NULL`,
-        [endpointId],
-      );
+      await this.repo.unbatch(em, endpointId);
       return { kind: 'skipped', toRelay: true };
     }
     if (events.length === 0) return { kind: 'none', nextInMs: await this.nextBatchInWith(em, endpointId, now) };
 
-    const circuit = (await this.circuits.load(em, [ep.url])).get(ep.url);
+    const circuit = (await this.repo.circuits(em, [ep.url])).get(ep.url);
     const admission = circuit ? admit(circuit, now, this.circuitSettings) : undefined;
     if (admission?.admit === 'hold')
       return { kind: 'wait', delayMs: Math.max(1, admission.until.getTime() - now.getTime()) };
@@ -628,32 +578,24 @@ export class DeliveryService {
       notBefore = Date.now() + slot.inMs;
     }
     // Another worker's probe went first: this batch waits for its answer.
-    if (admission?.admit === 'probe' && !(await this.circuits.takeProbe(em, ep.url, circuit!, admission.circuit, now)))
+    if (admission?.admit === 'probe' && !(await this.repo.takeProbe(em, ep.url, circuit!, admission.circuit, now)))
       return { kind: 'wait', delayMs: 200 };
 
     // One attempt count for the batch (its events were claimed together, unless one was tried alone before).
     const attempt = Math.max(...events.map((e) => e.attempts)) + 1;
     let batchId = events[0].batchId ?? events[0].id;
     const ids = events.map((e) => e.id);
-    const set = `UPDATE deliveries SET status = 'sending', attempts = ${this.sql.params(1)}, batch_id = ${this.sql.params(1, 2)}, updated_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND status = 'pending'`;
-    const values = [attempt, batchId, now.getTime(), ...ids];
-    if (this.sql.postgres) {
-      // Another worker may have claimed some since they were read: the batch is what this one won.
-      const won = new Set(
-        this.sql.returned<{ id: string }>(await em.query(`${set} RETURNING id`, values)).map((r) => r.id),
+    // On PostgreSQL another worker may have claimed some since they were read: the batch is what this one won.
+    const won = await this.repo.claimBatch(em, ids, attempt, batchId, now);
+    events = events.filter((e) => won.has(e.id));
+    if (events.length === 0) return { kind: 'skipped' };
+    if (!won.has(batchId)) {
+      batchId = events[0].id;
+      await this.repo.setBatchId(
+        em,
+        batchId,
+        events.map((e) => e.id),
       );
-      events = events.filter((e) => won.has(e.id));
-      if (events.length === 0) return { kind: 'skipped' };
-      if (!won.has(batchId)) {
-        batchId = events[0].id;
-        await em.query(
-          `UPDATE deliveries SET batch_id = ${this.sql.params(1)} WHERE id IN (${this.sql.params(events.length, 2)})`,
-          [batchId, ...events.map((e) => e.id)],
-        );
-      }
-    } else {
-      // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending.
-      await em.query(set, values);
     }
     for (const e of events) Object.assign(e, { status: 'sending', attempts: attempt, batchId, updatedAt: now });
     const carrier = events.find((e) => e.id === batchId)!;
@@ -670,26 +612,10 @@ export class DeliveryService {
 
   /** When a batch to this endpoint could go (ms from now): its earliest pending event; soon if that is due already. */
   private async nextBatchInWith(em: EntityManager, endpointId: string, now: Date): Promise<number | undefined> {
-    const [row] = await em.query<Array<{ at: unknown }>>(
-      `SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE target = ${this.sql.params(1)} AND status = 'pending' AND NOT send_alone`,
-      [endpointId],
-    );
-    if (row?.at === null || row?.at === undefined) return undefined;
+    const at = await this.repo.nextBatchAt(em, endpointId);
+    if (at === undefined) return undefined;
     // Due but not claimable: behind an earlier event of its task on the wire, which frees it when recorded.
-    return Math.max(Number(row.at) - now.getTime(), BLOCKED_BATCH_WAIT_MS);
-  }
-
-  private async batchCandidates(
-    em: EntityManager,
-    target: string,
-    limit: number,
-    now: Date,
-  ): Promise<Array<Record<string, unknown>>> {
-    return await em.query<Array<Record<string, unknown>>>(
-      `SELECT d.* FROM deliveries d WHERE d.target = ${this.sql.params(1)} AND d.status = 'pending' AND d.batch_id IS NULL AND NOT d.send_alone AND d.next_attempt_at <= ${this.sql.params(1, 2)}
-        AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND (s.status = 'sending' OR ${BEHIND_IN_LANE})) ORDER BY d.next_attempt_at LIMIT ${Math.max(1, Math.floor(limit))}`,
-      [target, now.getTime()],
-    );
+    return Math.max(at - now.getTime(), BLOCKED_BATCH_WAIT_MS);
   }
 
   /**
@@ -722,14 +648,13 @@ export class DeliveryService {
       .filter((l) => l.buckets.length > 0);
     if (limited.length === 0) return;
     const tasked = limited.filter((l) => l.row.taskId);
-    const behind = new Set<string>();
-    if (tasked.length) {
-      const found = await em.query<Array<{ id: string }>>(
-        `SELECT d.id FROM deliveries d WHERE d.id IN (${this.sql.params(tasked.length)}) AND EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.sequence < d.sequence AND (s.status = 'sending' OR (s.status = 'pending' AND s.next_attempt_at <= ${this.sql.params(1, tasked.length + 1)})))`,
-        [...tasked.map((l) => l.row.id), now.getTime()],
-      );
-      for (const r of found) behind.add(r.id);
-    }
+    const behind = tasked.length
+      ? await this.repo.behindInLane(
+          em,
+          tasked.map((l) => l.row.id),
+          now,
+        )
+      : new Set<string>();
     const asking = limited.filter((l) => !behind.has(l.row.id));
     const answers = await this.rates.take(asking.map((a) => a.buckets));
     const answeredAt = Date.now();
@@ -777,7 +702,7 @@ export class DeliveryService {
 
   /**
    * Records a batch of attempts and their consequences in one transaction: the attempt log, each delivery's
-   * new state, and each endpoint's summary. Answers, per attempt, whether it disabled an endpoint.
+   * new state, each target URL's circuit and each endpoint's health.
    */
   private async recordIn(em: EntityManager, outcomes: Outcome[]): Promise<boolean[]> {
     const now = new Date();
@@ -806,14 +731,11 @@ export class DeliveryService {
       succeeded.set(code, [...(succeeded.get(code) ?? []), ...idsOf(o)]);
     }
     await together<unknown>(em, [
-      () => insertMany(em, DeliveryAttempt, attempts),
+      () => this.repo.insertAttempts(em, attempts),
       ...[...succeeded].map(
         ([code, ids]) =>
           () =>
-            em.query(
-              `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.sql.params(1)}, last_error = NULL, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND status = 'sending'`,
-              [code, now.getTime(), now.getTime(), ...ids],
-            ),
+            this.repo.succeed(em, ids, code, now),
       ),
     ]);
     for (const o of outcomes) {
@@ -821,37 +743,37 @@ export class DeliveryService {
       if (verdict.outcome === 'succeeded') continue;
       const last = { lastStatusCode: result.statusCode ?? null, lastError: verdict.reason, updatedAt: now };
       const ids = idsOf(o);
-      const which = { id: ids.length === 1 ? ids[0] : In(ids), status: 'sending' as const };
       if (verdict.outcome === 'retry') {
         // A batch is retried whole: its progress events stay in it.
-        const superseded = d.eventType === 'task.progress' && !o.batch && (await this.hasNewer(em, d));
-        await em.update(
-          Delivery,
-          which,
+        const superseded = d.eventType === 'task.progress' && !o.batch && (await this.repo.hasNewer(em, d));
+        await this.repo.settle(
+          em,
+          ids,
           superseded
             ? { ...last, status: 'superseded', completedAt: now }
             : { ...last, status: 'pending', nextAttemptAt: new Date(now.getTime() + verdict.delayMs) },
         );
       } else {
-        await em.update(Delivery, which, { ...last, status: 'failed', completedAt: now });
+        await this.repo.settle(em, ids, { ...last, status: 'failed', completedAt: now });
       }
     }
     await this.recordOnCircuits(em, outcomes, now);
-    const disabled = new Set<string>();
-    const byEndpoint = new Map<string, Outcome[]>();
-    for (const o of outcomes)
-      if (o.delivery.target !== REQUEST_TARGET)
-        byEndpoint.set(o.delivery.target, [...(byEndpoint.get(o.delivery.target) ?? []), o]);
-    // In key order, so that two rounds in flight lock endpoints in the same order.
-    for (const [endpointId, ofEndpoint] of [...byEndpoint].sort(([a], [b]) => a.localeCompare(b)))
-      if (await this.recordOnEndpoint(em, endpointId, ofEndpoint, now)) disabled.add(endpointId);
-    return outcomes.map((o) => disabled.has(o.delivery.target));
+    await this.health.record(
+      em,
+      outcomes.flatMap((o) =>
+        o.delivery.target === REQUEST_TARGET
+          ? []
+          : [{ endpointId: o.delivery.target, verdict: o.verdict, statusCode: o.result.statusCode }],
+      ),
+      now,
+    );
+    return outcomes.map(() => true);
   }
 
   /** Each target URL's circuit after these attempts (in URL order, so that two rounds lock rows alike). */
   private async recordOnCircuits(em: EntityManager, outcomes: Outcome[], now: Date): Promise<void> {
     const requests = outcomes;
-    const circuits = await this.circuits.load(
+    const circuits = await this.repo.circuits(
       em,
       requests.map((o) => o.delivery.url),
       true,
@@ -876,88 +798,8 @@ export class DeliveryService {
     for (const [url, circuit] of [...after].sort(([a], [b]) => a.localeCompare(b))) {
       const before = circuits.get(url);
       if (before && sameCircuit(before, circuit)) continue;
-      await this.circuits.save(em, url, circuit, before !== undefined, now);
+      await this.repo.saveCircuit(em, url, circuit, before !== undefined, now);
     }
-  }
-
-  private async hasNewer(em: EntityManager, d: Delivery): Promise<boolean> {
-    if (!d.taskId) return false;
-    return em
-      .getRepository(Delivery)
-      .exists({ where: { taskId: d.taskId, target: d.target, sequence: MoreThan(d.sequence) } });
-  }
-
-  /** Keeps the endpoint's last-delivery summary and failure streak; disables it on 410 or a streak too long. */
-  private async recordOnEndpoint(
-    em: EntityManager,
-    endpointId: string,
-    outcomes: Outcome[],
-    now: Date,
-  ): Promise<boolean> {
-    const endpoint = await em.findOneBy(Endpoint, { id: endpointId });
-    if (!endpoint) return false;
-    let failingSince = endpoint.failingSince;
-    let gone = false;
-    for (const { verdict } of outcomes) {
-      failingSince = verdict.outcome === 'succeeded' ? null : (failingSince ?? now);
-      gone ||= verdict.outcome === 'failed' && verdict.gone === true;
-    }
-    const last = outcomes[outcomes.length - 1];
-    await em.update(
-      Endpoint,
-      { id: endpointId },
-      {
-        lastDeliveryAt: now,
-        lastStatusCode: last.result.statusCode ?? null,
-        lastOutcome: last.verdict.outcome,
-        failingSince,
-      },
-    );
-    if (endpoint.status !== 'enabled' || (last.verdict.outcome === 'succeeded' && !gone)) return false;
-    const limit = this.config.endpointDisableAfterHours;
-    const reason = gone
-      ? 'The endpoint answered 410 Gone'
-      : failingTooLong(failingSince, now, limit)
-        ? `Every delivery failed for ${limit} hours (since ${failingSince!.toISOString()})`
-        : undefined;
-    if (!reason) return false;
-    return this.disable(em, endpoint, reason, now);
-  }
-
-  /** Disables an endpoint and tells the tenant's other endpoints that subscribe to `webhook.disabled`. */
-  async disable(em: EntityManager, endpoint: Endpoint, reason: string, now = new Date()): Promise<boolean> {
-    const result = await em.update(
-      Endpoint,
-      { id: endpoint.id, status: 'enabled' },
-      { status: 'disabled', disabledReason: reason, disabledAt: now, updatedAt: now },
-    );
-    if (!result.affected) return false;
-    this.logger.warn(`endpoint ${endpoint.id} disabled: ${reason}`);
-    const others = await em.find(Endpoint, {
-      where: { tenantId: endpoint.tenantId, status: 'enabled', id: Not(endpoint.id) },
-    });
-    await this.planner.planOperational(em, others, 'webhook.disabled', {
-      endpoint_id: endpoint.id,
-      url: endpoint.url,
-      reason,
-      disabled_at: now.toISOString(),
-    });
-    return true;
-  }
-
-  /** Puts a delivery back in line as a new delivery of the same event (same webhook-id, same body), sent alone. */
-  redeliver(tenantId: string, id: string): Promise<Delivery | null> {
-    return this.uow.run(async (em) => {
-      const original = await em.findOneBy(Delivery, { id, tenantId });
-      return original ? this.copy(em, original, true) : null;
-    });
-  }
-
-  async copy(em: EntityManager, original: Delivery, alone = false): Promise<Delivery> {
-    const now = new Date();
-    const copy = em.create(Delivery, { ...original, ...freshDelivery(now), sendAlone: alone });
-    await em.insert(Delivery, copy);
-    return copy;
   }
 }
 
@@ -968,13 +810,6 @@ const sameCircuit = (a: Circuit, b: Circuit) =>
   a.until?.getTime() === b.until?.getTime();
 // A request Herald could not prepare or undici refused says nothing about the target's health.
 const isPermanentErrorResult = (r: SendResult) => r.statusCode === undefined && isPermanentError(r.errorCode);
-// An earlier event of the same lane that cannot go now: in another batch, or not due (a retry, a hold), or due
-// at the same ms (candidates are read in next_attempt_at order only, so that the endpoint's index stops after
-// max_events rows; ties are not ordered, and a cut between two of one task could send the later first). Batched
-// events wait behind it, so that a task's events reach a batching endpoint in order even across failed batches.
-const BEHIND_IN_LANE =
-  "(s.status = 'pending' AND s.sequence < d.sequence AND (s.batch_id IS NOT NULL OR s.next_attempt_at >= d.next_attempt_at))";
-
 /** Whether a delivery goes in its endpoint's batches (a redelivery goes alone; a batch's events stay in it). */
 export function inBatches(
   d: Pick<Delivery, 'batchId' | 'sendAlone'>,

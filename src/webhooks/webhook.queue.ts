@@ -1,6 +1,9 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
+import { InFlight } from '../common/in-flight.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
+import { DeliveryRepository } from './delivery.repository.js';
 
 export const WEBHOOK_QUEUE = 'webhooks';
 export enum WebhookJob {
@@ -42,8 +45,50 @@ export function webhookBackoff(_attemptsMade: number, _type?: string, err?: Erro
 
 /** One job per delivery, id = delivery id, so the relay and the sweeper can re-add without doubling. */
 @Injectable()
-export class WebhookQueue {
-  constructor(@InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue<WebhookJobData>) {}
+export class WebhookQueue implements OnApplicationShutdown {
+  private readonly logger = new Logger('WebhookQueue');
+  // Adds not yet answered by Redis: shutdown waits for them before Redis closes.
+  private readonly adding = new InFlight();
+
+  constructor(
+    @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue<WebhookJobData>,
+    private readonly uow: UnitOfWork,
+    private readonly repo: DeliveryRepository,
+  ) {}
+
+  /**
+   * Deliveries marked dispatched into the queue, in the background. Should Redis refuse them, they are marked
+   * undispatched again for the relay; should that fail too, the sweeper finds them (due, dispatched, not in Redis)
+   * and hands them back.
+   */
+  add(deliveries: Array<{ id: string; nextAttemptAt: Date }>): void {
+    if (deliveries.length === 0) return;
+    this.adding.track(
+      this.dispatch(deliveries).catch(async (err: Error) => {
+        this.logger.warn(`could not queue ${deliveries.length} deliveries, the relay will: ${err.message}`);
+        const ids = deliveries.map((d) => d.id);
+        await this.uow
+          .run((em) => this.repo.undispatch(em, { ids }))
+          .catch((e: Error) =>
+            this.logger.warn(`could not mark them undispatched either, the sweeper will: ${e.message}`),
+          );
+      }),
+    );
+  }
+
+  /** Endpoints' batch jobs into the queue, in the background. Should Redis refuse, the sweeper finds their events. */
+  addBatches(due: readonly BatchesDue[]): void {
+    if (due.length === 0) return;
+    this.adding.track(
+      this.dispatchBatches(due).catch((err: Error) =>
+        this.logger.warn(`could not queue the batches of ${due.length} endpoints, the sweeper will: ${err.message}`),
+      ),
+    );
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.adding.settled();
+  }
 
   async dispatch(deliveries: Array<{ id: string; nextAttemptAt: Date }>): Promise<void> {
     const now = Date.now();

@@ -7,28 +7,41 @@ import { DeliveryLog } from './delivery-log.js';
 import { DeliveryPlanner } from './delivery-planner.js';
 import { DeliveryProcessor } from './delivery.processor.js';
 import { DeliveryService } from './delivery.service.js';
-import { OutboxSignal } from './outbox-signal.js';
+import { DeliveryDispatcher } from './delivery-dispatcher.js';
+import { DeliveryRepository } from './delivery.repository.js';
+import { EndpointHealth } from './endpoint-health.js';
+import { LocalSender } from './local-sender.js';
+import { Outbox } from './outbox.js';
 import { DeliverySweeper, OutboxRelay } from './outbox-relay.js';
 import { DeliveryRateLimits } from './rate-limits.js';
 import { SigningSecrets } from './signing-secrets.js';
 import { WEBHOOK_QUEUE, WebhookQueue } from './webhook.queue.js';
 import { WebhookSender } from './webhook-sender.js';
 
-/** Webhook delivery for every role: the outbox (planner, signal, relay), the log, the sender. */
+/**
+ * Webhook delivery for every role, behind one port (Outbox): planner, relay, dispatcher, local sender, ledger,
+ * sender. Also exported: the delivery log (read-only), the queue (counts for /metrics) and DeliveryService (the
+ * shutdown log).
+ */
 @Module({
   imports: [BullModule.registerQueue({ name: WEBHOOK_QUEUE }), ObservabilityModule],
   providers: [
     WebhookQueue,
     DeliveryPlanner,
-    OutboxSignal,
+    Outbox,
+    DeliveryRepository,
+    DeliveryDispatcher,
+    LocalSender,
     OutboxRelay,
+    EndpointHealth,
     DeliveryLog,
     DeliveryService,
     WebhookSender,
     SigningSecrets,
     DeliveryRateLimits,
   ],
-  exports: [WebhookQueue, DeliveryPlanner, OutboxSignal, DeliveryLog, DeliveryService],
+  // DeliveryRepository and OutboxRelay are for DeliveryWorkersModule's sweeper; callers outside src/webhooks use Outbox.
+  exports: [Outbox, OutboxRelay, DeliveryRepository, WebhookQueue, DeliveryLog, DeliveryService],
 })
 export class WebhooksModule {}
 

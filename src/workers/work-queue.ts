@@ -11,7 +11,7 @@ import { Metrics } from '../observability/metrics.js';
 import { Change, TaskTransitions } from '../tasks/task-transitions.service.js';
 import type { Task, TaskKind } from '../tasks/task.entity.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
-import { OutboxSignal } from '../webhooks/outbox-signal.js';
+import { Outbox } from '../webhooks/outbox.js';
 import { newLeaseId } from './lease-rules.js';
 import { globToSql, isGlob } from '../config/model-routes.js';
 
@@ -48,7 +48,7 @@ export class WorkQueue {
     @InjectDataSource() db: DataSource,
     private readonly uow: UnitOfWork,
     private readonly transitions: TaskTransitions,
-    private readonly outbox: OutboxSignal,
+    private readonly outbox: Outbox,
     private readonly bus: EventBus,
     private readonly metrics: Metrics,
     @Inject(CONFIG) private readonly config: HeraldConfig,

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DataSource } from 'typeorm';
 import { DeliveryPlanner } from '../../src/webhooks/delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from '../../src/webhooks/delivery.entity.js';
-import { OutboxSignal } from '../../src/webhooks/outbox-signal.js';
+import { Outbox } from '../../src/webhooks/outbox.js';
 import { WEBHOOK_QUEUE } from '../../src/webhooks/webhook.queue.js';
 import { createTestDatabase, eventually, startTestHerald, type TestDatabase } from '../support/herald.js';
 import { spawnHerald, startPrivateRedis } from '../support/processes.js';
@@ -345,7 +345,7 @@ describe('a backlog in the outbox', () => {
           }),
         ),
       );
-      h.herald.app.get(OutboxSignal).kick();
+      h.herald.app.get(Outbox).kick();
       await eventually(async () => (receiver.received.length >= BACKLOG ? true : undefined), { timeoutMs: 30_000 });
       await eventually(async () =>
         (await db.getRepository(Delivery).countBy({ status: 'succeeded' })) === BACKLOG ? true : undefined,

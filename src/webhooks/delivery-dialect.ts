@@ -1,0 +1,77 @@
+import type { DataSource, EntityManager } from 'typeorm';
+
+/**
+ * What the delivery SQL writes differently on SQLite and PostgreSQL. SQLite has one connection and takes the
+ * write lock at BEGIN (UnitOfWork), so a row read in a transaction is still as read when it is updated; PostgreSQL
+ * runs transactions side by side, so an UPDATE re-checks what it read and says which rows it changed (RETURNING).
+ */
+export interface DeliveryDialect {
+  /** `count` placeholders, numbered from `from`, joined by commas: `?, ?` or `$3, $4`. */
+  params(count: number, from?: number): string;
+  /** Appended to a SELECT whose rows the transaction will update (row locks on PostgreSQL). */
+  readonly lockRows: string;
+  /** A condition on rows read earlier in the transaction that an UPDATE must check again (PostgreSQL only). */
+  recheck(condition: string): string;
+  /** Runs an UPDATE of the rows with these keys (column `key`) and answers the keys of the rows it changed. */
+  changed(
+    em: EntityManager,
+    update: string,
+    values: unknown[],
+    keys: readonly string[],
+    key?: string,
+  ): Promise<Set<string>>;
+  /** Ledger rounds in flight at once (one connection on SQLite). */
+  readonly ledgerRounds: number;
+}
+
+export class SqliteDialect implements DeliveryDialect {
+  readonly lockRows = '';
+  readonly ledgerRounds = 1;
+
+  params(count: number): string {
+    return Array.from({ length: count }, () => '?').join(', ');
+  }
+
+  recheck(): string {
+    return '';
+  }
+
+  async changed(em: EntityManager, update: string, values: unknown[], keys: readonly string[]): Promise<Set<string>> {
+    await em.query(update, values);
+    return new Set(keys);
+  }
+}
+
+// PostgreSQL's pool takes two ledger rounds at once (claims are conditional UPDATEs, so they cannot both win a
+// delivery; endpoints are updated in key order, so they cannot deadlock); a third gained nothing more.
+const POSTGRES_LEDGER_ROUNDS = 2;
+
+export class PostgresDialect implements DeliveryDialect {
+  readonly lockRows = ' FOR UPDATE';
+  readonly ledgerRounds = POSTGRES_LEDGER_ROUNDS;
+
+  params(count: number, from = 1): string {
+    return Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
+  }
+
+  recheck(condition: string): string {
+    return condition;
+  }
+
+  async changed(
+    em: EntityManager,
+    update: string,
+    values: unknown[],
+    _keys: readonly string[],
+    key = 'id',
+  ): Promise<Set<string>> {
+    // TypeORM answers PostgreSQL's UPDATE … RETURNING with [rows, count].
+    const result = await em.query<unknown>(`${update} RETURNING ${key}`, values);
+    const rows = Array.isArray(result) && Array.isArray(result[0]) ? (result[0] as Array<Record<string, string>>) : [];
+    return new Set(rows.map((r) => r[key]));
+  }
+}
+
+export function dialectOf(db: DataSource): DeliveryDialect {
+  return db.options.type === 'postgres' ? new PostgresDialect() : new SqliteDialect();
+}

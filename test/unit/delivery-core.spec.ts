@@ -1,0 +1,210 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { DataSource } from 'typeorm';
+import { v7 as uuidv7 } from 'uuid';
+import { loadConfig, type HeraldConfig } from '../../src/config/config.js';
+import { SecretBox } from '../../src/crypto/secret-box.js';
+import { dataSourceOptions, openDatabase } from '../../src/database/data-source.js';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
+import { ENTITIES } from '../../src/entities.js';
+import { Tenant } from '../../src/auth/tenant.entity.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { DeliveryDispatcher } from '../../src/webhooks/delivery-dispatcher.js';
+import { DeliveryPlanner } from '../../src/webhooks/delivery-planner.js';
+import { DeliveryRepository } from '../../src/webhooks/delivery.repository.js';
+import { DeliveryService } from '../../src/webhooks/delivery.service.js';
+import { Delivery, DeliveryAttempt, REQUEST_TARGET } from '../../src/webhooks/delivery.entity.js';
+import { EndpointHealth } from '../../src/webhooks/endpoint-health.js';
+import { LocalSender } from '../../src/webhooks/local-sender.js';
+import type { DeliveryRateLimits } from '../../src/webhooks/rate-limits.js';
+import { SigningSecrets } from '../../src/webhooks/signing-secrets.js';
+import { WebhookSender } from '../../src/webhooks/webhook-sender.js';
+import type { WebhookQueue } from '../../src/webhooks/webhook.queue.js';
+import { startReceiver, type Receiver, type Reply } from '../support/receiver.js';
+
+// The delivery core against a real SQLite database (the migrations and entities Herald runs) and a real receiver
+// on 127.0.0.1: claim, record, the retry decision and the dispatcher, without Nest, Redis or HTTP in front.
+let dir: string;
+let db: DataSource;
+let config: HeraldConfig;
+let box: SecretBox;
+let receiver: Receiver;
+let reply: (n: number) => Reply = () => ({ status: 200, body: 'OK' });
+const tenantId = uuidv7();
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'herald-delivery-'));
+  config = loadConfig({
+    DATA_DIR: dir,
+    DATABASE_URL: `sqlite:${path.join(dir, 'herald.db')}`,
+    WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8,::1/128',
+    WEBHOOK_RETRY_SCHEDULE: '0s,2s',
+  });
+  db = await openDatabase(dataSourceOptions(config, ENTITIES), { migrate: true });
+  // The deliveries here belong to made-up tasks: no task rows, so no foreign keys to them.
+  await db.query('PRAGMA foreign_keys = OFF');
+  box = new SecretBox(randomBytes(32));
+  await db.getRepository(Tenant).insert({
+    id: tenantId,
+    name: 'core',
+    webhookSecretSealed: box.encrypt('whsec_' + randomBytes(24).toString('base64')),
+    eventCursor: 0,
+    createdAt: new Date(),
+  });
+  receiver = await startReceiver({ respond: (_req, n) => reply(n) });
+});
+
+afterAll(async () => {
+  await receiver?.close();
+  await db?.destroy();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  reply = () => ({ status: 200, body: 'OK' });
+});
+
+function core() {
+  const uow = new UnitOfWork(db);
+  const repo = new DeliveryRepository(db);
+  const planner = new DeliveryPlanner(repo, config);
+  const rates = { prefix: 'test', hostPerSecond: 0, take: async () => [], spaceOut: async () => undefined };
+  const service = new DeliveryService(
+    db,
+    uow,
+    repo,
+    new WebhookSender(config),
+    new SigningSecrets(db, box),
+    box,
+    new EndpointHealth(planner, config),
+    new Metrics(),
+    rates as unknown as DeliveryRateLimits,
+    config,
+  );
+  return { uow, repo, planner, service };
+}
+
+/** A webhook_url delivery of a (made-up) task's event, written pending as the planner writes it. */
+async function pendingDelivery(
+  planner: DeliveryPlanner,
+  taskId = uuidv7(),
+  sequence = 1,
+  dispatched = false,
+): Promise<Delivery> {
+  const [d] = await db.transaction((em) =>
+    planner.insertMany(
+      em,
+      [
+        {
+          tenantId,
+          taskId,
+          eventId: uuidv7(),
+          eventType: 'task.completed',
+          sequence,
+          target: REQUEST_TARGET,
+          url: receiver.url(),
+          headersSealed: null,
+          payload: JSON.stringify({ sequence }),
+          schedule: [...config.webhook.retrySchedule],
+        },
+      ],
+      dispatched,
+    ),
+  );
+  return d;
+}
+
+const row = (id: string) => db.getRepository(Delivery).findOneByOrFail({ id });
+const attempts = (id: string) =>
+  db.getRepository(DeliveryAttempt).find({ where: { deliveryId: id }, order: { number: 'ASC' } });
+
+describe('claim', () => {
+  it('claims a pending delivery once: a second claim of the same row, while it is sending, wins nothing', async () => {
+    const { repo, planner, uow } = core();
+    const d = await pendingDelivery(planner);
+    const first = await uow.run((em) => repo.claim(em, [d.id], new Date()));
+    expect([...first]).toEqual([d.id]);
+    const claimed = await row(d.id);
+    expect(claimed.status).toBe('sending');
+    expect(claimed.attempts).toBe(1);
+    // Our claim is ours while its attempt count is the one it set; the sweeper's hand-back makes it not ours.
+    expect(await uow.run((em) => repo.updateOurClaim(em, [d.id], 1, { updatedAt: new Date() }))).toBe(true);
+    await uow.run((em) => repo.handBackStuck(em, [d.id]));
+    expect(await uow.run((em) => repo.updateOurClaim(em, [d.id], 2, { updatedAt: new Date() }))).toBe(false);
+  });
+
+  it('holds a later event of a task while an earlier one is on the wire, and sends it once that is recorded', async () => {
+    const { planner, repo, uow, service } = core();
+    const taskId = uuidv7();
+    const earlier = await pendingDelivery(planner, taskId, 1);
+    const later = await pendingDelivery(planner, taskId, 2);
+    await uow.run((em) => repo.claim(em, [earlier.id], new Date()));
+    expect(await service.deliver(later.id)).toMatchObject({ outcome: 'wait' });
+    expect((await row(later.id)).status).toBe('pending');
+    await uow.run((em) => repo.handBackStuck(em, [earlier.id]));
+    expect(await service.deliver(earlier.id)).toMatchObject({ outcome: 'succeeded' });
+    await service.settled();
+    expect(await service.deliver(later.id)).toMatchObject({ outcome: 'succeeded' });
+    await service.settled();
+  });
+});
+
+describe('send and record', () => {
+  it('records a success: the row succeeded with its status code, one attempt logged', async () => {
+    const { planner, service } = core();
+    const d = await pendingDelivery(planner);
+    expect(await service.deliver(d.id)).toMatchObject({ outcome: 'succeeded' });
+    await service.settled();
+    const done = await row(d.id);
+    expect(done).toMatchObject({ status: 'succeeded', attempts: 1, lastStatusCode: 200 });
+    expect(await attempts(d.id)).toMatchObject([{ number: 1, outcome: 'succeeded', statusCode: 200 }]);
+    expect(receiver.received.at(-1)!.headers['webhook-id']).toBe(d.eventId);
+  });
+
+  it('decides a retry on a 500: back to pending on the schedule, its attempt counted, then fails when spent', async () => {
+    const { planner, service } = core();
+    reply = () => ({ status: 500, body: 'down' });
+    const d = await pendingDelivery(planner);
+    const before = Date.now();
+    const run = await service.deliver(d.id);
+    // The schedule's 2 s, jittered by ±10 %.
+    expect(run.outcome).toBe('retry');
+    const delayMs = (run as { delayMs: number }).delayMs;
+    expect(delayMs).toBeGreaterThanOrEqual(1_800);
+    expect(delayMs).toBeLessThanOrEqual(2_200);
+    const retried = await row(d.id);
+    expect(retried).toMatchObject({ status: 'pending', attempts: 1, lastStatusCode: 500 });
+    expect(retried.nextAttemptAt.getTime()).toBeGreaterThanOrEqual(before + delayMs);
+    // The schedule has two entries: the second attempt is the last.
+    await db.getRepository(Delivery).update({ id: d.id }, { nextAttemptAt: new Date() });
+    expect(await service.deliver(d.id)).toMatchObject({ outcome: 'failed' });
+    await service.settled();
+    expect(await row(d.id)).toMatchObject({ status: 'failed', attempts: 2 });
+    expect((await attempts(d.id)).map((a) => a.outcome)).toEqual(['retry', 'failed']);
+  });
+});
+
+describe('dispatcher', () => {
+  it('sends a due, just-committed delivery here and queues one that is not due yet', async () => {
+    const { planner, service } = core();
+    const queue = { add: vi.fn(), addBatches: vi.fn() } as unknown as WebhookQueue;
+    const local = new LocalSender(service, queue, config);
+    const dispatcher = new DeliveryDispatcher(local, queue);
+    const due = await pendingDelivery(planner, uuidv7(), 1, true);
+    const later = {
+      id: uuidv7(),
+      nextAttemptAt: new Date(Date.now() + 60_000),
+      target: REQUEST_TARGET,
+      inBatches: false,
+    };
+    const sent = receiver.received.length;
+    dispatcher.dispatch([{ ...due, inBatches: false }, later]);
+    expect(vi.mocked(queue.add).mock.calls[0][0]).toEqual([later]);
+    await vi.waitFor(async () => expect((await row(due.id)).status).toBe('succeeded'), { timeout: 5_000 });
+    expect(receiver.received.length).toBe(sent + 1);
+    await local.beforeApplicationShutdown();
+  });
+});

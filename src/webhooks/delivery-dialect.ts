@@ -22,11 +22,19 @@ export interface DeliveryDialect {
   ): Promise<Set<string>>;
   /** Ledger rounds in flight at once (one connection on SQLite). */
   readonly ledgerRounds: number;
+  /**
+   * After `FROM table alias`: the index to walk where two lead with the same columns and the partial one is meant
+   * (SQLite, without statistics, takes the full one and steps over every row the partial one leaves out).
+   */
+  indexedBy(name: string): string;
+  /** Appended to a sub-SELECT of rows to update that may skip rows another transaction holds (PostgreSQL). */
+  readonly skipLockedRows: string;
 }
 
 export class SqliteDialect implements DeliveryDialect {
   readonly lockRows = '';
   readonly ledgerRounds = 1;
+  readonly skipLockedRows = '';
 
   params(count: number): string {
     return Array.from({ length: count }, () => '?').join(', ');
@@ -34,6 +42,10 @@ export class SqliteDialect implements DeliveryDialect {
 
   recheck(): string {
     return '';
+  }
+
+  indexedBy(name: string): string {
+    return `INDEXED BY ${name}`;
   }
 
   async changed(em: EntityManager, update: string, values: unknown[], keys: readonly string[]): Promise<Set<string>> {
@@ -49,6 +61,7 @@ const POSTGRES_LEDGER_ROUNDS = 2;
 export class PostgresDialect implements DeliveryDialect {
   readonly lockRows = ' FOR UPDATE';
   readonly ledgerRounds = POSTGRES_LEDGER_ROUNDS;
+  readonly skipLockedRows = ' FOR UPDATE SKIP LOCKED';
 
   params(count: number, from = 1): string {
     return Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
@@ -56,6 +69,10 @@ export class PostgresDialect implements DeliveryDialect {
 
   recheck(condition: string): string {
     return condition;
+  }
+
+  indexedBy(): string {
+    return '';
   }
 
   async changed(

@@ -14,6 +14,25 @@ export class Sql {
     this.postgres = db.options.type === 'postgres';
   }
 
+  /**
+   * A column compared in a WHERE that already picks its rows by primary key (`id IN (…) AND status = …`): on
+   * SQLite, `+column`, so that the planner, which has no statistics, keeps to the key rather than walk the
+   * (status, next_attempt_at) index over every row of that status (a batch claim so read the whole pending backlog,
+   * 7 ms per batch at 20,000). PostgreSQL's planner has statistics: the column as it is.
+   */
+  byKey(column: string): string {
+    return this.postgres ? column : `+${column}`;
+  }
+
+  /**
+   * `INDEXED BY name` on SQLite, nothing on PostgreSQL: where two indexes lead with the same columns and the one to
+   * walk is the partial one (SQLite, without statistics, takes the full one and steps over every row the partial
+   * index leaves out).
+   */
+  indexedBy(name: string): string {
+    return this.postgres ? '' : `INDEXED BY ${name}`;
+  }
+
   /** `count` placeholders, numbered from `from` (PostgreSQL's $n), joined by commas: `?, ?` or `$3, $4`. */
   params(count: number, from = 1): string {
     return Array.from({ length: count }, (_, i) => (this.postgres ? `$${from + i}` : '?')).join(', ');

@@ -635,7 +635,7 @@ export class DeliveryService {
     const attempt = Math.max(...events.map((e) => e.attempts)) + 1;
     let batchId = events[0].batchId ?? events[0].id;
     const ids = events.map((e) => e.id);
-    const set = `UPDATE deliveries SET status = 'sending', attempts = ${this.sql.params(1)}, batch_id = ${this.sql.params(1, 2)}, updated_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND status = 'pending'`;
+    const set = `UPDATE deliveries SET status = 'sending', attempts = ${this.sql.params(1)}, batch_id = ${this.sql.params(1, 2)}, updated_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND ${this.sql.byKey('status')} = 'pending'`;
     const values = [attempt, batchId, now.getTime(), ...ids];
     if (this.sql.postgres) {
       // Another worker may have claimed some since they were read: the batch is what this one won.
@@ -811,7 +811,7 @@ export class DeliveryService {
         ([code, ids]) =>
           () =>
             em.query(
-              `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.sql.params(1)}, last_error = NULL, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND status = 'sending'`,
+              `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.sql.params(1)}, last_error = NULL, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND ${this.sql.byKey('status')} = 'sending'`,
               [code, now.getTime(), now.getTime(), ...ids],
             ),
       ),

@@ -17,6 +17,9 @@ const MAX_ROUNDS = 40;
 const POLL_MS = 250;
 // Free room in this process's webhook worker that is worth a relay round (a SELECT and an UPDATE) to fill.
 const ROOM_WORTH_A_ROUND = 32;
+// Events in batches that one relay round marks dispatched for their endpoints (see markEndpointsDispatched): a
+// round holds SQLite's one connection ~50 ms for this many on this machine.
+const ENDPOINT_MARK_ROWS = 5_000;
 
 /**
  * Moves committed, undispatched deliveries on from the database, in batches: to this process's webhook worker as it
@@ -103,10 +106,11 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
       const { here, queued, leftBehind } = splitForHere(batch, this.signal.roomHere(), Date.now());
       if (queued.length) await this.queue.dispatch(queued);
       const batched = found.filter((d) => d.inBatches);
-      const mine = await this.markDispatched([...here, ...queued, ...batched].map((d) => d.id));
+      const mine = await this.markDispatched([...here, ...queued].map((d) => d.id));
       // Only id and time are read of a delivery handed over without its row (take claims it by id).
       this.signal.handOver(here.filter((d) => mine.has(d.id)) as unknown as Delivery[]);
-      this.handOverBatches(batched.filter((d) => mine.has(d.id)));
+      const endpoints = await this.markEndpointsDispatched([...new Set(batched.map((d) => d.target))]);
+      this.handOverBatches(batched.filter((d) => endpoints.has(d.target)));
       relayed += here.length + queued.length + batched.length;
       if (leftBehind) {
         this.waitingForRoom = true;
@@ -122,7 +126,15 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
    * to an endpoint that takes them, and not a redelivery sent alone: DeliveryService's inBatches, in SQL).
    */
   private async undispatched(): Promise<Array<HandedOver & { target: string; inBatches: boolean }>> {
-    return pendingRows(this.db, 'd.dispatched_at IS NULL', BATCH);
+    // The partial index of undispatched rows: the full (status, next_attempt_at) one would step over every pending
+    // row already dispatched (a backlog being sent) at every round.
+    return pendingRows(
+      this.db,
+      'd.dispatched_at IS NULL',
+      BATCH,
+      [],
+      this.sql.indexedBy('idx_deliveries_undispatched'),
+    );
   }
 
   /** Each endpoint's batches: due ones to the webhook worker here (or the queue), later ones into the queue. */
@@ -147,6 +159,29 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
     void this.loop.kick();
   }
 
+  /**
+   * Marks the undispatched events in batches of these endpoints dispatched, up to ENDPOINT_MARK_ROWS of them oldest
+   * first, in one statement: an endpoint's backlog is handed over once for that many events, not once per relay
+   * round of BATCH rows (its batch run claims by endpoint, whatever is marked). Answers the endpoints this call
+   * marked rows of (on PostgreSQL another process may have been first: it hands them over).
+   */
+  private async markEndpointsDispatched(endpointIds: string[]): Promise<Set<string>> {
+    if (endpointIds.length === 0) return new Set();
+    const now = Date.now();
+    const mark = `UPDATE deliveries SET dispatched_at = ${this.sql.params(1)} WHERE id IN (SELECT d.id FROM deliveries d ${this.sql.indexedBy('idx_deliveries_target_pending')} WHERE d.target IN (${this.sql.params(endpointIds.length, 2)}) AND d.status = 'pending' AND d.dispatched_at IS NULL AND ${IN_BATCHES} = 1 ORDER BY d.next_attempt_at LIMIT ${ENDPOINT_MARK_ROWS}) AND dispatched_at IS NULL`;
+    if (!this.sql.postgres) {
+      await this.uow.run((em) => em.query(mark, [now, ...endpointIds]));
+      return new Set(endpointIds);
+    }
+    const marked = await this.uow.run((em) =>
+      em.query<Array<{ target: string }>>(
+        `WITH marked AS (${mark} RETURNING target) SELECT DISTINCT target FROM marked`,
+        [now, ...endpointIds],
+      ),
+    );
+    return new Set(marked.map((r) => r.target));
+  }
+
   /** Marks these dispatched; answers the ids this call marked (on PostgreSQL another process may have been first). */
   private async markDispatched(ids: string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
@@ -168,15 +203,19 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
 /** DeliveryService's inBatches in SQL, for a pending delivery `d`. */
 const IN_BATCHES = `CASE WHEN d.batch_id IS NOT NULL OR (d.target <> '${REQUEST_TARGET}' AND NOT d.send_alone AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.target AND e.batch_max_events IS NOT NULL)) THEN 1 ELSE 0 END`;
 
-/** Pending deliveries matching `where` (on `d`, no parameters), oldest due first, each marked whether it goes in batches. */
+/**
+ * Pending deliveries matching `where` (on `d`), oldest due first, each marked whether it goes in batches;
+ * `indexedBy`: the index to walk (Sql.indexedBy).
+ */
 async function pendingRows(
   db: DataSource,
   where: string,
   limit: number,
   params: unknown[] = [],
+  indexedBy = '',
 ): Promise<Array<HandedOver & { target: string; inBatches: boolean }>> {
   const rows = await db.query<Array<{ id: string; next_attempt_at: unknown; target: string; in_batches: unknown }>>(
-    `SELECT d.id, d.next_attempt_at, d.target, ${IN_BATCHES} AS in_batches FROM deliveries d WHERE d.status = 'pending' AND ${where} ORDER BY d.next_attempt_at LIMIT ${limit}`,
+    `SELECT d.id, d.next_attempt_at, d.target, ${IN_BATCHES} AS in_batches FROM deliveries d ${indexedBy} WHERE d.status = 'pending' AND ${where} ORDER BY d.next_attempt_at LIMIT ${limit}`,
     params,
   );
   return rows.map((r) => ({

@@ -20,7 +20,7 @@ import { TaskTraces } from '../observability/task-traces.js';
 import { startClientSpan, type ClientSpan } from '../observability/tracing.js';
 import { mustWait } from './delivery-order.js';
 import { DeliveryRateLimits, RateBucket, rateBuckets } from './rate-limits.js';
-import { batchBody, batchLeavesAt, fillBatch } from './batch-rules.js';
+import { batchBody, batchLeavesAt, fillBatches } from './batch-rules.js';
 import { DeliveryPlanner, freshDelivery } from './delivery-planner.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { OutboxSignal } from './outbox-signal.js';
@@ -40,12 +40,14 @@ const LEDGER_ROUND_ITEMS = 128;
 
 // When an earlier delivery to the same target is on the wire, a later one waits this long and looks again.
 const ORDER_WAIT_MS = 20;
-// Batches of one endpoint on the wire at once: while one is sent, the next is claimed (their claims share a ledger
-// round; a task's later events wait for its earlier ones, as for single deliveries).
-const BATCHES_AT_ONCE = 4;
+// Batches of one endpoint on the wire at once. A batch run has one claim in the ledger at a time, for as many
+// batches as have room (one statement reads their events, one each marks them): while it is answered, the sends
+// that finish free their places, so a round takes several batches' claims and records at once (its commit is its
+// fixed cost). A task's later events wait for its earlier ones, as for single deliveries.
+const BATCHES_AT_ONCE = 8;
 // A batch run of one endpoint ends after this many batches (its job comes again at once): one endpoint's backlog
 // does not hold a worker's place forever.
-const BATCHES_PER_RUN = 200;
+const BATCHES_PER_RUN = 800;
 // Events of a batching endpoint that are due but behind an earlier event of their task elsewhere look again then.
 const BLOCKED_BATCH_WAIT_MS = 50;
 
@@ -97,7 +99,8 @@ type Claim =
   | { kind: 'wait'; delayMs?: number }
   | { kind: 'refused'; reason: string };
 
-type LedgerItem = { claim: string } | { record: Outcome } | { batch: string };
+// batch: up to `count` batches of one endpoint, answered with Claim[] (claimed ones, or one saying why none).
+type LedgerItem = { claim: string } | { record: Outcome } | { batch: string; count: number };
 
 interface Outcome {
   delivery: Delivery;
@@ -114,7 +117,7 @@ interface Outcome {
 export class DeliveryService {
   private readonly logger = new Logger('Delivery');
   // The claims and attempt records of concurrent sends share one transaction per round (see MicroBatcher).
-  private readonly ledger: MicroBatcher<LedgerItem, Claim | boolean>;
+  private readonly ledger: MicroBatcher<LedgerItem, Claim | Claim[] | boolean>;
   // Attempts recorded behind the send: shutdown waits for them before the database closes.
   private readonly recording = new InFlight();
   private stopping = false;
@@ -162,36 +165,67 @@ export class DeliveryService {
   }
 
   /**
-   * Batch delivery to one endpoint: claims a batch (one claim of up to max_events of its due events), sends it as
-   * one request, records one attempt, and goes on with the next while the last is committed, until nothing more can
-   * go now. Answers when to look again (ms), or undefined when the endpoint has nothing pending.
+   * Batch delivery to one endpoint: claims batches (each up to max_events of its due events), sends each as one
+   * request, records one attempt per batch, and claims the next ones while those are on the wire and committed,
+   * up to BATCHES_AT_ONCE at once, until nothing more can go now. Answers when to look again (ms), or undefined
+   * when the endpoint has nothing pending. Throws (after the sends in flight have ended) what a send threw.
    */
   async deliverBatches(endpointId: string): Promise<number | undefined> {
-    const next = await Promise.all(Array.from({ length: BATCHES_AT_ONCE }, () => this.batchLoop(endpointId)));
-    const defined = next.filter((n): n is number => n !== undefined);
-    return defined.length ? Math.min(...defined) : undefined;
-  }
-
-  private async batchLoop(endpointId: string): Promise<number | undefined> {
+    const sending = new Set<Promise<void>>();
     const recording: Array<Promise<void>> = [];
-    for (let i = 0; i < BATCHES_PER_RUN; i++) {
-      if (this.stopping) return 0;
-      const claim = (await this.ledger.submit({ batch: endpointId })) as Claim;
-      if (claim.kind === 'claimed') {
-        await this.sendClaim(claim, (recorded) => recording.push(recorded));
+    let failure: { err: unknown } | undefined;
+    let next: number | undefined = 0;
+    let claimed = 0;
+    for (;;) {
+      if (this.stopping || failure || claimed >= BATCHES_PER_RUN) break;
+      const room = BATCHES_AT_ONCE - sending.size;
+      if (room === 0) {
+        await Promise.race(sending);
         continue;
       }
-      if (claim.kind === 'wait') return claim.delayMs ?? ORDER_WAIT_MS;
+      const count = Math.min(room, BATCHES_PER_RUN - claimed);
+      const claims = (await this.ledger.submit({ batch: endpointId, count })) as Claim[];
+      const ours = claims.filter((c) => c.kind === 'claimed');
+      for (const claim of ours) {
+        claimed++;
+        const send: Promise<void> = this.sendClaim(claim, (recorded) => recording.push(recorded)).then(
+          () => void sending.delete(send),
+          (err: unknown) => {
+            sending.delete(send);
+            failure ??= { err };
+          },
+        );
+        sending.add(send);
+      }
+      if (ours.length) continue;
+      const [claim] = claims;
+      if (claim.kind === 'wait') {
+        next = claim.delayMs ?? ORDER_WAIT_MS;
+        break;
+      }
       if (claim.kind === 'skipped') {
         if (claim.toRelay) this.outbox.kick();
-        return claim.toRelay ? undefined : ORDER_WAIT_MS;
+        next = claim.toRelay ? undefined : ORDER_WAIT_MS;
+        break;
       }
-      if (claim.kind !== 'none') return undefined;
-      // Events whose task has an event in a batch still being recorded go once that commits.
-      if (recording.length === 0) return claim.nextInMs;
+      if (claim.kind !== 'none') {
+        next = undefined;
+        break;
+      }
+      // Events whose task has an event in a batch still on the wire or being recorded go once that commits.
+      if (sending.size) {
+        await Promise.race(sending);
+        continue;
+      }
+      if (recording.length === 0) {
+        next = claim.nextInMs;
+        break;
+      }
       await Promise.allSettled(recording.splice(0));
     }
-    return 0;
+    await Promise.allSettled([...sending]);
+    if (failure) throw failure.err;
+    return this.stopping ? 0 : next;
   }
 
   /** When a batch to this endpoint could go next (ms from now), or undefined when it has nothing pending. */
@@ -421,7 +455,7 @@ export class DeliveryService {
    * One round of the delivery ledger: the attempts that just finished are recorded first (freeing their task's
    * lane for the next event), then the deliveries about to be sent are claimed, all in one transaction.
    */
-  private ledgerRound(items: LedgerItem[]): Promise<Array<Claim | boolean>> {
+  private ledgerRound(items: LedgerItem[]): Promise<Array<Claim | Claim[] | boolean>> {
     // Urgent: sends wait on their claims, and recorded attempts free their lanes.
     return this.uow.run(
       async (em) => {
@@ -430,8 +464,8 @@ export class DeliveryService {
         const recorded = records.length ? await this.recordIn(em, records) : [];
         const claimed = claims.length ? await this.claimIn(em, claims) : [];
         const now = new Date();
-        const batches: Claim[] = [];
-        for (const i of items) if ('batch' in i) batches.push(await this.claimBatchIn(em, i.batch, now));
+        const batches: Claim[][] = [];
+        for (const i of items) if ('batch' in i) batches.push(await this.claimBatchesIn(em, i.batch, i.count, now));
         let r = 0;
         let c = 0;
         let b = 0;
@@ -561,23 +595,32 @@ export class DeliveryService {
   }
 
   /**
-   * Claims the next batch to one endpoint, all its events in one statement. A failed batch goes again first, whole
-   * (its events keep batch_id, the id of the event whose delivery carries it, so webhook-id stays the same); else a
-   * new one: the endpoint's due events in order, none whose task has an earlier event on the wire or waiting there
-   * (batchCandidates), up to max_events and WEBHOOK_BATCH_MAX_BYTES. One that is not full waits until its oldest
-   * event has waited max_wait_ms. The circuit and the rate limits count a batch as one request.
+   * Claims up to `count` next batches to one endpoint: one statement reads their events, one per batch marks them
+   * `sending`. A failed batch goes again first, whole and alone (its events keep batch_id, the id of the event
+   * whose delivery carries it, so webhook-id stays the same); else new ones: the endpoint's due events in order, none
+   * whose task has an earlier event on the wire or waiting there (batchCandidates), each batch up to max_events and
+   * WEBHOOK_BATCH_MAX_BYTES, a task's events in one of them (fillBatches). A last batch that is not full waits until
+   * its oldest event has waited max_wait_ms. The circuit and the rate limits count a batch as one request: a
+   * rate-limited endpoint, or a circuit's probe, takes one batch at a time. Answers the batches claimed, or one
+   * Claim saying why there are none.
    */
-  private async claimBatchIn(em: EntityManager, endpointId: string, now: Date): Promise<Claim> {
-    const endpoint = (await em.findOneBy(Endpoint, { id: endpointId })) ?? undefined;
+  private async claimBatchesIn(em: EntityManager, endpointId: string, count: number, now: Date): Promise<Claim[]> {
+    const [endpointRow] = await em.query<Array<Record<string, unknown>>>(
+      `SELECT * FROM webhook_endpoints WHERE id = ${this.sql.params(1)}`,
+      [endpointId],
+    );
+    const endpoint = endpointRow ? entityFromRow(em, Endpoint, endpointRow) : undefined;
     const target = this.resolveEndpoint(endpoint, now);
     if ('refused' in target) {
       await em.query(
         `UPDATE deliveries SET status = 'failed', last_error = ${this.sql.params(1)}, updated_at = ${this.sql.params(1, 2)}, completed_at = ${this.sql.params(1, 3)} WHERE target = ${this.sql.params(1, 4)} AND status = 'pending'`,
         [target.refused, now.getTime(), now.getTime(), endpointId],
       );
-      return { kind: 'none' };
+      return [{ kind: 'none' }];
     }
     const ep = endpoint!;
+    const buckets = rateBuckets(this.rates.prefix, ep.url, ep, this.rates.hostPerSecond);
+    if (buckets.length) count = 1;
     const rowsOf = (rows: unknown) =>
       (rows as Array<Record<string, unknown>>).map((r) => entityFromRow(em, Delivery, r));
     const again = rowsOf(
@@ -586,25 +629,32 @@ export class DeliveryService {
         [endpointId, now.getTime()],
       ),
     );
-    let events: Delivery[];
+    let batches: Delivery[][];
     if (again.length) {
-      events = rowsOf(
-        await em.query(
-          `SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND status = 'pending' ORDER BY id`,
-          [again[0].batchId],
+      batches = [
+        rowsOf(
+          await em.query(
+            `SELECT * FROM deliveries WHERE batch_id = ${this.sql.params(1)} AND ${this.sql.byKey('status')} = 'pending' ORDER BY id`,
+            [again[0].batchId],
+          ),
         ),
-      );
+      ];
     } else if (ep.batchMaxEvents) {
-      const filled = fillBatch(
-        rowsOf(await this.batchCandidates(em, endpointId, ep.batchMaxEvents, now)),
+      const filled = fillBatches(
+        rowsOf(await this.batchCandidates(em, endpointId, count * ep.batchMaxEvents, now)),
+        count,
         ep.batchMaxEvents,
         this.config.webhook.batchMaxBytes,
       );
       // Oldest due first (the endpoint's index), sent in the order they were written (a task's in sequence).
-      events = filled.events.sort((a, b) => a.id.localeCompare(b.id));
-      if (events.length && !filled.full) {
-        const leavesAt = batchLeavesAt(events, ep.batchMaxWaitMs ?? 0);
-        if (leavesAt > now.getTime()) return { kind: 'wait', delayMs: leavesAt - now.getTime() };
+      batches = filled.batches.map((events) => events.sort((a, b) => a.id.localeCompare(b.id)));
+      const last = batches[batches.length - 1];
+      if (last && !filled.full) {
+        const leavesAt = batchLeavesAt(last, ep.batchMaxWaitMs ?? 0);
+        if (leavesAt > now.getTime()) {
+          batches.pop();
+          if (batches.length === 0) return [{ kind: 'wait', delayMs: leavesAt - now.getTime() }];
+        }
       }
     } else {
       // The endpoint no longer takes batches: its events not in a batch go back to the relay, to go one by one.
@@ -612,60 +662,101 @@ export class DeliveryService {
         `UPDATE deliveries SET dispatched_at = NULL WHERE target = ${this.sql.params(1)} AND status = 'pending' AND batch_id IS NULL`,
         [endpointId],
       );
-      return { kind: 'skipped', toRelay: true };
+      return [{ kind: 'skipped', toRelay: true }];
     }
-    if (events.length === 0) return { kind: 'none', nextInMs: await this.nextBatchInWith(em, endpointId, now) };
+    batches = batches.filter((events) => events.length > 0);
+    if (batches.length === 0) return [{ kind: 'none', nextInMs: await this.nextBatchInWith(em, endpointId, now) }];
 
     const circuit = (await this.circuits.load(em, [ep.url])).get(ep.url);
     const admission = circuit ? admit(circuit, now, this.circuitSettings) : undefined;
     if (admission?.admit === 'hold')
-      return { kind: 'wait', delayMs: Math.max(1, admission.until.getTime() - now.getTime()) };
-    const buckets = rateBuckets(this.rates.prefix, ep.url, ep, this.rates.hostPerSecond);
+      return [{ kind: 'wait', delayMs: Math.max(1, admission.until.getTime() - now.getTime()) }];
     let notBefore: number | undefined;
     if (buckets.length) {
       const [slot] = await this.rates.take([buckets]);
-      if ('heldMs' in slot) return { kind: 'wait', delayMs: slot.heldMs };
+      if ('heldMs' in slot) return [{ kind: 'wait', delayMs: slot.heldMs }];
       notBefore = Date.now() + slot.inMs;
     }
-    // Another worker's probe went first: this batch waits for its answer.
-    if (admission?.admit === 'probe' && !(await this.circuits.takeProbe(em, ep.url, circuit!, admission.circuit, now)))
-      return { kind: 'wait', delayMs: 200 };
-
-    // One attempt count for the batch (its events were claimed together, unless one was tried alone before).
-    const attempt = Math.max(...events.map((e) => e.attempts)) + 1;
-    let batchId = events[0].batchId ?? events[0].id;
-    const ids = events.map((e) => e.id);
-    const set = `UPDATE deliveries SET status = 'sending', attempts = ${this.sql.params(1)}, batch_id = ${this.sql.params(1, 2)}, updated_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND ${this.sql.byKey('status')} = 'pending'`;
-    const values = [attempt, batchId, now.getTime(), ...ids];
-    if (this.sql.postgres) {
-      // Another worker may have claimed some since they were read: the batch is what this one won.
-      const won = new Set(
-        this.sql.returned<{ id: string }>(await em.query(`${set} RETURNING id`, values)).map((r) => r.id),
-      );
-      events = events.filter((e) => won.has(e.id));
-      if (events.length === 0) return { kind: 'skipped' };
-      if (!won.has(batchId)) {
-        batchId = events[0].id;
-        await em.query(
-          `UPDATE deliveries SET batch_id = ${this.sql.params(1)} WHERE id IN (${this.sql.params(events.length, 2)})`,
-          [batchId, ...events.map((e) => e.id)],
-        );
-      }
-    } else {
-      // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read above are still pending.
-      await em.query(set, values);
+    if (admission?.admit === 'probe') {
+      // One request probes the circuit; another worker's probe went first: this batch waits for its answer.
+      batches = batches.slice(0, 1);
+      if (!(await this.circuits.takeProbe(em, ep.url, circuit!, admission.circuit, now)))
+        return [{ kind: 'wait', delayMs: 200 }];
     }
-    for (const e of events) Object.assign(e, { status: 'sending', attempts: attempt, batchId, updatedAt: now });
-    const carrier = events.find((e) => e.id === batchId)!;
-    return {
+
+    const marked = await this.markBatchesSending(em, batches, now);
+    // New batches' events were read without the columns only a carrier needs (url, headers, schedule, …).
+    const carriers = new Map(
+      again.length
+        ? marked.flatMap((m) => m.events).map((e) => [e.id, e])
+        : rowsOf(
+            marked.length
+              ? await em.query(
+                  `SELECT * FROM deliveries WHERE id IN (${this.sql.params(marked.length)})`,
+                  marked.map((m) => m.batchId),
+                )
+              : [],
+          ).map((d) => [d.id, d]),
+    );
+    const claimed = marked.map(({ events, attempt, batchId }): Claim => ({
       kind: 'claimed',
-      delivery: carrier,
+      delivery: carriers.get(batchId)!,
       attempt,
       secrets: target.secrets,
       batch: events,
       notBefore,
       rate: buckets.length ? buckets : undefined,
-    };
+    }));
+    return claimed.length ? claimed : [{ kind: 'skipped' }];
+  }
+
+  /**
+   * The claim of batches: each batch's events `sending`, with one attempt count (its events were claimed together,
+   * unless one was tried alone before) and its batch_id, in one statement per batch (SQLite: sent together).
+   * Answers each batch as claimed; on PostgreSQL only what this claim won (another worker may have claimed some
+   * since they were read; a batch that lost its carrier is carried by its first event won).
+   */
+  private async markBatchesSending(
+    em: EntityManager,
+    batches: Delivery[][],
+    now: Date,
+  ): Promise<Array<{ events: Delivery[]; attempt: number; batchId: string }>> {
+    const planned = batches.map((events) => ({
+      events,
+      attempt: Math.max(...events.map((e) => e.attempts)) + 1,
+      batchId: events[0].batchId ?? events[0].id,
+    }));
+    const statement = (ids: string[]) =>
+      `UPDATE deliveries SET status = 'sending', attempts = ${this.sql.params(1)}, batch_id = ${this.sql.params(1, 2)}, updated_at = ${this.sql.params(1, 3)} WHERE id IN (${this.sql.params(ids.length, 4)}) AND ${this.sql.byKey('status')} = 'pending'`;
+    const values = (p: (typeof planned)[number]) => [p.attempt, p.batchId, now.getTime(), ...p.events.map((e) => e.id)];
+    const claimed: typeof planned = [];
+    if (!this.sql.postgres) {
+      // SQLite: BEGIN IMMEDIATE holds the write lock, so the rows read are still pending.
+      await together(
+        em,
+        planned.map((p) => () => em.query(statement(p.events.map((e) => e.id)), values(p))),
+      );
+      claimed.push(...planned);
+    } else {
+      for (const p of planned) {
+        const result: unknown = await em.query(`${statement(p.events.map((e) => e.id))} RETURNING id`, values(p));
+        const won = new Set(this.sql.returned<{ id: string }>(result).map((r) => r.id));
+        const events = p.events.filter((e) => won.has(e.id));
+        if (events.length === 0) continue;
+        let batchId = p.batchId;
+        if (!won.has(batchId)) {
+          batchId = events[0].id;
+          await em.query(
+            `UPDATE deliveries SET batch_id = ${this.sql.params(1)} WHERE id IN (${this.sql.params(events.length, 2)})`,
+            [batchId, ...events.map((e) => e.id)],
+          );
+        }
+        claimed.push({ events, attempt: p.attempt, batchId });
+      }
+    }
+    for (const { events, attempt, batchId } of claimed)
+      for (const e of events) Object.assign(e, { status: 'sending', attempts: attempt, batchId, updatedAt: now });
+    return claimed;
   }
 
   /** When a batch to this endpoint could go (ms from now): its earliest pending event; soon if that is due already. */
@@ -685,8 +776,10 @@ export class DeliveryService {
     limit: number,
     now: Date,
   ): Promise<Array<Record<string, unknown>>> {
+    // Only what a batch's events need (a carrier's whole row is read once it is claimed): reading every column of
+    // every event was a third of a claim's time.
     return await em.query<Array<Record<string, unknown>>>(
-      `SELECT d.* FROM deliveries d WHERE d.target = ${this.sql.params(1)} AND d.status = 'pending' AND d.batch_id IS NULL AND NOT d.send_alone AND d.next_attempt_at <= ${this.sql.params(1, 2)}
+      `SELECT ${BATCH_EVENT_COLUMNS} FROM deliveries d WHERE d.target = ${this.sql.params(1)} AND d.status = 'pending' AND d.batch_id IS NULL AND NOT d.send_alone AND d.next_attempt_at <= ${this.sql.params(1, 2)}
         AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND (s.status = 'sending' OR ${BEHIND_IN_LANE})) ORDER BY d.next_attempt_at LIMIT ${Math.max(1, Math.floor(limit))}`,
       [target, now.getTime()],
     );
@@ -974,6 +1067,10 @@ const isPermanentErrorResult = (r: SendResult) => r.statusCode === undefined && 
 // events wait behind it, so that a task's events reach a batching endpoint in order even across failed batches.
 const BEHIND_IN_LANE =
   "(s.status = 'pending' AND s.sequence < d.sequence AND (s.batch_id IS NOT NULL OR s.next_attempt_at >= d.next_attempt_at))";
+
+/** The columns of a batch's events that the batch needs: its body, order, attempt count, batch and age. */
+const BATCH_EVENT_COLUMNS =
+  'd.id, d.task_id, d.sequence, d.payload, d.attempts, d.batch_id, d.created_at, d.next_attempt_at, d.status';
 
 /** Whether a delivery goes in its endpoint's batches (a redelivery goes alone; a batch's events stay in it). */
 export function inBatches(

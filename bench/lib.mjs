@@ -9,7 +9,8 @@ import path from 'node:path';
 import pg from 'pg';
 import sqlite3 from 'sqlite3';
 
-export const CLI = path.resolve('dist/cli.js');
+// BENCH_CLI: another build's cli.js, to compare two builds in one run (A/B).
+export const CLI = path.resolve(process.env.BENCH_CLI ?? 'dist/cli.js');
 export const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const children = new Set();
 process.on('exit', () => {

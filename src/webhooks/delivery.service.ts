@@ -184,7 +184,14 @@ export class DeliveryService {
         continue;
       }
       const count = Math.min(room, BATCHES_PER_RUN - claimed);
-      const claims = (await this.ledger.submit({ batch: endpointId, count })) as Claim[];
+      let claims: Claim[];
+      try {
+        claims = (await this.ledger.submit({ batch: endpointId, count })) as Claim[];
+      } catch (err) {
+        // The database refused the claim: thrown once the batches on the wire have ended.
+        failure = { err };
+        break;
+      }
       const ours = claims.filter((c) => c.kind === 'claimed');
       for (const claim of ours) {
         claimed++;

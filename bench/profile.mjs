@@ -5,11 +5,15 @@
 // node bench/profile.mjs workers [tasks] [workers] [sqlite|postgres]: the same for worker lease → complete cycles.
 // node bench/profile.mjs e2e [seconds] [connections] [step_ms] [sqlite|postgres]: the same for the end-to-end measure
 // (tasks created over HTTP, eleven webhooks each; bench/e2e.mjs).
+// node bench/profile.mjs batch [sqlite|postgres] [n] [concurrency]: the same for a preloaded outbox to an endpoint
+// taking batches of 100 (max_wait_ms 0), with Herald's CPU per 1,000 events.
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import {
+  cpuSecondsOf,
   createDatabase,
+  PAYLOAD,
   heraldEnv,
   preloadOutbox,
   startHerald,
@@ -112,6 +116,41 @@ if (mode === 'e2e') {
   );
   await pool.stop();
   client.close();
+  await herald.stop();
+} else if (mode === 'batch') {
+  const [kind, n, c] = [a ?? 'sqlite', Number(b ?? 20_000), process.argv[5] ?? '64'];
+  db = await createDatabase(kind, tmp.dir);
+  const env = heraldEnv(db, redis, tmp.dir, { QUEUE_PREFIX: 'bprofb', WEBHOOK_CONCURRENCY: c });
+  const boot = await startHerald(env);
+  const created = await fetch(`${boot.base}/v1/webhooks`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${env.BOOTSTRAP_API_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ url: receiver.url, batch: { max_events: 100, max_wait_ms: 0 } }),
+  }).then((r) => r.json());
+  await boot.stop();
+  const envelope = JSON.stringify({ id: 'e', type: 'task.completed', created: 0, data: JSON.parse(PAYLOAD) });
+  await preloadOutbox(db, n, receiver.url, created.id, envelope);
+  receiver.reset();
+  let events = 0;
+  let cpuAtFirst = 0;
+  const herald = await startHerald(env, profArgs);
+  receiver.state.onBody = (raw) => {
+    if (!cpuAtFirst) cpuAtFirst = cpuSecondsOf(herald.pid);
+    events += JSON.parse(raw.toString()).length;
+  };
+  await until(() => events >= n, 600_000, 'batched drain');
+  const cpu = cpuSecondsOf(herald.pid) - cpuAtFirst;
+  const seconds = (receiver.state.last - receiver.state.first) / 1000;
+  console.log(
+    JSON.stringify({
+      mode,
+      kind,
+      n,
+      requests: receiver.state.count,
+      per_s: Math.round(n / seconds),
+      herald_cpu_ms_per_1000: +((cpu * 1e6) / n).toFixed(1),
+    }),
+  );
   await herald.stop();
 } else {
   const [n, c] = [Number(a ?? 5000), b ?? '64'];

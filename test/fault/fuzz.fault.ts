@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import fc from 'fast-check';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

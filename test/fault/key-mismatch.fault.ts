@@ -18,7 +18,12 @@ describe('restart with the wrong encryption key', () => {
   it('is refused in one line (another ENCRYPTION_KEY, or a new DATA_DIR); with the right key every pending webhook arrives', async () => {
     let up = false;
     // The receiver is down while Herald stops, so deliveries are pending (sealed headers and secrets in the database).
-    env = await faultEnvironment({ respond: () => (up ? { status: 200 } : { status: 503, body: 'maintenance' }) });
+    // Its circuit stays closed: this test waits for every first attempt to reach it while it is down (the circuit
+    // would hold the later ones, as it should, and outages.fault.ts tests that).
+    env = await faultEnvironment({
+      respond: () => (up ? { status: 200 } : { status: 503, body: 'maintenance' }),
+      env: { CIRCUIT_FAILURES: '10000' },
+    });
     const t0 = Date.now();
     const first = await spawnHerald(env.env);
     env.onCleanup(() => first.kill9());

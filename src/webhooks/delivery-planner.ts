@@ -169,10 +169,7 @@ export class DeliveryPlanner {
     // Different rows (the new ones are superseded in the batch already): sent together.
     let inserted: Delivery[] = [];
     const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined));
-    await together(em, [
-      inserting,
-      ...[...newest.values()].map((l) => () => this.repo.supersedeStaleProgress(em, l.taskId, l.target, l.sequence)),
-    ]);
+    await together(em, [inserting, () => this.repo.supersedeStaleProgress(em, [...newest.values()])]);
     handOver?.push(...inserted.filter((d) => d.status === 'pending'));
     return rows.length;
   }

@@ -10,6 +10,8 @@ import { Endpoint } from './endpoint.entity.js';
 
 // Rows per INSERT: well under SQLite's limit of bound variables (17 columns each).
 export const INSERT_CHUNK = 500;
+// Lanes per supersede statement (six bound values each).
+const SUPERSEDE_LANES = 200;
 
 /** A delivery marked dispatched (just committed, or taken by the relay), as far as dispatching it needs. */
 export interface Dispatchable {
@@ -61,27 +63,32 @@ export class DeliveryRepository {
   }
 
   /** Progress not yet sent is worthless once a newer event for the same target exists. */
+  /**
+   * The unsent progress of these lanes (task + target) older than their newer event is superseded: one statement for
+   * a round's lanes, each term on the (task_id, target, sequence) index.
+   */
   async supersedeStaleProgress(
     em: EntityManager,
-    taskId: string,
-    target: string,
-    newerSequence: number,
+    lanes: ReadonlyArray<{ taskId: string; target: string; sequence: number }>,
   ): Promise<void> {
-    const now = new Date();
-    await em
-      .createQueryBuilder()
-      .update(Delivery)
-      .set({
-        status: 'superseded',
-        updatedAt: now,
-        completedAt: now,
-        lastError: `superseded by event ${newerSequence}`,
-      })
-      .where(
-        "task_id = :taskId AND target = :target AND event_type = 'task.progress' AND status = 'pending' AND sequence < :newerSequence",
-        { taskId, target, newerSequence },
-      )
-      .execute();
+    const now = Date.now();
+    for (let i = 0; i < lanes.length; i += SUPERSEDE_LANES) {
+      const chunk = lanes.slice(i, i + SUPERSEDE_LANES);
+      const values: unknown[] = [now, now];
+      const param = (v: unknown) => (values.push(v), this.p(1, values.length));
+      const cases = chunk
+        .map((l) => `WHEN task_id = ${param(l.taskId)} AND target = ${param(l.target)} THEN ${param(l.sequence)}`)
+        .join(' ');
+      const lanesWhere = chunk
+        .map(
+          (l) => `(task_id = ${param(l.taskId)} AND target = ${param(l.target)} AND sequence < ${param(l.sequence)})`,
+        )
+        .join(' OR ');
+      await em.query(
+        `UPDATE deliveries SET status = 'superseded', updated_at = ${this.p(1)}, completed_at = ${this.p(1, 2)}, last_error = 'superseded by event ' || CAST(CASE ${cases} END AS VARCHAR) WHERE event_type = 'task.progress' AND ${byKey('status')} = 'pending' AND (${lanesWhere})`,
+        values,
+      );
+    }
   }
 
   findOf(em: EntityManager, tenantId: string, id: string): Promise<Delivery | null> {

@@ -93,6 +93,7 @@ async function pendingDelivery(
   taskId = uuidv7(),
   sequence = 1,
   dispatched = false,
+  eventType: Delivery['eventType'] = 'task.completed',
 ): Promise<Delivery> {
   const [d] = await db.transaction((em) =>
     planner.insertMany(
@@ -102,7 +103,7 @@ async function pendingDelivery(
           tenantId,
           taskId,
           eventId: uuidv7(),
-          eventType: 'task.completed',
+          eventType,
           sequence,
           target: REQUEST_TARGET,
           url: receiver.url(),
@@ -149,6 +150,33 @@ describe('claim', () => {
     await service.settled();
     expect(await service.deliver(later.id)).toMatchObject({ outcome: 'succeeded' });
     await service.settled();
+  });
+});
+
+describe('supersede', () => {
+  it("supersedes each lane's unsent progress older than its newer event, and nothing else", async () => {
+    const { planner, repo, uow } = core();
+    const [a, b] = [uuidv7(), uuidv7()];
+    const a2 = await pendingDelivery(planner, a, 2, false, 'task.progress');
+    const a3 = await pendingDelivery(planner, a, 3, false, 'task.progress');
+    const aDone = await pendingDelivery(planner, a, 3, false, 'task.completed');
+    const b2 = await pendingDelivery(planner, b, 2, false, 'task.progress');
+    const b5 = await pendingDelivery(planner, b, 5, false, 'task.progress');
+    await uow.run((em) =>
+      repo.supersedeStaleProgress(em, [
+        { taskId: a, target: REQUEST_TARGET, sequence: 4 },
+        { taskId: b, target: REQUEST_TARGET, sequence: 3 },
+      ]),
+    );
+    const seen = await Promise.all([a2, a3, aDone, b2, b5].map((d) => row(d.id)));
+    expect(seen.map((d) => [d.status, d.lastError])).toEqual([
+      ['superseded', 'superseded by event 4'],
+      ['superseded', 'superseded by event 4'],
+      ['pending', null],
+      ['superseded', 'superseded by event 3'],
+      ['pending', null],
+    ]);
+    expect(seen[0].completedAt).toBeInstanceOf(Date);
   });
 });
 

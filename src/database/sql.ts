@@ -36,9 +36,13 @@ export class Sql {
 
   /** What a data-modifying statement's result says about the rows it touched (`RETURNING` rows on PostgreSQL). */
   returned<T>(result: unknown): T[] {
-    // TypeORM answers PostgreSQL's UPDATE … RETURNING with [rows, count].
-    return this.postgres && Array.isArray(result) && Array.isArray(result[0]) ? (result[0] as T[]) : [];
+    return this.postgres ? returningRows<T>(result) : [];
   }
+}
+
+/** The rows of a PostgreSQL `UPDATE … RETURNING` as TypeORM answers it: [rows, count]. */
+export function returningRows<T>(result: unknown): T[] {
+  return Array.isArray(result) && Array.isArray(result[0]) ? (result[0] as T[]) : [];
 }
 
 /**

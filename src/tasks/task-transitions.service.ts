@@ -297,7 +297,7 @@ export class TaskTransitions {
     const sql = new Sql(em.connection);
     const params: unknown[] = [];
     // Placeholders are taken in the order they appear in the text (SQLite's ? are positional).
-    const p = (value: unknown) => (params.push(value), sql.postgres ? `$${params.length}` : '?');
+    const p = (value: unknown) => (params.push(value), sql.params(1, params.length));
     const set = setList(em, Task, { ...patch, status: to, updatedAt: new Date() }, p);
     let where = `id = ${p(taskId)} AND status IN (${from.map(p).join(', ')})`;
     if (guard.attempt !== undefined) where += ` AND attempt = ${p(guard.attempt)}`;

@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { returningRows } from '../database/sql.js';
 
 /**
  * What the delivery SQL writes differently on SQLite and PostgreSQL. SQLite has one connection and takes the
@@ -82,9 +83,7 @@ export class PostgresDialect implements DeliveryDialect {
     _keys: readonly string[],
     key = 'id',
   ): Promise<Set<string>> {
-    // TypeORM answers PostgreSQL's UPDATE … RETURNING with [rows, count].
-    const result = await em.query<unknown>(`${update} RETURNING ${key}`, values);
-    const rows = Array.isArray(result) && Array.isArray(result[0]) ? (result[0] as Array<Record<string, string>>) : [];
+    const rows = returningRows<Record<string, string>>(await em.query<unknown>(`${update} RETURNING ${key}`, values));
     return new Set(rows.map((r) => r[key]));
   }
 }

@@ -11,8 +11,6 @@ export interface DeliveryDialect {
   params(count: number, from?: number): string;
   /** Appended to a SELECT whose rows the transaction will update (row locks on PostgreSQL). */
   readonly lockRows: string;
-  /** A condition on rows read earlier in the transaction that an UPDATE must check again (PostgreSQL only). */
-  recheck(condition: string): string;
   /** Runs an UPDATE of the rows with these keys (column `key`) and answers the keys of the rows it changed. */
   changed(
     em: EntityManager,
@@ -41,10 +39,6 @@ export class SqliteDialect implements DeliveryDialect {
     return Array.from({ length: count }, () => '?').join(', ');
   }
 
-  recheck(): string {
-    return '';
-  }
-
   indexedBy(name: string): string {
     return `INDEXED BY ${name}`;
   }
@@ -66,10 +60,6 @@ export class PostgresDialect implements DeliveryDialect {
 
   params(count: number, from = 1): string {
     return Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');
-  }
-
-  recheck(condition: string): string {
-    return condition;
   }
 
   indexedBy(): string {

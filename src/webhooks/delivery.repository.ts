@@ -230,10 +230,11 @@ export class DeliveryRepository {
 
   /** Pending → sending, its attempt counted. Answers the ids this claim won. */
   claim(em: EntityManager, ids: readonly string[], now: Date): Promise<Set<string>> {
-    // SQLite: the key alone keeps the lookup on the primary key (see claimRows); the write lock keeps them pending.
+    // The status is checked again for PostgreSQL, whose transactions run side by side (on SQLite the write lock
+    // keeps the rows as claimIn read them), written byKey so the lookup stays on the primary key.
     return this.dialect.changed(
       em,
-      `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.p(1)} WHERE id IN (${this.p(ids.length, 2)})${this.dialect.recheck(" AND status = 'pending'")}`,
+      `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.p(1)} WHERE id IN (${this.p(ids.length, 2)}) AND ${byKey('status')} = 'pending'`,
       [now.getTime(), ...ids],
       ids,
     );

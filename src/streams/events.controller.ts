@@ -79,7 +79,9 @@ export class EventsController {
         clearInterval(heartbeat);
         if (res.writableEnded) return;
         res.write(`: ${CLOSE_COMMENTS[reason]}\n\n`);
-        res.end();
+        // The connection ends with the stream (not kept alive for another request): the client reconnects anew.
+        const socket = req.raw.socket;
+        res.end(() => socket.end());
         // A client that does not read would hold the socket (and its buffer) until it does.
         setTimeout(() => res.destroy(), 1_000).unref();
       },

@@ -283,8 +283,25 @@ describe(`tenant-wide streams (${testDb()}, api and worker as separate processes
     { timeout: 180_000 },
     async () => {
       const { key } = await createKey(`tslow${randomBytes(3).toString('hex')}`);
-      // History to catch up on, more than the kernel's socket buffers (up to 4 MB each) take without the client reading.
-      const ids = await createTasks(key, 1000, 50);
+      // History to catch up on, more than the kernel's socket buffers (up to 4 MB each) take without the client
+      // reading: instant tasks whose completed event carries ten results with a 4,000-character revised prompt each
+      // (~40 kB), 300 of them (~12 MB), rather than thousands of small events that take minutes to make.
+      const ids: string[] = [];
+      for (let i = 0; i < 300; i += 25) {
+        const made = await Promise.all(
+          Array.from({ length: 25 }, async (_, j) => {
+            const res = await call(key, 'POST', '/v1/images/generations/async', {
+              model: 'm',
+              prompt: `${i + j} ${'x'.repeat(3_990)}`,
+              n: 10,
+              simulate: { duration_ms: 0 },
+            });
+            expect(res.status).toBe(202);
+            return ((await res.json()) as { task_id: string }).task_id;
+          }),
+        );
+        ids.push(...made);
+      }
       await allTerminal(key, ids);
       const total = (await allEvents(key)).length;
       const metric = async () => {

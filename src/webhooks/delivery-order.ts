@@ -25,3 +25,26 @@ export function mustWait(candidates: readonly OrderKey[], sending: readonly Orde
   for (const d of candidates) if (d.taskId && d.sequence > lowest.get(laneOf(d))!) wait.add(d.id);
   return wait;
 }
+
+/**
+ * How long each candidate that must wait for its lane waits (ms). While an earlier event of its lane is on the wire,
+ * or claimed with it (mustWait): `shortMs`, to look again soon. Else, while an earlier one is still pending (a retry,
+ * a hold for an open circuit or a rate limit, or not taken yet; `earlierDue`: by candidate id, when the earliest of
+ * those is due, epoch ms): until that one is due, and `shortMs` at least. The others are absent: they may go.
+ */
+export function laneWaits(
+  candidates: readonly OrderKey[],
+  sending: readonly OrderKey[],
+  earlierDue: ReadonlyMap<string, number>,
+  now: number,
+  shortMs: number,
+): Map<string, number> {
+  const waits = new Map<string, number>();
+  const busy = mustWait(candidates, sending);
+  for (const d of candidates) {
+    if (!d.taskId) continue;
+    if (busy.has(d.id)) waits.set(d.id, shortMs);
+    else if (earlierDue.has(d.id)) waits.set(d.id, Math.max(shortMs, earlierDue.get(d.id)! - now));
+  }
+  return waits;
+}

@@ -22,8 +22,11 @@ export interface Dispatchable {
   inBatches: boolean;
 }
 
-/** A row as the claim reads it: the delivery, and the lowest sequence of its lane (task + target) on the wire. */
-export type ClaimRow = Record<string, unknown> & { status: unknown; lane_on_wire: unknown };
+/**
+ * A row as the claim reads it: the delivery, the lowest sequence of its lane (task + target) on the wire, and when
+ * the earliest of the lane's earlier events still pending is due (epoch ms; null when there is none).
+ */
+export type ClaimRow = Record<string, unknown> & { status: unknown; lane_on_wire: unknown; earlier_due: unknown };
 
 /**
  * Every SQL statement of delivery: the outbox rows, claims, attempt records, the relay's and the sweeper's
@@ -85,7 +88,7 @@ export class DeliveryRepository {
         )
         .join(' OR ');
       await em.query(
-        `UPDATE deliveries SET status = 'superseded', updated_at = ${this.p(1)}, completed_at = ${this.p(1, 2)}, last_error = 'superseded by event ' || CAST(CASE ${cases} END AS VARCHAR) WHERE event_type = 'task.progress' AND ${byKey('status')} = 'pending' AND (${lanesWhere})`,
+        `UPDATE deliveries SET status = 'superseded', updated_at = ${this.p(1)}, completed_at = ${this.p(1, 2)}, last_error = 'superseded by event ' || CAST(CASE ${cases} END AS VARCHAR) WHERE event_type = 'task.progress' AND ${byKey('status')} = 'pending' AND batch_id IS NULL AND (${lanesWhere})`,
         values,
       );
     }
@@ -183,11 +186,12 @@ export class DeliveryRepository {
   /**
    * The rows asked for, by primary key only (the status is checked by the caller: with `status` in the WHERE,
    * SQLite without statistics walks the (status, next_attempt_at) index over the whole backlog), each with the
-   * lowest sequence of its lane now on the wire, which is all the ordering rule needs.
+   * lowest sequence of its lane now on the wire and when its lane's earlier pending events are due, which is all
+   * the ordering rule needs (laneWaits). Both read the lane's (task_id, target, sequence) index.
    */
   claimRows(em: EntityManager, ids: readonly string[]): Promise<ClaimRow[]> {
     return em.query<ClaimRow[]>(
-      `SELECT d.*, (SELECT MIN(s.sequence) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'sending') AS lane_on_wire FROM deliveries d WHERE d.id IN (${this.p(ids.length)})`,
+      `SELECT d.*, (SELECT MIN(s.sequence) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'sending') AS lane_on_wire, (SELECT MIN(s.next_attempt_at) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.sequence < d.sequence AND ${byKey('s.status')} = 'pending') AS earlier_due FROM deliveries d WHERE d.id IN (${this.p(ids.length)})`,
       [...ids],
     );
   }

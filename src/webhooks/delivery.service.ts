@@ -18,7 +18,7 @@ import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure 
 import { DeliveryRepository } from './delivery.repository.js';
 import { TaskTraces } from '../observability/task-traces.js';
 import { startClientSpan, type ClientSpan } from '../observability/tracing.js';
-import { mustWait } from './delivery-order.js';
+import { laneWaits } from './delivery-order.js';
 import { DeliveryRateLimits, RateBucket, rateBuckets } from './rate-limits.js';
 import { batchBody, batchLeavesAt, fillBatches } from './batch-rules.js';
 import { EndpointHealth } from './endpoint-health.js';
@@ -500,7 +500,12 @@ export class DeliveryService {
         ? []
         : [{ id: '', taskId: r.task_id as string, target: r.target as string, sequence: Number(r.lane_on_wire) }],
     );
-    const waiting = mustWait(rows, onWire);
+    const earlierDue = new Map(
+      found.flatMap((r) =>
+        r.earlier_due === null || r.earlier_due === undefined ? [] : [[r.id as string, Number(r.earlier_due)] as const],
+      ),
+    );
+    const waiting = laneWaits(rows, onWire, earlierDue, Date.now(), ORDER_WAIT_MS);
 
     const circuits = await this.repo.circuits(
       em,
@@ -516,7 +521,7 @@ export class DeliveryService {
       if (toRelay.has(id)) return { kind: 'skipped', toRelay: true };
       const row = byId.get(id);
       if (!row || claimed.has(id)) return { kind: 'skipped' };
-      if (waiting.has(id)) return { kind: 'wait' };
+      if (waiting.has(id)) return { kind: 'wait', delayMs: waiting.get(id) };
       const target = this.resolveTarget(row, endpoints, now);
       if ('refused' in target) return { kind: 'refused', reason: target.refused };
       const circuit = circuits.get(row.url);

@@ -13,6 +13,10 @@ let receiver: Receiver;
 const down = new Set<string>();
 // Paths whose requests the receiver answers only after a while.
 const slowPaths = new Set<string>();
+// Paths whose next n requests fail.
+const failNext = new Map<string, number>();
+// The requests answered 2xx, in the order they came.
+const answeredOk: ReceivedWebhook[] = [];
 
 // Ten attempts 100 ms apart: without a circuit, a receiver down for 3 s would use them all up in under a second.
 const ATTEMPTS = 10;
@@ -24,8 +28,13 @@ beforeAll(async () => {
     CIRCUIT_COOLDOWN_MS: '300',
   });
   receiver = await startReceiver({
-    respond: (req) =>
-      down.has(req.path) ? { status: 503 } : { status: 200, delayMs: slowPaths.has(req.path) ? 1_500 : 0 },
+    respond: (req) => {
+      const failing = failNext.get(req.path) ?? 0;
+      if (failing > 0) failNext.set(req.path, failing - 1);
+      if (down.has(req.path) || failing > 0) return { status: 503 };
+      answeredOk.push(req);
+      return { status: 200, delayMs: slowPaths.has(req.path) ? 1_500 : 0 };
+    },
   });
 });
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -88,6 +97,41 @@ describe('circuit breaker', () => {
     await eventually(async () =>
       (await h.api('GET', `/v1/webhooks/${e.id}`)).body.circuit === 'closed' ? true : undefined,
     );
+  }, 30_000);
+
+  it("keeps each task's order when the circuit closes on the events it held", async () => {
+    const e = await endpoint('/held', { events: [...LIFECYCLE, 'webhook.test'] });
+    down.add('/held');
+    for (let i = 0; i < 3; i++) await h.api('POST', `/v1/webhooks/${e.id}/test`);
+    await eventually(async () =>
+      (await h.api('GET', `/v1/webhooks/${e.id}`)).body.circuit === 'open' ? true : undefined,
+    );
+    // Their events all wait for the circuit, then become due together.
+    const ids = await createTasks(h.baseUrl, h.apiKey, 5);
+    await eventually(
+      async () => {
+        const tasks = await Promise.all(ids.map(async (id) => (await h.api('GET', `/v1/tasks/${id}`)).body));
+        return tasks.every((t) => t.status === 'completed') ? true : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
+    down.delete('/held');
+    const taskHooks = () => answeredOk.filter((r) => r.path === '/held' && String(r.body?.type).startsWith('task.'));
+    await eventually(async () => (taskHooks().length >= ids.length * LIFECYCLE.length ? true : undefined), {
+      timeoutMs: 20_000,
+    });
+    expectEachOnceInOrder(taskHooks(), ids);
+  }, 60_000);
+
+  it('sends nothing of a task past an earlier event of it that waits for its retry', async () => {
+    await endpoint('/flaky', { events: LIFECYCLE });
+    failNext.set('/flaky', 1);
+    const ids = await createTasks(h.baseUrl, h.apiKey, 3);
+    const hooks = () => answeredOk.filter((r) => r.path === '/flaky');
+    await eventually(async () => (hooks().length >= ids.length * LIFECYCLE.length ? true : undefined), {
+      timeoutMs: 20_000,
+    });
+    expectEachOnceInOrder(hooks(), ids);
   }, 30_000);
 });
 

@@ -151,6 +151,27 @@ describe('claim', () => {
     expect(await service.deliver(later.id)).toMatchObject({ outcome: 'succeeded' });
     await service.settled();
   });
+
+  it('holds a later event behind an earlier one still pending (a retry, a held circuit) until that one is due', async () => {
+    const { planner, uow, service } = core();
+    const taskId = uuidv7();
+    const earlier = await pendingDelivery(planner, taskId, 1, false, 'task.started');
+    const later = await pendingDelivery(planner, taskId, 2);
+    const retryAt = Date.now() + 60_000;
+    await uow.run((em) => em.update(Delivery, { id: earlier.id }, { nextAttemptAt: new Date(retryAt), attempts: 1 }));
+    const run = await service.deliver(later.id);
+    expect(run).toMatchObject({ outcome: 'wait' });
+    // It looks again when the earlier one is due, not every few milliseconds meanwhile.
+    expect((run as { delayMs: number }).delayMs).toBeGreaterThan(55_000);
+    expect((await row(later.id)).status).toBe('pending');
+    // Due again: the earlier one goes first, then the later one.
+    await uow.run((em) => em.update(Delivery, { id: earlier.id }, { nextAttemptAt: new Date() }));
+    expect(await service.deliver(later.id)).toMatchObject({ outcome: 'wait' });
+    expect(await service.deliver(earlier.id)).toMatchObject({ outcome: 'succeeded' });
+    await service.settled();
+    expect(await service.deliver(later.id)).toMatchObject({ outcome: 'succeeded' });
+    await service.settled();
+  });
 });
 
 describe('supersede', () => {
@@ -162,18 +183,22 @@ describe('supersede', () => {
     const aDone = await pendingDelivery(planner, a, 3, false, 'task.completed');
     const b2 = await pendingDelivery(planner, b, 2, false, 'task.progress');
     const b5 = await pendingDelivery(planner, b, 5, false, 'task.progress');
+    // In a batch that failed and waits for its retry: the batch goes again as it was formed.
+    const inBatch = await pendingDelivery(planner, b, 1, false, 'task.progress');
+    await uow.run((em) => em.update(Delivery, { id: inBatch.id }, { batchId: inBatch.id, attempts: 1 }));
     await uow.run((em) =>
       repo.supersedeStaleProgress(em, [
         { taskId: a, target: REQUEST_TARGET, sequence: 4 },
         { taskId: b, target: REQUEST_TARGET, sequence: 3 },
       ]),
     );
-    const seen = await Promise.all([a2, a3, aDone, b2, b5].map((d) => row(d.id)));
+    const seen = await Promise.all([a2, a3, aDone, b2, b5, inBatch].map((d) => row(d.id)));
     expect(seen.map((d) => [d.status, d.lastError])).toEqual([
       ['superseded', 'superseded by event 4'],
       ['superseded', 'superseded by event 4'],
       ['pending', null],
       ['superseded', 'superseded by event 3'],
+      ['pending', null],
       ['pending', null],
     ]);
     expect(seen[0].completedAt).toBeInstanceOf(Date);

@@ -178,6 +178,14 @@ describe('loadConfig', () => {
     }
   });
 
+  it('names the kind a value must be before its range when it is not a number at all', () => {
+    expect(() => loadConfig({ WEBHOOK_HOST_RATE_LIMIT_PER_SECOND: 'abc' })).toThrow(
+      /WEBHOOK_HOST_RATE_LIMIT_PER_SECOND must be an integer number \(got "abc"\)/,
+    );
+    expect(() => loadConfig({ CIRCUIT_FAILURES: 'x' })).toThrow(/CIRCUIT_FAILURES must be an integer number/);
+    expect(() => loadConfig({ CIRCUIT_FAILURES: '20000' })).toThrow(/CIRCUIT_FAILURES must not be greater than 10000/);
+  });
+
   it('ignores empty variables', () => {
     expect(loadConfig({ PORT: '' }).port).toBe(3000);
   });

@@ -407,7 +407,9 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
   const errors = validateSync(vars, { whitelist: true, forbidUnknownValues: false });
   if (errors.length > 0) {
     const first = errors[0];
-    const message = Object.values(first.constraints ?? {})[0] ?? 'is invalid';
+    // A value of the wrong kind is told its kind (isInt, isIn, …) before any range it also misses.
+    const constraints = Object.entries(first.constraints ?? {});
+    const message = (constraints.find(([name]) => name.startsWith('is')) ?? constraints[0])?.[1] ?? 'is invalid';
     throw new ConfigError(`Invalid configuration: ${message} (got "${raw[first.property]}").`);
   }
   const field = <T>(name: string, parse: () => T): T => {

@@ -14,7 +14,9 @@ export function httpAdapter(bodyLimitBytes: number): FastifyAdapter {
   return new FastifyAdapter({
     bodyLimit: bodyLimitBytes,
     // Routes answer with or without a trailing slash (/v1/tasks/ is /v1/tasks), as they did on Express.
-    routerOptions: { ignoreTrailingSlash: true },
+    // maxParamLength: a path segment longer than Fastify's 100 characters would be its own 414 JSON, not problem+json;
+    // with room, an overlong name or id reaches the route and is refused there (422 / 404) like any other.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2_048 },
     // While closing, a request on a kept-alive connection is still answered by Herald (and told Connection: close),
     // not with Fastify's own 503 body, which is not problem+json.
     return503OnClosing: false,

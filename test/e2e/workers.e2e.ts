@@ -383,6 +383,18 @@ describe('bad input', () => {
     const unknown = await beat('019adbd6-2a3e-7d4c-9b1e-2f4a5c6d7e8f_0123456789abcdef01234567');
     expect(unknown.status).toBe(404);
     expect(unknown.body.code).toBe('lease_not_found');
+    // Longer than Fastify's own 100-character limit on a path segment: still Herald's 404, as problem+json.
+    const long = await beat('x'.repeat(300));
+    expect([long.status, long.headers.get('content-type')]).toEqual([404, expect.stringContaining('problem+json')]);
+    // An array over its bound is refused by its size alone (src/common/validation.spec.ts: 100,000 elements).
+    const many = await worker('POST', '/v1/worker/leases', {
+      worker_id: 'w',
+      models: Array.from({ length: 400 }, (_, i) => `m${i}`),
+    });
+    expect([many.status, many.body.errors]).toEqual([
+      422,
+      [{ field: 'models', message: 'models must contain no more than 100 elements' }],
+    ]);
     for (const body of [
       { worker_id: 'w' },
       { worker_id: 'w', models: [] },
@@ -411,6 +423,12 @@ describe('bad input', () => {
     expect((await worker('PUT', `/v1/worker/leases/${job.lease_id}/artifacts/.hidden`, Buffer.from('x'))).status).toBe(
       422,
     );
+    const longName = await worker(
+      'PUT',
+      `/v1/worker/leases/${job.lease_id}/artifacts/${'a'.repeat(101)}`,
+      Buffer.from('x'),
+    );
+    expect([longName.status, longName.body.code]).toEqual([422, 'validation_failed']);
     const smuggled = await h.api('POST', '/v1/videos/generations/async', JSON.stringify({ model: m, prompt: 'p' }), {
       'content-type': 'application/x-herald-raw-upload',
     });

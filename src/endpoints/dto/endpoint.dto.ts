@@ -2,8 +2,8 @@ import { OmitType, PartialType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ValidateNested } from 'class-validator';
 import {
+  ArrayMaxSize,
   ArrayMinSize,
-  ArrayUnique,
   IsArray,
   IsIn,
   IsInt,
@@ -18,6 +18,7 @@ import {
   Min,
 } from 'class-validator';
 import { SUBSCRIBABLE } from '../../events/event-catalogue.js';
+import { UniqueItems } from '../../common/validation.js';
 
 const SECRET = /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/;
 
@@ -43,7 +44,8 @@ export class CreateEndpointDto {
   @IsOptional()
   @IsArray()
   @ArrayMinSize(1)
-  @ArrayUnique()
+  @ArrayMaxSize(SUBSCRIBABLE.length)
+  @UniqueItems()
   @IsIn(SUBSCRIBABLE, { each: true, message: `each event must be one of ${SUBSCRIBABLE.join(', ')}` })
   events?: string[];
 

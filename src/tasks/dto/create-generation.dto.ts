@@ -1,7 +1,6 @@
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
-  ArrayUnique,
   IsArray,
   IsIn,
   IsInt,
@@ -16,6 +15,7 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
+import { UniqueItems } from '../../common/validation.js';
 
 export const WEBHOOK_EVENT_NAMES = ['progress', 'completed', 'failed', 'cancelled'] as const;
 export type WebhookEventName = (typeof WEBHOOK_EVENT_NAMES)[number];
@@ -132,7 +132,8 @@ export class CreateGenerationDto {
 
   @IsOptional()
   @IsArray()
-  @ArrayUnique()
+  @ArrayMaxSize(WEBHOOK_EVENT_NAMES.length)
+  @UniqueItems()
   @IsIn(WEBHOOK_EVENT_NAMES, { each: true })
   webhook_events?: WebhookEventName[];
 

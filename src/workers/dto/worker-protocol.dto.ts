@@ -2,7 +2,6 @@ import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   ArrayMinSize,
-  ArrayUnique,
   IsArray,
   IsBoolean,
   IsIn,
@@ -17,6 +16,7 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
+import { UniqueItems } from '../../common/validation.js';
 
 export const WORKER_ID = /^[A-Za-z0-9._:@/-]{1,200}$/;
 export const MODEL_GLOB = /^[^\s]{1,200}$/;
@@ -34,7 +34,7 @@ export class LeaseRequestDto {
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(100)
-  @ArrayUnique()
+  @UniqueItems()
   @IsString({ each: true })
   @Matches(MODEL_GLOB, { each: true, message: 'each model must be 1–200 characters without spaces (* is a wildcard)' })
   models: string[];
@@ -42,7 +42,8 @@ export class LeaseRequestDto {
   @IsOptional()
   @IsArray()
   @ArrayMinSize(1)
-  @ArrayUnique()
+  @ArrayMaxSize(2)
+  @UniqueItems()
   @IsIn(['video', 'image'], { each: true })
   kinds?: Array<'video' | 'image'>;
 

@@ -1,11 +1,13 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { DataSource, In } from 'typeorm';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ApiKeysService, type Principal } from '../auth/api-keys.service.js';
+import { bearerToken } from '../auth/keys.js';
+import { WorkerTokensService } from '../auth/worker-tokens.service.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { Task } from '../tasks/task.entity.js';
@@ -51,6 +53,7 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
     private readonly adapterHost: HttpAdapterHost,
     private readonly streams: TenantStreams,
     private readonly keys: ApiKeysService,
+    private readonly workerTokens: WorkerTokensService,
     @InjectDataSource() private readonly db: DataSource,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {}
@@ -94,6 +97,8 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
     let principal: Principal | null = null;
     if (req.headers.authorization !== undefined) {
       principal = await this.keys.authenticate(req.headers.authorization);
+      if (!principal && (await this.workerTokens.authenticate(bearerToken(req.headers.authorization))))
+        return refuse(socket, 403, 'forbidden', WORKER_TOKEN_HERE);
       if (!principal)
         return refuse(socket, 401, 'unauthorized', 'A valid API key is required: send "Authorization: Bearer <key>".');
     }
@@ -102,7 +107,7 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
 
   private connected(ws: WebSocket, principal: Principal | null): void {
     ws.on('pong', () => this.missed.set(ws, 0));
-    const session = new WsSession(ws, this.streams, this.keys, this.db);
+    const session = new WsSession(ws, this.streams, this.keys, this.workerTokens, this.db);
     if (principal) session.start(principal);
     else {
       const timer = setTimeout(() => session.authenticationMissing(), AUTH_TIMEOUT_MS);
@@ -115,9 +120,11 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
   }
 }
 
+const WORKER_TOKEN_HERE = 'A worker token is valid only on /v1/worker/* routes; use an API key here.';
+
 /** An HTTP answer on a socket that will not be upgraded: problem+json, then close. */
 function refuse(socket: Duplex, status: number, code: string, detail: string): void {
-  const title = status === 401 ? 'Unauthorized' : 'Not Found';
+  const title = STATUS_CODES[status] ?? 'Error';
   const body = JSON.stringify({ type: 'about:blank', title, status, detail, code });
   const extra = status === 401 ? 'WWW-Authenticate: Bearer realm="herald"\r\n' : '';
   socket.end(
@@ -137,6 +144,7 @@ class WsSession {
     private readonly ws: WebSocket,
     private readonly streams: TenantStreams,
     private readonly keys: ApiKeysService,
+    private readonly workerTokens: WorkerTokensService,
     private readonly db: DataSource,
   ) {}
 
@@ -202,10 +210,13 @@ class WsSession {
       msg = JSON.parse(text ?? '') as ClientMessage;
       if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') throw new Error('no type');
     } catch {
-      return this.error(
+      this.error(
         'invalid_message',
         'Messages are JSON text objects with a "type": auth, subscribe, unsubscribe or ping.',
       );
+      // Before authentication, any message other than auth ends the connection.
+      if (!this.principal) this.ws.close(1008, 'authentication required');
+      return;
     }
     if (!this.principal) {
       if (msg.type !== 'auth') {
@@ -219,7 +230,8 @@ class WsSession {
       const principal = await this.keys.authenticate(`Bearer ${key}`);
       if (this.ended) return;
       if (!principal) {
-        this.error('unauthorized', 'That API key is not valid.');
+        if (await this.workerTokens.authenticate(key)) this.error('forbidden', WORKER_TOKEN_HERE);
+        else this.error('unauthorized', 'That API key is not valid.');
         return void this.ws.close(1008, 'invalid api key');
       }
       await this.authenticated(principal);

@@ -336,7 +336,8 @@ export class TenantStreams implements BeforeApplicationShutdown {
     } else {
       sub.filter = filter;
       // Same starting point, new filter: a live subscription stays live, a catch-up in flight reads with it.
-      if (after === undefined) return sub.last;
+      // A connection sends each event once, in cursor order: an `after` below what it sent already replays from there.
+      if (after === undefined || after <= sub.last) return sub.last;
       sub.last = after;
     }
     if (after !== undefined) {

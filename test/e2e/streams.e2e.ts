@@ -24,6 +24,7 @@ const cleanups: Array<() => Promise<unknown>> = [];
 let env: Record<string, string>;
 let api: Awaited<ReturnType<typeof spawnHerald>>;
 let mainKey: string;
+let workerToken: string;
 
 async function createKey(tenant: string): Promise<{ id: string; key: string }> {
   const created = await runCli(['keys', 'create', '--tenant', tenant], env);
@@ -168,11 +169,13 @@ beforeAll(async () => {
   const db = await createTestDatabase(dataDir);
   cleanups.push(() => db.drop());
   mainKey = `hk_streams_${randomBytes(12).toString('hex')}`;
+  workerToken = `hw_streams_${randomBytes(12).toString('hex')}`;
   env = {
     DATA_DIR: dataDir,
     DATABASE_URL: db.url,
     QUEUE_PREFIX: `hs${randomBytes(3).toString('hex')}`,
     BOOTSTRAP_API_KEY: mainKey,
+    BOOTSTRAP_WORKER_TOKEN: workerToken,
     ENCRYPTION_KEY: randomBytes(32).toString('base64'),
     SWEEP_INTERVAL_MS: '200',
     GENERATION_CONCURRENCY: '50',
@@ -234,6 +237,22 @@ describe(`tenant-wide streams (${testDb()}, api and worker as separate processes
       sse.close();
     },
   );
+
+  it('sends each event once, in cursor order, when a connection subscribes again with an earlier after', async () => {
+    const { key } = await createKey(`tre${randomBytes(3).toString('hex')}`);
+    const [x, y] = await createTasks(key, 2, 0);
+    await allTerminal(key, [x, y]);
+    const ws = await openWs({ key });
+    ws.send({ type: 'subscribe', task_ids: [x], after: '0' });
+    await eventually(async () => (ws.events().some((e) => e.event.type === 'task.completed') ? true : undefined));
+    ws.send({ type: 'subscribe', task_ids: [y], after: '0' });
+    ws.send({ type: 'ping' });
+    await ws.next('pong');
+    const cursors = ws.events().map((e) => e.cursor);
+    expect(cursors).toEqual([...new Set(cursors)].sort());
+    expect(ws.events().filter((e) => e.event.task_id === x)).toHaveLength(3);
+    ws.ws.close();
+  });
 
   it(
     'resumes after a disconnect mid-run from the last cursor, with nothing missing or repeated',
@@ -339,6 +358,13 @@ describe(`tenant-wide streams (${testDb()}, api and worker as separate processes
 
   it('authenticates by header or by a first message, and refuses anything else', async () => {
     await expect(openWs({ key: 'hk_not_a_key_at_all_000000' })).rejects.toMatchObject({ status: 401 });
+    // A worker token is the wrong kind of credential here, as on every tenant route.
+    await expect(openWs({ key: workerToken })).rejects.toMatchObject({ status: 403 });
+    const notJson = await openWs();
+    notJson.ws.send('hello');
+    expect(await notJson.next('error')).toMatchObject({ code: 'invalid_message' });
+    await eventually(async () => notJson.closed());
+    expect(notJson.closed()!.code).toBe(1008);
     const byMessage = await openWs();
     byMessage.send({ type: 'auth', api_key: mainKey });
     byMessage.send({ type: 'subscribe', task_ids: '*', types: ['task.completed'] });

@@ -27,7 +27,7 @@ function arrayLimitsOf(dto: new (...args: never[]) => unknown): Array<[string, n
   if (!limits) {
     limits = getMetadataStorage()
       .getTargetValidationMetadatas(dto, '', true, false)
-      .filter((m) => m.name === 'arrayMaxSize' || m.type === 'arrayMaxSize')
+      .filter((m) => m.name === 'arrayMaxSize')
       .map((m) => [m.propertyName, Number(m.constraints[0])] as [string, number]);
     arrayLimits.set(dto, limits);
   }

@@ -65,10 +65,10 @@ export class DeliveryRepository {
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) await insertMany(em, Delivery, rows.slice(i, i + INSERT_CHUNK));
   }
 
-  /** Progress not yet sent is worthless once a newer event for the same target exists. */
   /**
-   * The unsent progress of these lanes (task + target) older than their newer event is superseded: one statement for
-   * a round's lanes, each term on the (task_id, target, sequence) index.
+   * Progress not yet sent is worthless once a newer event for the same target exists: the unsent progress of these
+   * lanes (task + target) older than their newer event is superseded, one statement for a round's lanes, each term
+   * on the (task_id, target, sequence) index.
    */
   async supersedeStaleProgress(
     em: EntityManager,

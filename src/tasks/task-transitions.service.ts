@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { entityFromRow, insertMany, setList, Sql, together } from '../database/sql.js';
+import { insertMany, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
@@ -15,42 +15,17 @@ import type { Delivery } from '../webhooks/delivery.entity.js';
 import { Outbox } from '../webhooks/outbox.js';
 import { claimCursors, countByTenant } from './event-cursor.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
-import { isTerminal, sourcesOf, TaskStatus } from './task-state.js';
+import { isTerminal, TaskStatus } from './task-state.js';
 import { Task } from './task.entity.js';
 import { taskView } from './task-view.js';
+import { fromOf, Guard, groupByShape, TaskPatch, TaskUpdate, updateTasks } from './task-updates.js';
 
-/**
- * `lease`: the change also needs the task's lease to be this one (`id`, or none when null) and, with `liveAt`,
- * unexpired at that time, so a worker's change can never overtake a lease that replaced or outlived its own.
- */
-type Guard = { from?: TaskStatus[]; attempt?: number; lease?: { id: string | null; liveAt?: Date } };
-export interface Change {
-  taskId: string;
-  to: TaskStatus;
-  patch: TaskPatch;
-  guard: Guard;
+export type { Guard, TaskPatch } from './task-updates.js';
+
+export interface Change extends TaskUpdate {
   /** The task's tenant, when the caller has read the task: with a guard naming exactly one `from`, see applyRound. */
   tenantId?: string;
 }
-
-export type TaskPatch = Partial<
-  Pick<
-    Task,
-    | 'progress'
-    | 'message'
-    | 'result'
-    | 'error'
-    | 'errorCode'
-    | 'startedAt'
-    | 'completedAt'
-    | 'attempt'
-    | 'deadlineAt'
-    | 'leaseId'
-    | 'leaseWorkerId'
-    | 'leaseExpiresAt'
-    | 'leaseCount'
-  >
->;
 
 /** The event each status change reports. Timed-out tasks report as failures (status "timedout" in the data). */
 export function eventTypeFor(to: TaskStatus, from?: TaskStatus): TaskEventType {
@@ -237,20 +212,31 @@ export class TaskTransitions {
     const applied: Array<{ at: number; taskId: string; type: TaskEventType; task: Task }> = [];
     const waves = wavesOf(batch.map((c) => c.taskId));
     for (const [w, wave] of waves.entries()) {
-      // Different tasks, different rows: the wave's UPDATEs go together, the first with the lookup of the
-      // endpoints the round's events are offered to.
-      const updates = wave.map((at) => () => this.update(em, batch[at], status.get(batch[at].taskId)));
+      // Different tasks, different rows: the wave's changes go as one UPDATE per shape (task-updates.ts), those
+      // together, the first with the lookup of the endpoints the round's events are offered to.
+      const allowed = wave.filter((at) => {
+        const before = status.get(batch[at].taskId);
+        return before !== undefined && fromOf(batch[at]).includes(before);
+      });
+      const groups = groupByShape(allowed.map((at) => batch[at])).map((g) => g.map((i) => allowed[i]));
+      const updates = groups.map(
+        (g) => () =>
+          updateTasks(
+            em,
+            g.map((at) => batch[at]),
+          ),
+      );
       const lookup = async () => (
         (endpoints = await this.outbox.endpointsOf(
           em,
           current.map((t) => t.tenantId),
         )),
-        true
+        []
       );
-      const done = (await together<Task | boolean | null>(em, w === 0 ? [...updates, lookup] : updates)).slice(
-        0,
-        wave.length,
-      ) as Array<Task | null>;
+      const answers = await together<Array<Task | null>>(em, w === 0 ? [...updates, lookup] : updates);
+      const byAt = new Map<number, Task | null>();
+      groups.forEach((g, k) => g.forEach((at, i) => byAt.set(at, answers[k][i])));
+      const done = wave.map((at) => byAt.get(at) ?? null);
       // Each UPDATE returns its row as changed, so each event shows its own state, also of a task changed twice.
       const changed = wave.flatMap((at, i) =>
         done[i]
@@ -280,37 +266,6 @@ export class TaskTransitions {
       cursors,
     );
     return result;
-  }
-
-  /**
-   * One conditional UPDATE, when the state machine allows it from `before`; answers the task as changed (its row,
-   * returned by the same statement), or null when no row changed. Written once here rather than through TypeORM's
-   * UpdateQueryBuilder, which composed the statement again for every change.
-   */
-  private async update(
-    em: EntityManager,
-    { taskId, to, patch, guard }: Change,
-    before: TaskStatus | undefined,
-  ): Promise<Task | null> {
-    const from = guard.from ?? sourcesOf(to);
-    if (!before || !from.includes(before)) return null;
-    const sql = new Sql(em.connection);
-    const params: unknown[] = [];
-    // Placeholders are taken in the order they appear in the text (SQLite's ? are positional).
-    const p = (value: unknown) => (params.push(value), sql.params(1, params.length));
-    const set = setList(em, Task, { ...patch, status: to, updatedAt: new Date() }, p);
-    let where = `id = ${p(taskId)} AND status IN (${from.map(p).join(', ')})`;
-    if (guard.attempt !== undefined) where += ` AND attempt = ${p(guard.attempt)}`;
-    if (guard.lease) {
-      where += guard.lease.id === null ? ' AND lease_id IS NULL' : ` AND lease_id = ${p(guard.lease.id)}`;
-      if (guard.lease.liveAt) where += ` AND lease_expires_at > ${p(guard.lease.liveAt.getTime())}`;
-    }
-    const rows = await sql.updateReturning<Record<string, unknown>>(
-      em,
-      `UPDATE tasks SET ${set}, last_sequence = last_sequence + 1 WHERE ${where} RETURNING *`,
-      params,
-    );
-    return rows.length ? entityFromRow(em, Task, rows[0]) : null;
   }
 
   /** Events of several tasks in one multi-row INSERT, with their deliveries planned together. */

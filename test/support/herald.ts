@@ -15,9 +15,11 @@ export interface TestDatabase {
 }
 
 /** A fresh database for one test file: a temp SQLite file, or a new PostgreSQL database next to `test`. */
-export async function createTestDatabase(dataDir: string): Promise<TestDatabase> {
-  if (testDb() === 'sqlite')
-    return { url: `sqlite:${path.join(dataDir, 'herald.sqlite')}`, drop: async () => undefined };
+export async function createTestDatabase(
+  dataDir: string,
+  kind: 'sqlite' | 'postgres' = testDb(),
+): Promise<TestDatabase> {
+  if (kind === 'sqlite') return { url: `sqlite:${path.join(dataDir, 'herald.sqlite')}`, drop: async () => undefined };
   const name = `herald_t_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();

@@ -1,8 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataSource } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
@@ -13,7 +11,7 @@ import { ENTITIES } from '../../src/entities.js';
 import { Task } from '../../src/tasks/task.entity.js';
 import type { TaskStatus } from '../../src/tasks/task-state.js';
 import { groupByShape, updateTasks, type TaskUpdate } from '../../src/tasks/task-updates.js';
-import { PG_ADMIN_URL } from '../support/herald.js';
+import { createTestDatabase } from '../support/herald.js';
 
 const progress = (taskId: string, percent: number, attempt: number): TaskUpdate => ({
   taskId,
@@ -52,29 +50,14 @@ describe('groupByShape', () => {
 describe.each(['sqlite', 'postgres'] as const)('updateTasks on %s', (kind) => {
   let dir: string;
   let db: DataSource;
-  let dropPg: (() => Promise<void>) | undefined;
+  let drop: (() => Promise<void>) | undefined;
   const tenantId = uuidv7();
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'herald-updates-'));
-    let url = `sqlite:${path.join(dir, 'herald.db')}`;
-    if (kind === 'postgres') {
-      const name = `herald_u_${randomBytes(6).toString('hex')}`;
-      const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await admin.connect();
-      await admin.query(`CREATE DATABASE ${name}`);
-      await admin.end();
-      const u = new URL(PG_ADMIN_URL);
-      u.pathname = `/${name}`;
-      url = u.toString();
-      dropPg = async () => {
-        const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-        await c.connect();
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await c.end();
-      };
-    }
-    const config = loadConfig({ DATA_DIR: dir, DATABASE_URL: url });
+    const database = await createTestDatabase(dir, kind);
+    drop = database.drop;
+    const config = loadConfig({ DATA_DIR: dir, DATABASE_URL: database.url });
     db = await openDatabase(dataSourceOptions(config, ENTITIES), { migrate: true });
     await db
       .getRepository(Tenant)
@@ -83,7 +66,7 @@ describe.each(['sqlite', 'postgres'] as const)('updateTasks on %s', (kind) => {
 
   afterAll(async () => {
     await db?.destroy();
-    await dropPg?.();
+    await drop?.();
     rmSync(dir, { recursive: true, force: true });
   });
 

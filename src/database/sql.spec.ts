@@ -2,7 +2,7 @@ import sqlite3 from 'sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Column, DataSource, Entity, PrimaryColumn, type EntityManager } from 'typeorm';
 import { epochMs } from './columns.js';
-import { entityFromRow, insertMany, setList, Sql, together } from './sql.js';
+import { entityFromRow, insertMany, Sql, together } from './sql.js';
 
 // A table with the column kinds the domain entities use: epoch-ms dates (one nullable), JSON, nullable text.
 @Entity('rows')
@@ -73,17 +73,13 @@ describe('insertMany and entityFromRow (real SQLite, the entity as mapped)', () 
     expect(back[1].taskId).toBeNull();
   });
 
-  it('updates with a SET list of converted values and answers the changed rows (UPDATE … RETURNING on SQLite)', async () => {
-    const params: unknown[] = [];
-    const p = (value: unknown) => (params.push(value), '?');
+  it('answers the rows an UPDATE … RETURNING changed (SQLite)', async () => {
     const when = new Date(1_700_000_009_000);
-    const set = setList(db.manager, Row, { dispatchedAt: when, schedule: [5], taskId: undefined }, p);
-    expect(set).toBe('"dispatched_at" = ?, "schedule" = ?');
     const sqlite = new Sql(db);
     const changed = await sqlite.updateReturning<Record<string, unknown>>(
       db.manager,
-      `UPDATE rows SET ${set} WHERE id = ${p('a')} RETURNING *`,
-      params,
+      `UPDATE rows SET "dispatched_at" = ?, "schedule" = ? WHERE id = ? RETURNING *`,
+      [when.getTime(), '[5]', 'a'],
     );
     expect(changed).toHaveLength(1);
     expect(entityFromRow(db.manager, Row, changed[0])).toMatchObject({ id: 'a', dispatchedAt: when, schedule: [5] });

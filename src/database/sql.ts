@@ -75,28 +75,6 @@ export async function insertMany<T extends ObjectLiteral>(
 }
 
 /**
- * An UPDATE's `SET` list for some properties of an entity, each value converted by TypeORM's driver (transformers,
- * JSON) as insertMany does; `p` adds a parameter and answers its placeholder. `undefined` properties are left out.
- */
-export function setList<T extends ObjectLiteral>(
-  em: EntityManager,
-  target: EntityTarget<T>,
-  patch: Partial<T>,
-  p: (value: unknown) => string,
-): string {
-  const meta = em.connection.getMetadata(target);
-  const driver = em.connection.driver;
-  const terms: string[] = [];
-  for (const [property, value] of Object.entries(patch)) {
-    if (value === undefined) continue;
-    const column = meta.findColumnWithPropertyName(property);
-    if (!column) throw new Error(`${meta.name} has no column for ${property}`);
-    terms.push(`${driver.escape(column.databaseName)} = ${p(driver.preparePersistentValue(value, column) ?? null)}`);
-  }
-  return terms.join(', ');
-}
-
-/**
  * Statements of one transaction that do not depend on each other. SQLite: sent together and awaited once, instead
  * of one wait each (every wait is a trip to the driver's thread and back through a busy event loop); they may run
  * in any order, and all settle before the first failure is thrown, so none reaches the database after the

@@ -20,8 +20,6 @@ import { Task } from './task.entity.js';
 import { taskView } from './task-view.js';
 import { fromOf, Guard, groupByShape, TaskPatch, TaskUpdate, updateTasks } from './task-updates.js';
 
-export type { Guard, TaskPatch } from './task-updates.js';
-
 export interface Change extends TaskUpdate {
   /** The task's tenant, when the caller has read the task: with a guard naming exactly one `from`, see applyRound. */
   tenantId?: string;

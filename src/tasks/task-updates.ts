@@ -39,14 +39,16 @@ export interface TaskUpdate {
 /** The statuses a change may start from: its guard's, else every status the state machine allows `to` from. */
 export const fromOf = (u: TaskUpdate): TaskStatus[] => u.guard.from ?? sourcesOf(u.to);
 
+/** The properties a patch sets (one left undefined sets nothing). */
+const setProperties = (patch: TaskPatch) =>
+  (Object.keys(patch) as Array<keyof TaskPatch>).filter((k) => patch[k] !== undefined);
+
 /**
  * What makes changes one statement: the same target status, guard statuses and kinds of guard, and the same
  * columns set. Changes of one shape differ only in their values, which the statement picks by task id.
  */
 export function shapeOf(u: TaskUpdate): string {
-  const columns = Object.keys(u.patch)
-    .filter((k) => u.patch[k as keyof TaskPatch] !== undefined)
-    .sort();
+  const columns = setProperties(u.patch).sort();
   const lease = u.guard.lease
     ? `${u.guard.lease.id === null ? 'none' : 'id'}${u.guard.lease.liveAt ? '+live' : ''}`
     : '';
@@ -98,15 +100,13 @@ export async function updateTasks(em: EntityManager, updates: readonly TaskUpdat
   };
   const first = updates[0];
   const now = new Date();
-  const set = Object.keys(first.patch)
-    .filter((k) => first.patch[k as keyof TaskPatch] !== undefined)
-    .map(
-      (k) =>
-        `${driver.escape(columnOf(k).databaseName)} = ${valueOf(
-          k,
-          updates.map((u) => u.patch[k as keyof TaskPatch]),
-        )}`,
-    );
+  const set = setProperties(first.patch).map(
+    (k) =>
+      `${driver.escape(columnOf(k).databaseName)} = ${valueOf(
+        k,
+        updates.map((u) => u.patch[k]),
+      )}`,
+  );
   set.push(`status = ${p(first.to)}`, `updated_at = ${valueOf('updatedAt', [now])}`);
   let where = `id IN (${ids.map(p).join(', ')}) AND status IN (${fromOf(first).map(p).join(', ')})`;
   if (first.guard.attempt !== undefined)

@@ -4,6 +4,7 @@ import sqlite3 from 'sqlite3';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import type { HeraldConfig } from '../config/config.js';
 import { MIGRATIONS } from './migrations/index.js';
+import { withStatementCache } from './sqlite-statements.js';
 
 /** `entities`: the app's entity list (src/entities.ts); none where only migrations and raw SQL run. */
 export function dataSourceOptions(
@@ -16,8 +17,10 @@ export function dataSourceOptions(
   }
   mkdirSync(path.dirname(config.database.path), { recursive: true });
   // TypeORM calls sqlite3.verbose(), which wraps every database call to capture a stack trace: ~4 % of the CPU
-  // under load, for nicer traces of errors we report ourselves. Hand it the module with tracing left off.
-  const driver = { verbose: () => sqlite3 };
+  // under load, for nicer traces of errors we report ourselves. Hand it the module with tracing left off, and
+  // with statements kept prepared.
+  const module = withStatementCache(sqlite3);
+  const driver = { verbose: () => module };
   return { ...common, type: 'sqlite', database: config.database.path, enableWAL: true, busyTimeout: 10_000, driver };
 }
 

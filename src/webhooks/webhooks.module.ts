@@ -6,6 +6,7 @@ import { DeliveriesController } from './deliveries.controller.js';
 import { DeliveryLog } from './delivery-log.js';
 import { DeliveryPlanner } from './delivery-planner.js';
 import { DeliveryProcessor } from './delivery.processor.js';
+import { DeliveryLedger } from './delivery-ledger.js';
 import { DeliveryService } from './delivery.service.js';
 import { DeliveryDispatcher } from './delivery-dispatcher.js';
 import { DeliveryRepository } from './delivery.repository.js';
@@ -35,6 +36,7 @@ import { WebhookSender } from './webhook-sender.js';
     OutboxRelay,
     EndpointHealth,
     DeliveryLog,
+    DeliveryLedger,
     DeliveryService,
     WebhookSender,
     SigningSecrets,

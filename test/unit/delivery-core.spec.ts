@@ -13,6 +13,7 @@ import { ENTITIES } from '../../src/entities.js';
 import { Tenant } from '../../src/auth/tenant.entity.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { DeliveryDispatcher } from '../../src/webhooks/delivery-dispatcher.js';
+import { DeliveryLedger } from '../../src/webhooks/delivery-ledger.js';
 import { DeliveryPlanner } from '../../src/webhooks/delivery-planner.js';
 import { DeliveryRepository } from '../../src/webhooks/delivery.repository.js';
 import { DeliveryService } from '../../src/webhooks/delivery.service.js';
@@ -72,19 +73,28 @@ function core() {
   const repo = new DeliveryRepository(db);
   const planner = new DeliveryPlanner(repo, config);
   const rates = { prefix: 'test', hostPerSecond: 0, take: async () => [], spaceOut: async () => undefined };
-  const service = new DeliveryService(
+  const metrics = new Metrics();
+  const ledger = new DeliveryLedger(
     db,
     uow,
     repo,
-    new WebhookSender(config),
-    new SigningSecrets(db, box),
     box,
     new EndpointHealth(planner, config),
-    new Metrics(),
+    metrics,
     rates as unknown as DeliveryRateLimits,
     config,
   );
-  return { uow, repo, planner, service };
+  const service = new DeliveryService(
+    db,
+    ledger,
+    new WebhookSender(config),
+    new SigningSecrets(db, box),
+    box,
+    metrics,
+    rates as unknown as DeliveryRateLimits,
+    config,
+  );
+  return { uow, repo, planner, ledger, service };
 }
 
 /** A webhook_url delivery of a (made-up) task's event, written pending as the planner writes it. */

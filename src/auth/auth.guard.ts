@@ -10,10 +10,10 @@ import { ApiSecurity } from '@nestjs/swagger';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { DomainException, ErrorCode } from '../common/errors.js';
-import { ApiKeysService, Principal } from './api-keys.service.js';
-import { bearerToken } from './keys.js';
+import type { Principal } from './api-keys.service.js';
 import { RateLimiter } from './rate-limiter.js';
-import { WorkerPrincipal, WorkerTokensService } from './worker-tokens.service.js';
+import { Credentials } from './credentials.js';
+import type { WorkerPrincipal } from './worker-tokens.service.js';
 
 const IS_PUBLIC = 'herald:public';
 /**
@@ -37,8 +37,7 @@ type AuthedRequest = FastifyRequest & { principal?: Principal; worker?: WorkerPr
 export class ApiKeyGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
-    private readonly keys: ApiKeysService,
-    private readonly workerTokens: WorkerTokensService,
+    private readonly credentials: Credentials,
     private readonly limiter: RateLimiter,
   ) {}
 
@@ -47,14 +46,10 @@ export class ApiKeyGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
     const req = context.switchToHttp().getRequest<AuthedRequest>();
     if (this.reflector.getAllAndOverride<boolean>(WORKER_ONLY, targets)) return this.admitWorker(req);
-    const principal = await this.keys.authenticate(req.headers.authorization);
-    if (!principal) {
-      if (await this.workerTokens.authenticate(bearerToken(req.headers.authorization))) {
-        throw new DomainException(
-          ErrorCode.Forbidden,
-          'A worker token is valid only on /v1/worker/* routes; use an API key here.',
-        );
-      }
+    const credential = await this.credentials.tenant(req.headers.authorization);
+    if ('refused' in credential) {
+      if (credential.refused === ErrorCode.Forbidden)
+        throw new DomainException(ErrorCode.Forbidden, credential.message);
       throw new DomainException(
         ErrorCode.Unauthorized,
         'A valid API key is required: send "Authorization: Bearer <key>".',
@@ -64,6 +59,7 @@ export class ApiKeyGuard implements CanActivate {
         },
       );
     }
+    const { principal } = credential;
     const rate = await this.limiter.check(principal.keyId);
     if (!rate.allowed) {
       throw new DomainException(
@@ -80,17 +76,12 @@ export class ApiKeyGuard implements CanActivate {
   }
 
   private async admitWorker(req: AuthedRequest): Promise<boolean> {
-    const worker = await this.workerTokens.authenticate(bearerToken(req.headers.authorization));
-    if (worker) {
-      req.worker = worker;
+    const credential = await this.credentials.worker(req.headers.authorization);
+    if ('principal' in credential) {
+      req.worker = credential.principal;
       return true;
     }
-    if (await this.keys.authenticate(req.headers.authorization)) {
-      throw new DomainException(
-        ErrorCode.Forbidden,
-        'An API key cannot be used on /v1/worker/* routes; use a worker token (herald keys create --worker).',
-      );
-    }
+    if (credential.refused === ErrorCode.Forbidden) throw new DomainException(ErrorCode.Forbidden, credential.message);
     throw new DomainException(
       ErrorCode.Unauthorized,
       'A valid worker token is required: send "Authorization: Bearer <worker token>".',

@@ -3,11 +3,12 @@ import { APP_GUARD } from '@nestjs/core';
 import { ApiKeysService } from './api-keys.service.js';
 import { ApiKeyGuard } from './auth.guard.js';
 import { RateLimiter } from './rate-limiter.js';
+import { Credentials } from './credentials.js';
 import { WorkerTokensService } from './worker-tokens.service.js';
 
 @Module({
-  providers: [ApiKeysService, WorkerTokensService],
-  exports: [ApiKeysService, WorkerTokensService],
+  providers: [ApiKeysService, WorkerTokensService, Credentials],
+  exports: [ApiKeysService, WorkerTokensService, Credentials],
 })
 export class AuthModule {}
 

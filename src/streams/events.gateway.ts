@@ -5,9 +5,9 @@ import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { DataSource, In } from 'typeorm';
 import { WebSocket, WebSocketServer } from 'ws';
-import { ApiKeysService, type Principal } from '../auth/api-keys.service.js';
-import { bearerToken } from '../auth/keys.js';
-import { WorkerTokensService } from '../auth/worker-tokens.service.js';
+import type { Principal } from '../auth/api-keys.service.js';
+import { Credentials } from '../auth/credentials.js';
+import { ErrorCode } from '../common/errors.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { Task } from '../tasks/task.entity.js';
@@ -52,8 +52,7 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     private readonly streams: TenantStreams,
-    private readonly keys: ApiKeysService,
-    private readonly workerTokens: WorkerTokensService,
+    private readonly credentials: Credentials,
     @InjectDataSource() private readonly db: DataSource,
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {}
@@ -96,18 +95,24 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
       return refuse(socket, 404, 'route_not_found', `No WebSocket at ${path}; the event stream is at ${WS_PATH}.`);
     let principal: Principal | null = null;
     if (req.headers.authorization !== undefined) {
-      principal = await this.keys.authenticate(req.headers.authorization);
-      if (!principal && (await this.workerTokens.authenticate(bearerToken(req.headers.authorization))))
-        return refuse(socket, 403, 'forbidden', WORKER_TOKEN_HERE);
-      if (!principal)
-        return refuse(socket, 401, 'unauthorized', 'A valid API key is required: send "Authorization: Bearer <key>".');
+      const credential = await this.credentials.tenant(req.headers.authorization);
+      if ('refused' in credential)
+        return credential.refused === ErrorCode.Forbidden
+          ? refuse(socket, 403, ErrorCode.Forbidden, credential.message)
+          : refuse(
+              socket,
+              401,
+              ErrorCode.Unauthorized,
+              'A valid API key is required: send "Authorization: Bearer <key>".',
+            );
+      principal = credential.principal;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, principal));
   }
 
   private connected(ws: WebSocket, principal: Principal | null): void {
     ws.on('pong', () => this.missed.set(ws, 0));
-    const session = new WsSession(ws, this.streams, this.keys, this.workerTokens, this.db);
+    const session = new WsSession(ws, this.streams, this.credentials, this.db);
     if (principal) session.start(principal);
     else {
       const timer = setTimeout(() => session.authenticationMissing(), AUTH_TIMEOUT_MS);
@@ -119,8 +124,6 @@ export class EventsGateway implements OnApplicationBootstrap, BeforeApplicationS
     ws.on('error', () => ws.terminate());
   }
 }
-
-const WORKER_TOKEN_HERE = 'A worker token is valid only on /v1/worker/* routes; use an API key here.';
 
 /** An HTTP answer on a socket that will not be upgraded: problem+json, then close. */
 function refuse(socket: Duplex, status: number, code: string, detail: string): void {
@@ -143,8 +146,7 @@ class WsSession {
   constructor(
     private readonly ws: WebSocket,
     private readonly streams: TenantStreams,
-    private readonly keys: ApiKeysService,
-    private readonly workerTokens: WorkerTokensService,
+    private readonly credentials: Credentials,
     private readonly db: DataSource,
   ) {}
 
@@ -227,14 +229,14 @@ class WsSession {
         return void this.ws.close(1008, 'authentication required');
       }
       const key = typeof msg.api_key === 'string' ? msg.api_key : '';
-      const principal = await this.keys.authenticate(`Bearer ${key}`);
+      const credential = await this.credentials.tenant(`Bearer ${key}`);
       if (this.ended) return;
-      if (!principal) {
-        if (await this.workerTokens.authenticate(key)) this.error('forbidden', WORKER_TOKEN_HERE);
-        else this.error('unauthorized', 'That API key is not valid.');
+      if ('refused' in credential) {
+        if (credential.refused === ErrorCode.Forbidden) this.error(ErrorCode.Forbidden, credential.message);
+        else this.error(ErrorCode.Unauthorized, 'That API key is not valid.');
         return void this.ws.close(1008, 'invalid api key');
       }
-      await this.authenticated(principal);
+      await this.authenticated(credential.principal);
       if (this.connection) this.send({ type: 'authenticated' });
       return;
     }

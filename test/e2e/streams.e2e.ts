@@ -388,6 +388,12 @@ describe(`tenant-wide streams (${testDb()}, api and worker as separate processes
     expect(await badKey.next('error')).toMatchObject({ code: 'unauthorized' });
     await eventually(async () => badKey.closed());
 
+    const workerKey = await openWs();
+    workerKey.send({ type: 'auth', api_key: workerToken });
+    expect(await workerKey.next('error')).toMatchObject({ code: 'forbidden' });
+    await eventually(async () => workerKey.closed());
+    expect(workerKey.closed()!.code).toBe(1008);
+
     expect((await openSse('hk_wrong')).res.status).toBe(401);
     const bad = await call(mainKey, 'GET', '/v1/events?after=abc&types=task.done&limit=5000');
     expect(bad.status).toBe(422);

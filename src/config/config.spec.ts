@@ -180,9 +180,9 @@ describe('loadConfig', () => {
 
   it('names the kind a value must be before its range when it is not a number at all', () => {
     expect(() => loadConfig({ WEBHOOK_HOST_RATE_LIMIT_PER_SECOND: 'abc' })).toThrow(
-      /WEBHOOK_HOST_RATE_LIMIT_PER_SECOND must be an integer number \(got "abc"\)/,
+      /WEBHOOK_HOST_RATE_LIMIT_PER_SECOND must be an integer \(got "abc"\)/,
     );
-    expect(() => loadConfig({ CIRCUIT_FAILURES: 'x' })).toThrow(/CIRCUIT_FAILURES must be an integer number/);
+    expect(() => loadConfig({ CIRCUIT_FAILURES: 'x' })).toThrow(/CIRCUIT_FAILURES must be an integer/);
     expect(() => loadConfig({ CIRCUIT_FAILURES: '20000' })).toThrow(/CIRCUIT_FAILURES must not be greater than 10000/);
   });
 

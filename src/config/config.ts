@@ -8,6 +8,7 @@ import { parseSchedule } from './durations.js';
 import { parseModelRoutes, type ModelRoute } from './model-routes.js';
 import { hashTagOf, parseClusterNodes, type RedisClusterTarget } from './cluster-nodes.js';
 import { HERALD_VERSION } from '../version.js';
+import { faultOf } from '../common/validation.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -407,9 +408,8 @@ export function loadConfig(env: Record<string, string | undefined>): HeraldConfi
   const errors = validateSync(vars, { whitelist: true, forbidUnknownValues: false });
   if (errors.length > 0) {
     const first = errors[0];
-    // A value of the wrong kind is told its kind (isInt, isIn, …) before any range it also misses.
-    const constraints = Object.entries(first.constraints ?? {});
-    const message = (constraints.find(([name]) => name.startsWith('is')) ?? constraints[0])?.[1] ?? 'is invalid';
+    // The same rule as a request's fields: a value of the wrong kind is told its kind before any range it misses.
+    const message = faultOf(first) ?? `${first.property} is invalid`;
     throw new ConfigError(`Invalid configuration: ${message} (got "${raw[first.property]}").`);
   }
   const field = <T>(name: string, parse: () => T): T => {

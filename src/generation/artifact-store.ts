@@ -9,6 +9,7 @@ import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import type { TaskResult } from '../tasks/task.entity.js';
 import type { GeneratedArtifact } from './provider.js';
+import { mediaTypeOf } from '../common/media-types.js';
 
 export const ARTIFACT_NAME = /^[0-9a-f-]{36}-a\d{1,4}-\d{1,2}\.(png|mp4)$/;
 /** A file a worker uploaded: `<task id>-a<attempt>-w-<the worker's name>`. */
@@ -26,7 +27,6 @@ export interface StoredUpload {
   sizeBytes: number;
   mimeType: string;
 }
-const MIME: Record<string, string> = { png: 'image/png', mp4: 'video/mp4' };
 
 /** Generated files live under DATA_DIR/artifacts/<task id>/ and are served at /v1/artifacts/<name>. */
 @Injectable()
@@ -88,7 +88,11 @@ export class ArtifactStore {
     try {
       if (ARTIFACT_NAME.test(name)) {
         const { size } = await stat(this.fileOf(name));
-        return { stream: createReadStream(this.fileOf(name)), sizeBytes: size, mimeType: MIME[name.split('.').pop()!] };
+        return {
+          stream: createReadStream(this.fileOf(name)),
+          sizeBytes: size,
+          mimeType: mediaTypeOf(name) ?? 'application/octet-stream',
+        };
       }
       if (UPLOADED_NAME.test(name)) {
         const meta = await this.uploadOf(name);

@@ -19,6 +19,7 @@ import { afterLostLease, jobView, leaseState, taskOfLease, wholePercent } from '
 import { globMatches } from '../config/model-routes.js';
 import { WorkQueue } from './work-queue.js';
 import { WorkerRegistry } from './worker-registry.js';
+import { mediaTypeOf } from '../common/media-types.js';
 
 // An image answered inline (response_format b64_json) when a worker uploaded at most this much.
 const MAX_INLINE_BYTES = 16 * 1_048_576;
@@ -346,7 +347,9 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
         continue;
       }
       const given = out.metadata ?? {};
-      const mimeType = out.mime_type ?? upload?.mimeType ?? 'application/octet-stream';
+      // A URL of the worker's own without a type is typed by its extension, as a browser or CDN would.
+      const mimeType =
+        out.mime_type ?? upload?.mimeType ?? (out.url && mediaTypeOf(out.url)) ?? 'application/octet-stream';
       const metadata = {
         ...(task.options.duration !== undefined ? { duration: task.options.duration } : {}),
         ...(task.options.fps !== undefined ? { fps: task.options.fps } : {}),

@@ -331,6 +331,16 @@ describe('completing', () => {
     });
   });
 
+  it("types a URL output given without mime_type by its path's extension", async () => {
+    const m = model('typed');
+    const id = (await createVideo(m)).body.task_id;
+    const job = await leaseTask(id, { models: [m] });
+    const outputs = [{ url: 'https://cdn.example/renders/clip.WEBM?sig=a.png' }, { url: 'https://cdn.example/blob' }];
+    expect((await complete(job.lease_id, { outputs })).status).toBe(200);
+    const data = (await task(id)).result.data;
+    expect(data.map((d: any) => d.metadata.mime_type)).toEqual(['video/webm', 'application/octet-stream']);
+  });
+
   it('answers b64_json inline for images when the request asked for it', async () => {
     const m = model('b64');
     const id = (

@@ -13,7 +13,7 @@ import type { HeraldConfig } from '../config/config.js';
 import { formatCursor, parseCursor } from '../tasks/event-cursor.js';
 import { eventView } from '../tasks/task-events.controller.js';
 import { parseEventsQuery } from './stream-filter.js';
-import { tenantEventsAfter, TenantStreams, type CloseReason } from './tenant-streams.js';
+import { cursorBeyondLast, tenantEventsAfter, TenantStreams, type CloseReason } from './tenant-streams.js';
 
 const CLOSE_COMMENTS: Record<CloseReason, string> = {
   slow: 'dropped: the client did not read fast enough (STREAM_BUFFER_LIMIT_BYTES)',
@@ -41,6 +41,8 @@ export class EventsController {
   async list(@TenantId() tenantId: string, @Query() raw: Record<string, unknown>) {
     const { query, errors } = parseEventsQuery(raw);
     if (!query) throw validationFailed(errors);
+    const beyond = await cursorBeyondLast(this.db, tenantId, query.after, 'after');
+    if (beyond) throw validationFailed([beyond]);
     const rows = await tenantEventsAfter(this.db, tenantId, query.after ?? 0, query.filter, query.limit + 1);
     const page = rows.slice(0, query.limit);
     return {
@@ -69,6 +71,9 @@ export class EventsController {
     const resumed = lastEventId !== undefined && lastEventId !== '' ? parseCursor(lastEventId) : undefined;
     if (lastEventId && resumed === undefined)
       throw validationFailed([{ field: 'Last-Event-ID', message: 'must be a cursor sent by this stream' }]);
+    const from = resumed ?? query.after;
+    const beyond = await cursorBeyondLast(this.db, tenantId, from, resumed !== undefined ? 'Last-Event-ID' : 'after');
+    if (beyond) throw validationFailed([beyond]);
     const keyId = req.principal!.keyId;
     const res = reply.raw;
     let heartbeat: NodeJS.Timeout | undefined; // eslint-disable-line prefer-const -- assigned after the stream opens, read by its close handler
@@ -114,7 +119,7 @@ export class EventsController {
     // The client may have left while the stream's slot was being taken.
     if (req.raw.socket.destroyed) return gone();
     try {
-      await this.streams.subscribe(connection, query.filter, resumed ?? query.after);
+      await this.streams.subscribe(connection, query.filter, from);
     } catch {
       // The response is hijacked: no problem+json now, the client reconnects with its last id.
       clearInterval(heartbeat);

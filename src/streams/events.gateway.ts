@@ -13,7 +13,7 @@ import type { HeraldConfig } from '../config/config.js';
 import { Task } from '../tasks/task.entity.js';
 import { formatCursor } from '../tasks/event-cursor.js';
 import { parseAfter, parseTaskIds, parseTypes, type StreamFilter } from './stream-filter.js';
-import { TenantStreams, type CloseReason, type StreamConnection } from './tenant-streams.js';
+import { cursorBeyondLast, TenantStreams, type CloseReason, type StreamConnection } from './tenant-streams.js';
 
 export const WS_PATH = '/v1/events/ws';
 const AUTH_TIMEOUT_MS = 5_000;
@@ -266,6 +266,10 @@ class WsSession {
     const errors = [...ids.errors, ...types.errors, ...after.errors];
     if (!all && !Array.isArray(msg.task_ids))
       errors.unshift({ field: 'task_ids', message: 'must be "*" or an array of task ids' });
+    const beyond = errors.length
+      ? undefined
+      : await cursorBeyondLast(this.db, this.principal!.tenantId, after.after, 'after');
+    if (beyond) errors.push(beyond);
     if (errors.length) return this.error('validation_failed', `${errors[0].field} ${errors[0].message}`);
     let unknown: string[] = [];
     if (!all && ids.taskIds!.size) {

@@ -3,7 +3,9 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { Counter, Gauge } from 'prom-client';
 import { DataSource, In, MoreThan } from 'typeorm';
 import { ApiKeysService } from '../auth/api-keys.service.js';
+import { Tenant } from '../auth/tenant.entity.js';
 import { IntervalLoop } from '../common/interval-loop.js';
+import type { FieldError } from '../common/errors.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { EventBus } from '../events/event-bus.js';
@@ -41,6 +43,24 @@ export function tenantEventsAfter(
     order: { cursor: 'ASC' },
     take,
   });
+}
+
+/**
+ * Why a starting point cannot be resumed from, if it is beyond the tenant's last cursor (its counter, which commits
+ * with the events it numbers): a cursor of another tenant, or of a database since restored from an older backup.
+ * Taken as it is, it would wait in silence and then skip every event up to it.
+ */
+export async function cursorBeyondLast(
+  db: DataSource,
+  tenantId: string,
+  after: number | undefined,
+  field: string,
+): Promise<FieldError | undefined> {
+  if (!after) return undefined;
+  const tenant = await db.getRepository(Tenant).findOne({ where: { id: tenantId }, select: { eventCursor: true } });
+  const last = tenant?.eventCursor ?? 0;
+  if (after <= last) return undefined;
+  return { field, message: `is beyond this tenant's last event (cursor ${formatCursor(last)})` };
 }
 
 /** One event as every stream sends it; its encodings are made once and shared by all the readers it goes to. */

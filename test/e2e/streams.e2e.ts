@@ -403,6 +403,23 @@ describe(`tenant-wide streams (${testDb()}, api and worker as separate processes
       'types',
       'limit',
     ]);
+
+    // A cursor beyond the tenant's last event (another tenant's, or of a restored database) is refused, naming the
+    // last one, rather than waited on in silence until the events up to it are skipped.
+    const ahead = '9000000000000000';
+    const list = await call(mainKey, 'GET', `/v1/events?after=${ahead}`);
+    expect(list.status).toBe(422);
+    const problem = (await list.json()) as { errors: Array<{ field: string; message: string }> };
+    expect(problem.errors[0]).toMatchObject({ field: 'after' });
+    expect(problem.errors[0].message).toMatch(/beyond this tenant's last event \(cursor \d{16}\)/);
+    const sse = await openSse(mainKey, '', { 'last-event-id': ahead });
+    expect(sse.res.status).toBe(422);
+    const ws = await openWs({ key: mainKey });
+    ws.send({ type: 'subscribe', task_ids: '*', after: ahead });
+    expect(await ws.next('error')).toMatchObject({ code: 'validation_failed' });
+    ws.send({ type: 'subscribe', task_ids: '*', after: '0' });
+    expect(await ws.next('subscribed')).toMatchObject({ task_ids: '*' });
+    ws.ws.close();
   });
 
   it(

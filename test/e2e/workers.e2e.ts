@@ -110,11 +110,17 @@ describe('worker protocol: a full cycle', () => {
     });
     expect(put.status).toBe(201);
     expect(put.body.url).toMatch(/^http/);
+    const unused = await worker('PUT', `/v1/worker/leases/${job.lease_id}/artifacts/draft.mp4`, randomBytes(10), {
+      headers: { 'content-type': 'video/mp4' },
+    });
+    // An upload is public once its task completed with it: not before, and never one left out of the outputs.
+    expect((await fetch(put.body.url)).status).toBe(404);
 
     const done = await worker('POST', `/v1/worker/leases/${job.lease_id}/complete`, {
       outputs: [{ artifact: 'out.mp4', metadata: { resolution: '1280x720' } }],
     });
     expect(done.status).toBe(200);
+    expect((await fetch(unused.body.url)).status).toBe(404);
     const finished = await task(id);
     expect(finished).toMatchObject({ status: 'completed', progress: 100, error: null });
     expect(finished.result.data[0].url).toBe(put.body.url);

@@ -23,6 +23,7 @@ export type TaskPatch = Partial<
     | 'deadlineAt'
     | 'leaseId'
     | 'leaseWorkerId'
+    | 'leaseTokenId'
     | 'leaseExpiresAt'
     | 'leaseCount'
   >

@@ -150,6 +150,10 @@ export class Task {
   @Column({ name: 'lease_worker_id', type: 'varchar', length: 200, nullable: true })
   leaseWorkerId: string | null;
 
+  /** The worker token that holds the lease: the only one its lease id answers (null: a lease from before that). */
+  @Column({ name: 'lease_token_id', type: 'varchar', length: 36, nullable: true })
+  leaseTokenId: string | null;
+
   @Column({ name: 'lease_expires_at', type: 'bigint', nullable: true, transformer: epochMs })
   leaseExpiresAt: Date | null;
 

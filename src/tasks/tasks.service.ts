@@ -104,6 +104,7 @@ export class TasksService implements BeforeApplicationShutdown {
       provider: routeFor(this.config.modelRoutes, dto.model),
       leaseId: null,
       leaseWorkerId: null,
+      leaseTokenId: null,
       leaseExpiresAt: null,
       leaseCount: 0,
       traceParent: traceParent ?? null,

@@ -27,6 +27,8 @@ interface WaitingRow {
 
 interface ClaimRequest {
   workerId: string;
+  /** The worker token asking: the only one the lease will answer. */
+  tokenId: string;
   models: readonly string[];
   kinds: readonly TaskKind[];
   max: number;
@@ -65,12 +67,13 @@ export class WorkQueue {
    */
   claim(
     workerId: string,
+    tokenId: string,
     models: readonly string[],
     kinds: readonly TaskKind[],
     max: number,
     gone?: AbortSignal,
   ): Promise<Task[]> {
-    return this.rounds.submit({ claim: { workerId, models, kinds, max, gone } }) as Promise<Task[]>;
+    return this.rounds.submit({ claim: { workerId, tokenId, models, kinds, max, gone } }) as Promise<Task[]>;
   }
 
   /**
@@ -133,6 +136,7 @@ export class WorkQueue {
         patch: {
           leaseId: newLeaseId(row.id),
           leaseWorkerId: (items[i] as { claim: ClaimRequest }).claim.workerId,
+          leaseTokenId: (items[i] as { claim: ClaimRequest }).claim.tokenId,
           leaseExpiresAt: expires,
           leaseCount: Number(row.lease_count) + 1,
           ...(row.status === 'pending'

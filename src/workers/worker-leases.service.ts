@@ -106,7 +106,9 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     const max = dto.max_jobs ?? 1;
     await this.registry.seen(dto.worker_id, worker, dto.models, kinds);
     const claim = async () =>
-      gone.aborted ? [] : (await this.queue.claim(dto.worker_id, dto.models, kinds, max, gone)).map((t) => this.job(t));
+      gone.aborted
+        ? []
+        : (await this.queue.claim(dto.worker_id, worker.tokenId, dto.models, kinds, max, gone)).map((t) => this.job(t));
     const waitMs = (dto.wait_seconds ?? 0) * 1000;
     if (waitMs <= 0) return claim();
 
@@ -151,9 +153,10 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
   /** Renews a lease and records progress; tells the worker to stop when the task was cancelled or timed out. */
   async heartbeat(
     leaseId: string,
+    worker: WorkerPrincipal,
     dto: HeartbeatDto,
   ): Promise<{ lease_expires_at: string; cancel: false } | { cancel: true; reason: string }> {
-    let task = await this.taskOf(leaseId);
+    let task = await this.taskOf(leaseId, worker);
     const now = new Date();
     const state = leaseState(task, leaseId, now.getTime());
     if (state.kind === 'cancel') return this.cancelled(task, leaseId, state.reason);
@@ -180,15 +183,22 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     }
     if (renewed) return { lease_expires_at: expires.toISOString(), cancel: false };
     // Lost a race (cancel, timeout, expiry) between the read and the update: answer from what happened.
-    task = await this.taskOf(leaseId);
+    task = await this.taskOf(leaseId, worker);
     const after = leaseState(task, leaseId, Date.now());
     if (after.kind === 'cancel') return this.cancelled(task, leaseId, after.reason);
     throw leaseGone(after.kind === 'gone' ? after.why : 'the lease changed meanwhile');
   }
 
   /** Streams an upload into the artifact store under the task's current attempt. */
-  async upload(leaseId: string, name: string, body: Readable, mimeType: string, declaredBytes: number | undefined) {
-    const task = await this.liveTask(leaseId);
+  async upload(
+    leaseId: string,
+    worker: WorkerPrincipal,
+    name: string,
+    body: Readable,
+    mimeType: string,
+    declaredBytes: number | undefined,
+  ) {
+    const task = await this.liveTask(leaseId, worker);
     const max = this.config.artifactMaxBytes;
     if (declaredBytes !== undefined && declaredBytes > max) throw tooLarge(max);
     try {
@@ -200,8 +210,12 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     }
   }
 
-  async complete(leaseId: string, dto: CompleteDto): Promise<{ task_id: string; status: 'completed' }> {
-    const task = await this.liveTask(leaseId);
+  async complete(
+    leaseId: string,
+    worker: WorkerPrincipal,
+    dto: CompleteDto,
+  ): Promise<{ task_id: string; status: 'completed' }> {
+    const task = await this.liveTask(leaseId, worker);
     const data = await this.resultData(task, dto);
     const now = new Date();
     const done = await this.queue.change({
@@ -223,7 +237,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
       },
       guard: { from: ['processing'], attempt: task.attempt, lease: { id: leaseId, liveAt: now } },
     });
-    if (!done) throw await this.whyNot(leaseId);
+    if (!done) throw await this.whyNot(leaseId, worker);
     this.metrics.workerLeases.inc({ outcome: 'completed' });
     return { task_id: task.id, status: 'completed' };
   }
@@ -232,8 +246,12 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
    * A worker's failure: final unless `retryable`; a retryable one puts the task back in the queue, and counts as
    * one of its WORKER_MAX_LEASES leases (the last one fails the task with the worker's error).
    */
-  async fail(leaseId: string, dto: FailDto): Promise<{ task_id: string; status: string; requeued: boolean }> {
-    const task = await this.liveTask(leaseId);
+  async fail(
+    leaseId: string,
+    worker: WorkerPrincipal,
+    dto: FailDto,
+  ): Promise<{ task_id: string; status: string; requeued: boolean }> {
+    const task = await this.liveTask(leaseId, worker);
     const now = new Date();
     const guard = { from: ['processing' as const], attempt: task.attempt, lease: { id: leaseId, liveAt: now } };
     const requeue =
@@ -263,7 +281,7 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
             },
           }),
     });
-    if (!changed) throw await this.whyNot(leaseId);
+    if (!changed) throw await this.whyNot(leaseId, worker);
     this.metrics.workerLeases.inc({ outcome: requeue ? 'requeued' : 'failed' });
     if (requeue) this.queue.announce(changed);
     return { task_id: task.id, status: changed.status, requeued: requeue };
@@ -279,24 +297,27 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     return jobView(task, this.config.workers.leaseSeconds, task.progress);
   }
 
-  private async taskOf(leaseId: string): Promise<Task> {
+  private async taskOf(leaseId: string, worker: WorkerPrincipal): Promise<Task> {
     const taskId = taskOfLease(leaseId);
     const task = taskId ? await this.reads.submit(taskId) : null;
     if (!task) throw leaseNotFound(leaseId);
+    // A lease answers only the worker token that took it: to any other it is as good as gone.
+    if (task.leaseId === leaseId && task.leaseTokenId && task.leaseTokenId !== worker.tokenId)
+      throw leaseGone('the lease is held by another worker token');
     return task;
   }
 
   /** The task of a lease that is live now; else 404 (no such lease) or 410 (ended, expired, replaced, task over). */
-  private async liveTask(leaseId: string): Promise<Task> {
-    const task = await this.taskOf(leaseId);
+  private async liveTask(leaseId: string, worker: WorkerPrincipal): Promise<Task> {
+    const task = await this.taskOf(leaseId, worker);
     const state = leaseState(task, leaseId, Date.now());
     if (state.kind === 'gone') throw leaseGone(state.why);
     if (state.kind === 'cancel') throw leaseGone(`the task is ${task.status}`);
     return task;
   }
 
-  private async whyNot(leaseId: string): Promise<DomainException> {
-    const task = await this.taskOf(leaseId);
+  private async whyNot(leaseId: string, worker: WorkerPrincipal): Promise<DomainException> {
+    const task = await this.taskOf(leaseId, worker);
     const state = leaseState(task, leaseId, Date.now());
     return leaseGone(
       state.kind === 'gone'

@@ -62,8 +62,8 @@ export class WorkerProtocolController {
   })
   @ApiResponse({ status: 200, description: '{lease_expires_at, cancel: false} or {cancel: true, reason}' })
   @ApiProblems(ErrorCode.ValidationFailed, ErrorCode.LeaseNotFound, ErrorCode.LeaseExpired)
-  heartbeat(@Param('leaseId') leaseId: string, @Body() body: HeartbeatDto) {
-    return this.leases.heartbeat(leaseId, body);
+  heartbeat(@Param('leaseId') leaseId: string, @WorkerAuth() worker: WorkerPrincipal, @Body() body: HeartbeatDto) {
+    return this.leases.heartbeat(leaseId, worker, body);
   }
 
   @Put(':leaseId/artifacts/:name')
@@ -74,7 +74,12 @@ export class WorkerProtocolController {
   })
   @ApiResponse({ status: 201, description: '{name, url, size_bytes, mime_type}' })
   @ApiProblems(ErrorCode.ValidationFailed, ErrorCode.LeaseNotFound, ErrorCode.LeaseExpired, ErrorCode.PayloadTooLarge)
-  async upload(@Param('leaseId') leaseId: string, @Param('name') name: string, @Req() req: FastifyRequest) {
+  async upload(
+    @Param('leaseId') leaseId: string,
+    @Param('name') name: string,
+    @WorkerAuth() worker: WorkerPrincipal,
+    @Req() req: FastifyRequest,
+  ) {
     if (!ARTIFACT_UPLOAD_NAME.test(name)) {
       throw validationFailed([
         { field: 'name', message: 'must be 1–100 characters of A-Z a-z 0-9 . _ - and not start with "."' },
@@ -85,7 +90,14 @@ export class WorkerProtocolController {
     const type =
       /^[\w.+-]+\/[\w.+-]+/.exec(uploadContentType(req.raw) ?? '')?.[0].toLowerCase() ?? 'application/octet-stream';
     try {
-      return await this.leases.upload(leaseId, name, body, type, Number.isFinite(declared) ? declared : undefined);
+      return await this.leases.upload(
+        leaseId,
+        worker,
+        name,
+        body,
+        type,
+        Number.isFinite(declared) ? declared : undefined,
+      );
     } finally {
       // An upload refused before its body was read (bad lease, too large): read and drop what is on the wire, up
       // to a bound, so the client gets the answer rather than a reset connection; past the bound, cut it off.
@@ -102,8 +114,8 @@ export class WorkerProtocolController {
   })
   @ApiResponse({ status: 200, description: '{task_id, status}' })
   @ApiProblems(ErrorCode.ValidationFailed, ErrorCode.LeaseNotFound, ErrorCode.LeaseExpired)
-  complete(@Param('leaseId') leaseId: string, @Body() body: CompleteDto) {
-    return this.leases.complete(leaseId, body);
+  complete(@Param('leaseId') leaseId: string, @WorkerAuth() worker: WorkerPrincipal, @Body() body: CompleteDto) {
+    return this.leases.complete(leaseId, worker, body);
   }
 
   @Post(':leaseId/fail')
@@ -114,8 +126,8 @@ export class WorkerProtocolController {
   })
   @ApiResponse({ status: 200, description: '{task_id, status, requeued}' })
   @ApiProblems(ErrorCode.ValidationFailed, ErrorCode.LeaseNotFound, ErrorCode.LeaseExpired)
-  fail(@Param('leaseId') leaseId: string, @Body() body: FailDto) {
-    return this.leases.fail(leaseId, body);
+  fail(@Param('leaseId') leaseId: string, @WorkerAuth() worker: WorkerPrincipal, @Body() body: FailDto) {
+    return this.leases.fail(leaseId, worker, body);
   }
 }
 

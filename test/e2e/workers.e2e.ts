@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkerTokensService } from '../../src/auth/worker-tokens.service.js';
 import { eventually, startTestHerald, testDb, type TestHerald } from '../support/herald.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
 
@@ -390,6 +391,25 @@ describe('credentials', () => {
     expect(tenant.body.code).toBe('forbidden');
     expect((await worker('POST', '/v1/videos/generations/async', { model: 'm', prompt: 'p' })).status).toBe(403);
     expect((await worker('GET', '/v1/models')).status).toBe(403);
+  });
+
+  it("answers a lease only to the worker token that took it: another token's calls get 410 and change nothing", async () => {
+    const m = model('mine');
+    const id = (await createVideo(m)).body.task_id;
+    const job = await leaseTask(id, { models: [m] });
+    const { token } = await h.herald.app.get(WorkerTokensService).create('stranger');
+    const as = { token };
+    const base = `/v1/worker/leases/${job.lease_id}`;
+    const calls = [
+      await worker('POST', `${base}/heartbeat`, { progress: 90 }, as),
+      await worker('PUT', `${base}/artifacts/x.png`, Buffer.from('x'), as),
+      await worker('POST', `${base}/complete`, { outputs: [{ url: 'https://cdn.example/x.png' }] }, as),
+      await worker('POST', `${base}/fail`, { error: 'not mine' }, as),
+    ];
+    expect(calls.map((c) => [c.status, c.body.code])).toEqual(Array(4).fill([410, 'lease_expired']));
+    expect(await task(id)).toMatchObject({ status: 'processing', progress: 0 });
+    expect((await worker('POST', `${base}/heartbeat`, { progress: 50 })).status).toBe(200);
+    expect((await complete(job.lease_id, { outputs: [{ url: 'https://cdn.example/x.png' }] })).status).toBe(200);
   });
 });
 

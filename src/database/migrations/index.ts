@@ -9,6 +9,7 @@ import { EventCursor1765200000000 } from './1765200000000-EventCursor.js';
 import { DeliveryControls1765300000000 } from './1765300000000-DeliveryControls.js';
 import { TaskTraceParent1765400000000 } from './1765400000000-TaskTraceParent.js';
 import { BatchIndexes1765500000000 } from './1765500000000-BatchIndexes.js';
+import { LeaseToken1765600000000 } from './1765600000000-LeaseToken.js';
 
 /** Every migration, in order. Listed explicitly so the build needs no glob loading (ESM-safe). */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   DeliveryControls1765300000000,
   TaskTraceParent1765400000000,
   BatchIndexes1765500000000,
+  LeaseToken1765600000000,
 ];

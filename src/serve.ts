@@ -10,6 +10,7 @@ import {
   httpAdapter,
   onEveryRequest,
   useJsonBodies,
+  refuseOversizedExpectations,
   useRawUploads,
 } from './common/http-server.js';
 import type { HeraldConfig, LogLevel } from './config/config.js';
@@ -84,6 +85,9 @@ export async function startHerald(
     onEveryRequest(http, requestLogging(log));
     useJsonBodies(http, config.bodyLimitBytes);
     useRawUploads(http, isArtifactUpload);
+    refuseOversizedExpectations(http, (method, url) =>
+      isArtifactUpload(method, url) ? config.artifactMaxBytes : config.bodyLimitBytes,
+    );
     closeUnusedConnectionsOnClose(http);
     setupOpenApi(http, config);
     serveDashboard(http);

@@ -9,7 +9,7 @@ import {
   type SchemaObject,
 } from '@nestjs/swagger';
 import { ErrorCode, statusForCode, titleForStatus } from './errors.js';
-import type { Problem } from './problem.filter.js';
+import type { Problem } from './errors.js';
 
 /** The one schema every problem answer refers to: the body ProblemFilter writes (RFC 9457 plus `code`). */
 export const PROBLEM_SCHEMA: SchemaObject & { properties: Record<keyof Problem, SchemaObject> } = {

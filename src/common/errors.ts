@@ -127,3 +127,31 @@ export class DomainException extends Error {
 }
 
 export const taskNotFound = (id: string) => new DomainException(ErrorCode.TaskNotFound, `No task with id ${id}.`);
+
+/** The RFC 9457 problem+json every error leaves as (ProblemFilter, and answers written before Nest sees a request). */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  code: string;
+  errors?: FieldError[];
+  error_id?: string;
+  request_id?: string;
+}
+
+export function problemBody(ex: DomainException, instance: string, errorId?: string, requestId?: string): Problem {
+  const status = statusForCode(ex.code);
+  return {
+    type: `urn:herald:problem:${ex.code}`,
+    title: titleForStatus(status),
+    status,
+    detail: ex.detail,
+    instance,
+    code: ex.code,
+    ...(ex.errors?.length ? { errors: ex.errors } : {}),
+    ...(errorId ? { error_id: errorId } : {}),
+    ...(requestId ? { request_id: requestId } : {}),
+  };
+}

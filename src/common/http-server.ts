@@ -3,7 +3,7 @@ import { networkInterfaces } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DomainException, ErrorCode, statusForCode, titleForStatus } from './errors.js';
+import { DomainException, ErrorCode, problemBody, statusForCode } from './errors.js';
 
 /**
  * The HTTP server under Nest: Fastify. Nest on Express spent about twice the CPU per request on the create path
@@ -143,14 +143,7 @@ export function clientErrorResponse(err: { code?: string; rawPacket?: unknown })
         ? [ErrorCode.RequestTimeout, 'The request was not received in time.']
         : [ErrorCode.BadRequest, 'The request is not valid HTTP/1.1.'];
   const status = statusForCode(code);
-  const body = JSON.stringify({
-    type: `urn:herald:problem:${code}`,
-    title: titleForStatus(status),
-    status,
-    detail,
-    instance: requestPath(err.rawPacket),
-    code,
-  });
+  const body = JSON.stringify(problemBody(new DomainException(code, detail), requestPath(err.rawPacket)));
   return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
@@ -226,6 +219,37 @@ export function useRawUploads(app: NestFastifyApplication, matches: (method: str
           undefined,
         ),
   );
+}
+
+/**
+ * A client that asks before sending its body (`Expect: 100-continue`, as curl does for large uploads) and declares
+ * more than its route takes (`limitOf`) is answered 413 at once, instead of "100 Continue" and a body read and
+ * dropped. Node sends "100 Continue" itself unless the server listens for 'checkContinue'; the others go on so.
+ */
+export function refuseOversizedExpectations(
+  app: NestFastifyApplication,
+  limitOf: (method: string, url: string) => number,
+): void {
+  const server = app.getHttpServer();
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const declared = Number(req.headers['content-length']);
+    const limit = limitOf(req.method ?? 'GET', req.url ?? '/');
+    if (!(Number.isFinite(declared) && declared > limit)) {
+      res.writeContinue();
+      return void server.emit('request', req, res);
+    }
+    const refused = new DomainException(
+      ErrorCode.PayloadTooLarge,
+      `The body declared (${declared} bytes) is larger than this route takes (${limit} bytes).`,
+    );
+    const body = JSON.stringify(problemBody(refused, pathOf(req.url ?? '/')));
+    res.writeHead(413, {
+      'Content-Type': 'application/problem+json',
+      'Content-Length': Buffer.byteLength(body),
+      Connection: 'close',
+    });
+    res.end(body);
+  });
 }
 
 /**

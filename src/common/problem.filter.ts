@@ -1,20 +1,8 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { DomainException, ErrorCode, FieldError, statusForCode, titleForStatus } from './errors.js';
+import { DomainException, ErrorCode, problemBody } from './errors.js';
 import { pathOf } from './http-server.js';
-
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  instance: string;
-  code: string;
-  errors?: FieldError[];
-  error_id?: string;
-  request_id?: string;
-}
 
 function fromHttpException(err: HttpException): DomainException {
   const status = err.getStatus();
@@ -54,21 +42,6 @@ export function toDomainException(exception: unknown): DomainException | undefin
   // Fastify's own errors (body too large, unsupported media type, …) reach here as HttpExceptions of their status.
   if (exception instanceof HttpException) return fromHttpException(exception);
   return undefined;
-}
-
-export function problemBody(ex: DomainException, instance: string, errorId?: string, requestId?: string): Problem {
-  const status = statusForCode(ex.code);
-  return {
-    type: `urn:herald:problem:${ex.code}`,
-    title: titleForStatus(status),
-    status,
-    detail: ex.detail,
-    instance,
-    code: ex.code,
-    ...(ex.errors?.length ? { errors: ex.errors } : {}),
-    ...(errorId ? { error_id: errorId } : {}),
-    ...(requestId ? { request_id: requestId } : {}),
-  };
 }
 
 /** The single exception filter: every error leaves as RFC 9457 problem+json with a stable `code`. */

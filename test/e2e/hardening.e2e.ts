@@ -24,7 +24,10 @@ afterAll(async () => {
 });
 
 /** Sends raw bytes on a new connection and returns everything the server wrote back before it closed. */
-function rawExchange(request: string | Buffer): Promise<{ status: number; headers: string; body: any }> {
+function rawExchange(
+  request: string | Buffer,
+  { halfClose = true } = {},
+): Promise<{ status: number; headers: string; body: any }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(new URL(h.baseUrl).port), '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -42,7 +45,9 @@ function rawExchange(request: string | Buffer): Promise<{ status: number; header
       }
       resolve({ status, headers: head.toLowerCase(), body });
     });
-    socket.end(request);
+    // Half-closed after the request unless the answer must wait for the server (it closes: Connection: close).
+    if (halfClose) socket.end(request);
+    else socket.write(request);
   });
 }
 
@@ -140,6 +145,28 @@ describe('a body over BODY_LIMIT_BYTES', () => {
       expect((await h.api('GET', '/health/live')).status).toBe(200);
     });
   }
+});
+
+describe('a client that asks first (Expect: 100-continue)', () => {
+  it('is answered 413 at once when it declares more than the route takes, and 100 Continue otherwise', async () => {
+    const head = (method: string, path: string, length: number, extra = '') =>
+      `${method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${h.apiKey}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n${extra}\r\n`;
+    // No body is sent: only an answer that does not wait for one ends these exchanges.
+    const json = await rawExchange(head('POST', '/v1/videos/generations/async', LIMIT + 1));
+    expect(json.status).toBe(413);
+    expect(json.headers).toContain('content-type: application/problem+json');
+    expect(json.body).toMatchObject({ code: 'payload_too_large', instance: '/v1/videos/generations/async' });
+    const upload = await rawExchange(head('PUT', '/v1/worker/leases/x/artifacts/a.bin', 600 * 1_048_576));
+    expect(upload.status).toBe(413);
+    expect(upload.body).toMatchObject({ code: 'payload_too_large' });
+    const body = JSON.stringify({ model: 'm', prompt: 'p' });
+    const small = await rawExchange(
+      head('POST', '/v1/videos/generations/async', Buffer.byteLength(body), 'Connection: close\r\n') + body,
+      { halfClose: false },
+    );
+    expect(small.status).toBe(100);
+    expect(String(small.body)).toMatch(/^HTTP\/1\.1 202 /);
+  });
 });
 
 describe('validation messages', () => {

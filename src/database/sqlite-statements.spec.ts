@@ -7,7 +7,7 @@ import { withStatementCache } from './sqlite-statements.js';
 
 type CachingDatabase = sqlite3.Database & { readonly prepared: number };
 
-const cached = withStatementCache(sqlite3, 3);
+const cached = withStatementCache(sqlite3, { statements: 3, chars: 200 });
 let dir: string;
 let db: CachingDatabase;
 
@@ -91,6 +91,17 @@ describe('SQLite statements kept prepared', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(db.prepared).toBe(3);
     for (let i = 0; i < 6; i++) expect(await all(`SELECT ${i} AS n`)).toEqual([{ n: i }]);
+  });
+
+  it('keeps at most its budget of text, and never a text longer than that', async () => {
+    const long = (n: number) => `SELECT ${n} AS n${' '.repeat(80)}`; // 94 characters: two fit in 200
+    for (let i = 0; i < 3; i++) await all(long(i));
+    await until(() => db.prepared === 2);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(db.prepared).toBe(2);
+    await all(`SELECT 1 AS n${' '.repeat(300)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(db.prepared).toBe(2);
   });
 
   it('does not keep DDL or PRAGMA statements', async () => {

@@ -3,8 +3,12 @@ import type sqlite3 from 'sqlite3';
 type Callback = (this: sqlite3.Statement, err: Error | null, rows?: unknown[]) => void;
 type Sqlite3Module = typeof sqlite3;
 
-/** How many prepared statements one connection keeps; the least recently used one is finalized past this. */
-export const STATEMENT_CACHE_SIZE = 512;
+/**
+ * What one connection keeps prepared, the least recently used finalized first past either bound: statements, and
+ * their texts' total length. A prepared statement's memory grows with its text, and the multi-row statements'
+ * texts run to kilobytes (unbounded, they added 10–50 MB to the 100k backlog's peak; docs/BENCHMARKS.md, 37).
+ */
+export const STATEMENT_CACHE = { statements: 512, chars: 100_000 };
 
 // Only row statements are kept prepared: DDL, PRAGMA and transaction control run once or go through `exec`.
 const CACHEABLE = /^\s*(?:\/\*[^*]*\*\/\s*)?(?:SELECT|INSERT|UPDATE|DELETE|WITH)\b/i;
@@ -16,7 +20,7 @@ const CACHEABLE = /^\s*(?:\/\*[^*]*\*\/\s*)?(?:SELECT|INSERT|UPDATE|DELETE|WITH)
  * trip (docs/BENCHMARKS.md, finding 37). A text is run the usual way the first time and prepared alongside; a
  * statement that fails is finalized and prepared again on a later call.
  */
-export function withStatementCache(module: Sqlite3Module, size = STATEMENT_CACHE_SIZE): Sqlite3Module {
+export function withStatementCache(module: Sqlite3Module, limits = STATEMENT_CACHE): Sqlite3Module {
   const Statement = module.Statement as unknown as new (
     db: sqlite3.Database,
     sql: string,
@@ -25,6 +29,7 @@ export function withStatementCache(module: Sqlite3Module, size = STATEMENT_CACHE
   class CachingDatabase extends module.Database {
     private readonly ready = new Map<string, sqlite3.Statement>();
     private readonly preparing = new Set<string>();
+    private keptChars = 0;
     private closed = false;
 
     /** How many statement texts are kept prepared now. */
@@ -44,6 +49,7 @@ export function withStatementCache(module: Sqlite3Module, size = STATEMENT_CACHE
       this.closed = true;
       for (const statement of this.ready.values()) statement.finalize();
       this.ready.clear();
+      this.keptChars = 0;
       super.close(callback);
     }
 
@@ -69,7 +75,7 @@ export function withStatementCache(module: Sqlite3Module, size = STATEMENT_CACHE
     }
 
     private prepareLater(sql: string): void {
-      if (this.closed || this.preparing.has(sql) || !CACHEABLE.test(sql)) return;
+      if (this.closed || sql.length > limits.chars || this.preparing.has(sql) || !CACHEABLE.test(sql)) return;
       this.preparing.add(sql);
       // Database#prepare calls back only on failure; the Statement constructor calls back either way.
       const statement = new Statement(this, sql, (err: Error | null) => {
@@ -77,7 +83,8 @@ export function withStatementCache(module: Sqlite3Module, size = STATEMENT_CACHE
         if (err) return; // a statement that failed to prepare is finalized by sqlite3; the caller's run reports it
         if (this.closed) return void statement.finalize();
         this.ready.set(sql, statement);
-        if (this.ready.size > size) {
+        this.keptChars += sql.length;
+        while (this.ready.size > limits.statements || this.keptChars > limits.chars) {
           const [oldest, old] = this.ready.entries().next().value as [string, sqlite3.Statement];
           this.forget(oldest, old);
         }
@@ -88,6 +95,7 @@ export function withStatementCache(module: Sqlite3Module, size = STATEMENT_CACHE
     private forget(sql: string, statement: sqlite3.Statement): void {
       if (this.ready.get(sql) !== statement) return;
       this.ready.delete(sql);
+      this.keptChars -= sql.length;
       statement.finalize();
     }
   }

@@ -14,16 +14,28 @@ describe('lease rules', () => {
 
   it('tells a live lease from an expired, a replaced and a finished one', () => {
     const now = 1_000_000;
-    const live = { status: 'processing' as const, leaseId: 'L', leaseExpiresAt: new Date(now + 1) };
-    expect(leaseState(live, 'L', now)).toEqual({ kind: 'live' });
-    expect(leaseState({ ...live, leaseExpiresAt: new Date(now) }, 'L', now).kind).toBe('gone');
-    expect(leaseState({ ...live, leaseId: 'M' }, 'L', now).kind).toBe('gone');
-    expect(leaseState({ ...live, leaseId: null }, 'L', now).kind).toBe('gone');
-    expect(leaseState({ ...live, status: 'cancelled' }, 'L', now)).toEqual({ kind: 'cancel', reason: 'cancelled' });
-    expect(leaseState({ ...live, status: 'timedout', leaseExpiresAt: new Date(0) }, 'L', now)).toEqual({
+    const live = { status: 'processing' as const, leaseId: 'L', leaseTokenId: 'T', leaseExpiresAt: new Date(now + 1) };
+    expect(leaseState(live, 'L', 'T', now)).toEqual({ kind: 'live' });
+    expect(leaseState({ ...live, leaseExpiresAt: new Date(now) }, 'L', 'T', now).kind).toBe('gone');
+    expect(leaseState({ ...live, leaseId: 'M' }, 'L', 'T', now).kind).toBe('gone');
+    expect(leaseState({ ...live, leaseId: null }, 'L', 'T', now).kind).toBe('gone');
+    expect(leaseState({ ...live, status: 'cancelled' }, 'L', 'T', now)).toEqual({
+      kind: 'cancel',
+      reason: 'cancelled',
+    });
+    expect(leaseState({ ...live, status: 'timedout', leaseExpiresAt: new Date(0) }, 'L', 'T', now)).toEqual({
       kind: 'cancel',
       reason: 'timedout',
     });
+  });
+
+  it('is gone to any worker token but the one that took it, even once the task is over', () => {
+    const now = 1_000_000;
+    const live = { status: 'processing' as const, leaseId: 'L', leaseTokenId: 'T', leaseExpiresAt: new Date(now + 1) };
+    expect(leaseState(live, 'L', 'U', now)).toEqual({ kind: 'gone', why: 'the lease is held by another worker token' });
+    expect(leaseState({ ...live, status: 'cancelled' }, 'L', 'U', now).kind).toBe('gone');
+    // A lease taken before tokens were recorded answers any worker token.
+    expect(leaseState({ ...live, leaseTokenId: null }, 'L', 'U', now)).toEqual({ kind: 'live' });
   });
 
   it('requeues a lost lease until the task has had WORKER_MAX_LEASES leases', () => {

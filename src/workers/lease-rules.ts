@@ -22,14 +22,20 @@ export type LeaseState =
   | { kind: 'cancel'; reason: 'cancelled' | 'timedout' | 'failed' | 'completed' }
   | { kind: 'gone'; why: string };
 
-/** What a lease is, as a worker presenting it sees it. */
+/**
+ * What a lease is, as a worker presenting it with its token sees it. A lease answers only the worker token that
+ * took it: to any other it is as good as gone (a lease from before tokens were recorded answers any).
+ */
 export function leaseState(
-  task: Pick<Task, 'status' | 'leaseId' | 'leaseExpiresAt'>,
+  task: Pick<Task, 'status' | 'leaseId' | 'leaseTokenId' | 'leaseExpiresAt'>,
   leaseId: string,
+  tokenId: string,
   now: number,
 ): LeaseState {
   if (task.leaseId !== leaseId)
     return { kind: 'gone', why: 'the lease ended or the task was taken over by another lease' };
+  if (task.leaseTokenId && task.leaseTokenId !== tokenId)
+    return { kind: 'gone', why: 'the lease is held by another worker token' };
   if (isTerminal(task.status))
     return { kind: 'cancel', reason: task.status as 'cancelled' | 'timedout' | 'failed' | 'completed' };
   if (task.status !== 'processing' || !task.leaseExpiresAt || task.leaseExpiresAt.getTime() <= now) {

@@ -129,22 +129,25 @@ export class WorkQueue {
         }
       }
       const expires = new Date(now.getTime() + leaseMs);
-      const claims: Change[] = picks.map(({ i, row }) => ({
-        taskId: row.id,
-        tenantId: row.tenant_id,
-        to: 'processing',
-        patch: {
-          leaseId: newLeaseId(row.id),
-          leaseWorkerId: (items[i] as { claim: ClaimRequest }).claim.workerId,
-          leaseTokenId: (items[i] as { claim: ClaimRequest }).claim.tokenId,
-          leaseExpiresAt: expires,
-          leaseCount: Number(row.lease_count) + 1,
-          ...(row.status === 'pending'
-            ? { startedAt: now, progress: 0, message: 'Generation started' }
-            : { message: 'Resumed by a worker' }),
-        },
-        guard: { from: [row.status], attempt: row.attempt, lease: { id: null } },
-      }));
+      const claims: Change[] = picks.map(({ i, row }) => {
+        const { workerId, tokenId } = (items[i] as { claim: ClaimRequest }).claim;
+        return {
+          taskId: row.id,
+          tenantId: row.tenant_id,
+          to: 'processing',
+          patch: {
+            leaseId: newLeaseId(row.id),
+            leaseWorkerId: workerId,
+            leaseTokenId: tokenId,
+            leaseExpiresAt: expires,
+            leaseCount: Number(row.lease_count) + 1,
+            ...(row.status === 'pending'
+              ? { startedAt: now, progress: 0, message: 'Generation started' }
+              : { message: 'Resumed by a worker' }),
+          },
+          guard: { from: [row.status], attempt: row.attempt, lease: { id: null } },
+        };
+      });
       // The lease changes first: a task a worker gives back in this round is not among the rows looked at.
       const tasks = await this.transitions.applyManyIn(em, [...changes.map((c) => c.change), ...claims], handOver);
       return {

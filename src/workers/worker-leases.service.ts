@@ -156,9 +156,9 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     worker: WorkerPrincipal,
     dto: HeartbeatDto,
   ): Promise<{ lease_expires_at: string; cancel: false } | { cancel: true; reason: string }> {
-    let task = await this.taskOf(leaseId, worker);
+    let task = await this.taskOf(leaseId);
     const now = new Date();
-    const state = leaseState(task, leaseId, now.getTime());
+    const state = leaseState(task, leaseId, worker.tokenId, now.getTime());
     if (state.kind === 'cancel') return this.cancelled(task, leaseId, state.reason);
     if (state.kind === 'gone') throw leaseGone(state.why);
     void this.registry.touch(task.leaseWorkerId);
@@ -183,8 +183,8 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     }
     if (renewed) return { lease_expires_at: expires.toISOString(), cancel: false };
     // Lost a race (cancel, timeout, expiry) between the read and the update: answer from what happened.
-    task = await this.taskOf(leaseId, worker);
-    const after = leaseState(task, leaseId, Date.now());
+    task = await this.taskOf(leaseId);
+    const after = leaseState(task, leaseId, worker.tokenId, Date.now());
     if (after.kind === 'cancel') return this.cancelled(task, leaseId, after.reason);
     throw leaseGone(after.kind === 'gone' ? after.why : 'the lease changed meanwhile');
   }
@@ -297,28 +297,25 @@ export class WorkerLeasesService implements BeforeApplicationShutdown {
     return jobView(task, this.config.workers.leaseSeconds, task.progress);
   }
 
-  private async taskOf(leaseId: string, worker: WorkerPrincipal): Promise<Task> {
+  private async taskOf(leaseId: string): Promise<Task> {
     const taskId = taskOfLease(leaseId);
     const task = taskId ? await this.reads.submit(taskId) : null;
     if (!task) throw leaseNotFound(leaseId);
-    // A lease answers only the worker token that took it: to any other it is as good as gone.
-    if (task.leaseId === leaseId && task.leaseTokenId && task.leaseTokenId !== worker.tokenId)
-      throw leaseGone('the lease is held by another worker token');
     return task;
   }
 
   /** The task of a lease that is live now; else 404 (no such lease) or 410 (ended, expired, replaced, task over). */
   private async liveTask(leaseId: string, worker: WorkerPrincipal): Promise<Task> {
-    const task = await this.taskOf(leaseId, worker);
-    const state = leaseState(task, leaseId, Date.now());
+    const task = await this.taskOf(leaseId);
+    const state = leaseState(task, leaseId, worker.tokenId, Date.now());
     if (state.kind === 'gone') throw leaseGone(state.why);
     if (state.kind === 'cancel') throw leaseGone(`the task is ${task.status}`);
     return task;
   }
 
   private async whyNot(leaseId: string, worker: WorkerPrincipal): Promise<DomainException> {
-    const task = await this.taskOf(leaseId, worker);
-    const state = leaseState(task, leaseId, Date.now());
+    const task = await this.taskOf(leaseId);
+    const state = leaseState(task, leaseId, worker.tokenId, Date.now());
     return leaseGone(
       state.kind === 'gone'
         ? state.why

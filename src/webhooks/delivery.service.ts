@@ -73,8 +73,6 @@ export class DeliveryService {
   private stopping = false;
   /** Since stopSending: requests that were on the wire and finished, and claims given back unsent (shutdown log). */
   readonly shutdown = { finished: 0, givenBack: 0 };
-  /** How many claims the ledger takes at once: a worker holding fewer jobs leaves its rounds part-empty. */
-  readonly ledgerCapacity: number;
   private readonly traces: TaskTraces;
 
   constructor(
@@ -88,7 +86,11 @@ export class DeliveryService {
     @Inject(CONFIG) private readonly config: HeraldConfig,
   ) {
     this.traces = new TaskTraces(db);
-    this.ledgerCapacity = ledger.capacity;
+  }
+
+  /** How many claims the ledger takes at once: a worker holding fewer jobs leaves its rounds part-empty. */
+  get ledgerCapacity(): number {
+    return this.ledger.capacity;
   }
 
   async deliver(deliveryId: string): Promise<DeliveryRun> {

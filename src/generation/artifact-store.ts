@@ -162,7 +162,12 @@ export class ArtifactStore {
   }
 
   urlOf(name: string): string {
-    return `${this.config.publicBaseUrl}/v1/artifacts/${name}`;
+    return `${this.config.publicBaseUrl}${ArtifactStore.pathOf(name)}`;
+  }
+
+  /** Where an artifact is served, whatever PUBLIC_BASE_URL was when its URL was written. */
+  static pathOf(name: string): string {
+    return `/v1/artifacts/${name}`;
   }
 
   /** Deletes every stored artifact of a task (retention). */

@@ -49,7 +49,7 @@ export class ArtifactsController {
     const task = await this.db
       .getRepository(Task)
       .findOne({ where: { id: name.slice(0, 36) }, select: { id: true, status: true, result: true } });
-    const path = `/v1/artifacts/${name}`;
+    const path = ArtifactStore.pathOf(name);
     return task?.status === 'completed' && (task.result?.data ?? []).some((d) => d.url?.endsWith(path) === true);
   }
 }

@@ -87,6 +87,8 @@ export async function e2eBench({
       incomplete: rs.reduce((a, r) => a + r.incomplete, 0),
       out_of_order: rs.reduce((a, r) => a + r.out_of_order, 0),
       cpu_ms_per_task: median(rs.map((r) => r.cpu_ms_per_task)),
+      main_thread_ms_per_task: median(rs.map((r) => r.main_thread_ms_per_task)),
+      main_thread_busy_percent: median(rs.map((r) => r.main_thread_busy_percent)),
       redis_cpu_ms_per_task: median(rs.map((r) => r.redis_cpu_ms_per_task)),
       p50_ms: median(rs.map((r) => r.p50_ms)),
       p99_ms: median(rs.map((r) => r.p99_ms)),
@@ -157,12 +159,15 @@ export async function e2eRun({ system, redis, receiver, connections, seconds, wa
   const windowStart = t0 + warmupSeconds * 1000;
   const end = windowStart + seconds * 1000;
   let cpuAtStart = 0;
+  let mainCpuAtStart = 0;
+  let mainCpuInWindow = 0;
   let redisCpuAtStart = 0;
   let redisCpuInWindow = 0;
   let loadAtStart = 0;
   const startWindow = setTimeout(() => {
     measuring = true;
     cpuAtStart = cpuSecondsOf(proc.pid);
+    mainCpuAtStart = cpuSecondsOf(proc.pid, { mainThread: true });
     redisCpuAtStart = cpuSecondsOf(redis.pid);
     loadAtStart = readLoad();
   }, windowStart - t0);
@@ -170,6 +175,7 @@ export async function e2eRun({ system, redis, receiver, connections, seconds, wa
   const endWindow = setTimeout(() => {
     measuring = false;
     cpuInWindow = cpuSecondsOf(proc.pid) - cpuAtStart;
+    mainCpuInWindow = cpuSecondsOf(proc.pid, { mainThread: true }) - mainCpuAtStart;
     redisCpuInWindow = cpuSecondsOf(redis.pid) - redisCpuAtStart;
   }, end - t0);
   await Promise.all(
@@ -236,6 +242,9 @@ export async function e2eRun({ system, redis, receiver, connections, seconds, wa
     timed_out: timedOut,
     // CPU per task done in the window: the system's process, and the Redis server it shares with nothing else.
     cpu_ms_per_task: +((cpuInWindow * 1000) / Math.max(1, inWindow.length)).toFixed(2),
+    // The main thread alone (JavaScript runs there): busy near 100 % of the window, it is what bounds the system.
+    main_thread_ms_per_task: +((mainCpuInWindow * 1000) / Math.max(1, inWindow.length)).toFixed(2),
+    main_thread_busy_percent: Math.round((mainCpuInWindow * 100) / seconds),
     redis_cpu_ms_per_task: +((redisCpuInWindow * 1000) / Math.max(1, inWindow.length)).toFixed(2),
     p50_ms: Math.round(percentile(latencies, 50)),
     p99_ms: Math.round(percentile(latencies, 99)),

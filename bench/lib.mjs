@@ -37,10 +37,10 @@ export async function until(check, timeoutMs, what) {
   throw new Error(`${what} not reached within ${timeoutMs} ms`);
 }
 
-/** CPU seconds a process has used so far (utime + stime from /proc). */
-export function cpuSecondsOf(pid) {
+/** CPU seconds a process has used so far (utime + stime from /proc): all its threads, or its main thread alone. */
+export function cpuSecondsOf(pid, { mainThread = false } = {}) {
   return (
-    readFileSync(`/proc/${pid}/stat`, 'utf8')
+    readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')
       .split(') ')[1]
       .split(' ')
       .slice(11, 13)

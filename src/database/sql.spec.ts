@@ -73,6 +73,46 @@ describe('insertMany and entityFromRow (real SQLite, the entity as mapped)', () 
     expect(back[1].taskId).toBeNull();
   });
 
+  it('keeps every value exact through the one JSON parameter SQLite gets: text of any kind, numbers, nulls', async () => {
+    const odd = ['it\'s "quoted"', 'line\nbreak, tab\t, NUL \u0000 and ✓ 🎞', '', '[1,2]', 'null'];
+    const rows = odd.map((taskId, i) =>
+      db.manager.create(Row, {
+        id: `odd-${i}`,
+        taskId,
+        sequence: i === 0 ? 2 ** 53 - 1 : -i,
+        schedule: [0.5, 1e21],
+        nextAttemptAt: new Date(8_640_000_000_000_000 - i),
+        dispatchedAt: i % 2 ? new Date(0) : null,
+      }),
+    );
+    await insertMany(db.manager, Row, rows);
+    const raw = await db.query<Array<Record<string, unknown>>>(
+      "SELECT *, typeof(task_id) AS t, typeof(sequence) AS s FROM rows WHERE id LIKE 'odd-%' ORDER BY id",
+    );
+    expect(raw.map((r) => [r.t, r.s])).toEqual(odd.map(() => ['text', 'integer']));
+    expect(raw.map((r) => entityFromRow(db.manager, Row, r))).toEqual(rows);
+    // A lone surrogate is stored as bound text is: U+FFFD.
+    await insertMany(db.manager, Row, [{ ...rows[0], id: 'odd-lone', taskId: 'lone \ud800 half' }]);
+    expect(await db.query("SELECT task_id FROM rows WHERE id = 'odd-lone'")).toEqual([{ task_id: 'lone \ufffd half' }]);
+  });
+
+  it('writes one statement text whatever the number of rows, so SQLite keeps it prepared', async () => {
+    const texts: string[] = [];
+    const em = { connection: db, query: (text: string) => (texts.push(text), Promise.resolve()) } as EntityManager;
+    const row = (id: string) =>
+      db.manager.create(Row, {
+        id,
+        taskId: null,
+        sequence: 1,
+        schedule: [],
+        nextAttemptAt: new Date(),
+        dispatchedAt: null,
+      });
+    await insertMany(em, Row, [row('x')]);
+    await insertMany(em, Row, [row('y'), row('z'), row('w')]);
+    expect(texts[0]).toBe(texts[1]);
+  });
+
   it('answers the rows an UPDATE … RETURNING changed (SQLite)', async () => {
     const when = new Date(1_700_000_009_000);
     const sqlite = new Sql(db);

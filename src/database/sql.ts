@@ -59,7 +59,7 @@ export async function insertMany<T extends ObjectLiteral>(
   const meta = em.connection.getMetadata(target);
   const driver = em.connection.driver;
   const columns = meta.columns.filter((c) => c.isInsert && !c.isVirtual);
-  const values = entities.flatMap((entity) =>
+  const rows = entities.map((entity) =>
     columns.map((c): unknown => {
       const value: unknown = c.getEntityValue(entity);
       if (value === undefined) return typeof c.default === 'function' || c.default === undefined ? null : c.default;
@@ -68,11 +68,28 @@ export async function insertMany<T extends ObjectLiteral>(
   );
   const names = columns.map((c) => driver.escape(c.databaseName)).join(', ');
   const sql = new Sql(em.connection);
-  await em.query(
-    `INSERT INTO ${driver.escape(meta.tableName)} (${names}) VALUES ${sql.rows(entities.length, columns.length)}`,
-    values,
-  );
+  const into = `INSERT INTO ${driver.escape(meta.tableName)} (${names})`;
+  if (sql.postgres || rows.some((row) => row.some(unsafeInJson))) {
+    await em.query(`${into} VALUES ${sql.rows(entities.length, columns.length)}`, rows.flat());
+    return;
+  }
+  // SQLite: the rows as one JSON parameter, read back by json_each. One statement text whatever the number of
+  // rows, so it stays prepared, and one value to bind instead of hundreds, bound on the event loop's thread
+  // (docs/BENCHMARKS.md, finding 38).
+  const picks = columns.map((_, i) => `value->>${i}`).join(', ');
+  await em.query(`${into} SELECT ${picks} FROM json_each(?)`, [JSON.stringify(rows)]);
 }
+
+/**
+ * A value SQLite's JSON functions would not give back as bound: text with a NUL (they end text there) or with a
+ * lone surrogate (they decode it to bytes that are not UTF-8, where binding stores U+FFFD), and bytes.
+ */
+function unsafeInJson(value: unknown): boolean {
+  return typeof value === 'string' ? UNSAFE_IN_JSON.test(value) : value instanceof Uint8Array;
+}
+
+// With the u flag, \p{Cs} matches only a surrogate that is not half of a pair.
+const UNSAFE_IN_JSON = /[\0\p{Cs}]/u;
 
 /**
  * Statements of one transaction that do not depend on each other. SQLite: sent together and awaited once, instead

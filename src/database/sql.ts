@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
+import { jsonSafe } from './sqlite-statements.js';
 
 /**
  * Plain SQL for the few statements on every webhook's path (claim, attempt log, outcome). TypeORM's query
@@ -69,7 +70,8 @@ export async function insertMany<T extends ObjectLiteral>(
   const names = columns.map((c) => driver.escape(c.databaseName)).join(', ');
   const sql = new Sql(em.connection);
   const into = `INSERT INTO ${driver.escape(meta.tableName)} (${names})`;
-  if (sql.postgres || rows.some((row) => row.some(unsafeInJson))) {
+  // Values JSON would not give back as bound (jsonSafe) keep the bound VALUES on SQLite too.
+  if (sql.postgres || !rows.every((row) => row.every(jsonSafe))) {
     await em.query(`${into} VALUES ${sql.rows(entities.length, columns.length)}`, rows.flat());
     return;
   }
@@ -79,17 +81,6 @@ export async function insertMany<T extends ObjectLiteral>(
   const picks = columns.map((_, i) => `value->>${i}`).join(', ');
   await em.query(`${into} SELECT ${picks} FROM json_each(?)`, [JSON.stringify(rows)]);
 }
-
-/**
- * A value SQLite's JSON functions would not give back as bound: text with a NUL (they end text there) or with a
- * lone surrogate (they decode it to bytes that are not UTF-8, where binding stores U+FFFD), and bytes.
- */
-function unsafeInJson(value: unknown): boolean {
-  return typeof value === 'string' ? UNSAFE_IN_JSON.test(value) : value instanceof Uint8Array;
-}
-
-// With the u flag, \p{Cs} matches only a surrogate that is not half of a pair.
-const UNSAFE_IN_JSON = /[\0\p{Cs}]/u;
 
 /**
  * Statements of one transaction that do not depend on each other. SQLite: sent together and awaited once, instead

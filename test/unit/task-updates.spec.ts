@@ -156,4 +156,21 @@ describe.each(['sqlite', 'postgres'] as const)('updateTasks on %s', (kind) => {
     expect(da).toMatchObject({ status: 'completed', completedAt: t1 });
     expect(dc).toMatchObject({ status: 'processing', completedAt: null, result: null });
   });
+
+  it('holds a change to no lease, and keeps text JSON would change (SQLite writes such values inline)', async () => {
+    const [a, b] = [await task('processing'), await task('processing', 1, { leaseId: 'held' })];
+    // PostgreSQL refuses a NUL in text whatever the statement; SQLite stores it, and a lone surrogate as U+FFFD.
+    const odd = kind === 'sqlite' ? 'half \u0000 done \ud800' : 'half done';
+    const noLease = (taskId: string, message: string): TaskUpdate => ({
+      taskId,
+      to: 'processing',
+      patch: { progress: 50, message },
+      guard: { from: ['processing'], lease: { id: null } },
+    });
+    const answers = await db.transaction((em) => updateTasks(em, [noLease(a, odd), noLease(b, 'other')]));
+    expect(answers[1]).toBeNull();
+    const stored = await db.getRepository(Task).findOneBy({ id: a });
+    expect(stored!.message).toBe(odd.replace('\ud800', '\ufffd'));
+    expect(answers[0]!.message).toBe(stored!.message);
+  });
 });

@@ -28,12 +28,18 @@ export interface DeliveryDialect {
   indexedBy(name: string): string;
   /** Appended to a sub-SELECT of rows to update that may skip rows another transaction holds (PostgreSQL). */
   readonly skipLockedRows: string;
+  /**
+   * Whether a statement over many rows takes them as one JSON parameter read by json_each (SQLite: one text for any
+   * number of rows, kept prepared) rather than a term per row.
+   */
+  readonly jsonRows: boolean;
 }
 
 export class SqliteDialect implements DeliveryDialect {
   readonly lockRows = '';
   readonly ledgerRounds = 1;
   readonly skipLockedRows = '';
+  readonly jsonRows = true;
 
   params(count: number): string {
     return Array.from({ length: count }, () => '?').join(', ');
@@ -57,6 +63,7 @@ export class PostgresDialect implements DeliveryDialect {
   readonly lockRows = ' FOR UPDATE';
   readonly ledgerRounds = POSTGRES_LEDGER_ROUNDS;
   readonly skipLockedRows = ' FOR UPDATE SKIP LOCKED';
+  readonly jsonRows = false;
 
   params(count: number, from = 1): string {
     return Array.from({ length: count }, (_, i) => `$${from + i}`).join(', ');

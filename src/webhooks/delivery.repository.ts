@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, LessThan, MoreThan } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { entityFromRow, insertMany } from '../database/sql.js';
+import { jsonSafe } from '../database/sqlite-statements.js';
 import { Circuit, CLOSED } from './circuit-breaker.js';
 import { DeliveryDialect, dialectOf } from './delivery-dialect.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET, WebhookCircuit } from './delivery.entity.js';
@@ -12,6 +13,9 @@ import { Endpoint } from './endpoint.entity.js';
 export const INSERT_CHUNK = 500;
 // Lanes per supersede statement (six bound values each).
 const SUPERSEDE_LANES = 200;
+
+/** A task's deliveries to one target, up to the sequence of its newest event. */
+type Lane = { taskId: string; target: string; sequence: number };
 
 /** A delivery marked dispatched (just committed, or taken by the relay), as far as dispatching it needs. */
 export interface Dispatchable {
@@ -70,28 +74,36 @@ export class DeliveryRepository {
    * lanes (task + target) older than their newer event is superseded, one statement for a round's lanes, each term
    * on the (task_id, target, sequence) index.
    */
-  async supersedeStaleProgress(
-    em: EntityManager,
-    lanes: ReadonlyArray<{ taskId: string; target: string; sequence: number }>,
-  ): Promise<void> {
+  async supersedeStaleProgress(em: EntityManager, lanes: readonly Lane[]): Promise<void> {
     const now = Date.now();
     for (let i = 0; i < lanes.length; i += SUPERSEDE_LANES) {
       const chunk = lanes.slice(i, i + SUPERSEDE_LANES);
-      const values: unknown[] = [now, now];
-      const param = (v: unknown) => (values.push(v), this.p(1, values.length));
-      const cases = chunk
-        .map((l) => `WHEN task_id = ${param(l.taskId)} AND target = ${param(l.target)} THEN ${param(l.sequence)}`)
-        .join(' ');
-      const lanesWhere = chunk
-        .map(
-          (l) => `(task_id = ${param(l.taskId)} AND target = ${param(l.target)} AND sequence < ${param(l.sequence)})`,
-        )
-        .join(' OR ');
-      await em.query(
-        `UPDATE deliveries SET status = 'superseded', updated_at = ${this.p(1)}, completed_at = ${this.p(1, 2)}, last_error = 'superseded by event ' || CAST(CASE ${cases} END AS VARCHAR) WHERE event_type = 'task.progress' AND ${byKey('status')} = 'pending' AND batch_id IS NULL AND (${lanesWhere})`,
-        values,
-      );
+      const asJson = this.dialect.jsonRows && chunk.every((l) => jsonSafe(l.taskId) && jsonSafe(l.target));
+      await em.query(...(asJson ? this.supersedeByJson(chunk, now) : this.supersedeByTerms(chunk, now)));
     }
+  }
+
+  /** SQLite: the lanes as one JSON array of `[task, target, sequence]`: one text for any number of lanes. */
+  private supersedeByJson(lanes: readonly Lane[], now: number): [string, unknown[]] {
+    return [
+      `WITH j AS (SELECT value FROM json_each(?)) UPDATE deliveries SET status = 'superseded', updated_at = ?, completed_at = ?, last_error = 'superseded by event ' || CAST(j.value->>2 AS VARCHAR) FROM j WHERE deliveries.task_id = j.value->>0 AND deliveries.target = j.value->>1 AND deliveries.sequence < j.value->>2 AND deliveries.event_type = 'task.progress' AND ${byKey('deliveries.status')} = 'pending' AND deliveries.batch_id IS NULL`,
+      [JSON.stringify(lanes.map((l) => [l.taskId, l.target, l.sequence])), now, now],
+    ];
+  }
+
+  private supersedeByTerms(lanes: readonly Lane[], now: number): [string, unknown[]] {
+    const values: unknown[] = [now, now];
+    const param = (v: unknown) => (values.push(v), this.p(1, values.length));
+    const cases = lanes
+      .map((l) => `WHEN task_id = ${param(l.taskId)} AND target = ${param(l.target)} THEN ${param(l.sequence)}`)
+      .join(' ');
+    const lanesWhere = lanes
+      .map((l) => `(task_id = ${param(l.taskId)} AND target = ${param(l.target)} AND sequence < ${param(l.sequence)})`)
+      .join(' OR ');
+    return [
+      `UPDATE deliveries SET status = 'superseded', updated_at = ${this.p(1)}, completed_at = ${this.p(1, 2)}, last_error = 'superseded by event ' || CAST(CASE ${cases} END AS VARCHAR) WHERE event_type = 'task.progress' AND ${byKey('status')} = 'pending' AND batch_id IS NULL AND (${lanesWhere})`,
+      values,
+    ];
   }
 
   findOf(em: EntityManager, tenantId: string, id: string): Promise<Delivery | null> {

@@ -14,7 +14,7 @@ import { batchLeavesAt, fillBatches } from './batch-rules.js';
 import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure } from './circuit-breaker.js';
 import { laneWaits } from './delivery-order.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
-import { DeliveryRepository } from './delivery.repository.js';
+import { ClaimRow, DeliveryRepository } from './delivery.repository.js';
 import { EndpointHealth } from './endpoint-health.js';
 import { activeSecrets } from './endpoint-rules.js';
 import { Endpoint } from './endpoint.entity.js';
@@ -151,9 +151,13 @@ export class DeliveryLedger {
    * counted, unless an earlier event of the same task to the same target is on the wire (ordering), or their
    * endpoint is gone or disabled (then they fail here). Two workers cannot claim the same delivery.
    */
-  async claimIn(em: EntityManager, ids: string[]): Promise<Claim[]> {
-    // One statement: the rows and, per lane, the lowest sequence on the wire (claimRows).
-    const found = await this.repo.claimRows(em, [...new Set(ids)]);
+  async claimIn(em: EntityManager, ids: string[], urls?: readonly string[]): Promise<Claim[]> {
+    // One statement: the rows and, per lane, the lowest sequence on the wire (claimRows). A caller that knows the
+    // rows' URLs (just written) has their circuits read alongside: one wait fewer in the transaction.
+    const [found, known] = (await together<unknown>(em, [
+      () => this.repo.claimRows(em, [...new Set(ids)]),
+      () => (urls ? this.repo.circuits(em, urls) : Promise.resolve(undefined)),
+    ])) as [ClaimRow[], Map<string, Circuit> | undefined];
     const pending = found.filter((r) => r.status === 'pending').map((r) => entityFromRow(em, Delivery, r));
     const endpoints = await this.repo.endpointsByIds(em, [
       ...new Set(pending.filter((r) => r.target !== REQUEST_TARGET).map((r) => r.target)),
@@ -176,10 +180,12 @@ export class DeliveryLedger {
     );
     const waiting = laneWaits(rows, onWire, earlierDue, Date.now(), ORDER_WAIT_MS);
 
-    const circuits = await this.repo.circuits(
-      em,
-      rows.map((r) => r.url),
-    );
+    const circuits =
+      known ??
+      (await this.repo.circuits(
+        em,
+        rows.map((r) => r.url),
+      ));
 
     const now = new Date();
     const claimed = new Set<string>();
@@ -503,14 +509,22 @@ export class DeliveryLedger {
       const code = o.result.statusCode ?? null;
       succeeded.set(code, [...(succeeded.get(code) ?? []), ...idsOf(o)]);
     }
-    await together<unknown>(em, [
+    // The circuits of the attempts' URLs are read alongside (other rows; on PostgreSQL still after the UPDATEs).
+    const written = await together<unknown>(em, [
       () => this.repo.insertAttempts(em, attempts),
       ...[...succeeded].map(
         ([code, ids]) =>
           () =>
             this.repo.succeed(em, ids, code, now),
       ),
+      () =>
+        this.repo.circuits(
+          em,
+          outcomes.map((o) => o.delivery.url),
+          true,
+        ),
     ]);
+    const circuits = written[written.length - 1] as Map<string, Circuit>;
     for (const o of outcomes) {
       const { delivery: d, result, verdict } = o;
       if (verdict.outcome === 'succeeded') continue;
@@ -530,7 +544,7 @@ export class DeliveryLedger {
         await this.repo.settle(em, ids, { ...last, status: 'failed', completedAt: now });
       }
     }
-    await this.recordOnCircuits(em, outcomes, now);
+    await this.recordOnCircuits(em, outcomes, circuits, now);
     await this.health.record(
       em,
       outcomes.flatMap((o) =>
@@ -544,13 +558,13 @@ export class DeliveryLedger {
   }
 
   /** Each target URL's circuit after these attempts (in URL order, so that two rounds lock rows alike). */
-  private async recordOnCircuits(em: EntityManager, outcomes: Outcome[], now: Date): Promise<void> {
-    const requests = outcomes;
-    const circuits = await this.repo.circuits(
-      em,
-      requests.map((o) => o.delivery.url),
-      true,
-    );
+  /** `circuits`: those of the outcomes' URLs as they were before these outcomes, read with their rows locked. */
+  private async recordOnCircuits(
+    em: EntityManager,
+    requests: Outcome[],
+    circuits: Map<string, Circuit>,
+    now: Date,
+  ): Promise<void> {
     const after = new Map<string, Circuit>();
     for (const { delivery, result } of requests) {
       const failed = isTargetFailure(result) && !isPermanentErrorResult(result);

@@ -106,6 +106,7 @@ export class DeliveryService {
     const claims = await this.ledger.claimIn(
       em,
       deliveries.map((d) => d.id),
+      deliveries.map((d) => d.url),
     );
     return claims.filter((c): c is FreshClaim => c.kind === 'claimed');
   }

@@ -1,5 +1,4 @@
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
-import { jsonSafe } from './sqlite-statements.js';
 
 /**
  * Plain SQL for the few statements on every webhook's path (claim, attempt log, outcome). TypeORM's query
@@ -81,6 +80,18 @@ export async function insertMany<T extends ObjectLiteral>(
   const picks = columns.map((_, i) => `value->>${i}`).join(', ');
   await em.query(`${into} SELECT ${picks} FROM json_each(?)`, [JSON.stringify(rows)]);
 }
+
+/**
+ * A value that comes back from SQLite's JSON functions as it would be bound (a boolean as 1 or 0, as sqlite3 binds
+ * it). Not text with a NUL (they end text there) or a lone surrogate (the u flag's \p{Cs}: they decode it to bytes
+ * that are not UTF-8, where binding stores U+FFFD), nor bytes, dates or numbers JSON cannot write.
+ */
+export function jsonSafe(value: unknown): boolean {
+  if (typeof value === 'string') return !UNSAFE_TEXT.test(value);
+  return value === null || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+const UNSAFE_TEXT = /[\0\p{Cs}]/u;
 
 /**
  * Statements of one transaction that do not depend on each other. SQLite: sent together and awaited once, instead

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { collapseLists, withStatementCache } from './sqlite-statements.js';
+import { withStatementCache } from './sqlite-statements.js';
 
 type CachingDatabase = sqlite3.Database & { readonly prepared: number };
 
@@ -109,45 +109,5 @@ describe('SQLite statements kept prepared', () => {
     await all('PRAGMA user_version');
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(db.prepared).toBe(0);
-  });
-});
-
-describe('collapseLists', () => {
-  const cb = () => undefined;
-  const sql = (n: number) => Array.from({ length: n }, () => '?').join(', ');
-  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
-  it('sends a list of placeholders as one JSON array, the placeholders around it kept in place', () => {
-    const [text, args] = collapseLists('SELECT * FROM t WHERE a = ? AND id IN (?, ?, ?) AND b = ?', [
-      [1, 'x', 'y', null, 2],
-      cb,
-    ]);
-    expect(text).toBe('SELECT * FROM t WHERE a = ? AND id IN (SELECT value FROM json_each(?)) AND b = ?');
-    expect(args).toEqual([[1, '["x","y",null]', 2], cb]);
-  });
-
-  it('leaves quoted text, single placeholders, lists JSON would change, and miscounted texts as they are', () => {
-    const keep = (sql: string, params: unknown[]) =>
-      expect(collapseLists(sql, [params, cb])).toEqual([sql, [params, cb]]);
-    keep('SELECT * FROM t WHERE v IN (?)', ['a']);
-    keep("SELECT 'IN (?, ?)' AS q, id FROM t WHERE id IN (?, ?)", ['nul \0', 'b']);
-    keep('SELECT * FROM t WHERE v IN (?, ?)', ['lone \ud800', 'b']);
-    keep('SELECT * FROM t WHERE v IN (?, ?)', [new Date(0), 1]);
-    keep('SELECT * FROM t WHERE v IN (?, ?)', [Number.NaN, 1]);
-    keep('SELECT * FROM t WHERE v IN (?, ?)', ['only one']);
-    const [text, args] = collapseLists(`SELECT "a?" FROM t WHERE v = '?' AND id IN (?, ?)`, [[1, 2], cb]);
-    expect(text).toBe(`SELECT "a?" FROM t WHERE v = '?' AND id IN (SELECT value FROM json_each(?))`);
-    expect(args[0]).toEqual(['[1,2]']);
-  });
-
-  it('on real SQLite: the same rows as the bound list; one text for every length', async () => {
-    for (let i = 1; i <= 6; i++) await run('INSERT INTO t (id, v) VALUES (?, ?)', [i, `v${i}`]);
-    const ids = (rows: unknown[]) => rows.map((r) => (r as { id: number }).id);
-    expect(ids(await all('SELECT id FROM t WHERE v IN (?, ?, ?) ORDER BY id', ['v2', 'v5', 'none']))).toEqual([2, 5]);
-    expect(ids(await all('SELECT id FROM t WHERE id IN (?, ?) ORDER BY id', ['3', 4]))).toEqual([3, 4]);
-    expect(ids(await all('SELECT id FROM t WHERE id NOT IN (?, ?, ?, ?) ORDER BY id', [1, 2, 3, 4]))).toEqual([5, 6]);
-    expect((await run('UPDATE t SET v = v || ? WHERE id IN (?, ?, ?)', ['!', 1, 2, 9])).changes).toBe(2);
-    const textOf = (n: number) => collapseLists(`SELECT id FROM t WHERE id IN (${sql(n)})`, [range(n), cb])[0];
-    expect(textOf(5)).toBe(textOf(2));
   });
 });

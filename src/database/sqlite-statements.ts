@@ -38,12 +38,10 @@ export function withStatementCache(module: Sqlite3Module, limits = STATEMENT_CAC
     }
 
     override all(sql: string, ...args: unknown[]): this {
-      [sql, args] = collapseLists(sql, args);
       return this.cached('all', sql, args) ?? super.all(sql, ...args);
     }
 
     override run(sql: string, ...args: unknown[]): this {
-      [sql, args] = collapseLists(sql, args);
       return this.cached('run', sql, args) ?? super.run(sql, ...args);
     }
 
@@ -103,53 +101,3 @@ export function withStatementCache(module: Sqlite3Module, limits = STATEMENT_CAC
   }
   return Object.assign(Object.create(module) as Sqlite3Module, { Database: CachingDatabase });
 }
-
-// In a statement's text: a quoted string or name (skipped), a list of two or more placeholders, or one placeholder.
-const TOKENS = /'(?:[^']|'')*'|"(?:[^"]|"")*"|\bIN \((\?(?:, \?)+)\)|\?/g;
-
-/**
- * `IN (?, ?, …)` lists as `IN (SELECT value FROM json_each(?))` with the list's values as one JSON array: the text
- * is then the same whatever the list's length, so it stays prepared (a text per length was prepared once and soon
- * evicted), and one value is bound instead of many. Lists holding anything JSON would not give back as bound (text
- * with a NUL or a lone surrogate, bytes, dates, non-finite numbers) are left as they are. `args`: `all`'s or
- * `run`'s, as TypeORM calls them (parameters, callback).
- */
-export function collapseLists(sql: string, args: unknown[]): [string, unknown[]] {
-  const [params, ...rest] = args;
-  if (!Array.isArray(params) || params.length < 2 || !sql.includes('IN (?, ?')) return [sql, args];
-  const values: unknown[] = [];
-  let at = 0;
-  let changed = false;
-  const text = sql.replace(TOKENS, (token: string, list: string | undefined) => {
-    if (token.startsWith("'") || token.startsWith('"')) return token;
-    if (list === undefined) {
-      values.push(params[at++]);
-      return token;
-    }
-    const count = (list.length + 2) / 3;
-    const items = params.slice(at, at + count) as unknown[];
-    at += count;
-    if (!items.every(jsonSafe)) {
-      values.push(...items);
-      return token;
-    }
-    changed = true;
-    values.push(JSON.stringify(items));
-    return 'IN (SELECT value FROM json_each(?))';
-  });
-  // A text whose placeholders do not match the parameters is left for SQLite to report.
-  if (!changed || at !== params.length) return [sql, args];
-  return [text, [values, ...rest]];
-}
-
-/**
- * A value that comes back from SQLite's JSON functions as it would be bound (a boolean as 1 or 0, as sqlite3 binds
- * it). Not text with a NUL (they end text there) or a lone surrogate (the u flag's \p{Cs}: they decode it to bytes
- * that are not UTF-8, where binding stores U+FFFD), nor bytes, dates or numbers JSON cannot write.
- */
-export function jsonSafe(value: unknown): boolean {
-  if (typeof value === 'string') return !UNSAFE_TEXT.test(value);
-  return value === null || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
-}
-
-const UNSAFE_TEXT = /[\0\p{Cs}]/u;

@@ -157,6 +157,25 @@ describe.each(['sqlite', 'postgres'] as const)('updateTasks on %s', (kind) => {
     expect(dc).toMatchObject({ status: 'processing', completedAt: null, result: null });
   });
 
+  it.skipIf(kind !== 'sqlite')('looks each row up by its id, not through the status index (SQLite plan)', async () => {
+    const [a, b] = [await task('processing'), await task('processing')];
+    const sent: Array<[string, unknown[]]> = [];
+    await db.transaction(async (em) => {
+      const spy = new Proxy(em, {
+        get: (target, key) =>
+          key === 'query'
+            ? (text: string, params: unknown[]) => (sent.push([text, params]), target.query(text, params))
+            : Reflect.get(target, key),
+      });
+      await updateTasks(spy, [progress(a, 20, 1), progress(b, 30, 1)]);
+    });
+    const [text, params] = sent.find(([t]) => t.includes('UPDATE tasks'))!;
+    const plan = await db.query<Array<{ detail: string }>>(`EXPLAIN QUERY PLAN ${text}`, params);
+    expect(plan.map((r) => r.detail).join(' | ')).toMatch(
+      /SEARCH tasks USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/,
+    );
+  });
+
   it('holds a change to no lease, and keeps text JSON would change (SQLite writes such values inline)', async () => {
     const [a, b] = [await task('processing'), await task('processing', 1, { leaseId: 'held' })];
     // PostgreSQL refuses a NUL in text whatever the statement; SQLite stores it, and a lone surrogate as U+FFFD.

@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import { entityFromRow, jsonSafe, Sql } from '../database/sql.js';
+import { byKey, entityFromRow, jsonSafe, Sql } from '../database/sql.js';
 import { sourcesOf, TaskStatus } from './task-state.js';
 import { Task } from './task.entity.js';
 
@@ -72,8 +72,9 @@ export function groupByShape(updates: readonly TaskUpdate[]): number[][] {
 
 /**
  * Guarded UPDATEs of different tasks of one shape as one statement: each row's own values and guards picked by
- * its id (byJson on SQLite, byCases on PostgreSQL), and every changed row returned. On SQLite each statement is a trip to the driver's thread and a turn of the event loop,
- * on PostgreSQL a round trip; a round of task changes used to send one per change (BENCHMARKS.md, finding 36).
+ * its id (byJson on SQLite, byCases on PostgreSQL), and every changed row returned. On SQLite each statement is a
+ * trip to the driver's thread and a turn of the event loop, on PostgreSQL a round trip; a round of task changes
+ * used to send one per change (BENCHMARKS.md, finding 36).
  * Answers each change's task as changed, or null when its guard did not hold; `updates` must name distinct tasks.
  */
 export async function updateTasks(em: EntityManager, updates: readonly TaskUpdate[]): Promise<Array<Task | null>> {
@@ -156,8 +157,7 @@ interface Shape {
  * on the shape and stays prepared, and one value is bound for all the rows (docs/BENCHMARKS.md, finding 38).
  */
 function byJson(shape: Shape): [string, unknown[]] {
-  // The status term is written so that no index serves it: SQLite, without statistics, would walk every task of
-  // that status through its index and scan the JSON for each, instead of looking each row up by its id.
+  // Each row is looked up by its id: the status term is written byKey, so that no index serves it.
   const terms = [...shape.sets, ...shape.guards];
   const pick = (t: Term) => `j.value->>${terms.indexOf(t) + 1}`;
   const rows = shape.ids.map((id, i) => [id, ...terms.map((t) => t.stored[i])]);
@@ -165,7 +165,7 @@ function byJson(shape: Shape): [string, unknown[]] {
   const guards = shape.guards.map((t) => ` AND tasks.${t.column} ${t.op} ${pick(t)}`).join('');
   return [
     `WITH j AS (SELECT value FROM json_each(?)) UPDATE tasks SET ${set.join(', ')}, last_sequence = last_sequence + 1 ` +
-      `FROM j WHERE tasks.id = j.value->>0 AND (tasks.status || '') IN (${shape.from.map(() => '?').join(', ')})${guards}` +
+      `FROM j WHERE tasks.id = j.value->>0 AND ${byKey('tasks.status')} IN (${shape.from.map(() => '?').join(', ')})${guards}` +
       `${shape.leaseNone ? ' AND tasks.lease_id IS NULL' : ''} RETURNING *`,
     [JSON.stringify(rows), shape.to, shape.now, ...shape.from],
   ];

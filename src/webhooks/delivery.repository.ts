@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, LessThan, MoreThan } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
-import { entityFromRow, insertMany, jsonSafe } from '../database/sql.js';
+import { byKey, entityFromRow, insertMany, jsonSafe } from '../database/sql.js';
 import { Circuit, CLOSED } from './circuit-breaker.js';
 import { DeliveryDialect, dialectOf } from './delivery-dialect.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET, WebhookCircuit } from './delivery.entity.js';
@@ -448,13 +448,3 @@ const BEHIND_IN_LANE =
 /** The columns of a batch's events that the batch needs: its body, order, attempt count, batch and age. */
 const BATCH_EVENT_COLUMNS =
   'd.id, d.task_id, d.sequence, d.payload, d.attempts, d.batch_id, d.created_at, d.next_attempt_at, d.status';
-
-/**
- * A column compared in a WHERE that already picks its rows by key (`id IN (…) AND status = …`), written so that no
- * index on it can be chosen: SQLite, which has no statistics, otherwise walks the (status, next_attempt_at) index
- * over every row of that status instead of the key (a batch claim so read the whole pending backlog, 7 ms per batch
- * at 20,000); PostgreSQL, before its first ANALYZE of a freshly loaded backlog, ANDs that index's bitmap in too.
- */
-function byKey(column: string): string {
-  return `(${column} || '')`;
-}

@@ -139,3 +139,36 @@ export function entityFromRow<T extends ObjectLiteral>(
 export function byKey(column: string): string {
   return `(${column} || '')`;
 }
+
+/**
+ * An SQLite statement with its `?` parameters written in as literals, for sqlite3's `exec`, which takes none;
+ * undefined when a value has no plain literal (only finite numbers, booleans as 1 / 0, null and text without a NUL
+ * have one) or the counts differ. A `?` inside a quoted string, a quoted name or a comment is not a parameter.
+ */
+export function inlineParams(text: string, params: readonly unknown[]): string | undefined {
+  const literals: string[] = [];
+  for (const value of params) {
+    const literal = sqliteLiteral(value);
+    if (literal === undefined) return undefined;
+    literals.push(literal);
+  }
+  let out = '';
+  let next = 0;
+  for (const [i, part] of text.split(QUOTED_OR_PARAM).entries()) {
+    if (i % 2 === 0 || part !== '?') out += part;
+    else if (next < literals.length) out += literals[next++];
+    else return undefined;
+  }
+  return next === literals.length ? out : undefined;
+}
+
+// A capture group makes split keep each match at the odd indexes: quoted strings and names, comments, and `?`.
+const QUOTED_OR_PARAM = /('(?:[^']|'')*'|"(?:[^"]|"")*"|\/\*[\s\S]*?\*\/|--[^\n]*|\?)/;
+
+function sqliteLiteral(value: unknown): string | undefined {
+  if (value === null) return 'NULL';
+  if (typeof value === 'boolean') return value ? '1' : '0';
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : undefined;
+  if (typeof value === 'string') return value.includes('\0') ? undefined : `'${value.replaceAll("'", "''")}'`;
+  return undefined;
+}

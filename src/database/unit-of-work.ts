@@ -1,6 +1,41 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { PriorityMutex } from '../common/priority-mutex.js';
+import { inlineParams } from './sql.js';
+
+// The writes each SQLite transaction sends with its COMMIT (writeAtCommit), by the transaction's manager.
+const atCommit = new WeakMap<EntityManager, string[]>();
+
+/**
+ * Sends a write whose answer the transaction does not need, and that nothing later in it reads, with the COMMIT:
+ * on SQLite in the same trip to the driver's thread (exec takes no parameters, so the values are written into the
+ * text as literals). Runs it at once where it cannot go so: on PostgreSQL, outside a UnitOfWork transaction, or
+ * with a value that is not a plain number, text or null. A write that fails there fails the COMMIT, and the
+ * transaction is rolled back as for any failure in it.
+ */
+export async function writeAtCommit(em: EntityManager, text: string, params: readonly unknown[]): Promise<void> {
+  const queue = atCommit.get(em);
+  const inlined = queue && inlineParams(text, params);
+  if (inlined === undefined) await em.query(text, [...params]);
+  else queue!.push(inlined);
+}
+
+/** Sends the writes held for the COMMIT now: before a statement that reads what they change. */
+export async function flushAtCommit(em: EntityManager): Promise<void> {
+  const queue = atCommit.get(em);
+  if (!queue?.length) return;
+  const statements = queue.splice(0).join(';\n');
+  await execOn(em.connection, statements);
+}
+
+/**
+ * Statements without parameters or rows through sqlite3's `exec`: one trip to the driver's thread, where a
+ * query (prepare, then run) takes two, each a turn of a busy event loop, and every transaction has two of these.
+ */
+function execOn(dataSource: DataSource, statements: string): Promise<void> {
+  const db = (dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
+  return new Promise((resolve, reject) => db.exec(statements, (err) => (err ? reject(err) : resolve())));
+}
 
 /**
  * Runs a function in one database transaction.
@@ -26,28 +61,27 @@ export class UnitOfWork {
 
   private async immediate<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
     const runner = this.dataSource.createQueryRunner();
+    const last: string[] = [];
+    atCommit.set(runner.manager, last);
     try {
       await this.exec('BEGIN IMMEDIATE');
       try {
         const result = await work(runner.manager);
-        await this.exec('COMMIT');
+        // sqlite3_exec stops at the first statement that fails, so a failed write never reaches the COMMIT.
+        await this.exec([...last, 'COMMIT'].join(';\n'));
         return result;
       } catch (err) {
         await this.exec('ROLLBACK').catch(() => undefined);
         throw err;
       }
     } finally {
+      atCommit.delete(runner.manager);
       await runner.release();
     }
   }
 
-  /**
-   * A statement without parameters or rows through sqlite3's `exec`: one trip to the driver's thread, where a
-   * query (prepare, then run) takes two, each a turn of a busy event loop, and every transaction has two of these.
-   */
-  private exec(statement: string): Promise<void> {
-    const db = (this.dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
-    return new Promise((resolve, reject) => db.exec(statement, (err) => (err ? reject(err) : resolve())));
+  private exec(statements: string): Promise<void> {
+    return execOn(this.dataSource, statements);
   }
 }
 

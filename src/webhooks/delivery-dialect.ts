@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { returningRows } from '../database/sql.js';
+import { writeAtCommit } from '../database/unit-of-work.js';
 
 /**
  * What the delivery SQL writes differently on SQLite and PostgreSQL. SQLite has one connection and takes the
@@ -11,13 +12,16 @@ export interface DeliveryDialect {
   params(count: number, from?: number): string;
   /** Appended to a SELECT whose rows the transaction will update (row locks on PostgreSQL). */
   readonly lockRows: string;
-  /** Runs an UPDATE of the rows with these keys (column `key`) and answers the keys of the rows it changed. */
+  /**
+   * Runs an UPDATE of the rows with these keys (column `key`) and answers the keys of the rows it changed.
+   * `atCommit`: nothing later in the transaction reads these rows, so SQLite may send it with the COMMIT.
+   */
   changed(
     em: EntityManager,
     update: string,
     values: unknown[],
     keys: readonly string[],
-    key?: string,
+    options?: { key?: string; atCommit?: boolean },
   ): Promise<Set<string>>;
   /** Ledger rounds in flight at once (one connection on SQLite). */
   readonly ledgerRounds: number;
@@ -49,8 +53,15 @@ export class SqliteDialect implements DeliveryDialect {
     return `INDEXED BY ${name}`;
   }
 
-  async changed(em: EntityManager, update: string, values: unknown[], keys: readonly string[]): Promise<Set<string>> {
-    await em.query(update, values);
+  async changed(
+    em: EntityManager,
+    update: string,
+    values: unknown[],
+    keys: readonly string[],
+    { atCommit = false } = {},
+  ): Promise<Set<string>> {
+    if (atCommit) await writeAtCommit(em, update, values);
+    else await em.query(update, values);
     return new Set(keys);
   }
 }
@@ -78,7 +89,7 @@ export class PostgresDialect implements DeliveryDialect {
     update: string,
     values: unknown[],
     _keys: readonly string[],
-    key = 'id',
+    { key = 'id' } = {},
   ): Promise<Set<string>> {
     const rows = returningRows<Record<string, string>>(await em.query<unknown>(`${update} RETURNING ${key}`, values));
     return new Set(rows.map((r) => r[key]));

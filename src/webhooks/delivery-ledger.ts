@@ -151,7 +151,11 @@ export class DeliveryLedger {
    * counted, unless an earlier event of the same task to the same target is on the wire (ordering), or their
    * endpoint is gone or disabled (then they fail here). Two workers cannot claim the same delivery.
    */
-  async claimIn(em: EntityManager, ids: string[], urls?: readonly string[]): Promise<Claim[]> {
+  async claimIn(
+    em: EntityManager,
+    ids: string[],
+    { urls, atCommit = false }: { urls?: readonly string[]; atCommit?: boolean } = {},
+  ): Promise<Claim[]> {
     // One statement: the rows and, per lane, the lowest sequence on the wire (claimRows). A caller that knows the
     // rows' URLs (just written) has their circuits read alongside: one wait fewer in the transaction.
     const [found, known] = (await together<unknown>(em, [
@@ -247,7 +251,7 @@ export class DeliveryLedger {
     for (const [id, until] of held) await this.repo.holdUntil(em, id, until);
     if (claimed.size === 0) return answers;
     // On PostgreSQL another worker may have claimed one since it was read: the claim answers which are ours.
-    const won = await this.repo.claim(em, [...claimed], now);
+    const won = await this.repo.claim(em, [...claimed], now, { atCommit });
     return answers.map((a) => (a.kind === 'claimed' && !won.has(a.delivery.id) ? { kind: 'skipped' } : a));
   }
 

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, LessThan, MoreThan } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { byKey, entityFromRow, insertMany, jsonSafe } from '../database/sql.js';
+import { flushAtCommit } from '../database/unit-of-work.js';
 import { Circuit, CLOSED } from './circuit-breaker.js';
 import { DeliveryDialect, dialectOf } from './delivery-dialect.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET, WebhookCircuit } from './delivery.entity.js';
@@ -74,6 +75,7 @@ export class DeliveryRepository {
    * on the (task_id, target, sequence) index.
    */
   async supersedeStaleProgress(em: EntityManager, lanes: readonly Lane[]): Promise<void> {
+    await flushAtCommit(em); // a claim held for the COMMIT keeps its row from being superseded
     const now = Date.now();
     for (let i = 0; i < lanes.length; i += SUPERSEDE_LANES) {
       const chunk = lanes.slice(i, i + SUPERSEDE_LANES);
@@ -170,7 +172,7 @@ export class DeliveryRepository {
       `UPDATE deliveries SET dispatched_at = ${this.p(1)} WHERE id IN (SELECT d.id FROM deliveries d ${this.dialect.indexedBy('idx_deliveries_target_pending')} WHERE d.target IN (${this.p(endpointIds.length, 2)}) AND d.status = 'pending' AND d.dispatched_at IS NULL AND ${IN_BATCHES} = 1 ORDER BY d.next_attempt_at DESC LIMIT ${limit}${this.dialect.skipLockedRows}) AND dispatched_at IS NULL`,
       [Date.now(), ...endpointIds],
       endpointIds,
-      'target',
+      { key: 'target' },
     );
   }
 
@@ -200,7 +202,8 @@ export class DeliveryRepository {
    * lowest sequence of its lane now on the wire and when its lane's earlier pending events are due, which is all
    * the ordering rule needs (laneWaits). Both read the lane's (task_id, target, sequence) index.
    */
-  claimRows(em: EntityManager, ids: readonly string[]): Promise<ClaimRow[]> {
+  async claimRows(em: EntityManager, ids: readonly string[]): Promise<ClaimRow[]> {
+    await flushAtCommit(em); // claims held for the COMMIT are on the wire in their lanes
     return em.query<ClaimRow[]>(
       `SELECT d.*, (SELECT MIN(s.sequence) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'sending') AS lane_on_wire, (SELECT MIN(s.next_attempt_at) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.sequence < d.sequence AND ${byKey('s.status')} = 'pending') AS earlier_due FROM deliveries d WHERE d.id IN (${this.p(ids.length)})`,
       [...ids],
@@ -222,6 +225,7 @@ export class DeliveryRepository {
 
   /** Of these ids, those with an earlier event of their lane on the wire or due (rate limits keep their place). */
   async behindInLane(em: EntityManager, ids: readonly string[], now: Date): Promise<Set<string>> {
+    await flushAtCommit(em);
     const found = await em.query<Array<{ id: string }>>(
       `SELECT d.id FROM deliveries d WHERE d.id IN (${this.p(ids.length)}) AND EXISTS (SELECT 1 FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.sequence < d.sequence AND (s.status = 'sending' OR (s.status = 'pending' AND s.next_attempt_at <= ${this.p(1, ids.length + 1)})))`,
       [...ids, now.getTime()],
@@ -244,7 +248,8 @@ export class DeliveryRepository {
   }
 
   /** Pending → sending, its attempt counted. Answers the ids this claim won. */
-  claim(em: EntityManager, ids: readonly string[], now: Date): Promise<Set<string>> {
+  /** `atCommit`: the claim is the transaction's last word on these rows (see DeliveryDialect.changed). */
+  claim(em: EntityManager, ids: readonly string[], now: Date, { atCommit = false } = {}): Promise<Set<string>> {
     // The status is checked again for PostgreSQL, whose transactions run side by side (on SQLite the write lock
     // keeps the rows as claimIn read them), written byKey so the lookup stays on the primary key.
     return this.dialect.changed(
@@ -252,6 +257,7 @@ export class DeliveryRepository {
       `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.p(1)} WHERE id IN (${this.p(ids.length, 2)}) AND ${byKey('status')} = 'pending'`,
       [now.getTime(), ...ids],
       ids,
+      { atCommit },
     );
   }
 
@@ -425,7 +431,7 @@ export class DeliveryRepository {
       `UPDATE webhook_circuits SET state = ${this.p(1)}, "until" = ${this.p(1, 2)}, updated_at = ${this.p(1, 3)} WHERE url = ${this.p(1, 4)} AND state = ${this.p(1, 5)} AND "until" = ${this.p(1, 6)}`,
       [to.state, to.until?.getTime() ?? null, now.getTime(), url, from.state, from.until?.getTime() ?? null],
       [url],
-      'url',
+      { key: 'url' },
     );
     return won.size > 0;
   }

@@ -100,13 +100,14 @@ export class DeliveryService {
   /**
    * Claims just-written deliveries in the transaction that wrote them (the same claim as the ledger's, claimIn), for
    * this process's local sender to send right after the commit: a fresh delivery costs no ledger round of its own.
-   * Should the process die before sending, the sweeper hands a row left `sending` back, as for any claim.
+   * Should the process die before sending, the sweeper hands a row left `sending` back, as for any claim. The
+   * claim is the last statement of the committer's transaction: on SQLite it goes with the COMMIT (writeAtCommit).
    */
   async claimFresh(em: EntityManager, deliveries: readonly Delivery[]): Promise<FreshClaim[]> {
     const claims = await this.ledger.claimIn(
       em,
       deliveries.map((d) => d.id),
-      deliveries.map((d) => d.url),
+      { urls: deliveries.map((d) => d.url), atCommit: true },
     );
     return claims.filter((c): c is FreshClaim => c.kind === 'claimed');
   }

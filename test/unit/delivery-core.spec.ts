@@ -147,6 +147,44 @@ describe('claim', () => {
     expect(await uow.run((em) => repo.updateOurClaim(em, [d.id], 2, { updatedAt: new Date() }))).toBe(false);
   });
 
+  it('claims fresh deliveries with the COMMIT: sending once committed, pending again when the transaction fails', async () => {
+    const { planner, service, uow } = core();
+    const kept = await pendingDelivery(planner);
+    const claims = await uow.run(async (em) => {
+      const fresh = await service.claimFresh(em, [kept]);
+      // Held for the COMMIT: the transaction itself still reads the row as it was.
+      expect((await em.findOneByOrFail(Delivery, { id: kept.id })).status).toBe('pending');
+      return fresh;
+    });
+    expect(claims.map((c) => c.delivery.id)).toEqual([kept.id]);
+    expect(await row(kept.id)).toMatchObject({ status: 'sending', attempts: 1 });
+
+    const dropped = await pendingDelivery(planner);
+    await expect(
+      uow.run(async (em) => {
+        await service.claimFresh(em, [dropped]);
+        throw new Error('the round failed');
+      }),
+    ).rejects.toThrow('the round failed');
+    expect(await row(dropped.id)).toMatchObject({ status: 'pending', attempts: 0 });
+  });
+
+  it('sends the claims held for the COMMIT before a lane is read again in the same transaction', async () => {
+    const { planner, repo, service, ledger, uow } = core();
+    const taskId = uuidv7();
+    const progress = await pendingDelivery(planner, taskId, 2, false, 'task.progress');
+    const later = await pendingDelivery(planner, taskId, 3);
+    const second = await uow.run(async (em) => {
+      await service.claimFresh(em, [progress]);
+      // A newer event's supersede finds the claimed progress on the wire, not pending.
+      await repo.supersedeStaleProgress(em, [{ taskId, target: REQUEST_TARGET, sequence: 3 }]);
+      return ledger.claimIn(em, [later.id]);
+    });
+    expect(await row(progress.id)).toMatchObject({ status: 'sending', attempts: 1 });
+    expect(second).toMatchObject([{ kind: 'wait' }]);
+    expect((await row(later.id)).status).toBe('pending');
+  });
+
   it('holds a later event of a task while an earlier one is on the wire, and sends it once that is recorded', async () => {
     const { planner, repo, uow, service } = core();
     const taskId = uuidv7();

@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { Sql } from '../database/sql.js';
+import { flushAtCommit, writeAtCommit } from '../database/unit-of-work.js';
 
 /**
  * The tenant-wide event cursor. Each event-writing transaction bumps its tenant's counter row
@@ -35,6 +36,8 @@ export async function claimCursors(
   counts: ReadonlyMap<string, number>,
 ): Promise<Map<string, number>> {
   const sql = new Sql(em.connection);
+  // Cursors given back with the COMMIT (returnCursors) go first, so that this block follows them.
+  await flushAtCommit(em);
   const first = new Map<string, number>();
   for (const tenantId of [...counts.keys()].sort()) {
     const n = counts.get(tenantId)!;
@@ -50,6 +53,19 @@ export async function claimCursors(
     first.set(tenantId, Number(rows[0].event_cursor) - n + 1);
   }
   return first;
+}
+
+/**
+ * Gives back the last `count` cursors a tenant's block claimed in this transaction and did not use, with the COMMIT
+ * (the tenant's row stays this transaction's until then, so no other has numbered events after them).
+ */
+export function returnCursors(em: EntityManager, tenantId: string, count: number): Promise<void> {
+  const sql = new Sql(em.connection);
+  return writeAtCommit(
+    em,
+    `UPDATE tenants SET event_cursor = event_cursor - ${sql.params(1)} WHERE id = ${sql.params(1, 2)}`,
+    [count, tenantId],
+  );
 }
 
 /** How many events each tenant gets in a batch: what claimCursors takes. */

@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { insertMany, together } from '../database/sql.js';
+import { insertMany, Sql, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
@@ -13,7 +13,7 @@ import { recordStep, tracingOn } from '../observability/tracing.js';
 import type { Endpoint } from '../webhooks/endpoint.entity.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
 import { Outbox } from '../webhooks/outbox.js';
-import { claimCursors, countByTenant } from './event-cursor.js';
+import { claimCursors, countByTenant, returnCursors } from './event-cursor.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, TaskStatus } from './task-state.js';
 import { Task } from './task.entity.js';
@@ -206,6 +206,16 @@ export class TaskTransitions {
       : await em.find(Task, { where: { id: In(ids) }, select: { id: true, status: true, tenantId: true } });
     const status = new Map(current.map((t) => [t.id, t.status]));
     const tenantOf = new Map(current.map((t) => [t.id, t.tenantId]));
+    // SQLite: cursors for every change asked for are claimed with the first wave's UPDATEs (one wait fewer; the write
+    // lock is the transaction's from BEGIN anyway), and those of changes that did not apply are given back with the
+    // COMMIT. PostgreSQL runs statements one after another: claimed last, so the tenant's row is locked the least.
+    const asked = new Sql(em.connection).postgres
+      ? undefined
+      : countByTenant(
+          batch.flatMap((c) => (tenantOf.has(c.taskId) ? [{ task: { tenantId: tenantOf.get(c.taskId)! } }] : [])),
+        );
+    let early: Map<string, number> | undefined;
+    const claimEarly = async () => ((early = asked && (await claimCursors(em, asked))), []);
     let endpoints: Map<string, Endpoint[]> | undefined;
     const applied: Array<{ at: number; taskId: string; type: TaskEventType; task: Task }> = [];
     const waves = wavesOf(batch.map((c) => c.taskId));
@@ -231,7 +241,7 @@ export class TaskTransitions {
         )),
         []
       );
-      const answers = await together<Array<Task | null>>(em, w === 0 ? [...updates, lookup] : updates);
+      const answers = await together<Array<Task | null>>(em, w === 0 ? [...updates, lookup, claimEarly] : updates);
       const byAt = new Map<number, Task | null>();
       groups.forEach((g, k) => g.forEach((at, i) => byAt.set(at, answers[k][i])));
       const done = wave.map((at) => byAt.get(at) ?? null);
@@ -253,7 +263,11 @@ export class TaskTransitions {
     }
     applied.sort((a, b) => a.at - b.at);
     const counts = countByTenant(applied.map((a) => ({ task: { tenantId: tenantOf.get(a.taskId)! } })));
-    const cursors = await claimCursors(em, counts);
+    const cursors = early ?? (await claimCursors(em, counts));
+    for (const [tenantId, n] of asked ?? []) {
+      const unused = n - (counts.get(tenantId) ?? 0);
+      if (unused > 0) await returnCursors(em, tenantId, unused);
+    }
     const result: Array<Task | null> = batch.map(() => null);
     for (const a of applied) result[a.at] = a.task;
     await this.recordEvents(

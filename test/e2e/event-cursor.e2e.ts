@@ -83,4 +83,41 @@ describe(`the tenant event cursor (${testDb()})`, () => {
       expect(all).toEqual(Array.from({ length: all.length }, (_, i) => i + 1));
     },
   );
+
+  it('numbers the events of a round densely when some of its changes do not apply', async () => {
+    const created = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        h.api('POST', '/v1/images/generations/async', {
+          model: 'm',
+          prompt: `g${i}`,
+          simulate: { duration_ms: 3_600_000 },
+        }),
+      ),
+    );
+    const ids = created.map((r) => r.body.task_id as string);
+    const db = h.herald.app.get(DataSource);
+    const transitions = h.herald.app.get(TaskTransitions);
+    const tasks = await db.getRepository(Task).findBy(ids.map((id) => ({ id })));
+    // One round (asked for in the same tick): two changes apply, and two are refused by their guards.
+    const answers = await Promise.all(
+      tasks.map((t, i) =>
+        transitions.apply(
+          t.id,
+          'cancelled',
+          { message: 'gone' },
+          { from: i % 2 ? ['pending', 'processing'] : ['completed'] },
+          t.tenantId,
+        ),
+      ),
+    );
+    expect(answers.filter(Boolean)).toHaveLength(2);
+    const cursors = (await db.query('SELECT event_cursor FROM task_events ORDER BY event_cursor')).map(
+      (r: { event_cursor: string | number }) => Number(r.event_cursor),
+    );
+    expect(cursors).toEqual(Array.from({ length: cursors.length }, (_, i) => i + 1));
+    const [tenant] = await db.query(
+      'SELECT event_cursor FROM tenants WHERE id = $1'.replace('$1', `'${tasks[0].tenantId}'`),
+    );
+    expect(Number(tenant.event_cursor)).toBe(cursors.length);
+  });
 });

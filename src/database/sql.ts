@@ -142,8 +142,8 @@ export function byKey(column: string): string {
 
 /**
  * An SQLite statement with its `?` parameters written in as literals, for sqlite3's `exec`, which takes none;
- * undefined when a value has no plain literal (only finite numbers, booleans as 1 / 0, null and text without a NUL
- * have one) or the counts differ. A `?` inside a quoted string, a quoted name or a comment is not a parameter.
+ * undefined when a value is not one jsonSafe takes (booleans are written 1 / 0, as sqlite3 binds them) or the
+ * counts differ. A `?` inside a quoted string, a quoted name or a comment is not a parameter.
  */
 export function inlineParams(text: string, params: readonly unknown[]): string | undefined {
   const literals: string[] = [];
@@ -166,9 +166,9 @@ export function inlineParams(text: string, params: readonly unknown[]): string |
 const QUOTED_OR_PARAM = /('(?:[^']|'')*'|"(?:[^"]|"")*"|\/\*[\s\S]*?\*\/|--[^\n]*|\?)/;
 
 function sqliteLiteral(value: unknown): string | undefined {
+  if (!jsonSafe(value)) return undefined;
   if (value === null) return 'NULL';
   if (typeof value === 'boolean') return value ? '1' : '0';
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : undefined;
-  if (typeof value === 'string') return value.includes('\0') ? undefined : `'${value.replaceAll("'", "''")}'`;
-  return undefined;
+  if (typeof value === 'string') return `'${value.replaceAll("'", "''")}'`;
+  return String(value);
 }

@@ -64,24 +64,20 @@ export class UnitOfWork {
     const last: string[] = [];
     atCommit.set(runner.manager, last);
     try {
-      await this.exec('BEGIN IMMEDIATE');
+      await execOn(this.dataSource, 'BEGIN IMMEDIATE');
       try {
         const result = await work(runner.manager);
         // sqlite3_exec stops at the first statement that fails, so a failed write never reaches the COMMIT.
-        await this.exec([...last, 'COMMIT'].join(';\n'));
+        await execOn(this.dataSource, [...last, 'COMMIT'].join(';\n'));
         return result;
       } catch (err) {
-        await this.exec('ROLLBACK').catch(() => undefined);
+        await execOn(this.dataSource, 'ROLLBACK').catch(() => undefined);
         throw err;
       }
     } finally {
       atCommit.delete(runner.manager);
       await runner.release();
     }
-  }
-
-  private exec(statements: string): Promise<void> {
-    return execOn(this.dataSource, statements);
   }
 }
 

@@ -14,6 +14,7 @@ describe('inlineParams', () => {
 
   it('answers undefined for a value without a plain literal, or counts that differ', () => {
     expect(inlineParams('SELECT ?', ['NUL \u0000'])).toBeUndefined();
+    expect(inlineParams('SELECT ?', ['a lone \uD800'])).toBeUndefined();
     expect(inlineParams('SELECT ?', [Number.NaN])).toBeUndefined();
     expect(inlineParams('SELECT ?', [new Date()])).toBeUndefined();
     expect(inlineParams('SELECT ?', [Buffer.from('x')])).toBeUndefined();

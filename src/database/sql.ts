@@ -170,5 +170,5 @@ function sqliteLiteral(value: unknown): string | undefined {
   if (value === null) return 'NULL';
   if (typeof value === 'boolean') return value ? '1' : '0';
   if (typeof value === 'string') return `'${value.replaceAll("'", "''")}'`;
-  return String(value);
+  return typeof value === 'number' ? String(value) : undefined; // jsonSafe leaves only finite numbers here
 }

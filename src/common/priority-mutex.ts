@@ -19,6 +19,11 @@ export class PriorityMutex {
     });
   }
 
+  /** Whether work is waiting for its turn (the running one not counted). */
+  get waiting(): boolean {
+    return this.urgent.length + this.ordinary.length > 0;
+  }
+
   private next(): void {
     const takeUrgent = this.urgent.length > 0 && (!this.lastWasUrgent || this.ordinary.length === 0);
     const turn = takeUrgent ? this.urgent.shift() : this.ordinary.shift();

@@ -44,11 +44,16 @@ function execOn(dataSource: DataSource, statements: string): Promise<void> {
  * another; and each starts with BEGIN IMMEDIATE, taking the write lock up front, because a deferred transaction
  * that tries to write after another process wrote fails with SQLITE_BUSY at once instead of waiting. `urgent`
  * work (the delivery ledger: a webhook waits on it) goes ahead of other transactions waiting their turn.
+ * When a transaction commits while another waits, the COMMIT's trip begins the next one (handedOn): under load
+ * that is nearly every transaction, and each saves a trip through the event loop (docs/BENCHMARKS.md, finding 40).
  */
 @Injectable()
 export class UnitOfWork {
   private readonly oneAtATime = new PriorityMutex();
   private readonly sqlite: boolean;
+  // Transactions begun for the next work in a row, and whether one is open now, waiting for it.
+  private handedOn = 0;
+  private begun = false;
 
   constructor(private readonly dataSource: DataSource) {
     this.sqlite = dataSource.options.type === 'sqlite';
@@ -64,21 +69,49 @@ export class UnitOfWork {
     const last: string[] = [];
     atCommit.set(runner.manager, last);
     try {
-      await execOn(this.dataSource, 'BEGIN IMMEDIATE');
+      if (!this.begun) await execOn(this.dataSource, 'BEGIN IMMEDIATE');
+      this.begun = false;
+      let result: T;
       try {
-        const result = await work(runner.manager);
-        // sqlite3_exec stops at the first statement that fails, so a failed write never reaches the COMMIT.
-        await execOn(this.dataSource, [...last, 'COMMIT'].join(';\n'));
-        return result;
+        result = await work(runner.manager);
       } catch (err) {
         await execOn(this.dataSource, 'ROLLBACK').catch(() => undefined);
         throw err;
       }
+      // Bounded, so that another process sharing the file gets the write lock between two runs of this one's.
+      const handOn = this.oneAtATime.waiting && this.handedOn < MAX_HANDED_ON;
+      // sqlite3_exec stops at the first statement that fails, so a failed write never reaches the COMMIT, and a
+      // failed COMMIT never begins the next transaction.
+      const tail = [...last, 'COMMIT', ...(handOn ? ['BEGIN IMMEDIATE'] : [])];
+      try {
+        await execOn(this.dataSource, tail.join(';\n'));
+      } catch (err) {
+        await execOn(this.dataSource, 'ROLLBACK').catch(() => undefined);
+        this.handedOn = 0;
+        if (!(handOn && committedBeforeFailing(err))) throw err;
+        return result;
+      }
+      this.handedOn = handOn ? this.handedOn + 1 : 0;
+      this.begun = handOn;
+      return result;
     } finally {
       atCommit.delete(runner.manager);
       await runner.release();
     }
   }
+}
+
+/** How many transactions in a row one COMMIT may begin for the next (UnitOfWork). */
+export const MAX_HANDED_ON = 32;
+
+/**
+ * Whether `COMMIT; BEGIN IMMEDIATE` that failed did commit: only BEGIN fails with SQLITE_BUSY there (another
+ * process kept the write lock past the busy timeout), since a COMMIT in WAL mode with the write lock held cannot be
+ * busy. Every other failure (a deferred constraint, a full disk, a write held for the COMMIT) stops before BEGIN
+ * runs and leaves nothing committed.
+ */
+export function committedBeforeFailing(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'SQLITE_BUSY';
 }
 
 interface SqliteConnection {

@@ -1,8 +1,8 @@
 import sqlite3 from 'sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DataSource } from 'typeorm';
 import { inlineParams } from './sql.js';
-import { flushAtCommit, UnitOfWork, writeAtCommit } from './unit-of-work.js';
+import { committedBeforeFailing, flushAtCommit, MAX_HANDED_ON, UnitOfWork, writeAtCommit } from './unit-of-work.js';
 
 describe('inlineParams', () => {
   it('writes each ? as a literal, leaving quoted strings, quoted names and comments alone', () => {
@@ -73,5 +73,73 @@ describe('writeAtCommit (real SQLite, through UnitOfWork)', () => {
     });
     await writeAtCommit(db.manager, 'UPDATE t SET v = ? WHERE id = ?', ['plain', 3]);
     expect((await rows())[3].v).toBe('plain');
+  });
+});
+
+describe('UnitOfWork on SQLite: the COMMIT begins the next transaction when one waits', () => {
+  const db = new DataSource({ type: 'sqlite', database: ':memory:', driver: sqlite3 });
+  const uow = new UnitOfWork(db);
+  let execs: string[] = [];
+  beforeAll(async () => {
+    await db.initialize();
+    await db.query('PRAGMA foreign_keys = ON');
+    await db.query('CREATE TABLE parent (id INTEGER PRIMARY KEY)');
+    await db.query(
+      'CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)',
+    );
+    const connection = (db.driver as unknown as { databaseConnection: { exec: (sql: string, cb: unknown) => void } })
+      .databaseConnection;
+    const exec = connection.exec.bind(connection);
+    vi.spyOn(connection, 'exec').mockImplementation((sql: string, cb: unknown) => (execs.push(sql), exec(sql, cb)));
+  });
+  afterAll(() => db.destroy());
+  const ids = async () => (await db.query<Array<{ id: number }>>('SELECT id FROM parent ORDER BY id')).map((r) => r.id);
+
+  it('commits each transaction alone, rolls back only the one that fails, and hands on at most a bounded run', async () => {
+    execs = [];
+    const n = MAX_HANDED_ON + 8;
+    const results = await Promise.allSettled(
+      Array.from({ length: n }, (_, i) =>
+        uow.run(async (em) => {
+          await em.query('INSERT INTO parent (id) VALUES (?)', [i]);
+          if (i === 5) throw new Error('work failed');
+          // A held write that fails fails its COMMIT, so the next transaction is not begun by it.
+          if (i === 9) await writeAtCommit(em, 'INSERT INTO parent (id) VALUES (?)', [8]);
+          return i;
+        }),
+      ),
+    );
+    expect(
+      results.filter((r) => r.status === 'rejected').map((r) => String((r).reason)),
+    ).toEqual(['Error: work failed', expect.stringMatching(/UNIQUE constraint failed/)]);
+    expect(await ids()).toEqual(Array.from({ length: n }, (_, i) => i).filter((i) => i !== 5 && i !== 9));
+    // The COMMIT whose held write failed did not begin the next one.
+    const handedOn = execs.filter((e) => e.endsWith('COMMIT;\nBEGIN IMMEDIATE') && !e.includes('VALUES (8)')).length;
+    expect(handedOn).toBeGreaterThan(MAX_HANDED_ON / 2);
+    // Two failures and the bound each end a run of hand-ons: each run starts with a BEGIN of its own.
+    expect(execs.filter((e) => e === 'BEGIN IMMEDIATE').length).toBeGreaterThanOrEqual(3);
+    expect(execs.filter((e) => e === 'BEGIN IMMEDIATE').length + handedOn).toBe(n);
+  });
+
+  it('reports a COMMIT that fails while the next transaction waits, and runs that one in its own', async () => {
+    const [failing, next] = await Promise.allSettled([
+      uow.run((em) => em.query('INSERT INTO child (id, parent) VALUES (1, 999)')),
+      uow.run((em) => em.query('INSERT INTO child (id, parent) VALUES (2, 0)')),
+    ]);
+    expect(failing).toMatchObject({
+      status: 'rejected',
+      reason: expect.objectContaining({ code: 'SQLITE_CONSTRAINT' }),
+    });
+    expect(next.status).toBe('fulfilled');
+    expect(await db.query('SELECT id FROM child')).toEqual([{ id: 2 }]);
+  });
+
+  it('counts a failed COMMIT; BEGIN as committed only when BEGIN was what failed (busy)', () => {
+    expect(
+      committedBeforeFailing(Object.assign(new Error('SQLITE_BUSY: database is locked'), { code: 'SQLITE_BUSY' })),
+    ).toBe(true);
+    for (const code of ['SQLITE_CONSTRAINT', 'SQLITE_FULL', 'SQLITE_IOERR', undefined])
+      expect(committedBeforeFailing(Object.assign(new Error('failed'), { code }))).toBe(false);
+    expect(committedBeforeFailing(null)).toBe(false);
   });
 });

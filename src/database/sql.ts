@@ -55,7 +55,17 @@ export async function insertMany<T extends ObjectLiteral>(
   target: EntityTarget<T>,
   entities: readonly T[],
 ): Promise<void> {
-  if (entities.length === 0) return;
+  const statement = insertStatement(em, target, entities);
+  if (statement) await em.query(statement.text, statement.params);
+}
+
+/** insertMany's statement, for a caller that sends it another way (writeAtCommit); undefined for no rows. */
+export function insertStatement<T extends ObjectLiteral>(
+  em: EntityManager,
+  target: EntityTarget<T>,
+  entities: readonly T[],
+): { text: string; params: unknown[] } | undefined {
+  if (entities.length === 0) return undefined;
   const meta = em.connection.getMetadata(target);
   const driver = em.connection.driver;
   const columns = meta.columns.filter((c) => c.isInsert && !c.isVirtual);
@@ -70,15 +80,13 @@ export async function insertMany<T extends ObjectLiteral>(
   const sql = new Sql(em.connection);
   const into = `INSERT INTO ${driver.escape(meta.tableName)} (${names})`;
   // Values JSON would not give back as bound (jsonSafe) keep the bound VALUES on SQLite too.
-  if (sql.postgres || !rows.every((row) => row.every(jsonSafe))) {
-    await em.query(`${into} VALUES ${sql.rows(entities.length, columns.length)}`, rows.flat());
-    return;
-  }
+  if (sql.postgres || !rows.every((row) => row.every(jsonSafe)))
+    return { text: `${into} VALUES ${sql.rows(entities.length, columns.length)}`, params: rows.flat() };
   // SQLite: the rows as one JSON parameter, read back by json_each. One statement text whatever the number of
   // rows, so it stays prepared, and one value to bind instead of hundreds, bound on the event loop's thread
   // (docs/BENCHMARKS.md, finding 38).
   const picks = columns.map((_, i) => `value->>${i}`).join(', ');
-  await em.query(`${into} SELECT ${picks} FROM json_each(?)`, [JSON.stringify(rows)]);
+  return { text: `${into} SELECT ${picks} FROM json_each(?)`, params: [JSON.stringify(rows)] };
 }
 
 /**

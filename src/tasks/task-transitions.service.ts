@@ -4,15 +4,15 @@ import { v7 as uuidv7 } from 'uuid';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { insertMany, Sql, together } from '../database/sql.js';
-import { UnitOfWork } from '../database/unit-of-work.js';
+import { insertMany, insertStatement, Sql, together } from '../database/sql.js';
+import { UnitOfWork, writeAtCommit } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
 import { rememberTaskTrace } from '../observability/task-traces.js';
 import { recordStep, tracingOn } from '../observability/tracing.js';
 import type { Endpoint } from '../webhooks/endpoint.entity.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
-import { Outbox } from '../webhooks/outbox.js';
+import { type OpenLanes, Outbox } from '../webhooks/outbox.js';
 import { claimCursors, countByTenant, returnCursors } from './event-cursor.js';
 import { TaskEvent, TaskEventType } from './task-event.entity.js';
 import { isTerminal, TaskStatus } from './task-state.js';
@@ -209,14 +209,27 @@ export class TaskTransitions {
     // SQLite: cursors for every change asked for are claimed with the first wave's UPDATEs (one wait fewer; the write
     // lock is the transaction's from BEGIN anyway), and those of changes that did not apply are given back with the
     // COMMIT. PostgreSQL runs statements one after another: claimed last, so the tenant's row is locked the least.
-    const asked = new Sql(em.connection).postgres
+    const sqlite = !new Sql(em.connection).postgres;
+    const asked = !sqlite
       ? undefined
       : countByTenant(
           batch.flatMap((c) => (tenantOf.has(c.taskId) ? [{ task: { tenantId: tenantOf.get(c.taskId)! } }] : [])),
         );
     let early: Map<string, number> | undefined;
     const claimEarly = async () => ((early = asked && (await claimCursors(em, asked))), []);
+    // SQLite, for a caller that hands the fresh deliveries over: their lanes read now, with the first wave, so that
+    // the events, their deliveries and the claim of the fresh ones all go with the COMMIT (Outbox.openLanes).
+    let lanes: OpenLanes | undefined;
+    const readLanes = async () => ((lanes = await this.outbox.openLanes(em, ids)), []);
     let endpoints: Map<string, Endpoint[]> | undefined;
+    const lookup = async () => (
+      (endpoints = await this.outbox.endpointsOf(
+        em,
+        current.map((t) => t.tenantId),
+      )),
+      []
+    );
+    const first = [lookup, claimEarly, ...(sqlite && handOver ? [readLanes] : [])];
     const applied: Array<{ at: number; taskId: string; type: TaskEventType; task: Task }> = [];
     const waves = wavesOf(batch.map((c) => c.taskId));
     for (const [w, wave] of waves.entries()) {
@@ -234,14 +247,7 @@ export class TaskTransitions {
             g.map((at) => batch[at]),
           ),
       );
-      const lookup = async () => (
-        (endpoints = await this.outbox.endpointsOf(
-          em,
-          current.map((t) => t.tenantId),
-        )),
-        []
-      );
-      const answers = await together<Array<Task | null>>(em, w === 0 ? [...updates, lookup, claimEarly] : updates);
+      const answers = await together<Array<Task | null>>(em, w === 0 ? [...updates, ...first] : updates);
       const byAt = new Map<number, Task | null>();
       groups.forEach((g, k) => g.forEach((at, i) => byAt.set(at, answers[k][i])));
       const done = wave.map((at) => byAt.get(at) ?? null);
@@ -276,6 +282,7 @@ export class TaskTransitions {
       handOver,
       endpoints,
       cursors,
+      lanes,
     );
     return result;
   }
@@ -287,6 +294,7 @@ export class TaskTransitions {
     handOver?: Delivery[],
     endpoints?: Map<string, Endpoint[]>,
     claimed?: Map<string, number>,
+    lanes?: OpenLanes,
   ): Promise<TaskEvent[]> {
     if (entries.length === 0) return [];
     // `claimed`: the caller took the cursors already (claimCursors(em, countByTenant(entries))), alongside other work.
@@ -304,8 +312,10 @@ export class TaskTransitions {
       }),
     );
     // Events and deliveries reference the task, not each other: both INSERTs go together.
+    // With `lanes` nothing later in the transaction reads the events: they go with the COMMIT (writeAtCommit).
+    const inserting = lanes ? insertStatement(em, TaskEvent, events) : undefined;
     await together<unknown>(em, [
-      () => insertMany(em, TaskEvent, events),
+      () => (inserting ? writeAtCommit(em, inserting.text, inserting.params) : insertMany(em, TaskEvent, events)),
       () =>
         this.outbox.record(
           em,
@@ -316,6 +326,7 @@ export class TaskTransitions {
           })),
           handOver,
           endpoints,
+          lanes,
         ),
     ]);
     return events;

@@ -8,11 +8,11 @@ import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { entityFromRow, together } from '../database/sql.js';
-import { UnitOfWork } from '../database/unit-of-work.js';
+import { flushAtCommit, UnitOfWork } from '../database/unit-of-work.js';
 import { Metrics } from '../observability/metrics.js';
 import { batchLeavesAt, fillBatches } from './batch-rules.js';
 import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure } from './circuit-breaker.js';
-import { laneWaits } from './delivery-order.js';
+import { lanesAfterRound, laneWaits, type OpenInLane, type OrderKey } from './delivery-order.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET } from './delivery.entity.js';
 import { ClaimRow, DeliveryRepository } from './delivery.repository.js';
 import { EndpointHealth } from './endpoint-health.js';
@@ -133,6 +133,8 @@ export class DeliveryLedger {
         const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
         const claims = items.flatMap((i) => ('claim' in i ? [i.claim] : []));
         const recorded = records.length ? await this.recordIn(em, records) : [];
+        // What recordIn held for the COMMIT goes first: the claims below read those rows.
+        if (records.length && records.length < items.length) await flushAtCommit(em);
         const claimed = claims.length ? await this.claimIn(em, claims) : [];
         const now = new Date();
         const batches: Claim[][] = [];
@@ -171,7 +173,6 @@ export class DeliveryLedger {
     const toRelay = new Set(pending.filter((r) => inBatches(r, endpoints.get(r.target))).map((r) => r.id));
     if (toRelay.size) await this.repo.undispatch(em, { ids: [...toRelay] });
     const rows = pending.filter((r) => !toRelay.has(r.id));
-    const byId = new Map(rows.map((r) => [r.id, r]));
     const onWire = found.flatMap((r) =>
       r.lane_on_wire === null || r.lane_on_wire === undefined
         ? []
@@ -182,15 +183,53 @@ export class DeliveryLedger {
         r.earlier_due === null || r.earlier_due === undefined ? [] : [[r.id as string, Number(r.earlier_due)] as const],
       ),
     );
-    const waiting = laneWaits(rows, onWire, earlierDue, Date.now(), ORDER_WAIT_MS);
-
     const circuits =
       known ??
       (await this.repo.circuits(
         em,
         rows.map((r) => r.url),
       ));
+    return this.decideClaims(em, ids, rows, { onWire, earlierDue, circuits, endpoints, toRelay, atCommit });
+  }
 
+  /**
+   * Claims deliveries a round has just written, from their lanes as read before it wrote them (openInLanes): the
+   * claim decided as claimIn decides it, with nothing read after the writes, so that on SQLite the round's writes
+   * and this claim all go with its COMMIT. `fresh`: the round's pending webhook_url deliveries; `due`: those of
+   * them to claim, to URLs without a circuit.
+   */
+  claimWritten(
+    em: EntityManager,
+    due: readonly Delivery[],
+    fresh: readonly Delivery[],
+    open: readonly OpenInLane[],
+  ): Promise<Claim[]> {
+    const { onWire, earlierDue } = lanesAfterRound(fresh, open);
+    return this.decideClaims(
+      em,
+      due.map((d) => d.id),
+      [...due],
+      { onWire, earlierDue, circuits: new Map(), endpoints: new Map(), toRelay: new Set(), atCommit: true },
+    );
+  }
+
+  /** claimIn's decision, once the rows and their lanes, circuits and endpoints are known: the claim's one rule. */
+  private async decideClaims(
+    em: EntityManager,
+    ids: string[],
+    rows: Delivery[],
+    lanes: {
+      onWire: OrderKey[];
+      earlierDue: ReadonlyMap<string, number>;
+      circuits: Map<string, Circuit>;
+      endpoints: Map<string, Endpoint>;
+      toRelay: ReadonlySet<string>;
+      atCommit: boolean;
+    },
+  ): Promise<Claim[]> {
+    const { onWire, earlierDue, circuits, endpoints, toRelay, atCommit } = lanes;
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const waiting = laneWaits(rows, onWire, earlierDue, Date.now(), ORDER_WAIT_MS);
     const now = new Date();
     const claimed = new Set<string>();
     // Deliveries whose target's circuit is open wait for it without spending an attempt: rescheduled, not claimed.
@@ -512,6 +551,17 @@ export class DeliveryLedger {
       if (o.verdict.outcome !== 'succeeded') continue;
       const code = o.result.statusCode ?? null;
       succeeded.set(code, [...(succeeded.get(code) ?? []), ...idsOf(o)]);
+    }
+    // Every attempt succeeded, to task webhook_urls (no endpoint health to keep): nothing here needs an answer, since
+    // a success closes its URL's circuit whatever it was. All goes with the COMMIT on SQLite: one wait, not three.
+    if (outcomes.every((o) => o.verdict.outcome === 'succeeded' && o.delivery.target === REQUEST_TARGET)) {
+      await this.repo.insertAttempts(em, attempts, { atCommit: true });
+      for (const [code, ids] of succeeded) await this.repo.succeed(em, ids, code, now, { atCommit: true });
+      await this.repo.closeCircuitsAtCommit(
+        em,
+        outcomes.map((o) => o.delivery.url),
+      );
+      return outcomes.map(() => true);
     }
     // The circuits of the attempts' URLs are read alongside (other rows; on PostgreSQL still after the UPDATEs).
     const written = await together<unknown>(em, [

@@ -48,3 +48,39 @@ export function laneWaits(
   }
   return waits;
 }
+
+/** A delivery of a lane that was pending or sending when a round of new events began (DeliveryRepository.openInLanes). */
+export interface OpenInLane extends OrderKey {
+  status: 'pending' | 'sending';
+  eventType: string;
+  nextAttemptAt: number;
+}
+
+/**
+ * What the claim would read of its lanes (DeliveryRepository.claimRows) once a round has written `fresh`, its new
+ * pending deliveries, worked out from the lanes as they were before (`before`): the lowest sequence on the wire,
+ * and for each fresh delivery when the earlier pending events of its lane come due (epoch ms). The round's own
+ * pending rows count, and the pending progress older than a lane's newest event does not, since the round
+ * supersedes it (DeliveryRepository.supersedeStaleProgress). For laneWaits, so that a round that claims what it
+ * wrote reads nothing after writing it.
+ */
+export function lanesAfterRound(
+  fresh: ReadonlyArray<OrderKey & { nextAttemptAt: Date }>,
+  before: readonly OpenInLane[],
+): { onWire: OrderKey[]; earlierDue: Map<string, number> } {
+  const newest = new Map<string, number>();
+  for (const d of fresh) newest.set(laneOf(d), Math.max(newest.get(laneOf(d)) ?? 0, d.sequence));
+  const onWire = before.filter((d) => d.status === 'sending');
+  const pending = [
+    ...before.filter(
+      (d) => d.status === 'pending' && !(d.eventType === 'task.progress' && d.sequence < (newest.get(laneOf(d)) ?? 0)),
+    ),
+    ...fresh.map((d) => ({ ...d, nextAttemptAt: d.nextAttemptAt.getTime() })),
+  ];
+  const earlierDue = new Map<string, number>();
+  for (const d of fresh) {
+    const due = pending.filter((p) => laneOf(p) === laneOf(d) && p.sequence < d.sequence).map((p) => p.nextAttemptAt);
+    if (due.length) earlierDue.set(d.id, Math.min(...due));
+  }
+  return { onWire, earlierDue };
+}

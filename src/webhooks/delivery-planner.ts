@@ -125,11 +125,13 @@ export class DeliveryPlanner {
    * it: `endpoints`) and one multi-row INSERT, so a batch of creates or transitions costs a few
    * statements, not a few per event.
    */
+  /** `atCommit`: the rows and the superseding go with the COMMIT (writeAtCommit; the caller reads neither after). */
   async planMany(
     em: EntityManager,
     events: readonly TaskEventEntry[],
     handOver?: Delivery[],
     endpoints?: Map<string, Endpoint[]>,
+    { atCommit = false } = {},
   ): Promise<number> {
     const endpointsOf =
       endpoints ??
@@ -168,8 +170,9 @@ export class DeliveryPlanner {
     }
     // Different rows (the new ones are superseded in the batch already): sent together.
     let inserted: Delivery[] = [];
-    const inserting = async () => void (inserted = await this.insertMany(em, rows, handOver !== undefined));
-    await together(em, [inserting, () => this.repo.supersedeStaleProgress(em, [...newest.values()])]);
+    const inserting = async () =>
+      void (inserted = await this.insertMany(em, rows, handOver !== undefined, { atCommit }));
+    await together(em, [inserting, () => this.repo.supersedeStaleProgress(em, [...newest.values()], { atCommit })]);
     handOver?.push(...inserted.filter((d) => d.status === 'pending'));
     return rows.length;
   }
@@ -242,7 +245,12 @@ export class DeliveryPlanner {
    * (Outbox.handOver), so they are written as dispatched and the relay skips them; were the process to die in
    * between, the sweeper finds them (due, dispatched, not in Redis) and hands them back.
    */
-  async insertMany(em: EntityManager, planned: readonly Planned[], handedOver = false): Promise<Delivery[]> {
+  async insertMany(
+    em: EntityManager,
+    planned: readonly Planned[],
+    handedOver = false,
+    { atCommit = false } = {},
+  ): Promise<Delivery[]> {
     const now = new Date();
     const rows = planned.map((d) =>
       em.create(Delivery, {
@@ -255,7 +263,7 @@ export class DeliveryPlanner {
     // Progress overtaken within this same batch is born superseded (supersedeStaleProgress covers earlier rows).
     for (const [i, newer] of supersededInBatch(rows))
       Object.assign(rows[i], { status: 'superseded', completedAt: now, lastError: `superseded by event ${newer}` });
-    await this.repo.insert(em, rows);
+    await this.repo.insert(em, rows, { atCommit });
     return rows;
   }
 }

@@ -2,10 +2,11 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, LessThan, MoreThan } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
-import { byKey, entityFromRow, insertMany, jsonSafe } from '../database/sql.js';
-import { flushAtCommit } from '../database/unit-of-work.js';
+import { byKey, entityFromRow, insertMany, insertStatement, jsonSafe, together } from '../database/sql.js';
+import { flushAtCommit, writeAtCommit } from '../database/unit-of-work.js';
 import { Circuit, CLOSED } from './circuit-breaker.js';
 import { DeliveryDialect, dialectOf } from './delivery-dialect.js';
+import type { OpenInLane } from './delivery-order.js';
 import { Delivery, DeliveryAttempt, REQUEST_TARGET, WebhookCircuit } from './delivery.entity.js';
 import { Endpoint } from './endpoint.entity.js';
 
@@ -65,8 +66,14 @@ export class DeliveryRepository {
     return rows.map((row) => entityFromRow(em, Endpoint, row));
   }
 
-  async insert(em: EntityManager, rows: readonly Delivery[]): Promise<void> {
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) await insertMany(em, Delivery, rows.slice(i, i + INSERT_CHUNK));
+  /** `atCommit`: sent with the COMMIT (writeAtCommit), for a round that reads nothing of them after. */
+  async insert(em: EntityManager, rows: readonly Delivery[], { atCommit = false } = {}): Promise<void> {
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      const chunk = rows.slice(i, i + INSERT_CHUNK);
+      const statement = atCommit ? insertStatement(em, Delivery, chunk) : undefined;
+      if (statement) await writeAtCommit(em, statement.text, statement.params);
+      else await insertMany(em, Delivery, chunk);
+    }
   }
 
   /**
@@ -74,13 +81,17 @@ export class DeliveryRepository {
    * lanes (task + target) older than their newer event is superseded, one statement for a round's lanes, each term
    * on the (task_id, target, sequence) index.
    */
-  async supersedeStaleProgress(em: EntityManager, lanes: readonly Lane[]): Promise<void> {
-    await flushAtCommit(em); // a claim held for the COMMIT keeps its row from being superseded
+  /** `atCommit`: sent with the COMMIT after the writes held before it (writeAtCommit). */
+  async supersedeStaleProgress(em: EntityManager, lanes: readonly Lane[], { atCommit = false } = {}): Promise<void> {
+    // A claim held for the COMMIT keeps its row from being superseded.
+    if (!atCommit) await flushAtCommit(em);
     const now = Date.now();
     for (let i = 0; i < lanes.length; i += SUPERSEDE_LANES) {
       const chunk = lanes.slice(i, i + SUPERSEDE_LANES);
       const asJson = this.dialect.jsonRows && chunk.every((l) => jsonSafe(l.taskId) && jsonSafe(l.target));
-      await em.query(...(asJson ? this.supersedeByJson(chunk, now) : this.supersedeByTerms(chunk, now)));
+      const [text, params] = asJson ? this.supersedeByJson(chunk, now) : this.supersedeByTerms(chunk, now);
+      if (atCommit) await writeAtCommit(em, text, params);
+      else await em.query(text, params);
     }
   }
 
@@ -208,6 +219,41 @@ export class DeliveryRepository {
       `SELECT d.*, (SELECT MIN(s.sequence) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.status = 'sending') AS lane_on_wire, (SELECT MIN(s.next_attempt_at) FROM deliveries s WHERE s.task_id = d.task_id AND s.target = d.target AND s.sequence < d.sequence AND ${byKey('s.status')} = 'pending') AS earlier_due FROM deliveries d WHERE d.id IN (${this.p(ids.length)})`,
       [...ids],
     );
+  }
+
+  /**
+   * Before a round writes new events of these tasks: their webhook_url deliveries pending or sending (on the lane's
+   * (task_id, target, sequence) index), and which of their webhook_urls have a circuit (lanesAfterRound).
+   */
+  async openInLanes(
+    em: EntityManager,
+    taskIds: readonly string[],
+  ): Promise<{ open: OpenInLane[]; circuitUrls: Set<string> }> {
+    if (taskIds.length === 0) return { open: [], circuitUrls: new Set() };
+    const [rows, circuits] = await together<Array<Record<string, unknown>>>(em, [
+      () =>
+        em.query(
+          `SELECT id, task_id, sequence, status, event_type, next_attempt_at FROM deliveries WHERE task_id IN (${this.p(taskIds.length)}) AND target = '${REQUEST_TARGET}' AND ${byKey('status')} IN ('pending', 'sending')`,
+          [...taskIds],
+        ),
+      () =>
+        em.query(
+          `SELECT url FROM webhook_circuits WHERE url IN (SELECT webhook_url FROM tasks WHERE id IN (${this.p(taskIds.length)}))`,
+          [...taskIds],
+        ),
+    ]);
+    return {
+      open: rows.map((r) => ({
+        id: r.id as string,
+        taskId: r.task_id as string,
+        target: REQUEST_TARGET,
+        sequence: Number(r.sequence),
+        status: r.status as OpenInLane['status'],
+        eventType: r.event_type as string,
+        nextAttemptAt: Number(r.next_attempt_at),
+      })),
+      circuitUrls: new Set(circuits.map((r) => r.url as string)),
+    };
   }
 
   async endpointsByIds(em: EntityManager, ids: readonly string[]): Promise<Map<string, Endpoint>> {
@@ -370,16 +416,29 @@ export class DeliveryRepository {
 
   // --- Attempt records ---
 
-  async insertAttempts(em: EntityManager, attempts: readonly DeliveryAttempt[]): Promise<void> {
-    await insertMany(em, DeliveryAttempt, attempts);
+  /** `atCommit`: sent with the COMMIT (writeAtCommit), where nothing later in the transaction reads the log. */
+  async insertAttempts(
+    em: EntityManager,
+    attempts: readonly DeliveryAttempt[],
+    { atCommit = false } = {},
+  ): Promise<void> {
+    const statement = atCommit ? insertStatement(em, DeliveryAttempt, attempts) : undefined;
+    if (statement) await writeAtCommit(em, statement.text, statement.params);
+    else await insertMany(em, DeliveryAttempt, attempts);
   }
 
-  /** Succeeded deliveries of one status code: one UPDATE. */
-  async succeed(em: EntityManager, ids: readonly string[], code: number | null, now: Date): Promise<void> {
-    await em.query(
-      `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.p(1)}, last_error = NULL, updated_at = ${this.p(1, 2)}, completed_at = ${this.p(1, 3)} WHERE id IN (${this.p(ids.length, 4)}) AND ${byKey('status')} = 'sending'`,
-      [code, now.getTime(), now.getTime(), ...ids],
-    );
+  /** Succeeded deliveries of one status code: one UPDATE (`atCommit`: see insertAttempts). */
+  async succeed(
+    em: EntityManager,
+    ids: readonly string[],
+    code: number | null,
+    now: Date,
+    { atCommit = false } = {},
+  ): Promise<void> {
+    const text = `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.p(1)}, last_error = NULL, updated_at = ${this.p(1, 2)}, completed_at = ${this.p(1, 3)} WHERE id IN (${this.p(ids.length, 4)}) AND ${byKey('status')} = 'sending'`;
+    const params = [code, now.getTime(), now.getTime(), ...ids];
+    if (atCommit) await writeAtCommit(em, text, params);
+    else await em.query(text, params);
   }
 
   /** Sending deliveries after an attempt that did not succeed: pending again, superseded or failed. */
@@ -410,6 +469,16 @@ export class DeliveryRepository {
         .map((r) => entityFromRow(em, WebhookCircuit, r))
         .map((c) => [c.url, { state: c.state, failures: c.failures, openings: c.openings, until: c.until }]),
     );
+  }
+
+  /**
+   * Closes the circuits of these URLs (a success closes a circuit whatever its state): their rows go, since a closed
+   * circuit without failures is no row. Sent with the COMMIT (writeAtCommit), so nothing later may read them.
+   */
+  async closeCircuitsAtCommit(em: EntityManager, urls: readonly string[]): Promise<void> {
+    const unique = [...new Set(urls)].sort();
+    if (unique.length === 0) return;
+    await writeAtCommit(em, `DELETE FROM webhook_circuits WHERE url IN (${this.p(unique.length)})`, unique);
   }
 
   /** Writes a circuit's new state: a closed one without failures is no row at all. */

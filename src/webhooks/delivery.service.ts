@@ -12,6 +12,7 @@ import { startClientSpan, type ClientSpan } from '../observability/tracing.js';
 import { batchBody } from './batch-rules.js';
 import { Claim, DeliveryLedger, ORDER_WAIT_MS } from './delivery-ledger.js';
 import { Delivery, REQUEST_TARGET } from './delivery.entity.js';
+import type { OpenInLane } from './delivery-order.js';
 import { DeliveryRateLimits } from './rate-limits.js';
 import { decide, UNPREPARABLE, Verdict } from './retry-policy.js';
 import { signatureHeader, signLegacy } from './signature.js';
@@ -103,12 +104,19 @@ export class DeliveryService {
    * Should the process die before sending, the sweeper hands a row left `sending` back, as for any claim. The
    * claim is the last statement of the committer's transaction: on SQLite it goes with the COMMIT (writeAtCommit).
    */
-  async claimFresh(em: EntityManager, deliveries: readonly Delivery[]): Promise<FreshClaim[]> {
-    const claims = await this.ledger.claimIn(
-      em,
-      deliveries.map((d) => d.id),
-      { urls: deliveries.map((d) => d.url), atCommit: true },
-    );
+  async claimFresh(
+    em: EntityManager,
+    deliveries: readonly Delivery[],
+    written?: { fresh: readonly Delivery[]; open: readonly OpenInLane[] },
+  ): Promise<FreshClaim[]> {
+    // `written`: the round read its lanes before writing (Outbox.openLanes), so the claim reads nothing after.
+    const claims = written
+      ? await this.ledger.claimWritten(em, deliveries, written.fresh, written.open)
+      : await this.ledger.claimIn(
+          em,
+          deliveries.map((d) => d.id),
+          { urls: deliveries.map((d) => d.url), atCommit: true },
+        );
     return claims.filter((c): c is FreshClaim => c.kind === 'claimed');
   }
 

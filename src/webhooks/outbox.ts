@@ -13,6 +13,9 @@ import type { Endpoint } from './endpoint.entity.js';
 import { OutboxRelay } from './outbox-relay.js';
 import type { TaskEventEntry } from './payloads.js';
 
+/** A round's lanes before it writes (Outbox.openLanes). */
+export type OpenLanes = Awaited<ReturnType<DeliveryRepository['openInLanes']>>;
+
 const pick = ({ id, nextAttemptAt, target }: Delivery) => ({ id, nextAttemptAt, target });
 
 /**
@@ -41,16 +44,30 @@ export class Outbox {
    * (written dispatched) for the caller to hand over after its commit; without it the relay takes them.
    * `endpoints`: the tenants' enabled endpoints, when the caller looked them up already (endpointsOf).
    */
+  /**
+   * `lanes`: the events' lanes as the transaction read them before writing (openLanes, SQLite). Then nothing is read
+   * after the writes: the deliveries, the superseding and the claims of the fresh ones all go with the COMMIT.
+   */
   async record(
     em: EntityManager,
     events: readonly TaskEventEntry[],
     fresh?: Delivery[],
     endpoints?: Map<string, Endpoint[]>,
+    lanes?: OpenLanes,
   ): Promise<number> {
     const before = fresh?.length ?? 0;
-    const planned = await this.planner.planMany(em, events, fresh, endpoints);
-    if (fresh) await this.claimForHere(em, fresh.slice(before));
+    const planned = await this.planner.planMany(em, events, fresh, endpoints, { atCommit: lanes !== undefined });
+    if (fresh) await this.claimForHere(em, fresh.slice(before), lanes);
     return planned;
+  }
+
+  /**
+   * What `record` needs to claim, with nothing read after its writes, the fresh deliveries of these tasks: their
+   * webhook_url deliveries pending or sending, and which webhook_urls have a circuit. Read in the transaction
+   * before its events are written, alongside other statements (SQLite: its write lock keeps them as read).
+   */
+  openLanes(em: EntityManager, taskIds: readonly string[]): Promise<OpenLanes> {
+    return this.repo.openInLanes(em, taskIds);
   }
 
   /**
@@ -58,7 +75,7 @@ export class Outbox {
    * worker has room for, so that each is sent right after the commit without a ledger round. Endpoint deliveries
    * (rate limits ask Redis, batches go per endpoint) and a host rate limit take the ledger's claim after the commit.
    */
-  private async claimForHere(em: EntityManager, rows: readonly Delivery[]): Promise<void> {
+  private async claimForHere(em: EntityManager, rows: readonly Delivery[], lanes?: OpenLanes): Promise<void> {
     if (this.config.webhook.hostRateLimitPerSecond) return;
     const room = Math.min(this.dispatcher.room() ?? 0, INSERT_CHUNK);
     const now = Date.now();
@@ -67,7 +84,13 @@ export class Outbox {
       .slice(0, room);
     if (due.length === 0) return;
     const byId = new Map(due.map((d) => [d.id, d]));
-    for (const claim of await this.deliveries.claimFresh(em, due)) this.claims.set(byId.get(claim.delivery.id)!, claim);
+    // A URL with a circuit may need its probe taken or its deliveries held: the claim reads the rows then.
+    const written =
+      lanes && !due.some((d) => lanes.circuitUrls.has(d.url))
+        ? { fresh: rows.filter((d) => d.target === REQUEST_TARGET && d.taskId), open: lanes.open }
+        : undefined;
+    for (const claim of await this.deliveries.claimFresh(em, due, written))
+      this.claims.set(byId.get(claim.delivery.id)!, claim);
   }
 
   /** The enabled endpoints of these tenants, by tenant (every event of a tenant is offered to them). */

@@ -222,6 +222,89 @@ describe('claim', () => {
   });
 });
 
+describe('claim of what a round wrote, from its lanes read before (claimWritten)', () => {
+  // Lanes as a round may find them, then the round's new events: each task's lane before, and the new rows.
+  async function lanesBefore(planner: DeliveryPlanner, repo: DeliveryRepository, uow: UnitOfWork) {
+    const [onWire, staleProgress, retrying, empty, twoNew] = [uuidv7(), uuidv7(), uuidv7(), uuidv7(), uuidv7()];
+    const sending = await pendingDelivery(planner, onWire, 2, false, 'task.progress');
+    await uow.run((em) => repo.claim(em, [sending.id], new Date()));
+    await pendingDelivery(planner, staleProgress, 2, false, 'task.progress');
+    const retry = await pendingDelivery(planner, retrying, 1, false, 'task.started');
+    const retryAt = Date.now() + 60_000;
+    await uow.run((em) => em.update(Delivery, { id: retry.id }, { nextAttemptAt: new Date(retryAt), attempts: 1 }));
+    const event = (taskId: string, sequence: number, eventType: Delivery['eventType']) => ({
+      tenantId,
+      taskId,
+      eventId: uuidv7(),
+      eventType,
+      sequence,
+      target: REQUEST_TARGET,
+      url: receiver.url(),
+      headersSealed: null,
+      payload: JSON.stringify({ sequence }),
+      schedule: [...config.webhook.retrySchedule],
+    });
+    const planned = [
+      event(onWire, 3, 'task.progress'),
+      event(staleProgress, 3, 'task.progress'),
+      event(retrying, 2, 'task.progress'),
+      event(empty, 1, 'task.started'),
+      event(twoNew, 1, 'task.started'),
+      event(twoNew, 2, 'task.progress'),
+    ];
+    return { taskIds: [onWire, staleProgress, retrying, empty, twoNew], planned, retryAt };
+  }
+
+  /** One round: the rows written, the stale progress superseded, the fresh ones claimed, the old way or the new. */
+  async function round(readBefore: boolean) {
+    const { planner, repo, service, uow } = core();
+    const { taskIds, planned, retryAt } = await lanesBefore(planner, repo, uow);
+    const claims = await uow.run(async (em) => {
+      const lanes = readBefore ? await repo.openInLanes(em, taskIds) : undefined;
+      const fresh = await planner.insertMany(em, planned, true, { atCommit: readBefore });
+      const newest = planned.filter((p) => p.sequence > 1).map((p) => ({ ...p, target: REQUEST_TARGET }));
+      await repo.supersedeStaleProgress(em, newest, { atCommit: readBefore });
+      const due = fresh.filter((d) => d.status === 'pending');
+      return service.claimFresh(em, due, lanes && { fresh: due, open: lanes.open });
+    });
+    const claimed = new Set(claims.map((c) => c.delivery.id));
+    const rows = await db
+      .getRepository(Delivery)
+      .find({ where: taskIds.map((taskId) => ({ taskId })), order: { sequence: 'ASC' } });
+    // Per task, in order: each row's sequence and status, and whether this round claimed it.
+    const lanes = taskIds.map((t) =>
+      rows.filter((r) => r.taskId === t).map((r) => `${r.sequence}:${r.status}${claimed.has(r.id) ? ':claimed' : ''}`),
+    );
+    return { lanes, retryAt };
+  }
+
+  it('claims what the claim after the writes would claim, and leaves the same rows behind', async () => {
+    const before = await round(true);
+    const after = await round(false);
+    expect(before.lanes).toEqual(after.lanes);
+    expect(before.lanes).toEqual([
+      ['2:sending', '3:pending'], // behind the event on the wire
+      ['2:superseded', '3:sending:claimed'], // the stale progress superseded, so nothing in front
+      ['1:pending', '2:pending'], // behind the started event waiting for its retry
+      ['1:sending:claimed'],
+      ['1:sending:claimed', '2:pending'], // the round's own earlier event goes first
+    ]);
+  });
+
+  it('waits for an earlier pending event of the lane until that one is due', async () => {
+    const { planner, repo, ledger, uow } = core();
+    const { taskIds, planned, retryAt } = await lanesBefore(planner, repo, uow);
+    const answers = await uow.run(async (em) => {
+      const lanes = await repo.openInLanes(em, taskIds);
+      const fresh = await planner.insertMany(em, planned, true, { atCommit: true });
+      const due = fresh.filter((d) => d.status === 'pending' && d.taskId === taskIds[2]);
+      return ledger.claimWritten(em, due, fresh, lanes.open);
+    });
+    expect(answers).toMatchObject([{ kind: 'wait' }]);
+    expect((answers[0] as { delayMs: number }).delayMs).toBeGreaterThan(retryAt - Date.now() - 5_000);
+  });
+});
+
 describe('supersede', () => {
   it("supersedes each lane's unsent progress older than its newer event, and nothing else", async () => {
     const { planner, repo, uow } = core();

@@ -38,4 +38,18 @@ describe('PriorityMutex', () => {
     await expect(mutex.run(() => Promise.reject(new Error('async')), true)).rejects.toThrow('async');
     await expect(mutex.run(async () => 42)).resolves.toBe(42);
   });
+
+  it('calls onIdle once the last waiting work has finished, not between two pieces of work', async () => {
+    const idle: number[] = [];
+    let done = 0;
+    const mutex = new PriorityMutex(() => idle.push(done));
+    const work = async () => {
+      await new Promise((r) => setTimeout(r, 1));
+      done++;
+    };
+    await Promise.all([mutex.run(work), mutex.run(work, true), mutex.run(work)]);
+    await new Promise((r) => setImmediate(r));
+    expect(idle).toEqual([3]);
+    expect(mutex.busy).toBe(false);
+  });
 });

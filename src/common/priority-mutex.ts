@@ -8,6 +8,9 @@ export class PriorityMutex {
   private running = false;
   private lastWasUrgent = false;
 
+  /** `onIdle`: called whenever the last piece of work waiting has finished. */
+  constructor(private readonly onIdle?: () => void) {}
+
   run<T>(work: () => Promise<T>, urgent = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       (urgent ? this.urgent : this.ordinary).push(() => {
@@ -17,6 +20,11 @@ export class PriorityMutex {
       });
       if (!this.running) this.next();
     });
+  }
+
+  /** Whether work is running now. */
+  get busy(): boolean {
+    return this.running;
   }
 
   /** Whether work is waiting for its turn (the running one not counted). */
@@ -29,6 +37,7 @@ export class PriorityMutex {
     const turn = takeUrgent ? this.urgent.shift() : this.ordinary.shift();
     this.running = turn !== undefined;
     this.lastWasUrgent = takeUrgent;
-    turn?.();
+    if (turn) turn();
+    else this.onIdle?.();
   }
 }

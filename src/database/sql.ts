@@ -59,12 +59,18 @@ export async function insertMany<T extends ObjectLiteral>(
   if (statement) await em.query(statement.text, statement.params);
 }
 
+/** A statement with its positional parameters, for a caller that sends it later (writeAtCommit, commitWrites). */
+export interface Statement {
+  text: string;
+  params: unknown[];
+}
+
 /** insertMany's statement, for a caller that sends it another way (writeAtCommit); undefined for no rows. */
 export function insertStatement<T extends ObjectLiteral>(
   em: EntityManager,
   target: EntityTarget<T>,
   entities: readonly T[],
-): { text: string; params: unknown[] } | undefined {
+): Statement | undefined {
   if (entities.length === 0) return undefined;
   const meta = em.connection.getMetadata(target);
   const driver = em.connection.driver;

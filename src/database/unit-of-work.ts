@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 import { PriorityMutex } from '../common/priority-mutex.js';
-import { inlineParams } from './sql.js';
+import { inlineParams, type Statement } from './sql.js';
 
 // The writes each SQLite transaction sends with its COMMIT (writeAtCommit), by the transaction's manager.
 const atCommit = new WeakMap<EntityManager, string[]>();
@@ -49,11 +49,16 @@ function execOn(dataSource: DataSource, statements: string): Promise<void> {
  */
 @Injectable()
 export class UnitOfWork {
-  private readonly oneAtATime = new PriorityMutex();
+  // Guests that came while the connection was busy and that no transaction took: a transaction of their own.
+  private readonly oneAtATime = new PriorityMutex(() => {
+    if (this.guests.length) this.runGuests();
+  });
   private readonly sqlite: boolean;
   // Transactions begun for the next work in a row, and whether one is open now, waiting for it.
   private handedOn = 0;
   private begun = false;
+  // Writes that need no answer (commitWrites), waiting for the next COMMIT.
+  private guests: Guest[] = [];
 
   constructor(private readonly dataSource: DataSource) {
     this.sqlite = dataSource.options.type === 'sqlite';
@@ -64,12 +69,51 @@ export class UnitOfWork {
     return this.oneAtATime.run(() => this.immediate(work), urgent);
   }
 
-  private async immediate<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+  /**
+   * Writes that need no answer and that nothing reads before they commit (a delivery ledger round of successes).
+   * SQLite: they go with the COMMIT of the transaction running now, or of the next one, rather than taking a turn of
+   * the connection (which every other transaction would wait for), and resolve once committed. Should that COMMIT
+   * fail, they run again in a transaction of their own, so that another's failure is never theirs. Elsewhere, or
+   * with a value that has no literal, a transaction of their own.
+   */
+  commitWrites(statements: readonly Statement[]): Promise<void> {
+    const inlined = this.sqlite ? statements.map((s) => inlineParams(s.text, s.params)) : [];
+    if (!this.sqlite || inlined.some((s) => s === undefined)) {
+      return this.run(
+        async (em) => {
+          for (const s of statements) await em.query(s.text, s.params);
+        },
+        { urgent: true },
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.guests.push({ statements: inlined as string[], resolve, reject });
+      if (!this.oneAtATime.busy) this.runGuests();
+    });
+  }
+
+  /** A transaction of guests' writes alone (commitWrites): those waiting, or the given ones. */
+  private runGuests(guests: 'waiting' | Guest[] = 'waiting'): void {
+    // Their own promises carry the outcome.
+    void this.oneAtATime.run(() => this.immediate(NO_WORK, { guests, alone: true }), true).catch(() => 0);
+  }
+
+  /**
+   * `guests`: whose writes this COMMIT takes (those waiting then, or only the given ones). `alone`: the guests'
+   * writes are all there is, so BEGIN, they and COMMIT go in one trip (and begin nothing after, so that a busy BEGIN
+   * in that trip can only be its own).
+   */
+  private async immediate<T>(
+    work: (em: EntityManager) => Promise<T>,
+    { guests = 'waiting', alone = false }: { guests?: 'waiting' | Guest[]; alone?: boolean } = {},
+  ): Promise<T> {
     const runner = this.dataSource.createQueryRunner();
     const last: string[] = [];
     atCommit.set(runner.manager, last);
     try {
-      if (!this.begun) await execOn(this.dataSource, 'BEGIN IMMEDIATE');
+      const begin = this.begun ? [] : ['BEGIN IMMEDIATE'];
+      if (alone && !this.begun && guests === 'waiting' && this.guests.length === 0) return await work(runner.manager);
+      if (!alone && !this.begun) await execOn(this.dataSource, 'BEGIN IMMEDIATE');
       this.begun = false;
       let result: T;
       try {
@@ -78,19 +122,27 @@ export class UnitOfWork {
         await execOn(this.dataSource, 'ROLLBACK').catch(() => undefined);
         throw err;
       }
+      const taken = guests === 'waiting' ? this.guests.splice(0) : guests;
       // Bounded, so that another process sharing the file gets the write lock between two runs of this one's.
-      const handOn = this.oneAtATime.waiting && this.handedOn < MAX_HANDED_ON;
+      const handOn = !alone && this.oneAtATime.waiting && this.handedOn < MAX_HANDED_ON;
       // sqlite3_exec stops at the first statement that fails, so a failed write never reaches the COMMIT, and a
-      // failed COMMIT never begins the next transaction.
-      const tail = [...last, 'COMMIT', ...(handOn ? ['BEGIN IMMEDIATE'] : [])];
+      // failed COMMIT never begins the next transaction. The guests go behind a savepoint: should one of their writes
+      // fail, this transaction commits without them (commitWithoutGuests).
+      const guestWrites = taken.flatMap((g) => g.statements);
+      const tail = [
+        ...(alone ? begin : []),
+        ...last,
+        ...(guestWrites.length && !alone ? ['SAVEPOINT guests', ...guestWrites, 'RELEASE guests'] : guestWrites),
+        'COMMIT',
+        ...(handOn ? ['BEGIN IMMEDIATE'] : []),
+      ];
       try {
         await execOn(this.dataSource, tail.join(';\n'));
       } catch (err) {
-        await execOn(this.dataSource, 'ROLLBACK').catch(() => undefined);
         this.handedOn = 0;
-        if (!(handOn && committedBeforeFailing(err))) throw err;
-        return result;
+        if (!(handOn && committedBeforeFailing(err))) return await this.commitWithoutGuests(err, taken, alone, result);
       }
+      for (const g of taken) g.resolve();
       this.handedOn = handOn ? this.handedOn + 1 : 0;
       this.begun = handOn;
       return result;
@@ -99,6 +151,40 @@ export class UnitOfWork {
       await runner.release();
     }
   }
+
+  /**
+   * After a COMMIT's trip failed: the savepoint still there means a guest's write failed, and the transaction commits
+   * without the guests; else it was its own failure, and it rolls back. Either way each guest tries again alone.
+   */
+  private async commitWithoutGuests<T>(err: unknown, guests: Guest[], alone: boolean, result: T): Promise<T> {
+    const guestFailed =
+      guests.length > 0 &&
+      !alone &&
+      (await execOn(this.dataSource, 'ROLLBACK TO guests').then(
+        () => true,
+        () => false,
+      ));
+    if (alone && guests.length === 1) guests[0].reject(err);
+    else for (const g of guests) this.runGuests([g]);
+    if (guestFailed) {
+      try {
+        await execOn(this.dataSource, 'RELEASE guests;\nCOMMIT');
+        return result;
+      } catch (commitErr) {
+        err = commitErr;
+      }
+    }
+    await execOn(this.dataSource, 'ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+const NO_WORK = () => Promise.resolve(undefined);
+
+interface Guest {
+  statements: string[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
 }
 
 /** How many transactions in a row one COMMIT may begin for the next (UnitOfWork). */

@@ -109,9 +109,10 @@ describe('UnitOfWork on SQLite: the COMMIT begins the next transaction when one 
         }),
       ),
     );
-    expect(
-      results.filter((r) => r.status === 'rejected').map((r) => String((r).reason)),
-    ).toEqual(['Error: work failed', expect.stringMatching(/UNIQUE constraint failed/)]);
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).toEqual([
+      'Error: work failed',
+      expect.stringMatching(/UNIQUE constraint failed/),
+    ]);
     expect(await ids()).toEqual(Array.from({ length: n }, (_, i) => i).filter((i) => i !== 5 && i !== 9));
     // The COMMIT whose held write failed did not begin the next one.
     const handedOn = execs.filter((e) => e.endsWith('COMMIT;\nBEGIN IMMEDIATE') && !e.includes('VALUES (8)')).length;
@@ -141,5 +142,91 @@ describe('UnitOfWork on SQLite: the COMMIT begins the next transaction when one 
     for (const code of ['SQLITE_CONSTRAINT', 'SQLITE_FULL', 'SQLITE_IOERR', undefined])
       expect(committedBeforeFailing(Object.assign(new Error('failed'), { code }))).toBe(false);
     expect(committedBeforeFailing(null)).toBe(false);
+  });
+});
+
+describe('UnitOfWork.commitWrites on SQLite: writes that need no answer go with the next COMMIT', () => {
+  const db = new DataSource({ type: 'sqlite', database: ':memory:', driver: sqlite3 });
+  const uow = new UnitOfWork(db);
+  let execs: string[] = [];
+  beforeAll(async () => {
+    await db.initialize();
+    await db.query('CREATE TABLE g (id INTEGER PRIMARY KEY, v TEXT)');
+    const connection = (db.driver as unknown as { databaseConnection: { exec: (sql: string, cb: unknown) => void } })
+      .databaseConnection;
+    const exec = connection.exec.bind(connection);
+    vi.spyOn(connection, 'exec').mockImplementation((sql: string, cb: unknown) => (execs.push(sql), exec(sql, cb)));
+  });
+  afterAll(() => db.destroy());
+  const ids = async () => (await db.query<Array<{ id: number }>>('SELECT id FROM g ORDER BY id')).map((r) => r.id);
+  const insert = (id: number) => ({ text: 'INSERT INTO g (id, v) VALUES (?, ?)', params: [id, `guest ${id}`] });
+
+  it('runs them alone in one trip when nothing else runs', async () => {
+    execs = [];
+    await uow.commitWrites([insert(1), insert(2)]);
+    expect(await ids()).toEqual([1, 2]);
+    expect(execs).toEqual([
+      "BEGIN IMMEDIATE;\nINSERT INTO g (id, v) VALUES (1, 'guest 1');\nINSERT INTO g (id, v) VALUES (2, 'guest 2');\nCOMMIT",
+    ]);
+  });
+
+  it('commits them with the COMMIT of the transaction running, and resolves them once it committed', async () => {
+    execs = [];
+    let release!: () => void;
+    const host = uow.run(async (em) => {
+      await em.query('INSERT INTO g (id, v) VALUES (?, ?)', [10, 'host']);
+      await new Promise<void>((r) => (release = r));
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    let committed = false;
+    const guest = uow.commitWrites([insert(11)]).then(() => (committed = true));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(committed).toBe(false);
+    release();
+    await Promise.all([host, guest]);
+    expect(await ids()).toEqual([1, 2, 10, 11]);
+    expect(execs.filter((e) => e.includes('COMMIT'))).toEqual([
+      "SAVEPOINT guests;\nINSERT INTO g (id, v) VALUES (11, 'guest 11');\nRELEASE guests;\nCOMMIT",
+    ]);
+  });
+
+  it('commits the transaction without a guest whose write fails, which fails alone', async () => {
+    let release!: () => void;
+    const host = uow.run(async (em) => {
+      await em.query('INSERT INTO g (id, v) VALUES (?, ?)', [20, 'host']);
+      await new Promise<void>((r) => (release = r));
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    const duplicate = uow.commitWrites([insert(21), insert(1)]);
+    const sound = uow.commitWrites([insert(22)]);
+    release();
+    await expect(host).resolves.toBeUndefined();
+    await expect(duplicate).rejects.toThrow(/UNIQUE constraint failed/);
+    await expect(sound).resolves.toBeUndefined();
+    // The failing guest left nothing behind (21 went with it); the host and the sound guest committed.
+    expect(await ids()).toEqual([1, 2, 10, 11, 20, 22]);
+  });
+
+  it('takes them back out when the transaction fails on its own: they commit, it does not', async () => {
+    let release!: () => void;
+    const host = uow.run(async (em) => {
+      await em.query('INSERT INTO g (id, v) VALUES (?, ?)', [30, 'host']);
+      await new Promise<void>((r) => (release = r));
+      await writeAtCommit(em, 'INSERT INTO g (id, v) VALUES (?, ?)', [10, 'a duplicate of the host of before']);
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    const guest = uow.commitWrites([insert(31)]);
+    release();
+    await expect(host).rejects.toThrow(/UNIQUE constraint failed/);
+    await expect(guest).resolves.toBeUndefined();
+    expect(await ids()).toEqual([1, 2, 10, 11, 20, 22, 31]);
+  });
+
+  it('runs a guest that comes while the last transaction is ending, so none is left waiting', async () => {
+    for (let i = 0; i < 20; i++) {
+      await uow.run((em) => em.query('INSERT INTO g (id, v) VALUES (?, ?)', [100 + 2 * i, 'host']));
+      await uow.commitWrites([insert(101 + 2 * i)]);
+    }
+    expect((await ids()).filter((id) => id >= 100)).toHaveLength(40);
   });
 });

@@ -7,8 +7,8 @@ import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
-import { entityFromRow, together } from '../database/sql.js';
-import { flushAtCommit, UnitOfWork } from '../database/unit-of-work.js';
+import { entityFromRow, type Statement, together } from '../database/sql.js';
+import { flushAtCommit, UnitOfWork, writeAtCommit } from '../database/unit-of-work.js';
 import { Metrics } from '../observability/metrics.js';
 import { batchLeavesAt, fillBatches } from './batch-rules.js';
 import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure } from './circuit-breaker.js';
@@ -126,7 +126,13 @@ export class DeliveryLedger {
    * One round of the delivery ledger: the attempts that just finished are recorded first (freeing their task's
    * lane for the next event), then the deliveries about to be sent are claimed, all in one transaction.
    */
-  private ledgerRound(items: LedgerItem[]): Promise<Array<Claim | Claim[] | boolean>> {
+  private async ledgerRound(items: LedgerItem[]): Promise<Array<Claim | Claim[] | boolean>> {
+    const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
+    // Only successes to task webhook_urls: writes that need no answer, which go with the next COMMIT.
+    if (records.length === items.length && onlySuccessesToRequests(records)) {
+      await this.uow.commitWrites(this.successStatements(this.db.manager, records));
+      return records.map(() => true);
+    }
     // Urgent: sends wait on their claims, and recorded attempts free their lanes.
     return this.uow.run(
       async (em) => {
@@ -527,42 +533,13 @@ export class DeliveryLedger {
    * new state, each target URL's circuit and each endpoint's health.
    */
   private async recordIn(em: EntityManager, outcomes: Outcome[]): Promise<boolean[]> {
-    const now = new Date();
-    const attempts = outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) =>
-      Object.assign(new DeliveryAttempt(), {
-        id: uuidv7(),
-        deliveryId: delivery.id,
-        number: attempt,
-        startedAt: result.startedAt,
-        durationMs: result.durationMs,
-        statusCode: result.statusCode ?? null,
-        error: result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
-        responseSnippet: result.responseSnippet ?? null,
-        requestHeaders,
-        outcome: verdict.outcome,
-      }),
-    );
-    // Successes share one UPDATE per status code: the common case costs one statement per batch, sent together
-    // with the attempt log (different rows).
-    const succeeded = new Map<number | null, string[]>();
-    // A batch is one attempt (of its carrier, whose id is the batch's), and its events share the outcome.
-    const idsOf = (o: Outcome) => (o.batch ? o.batch.map((d) => d.id) : [o.delivery.id]);
-    for (const o of outcomes) {
-      if (o.verdict.outcome !== 'succeeded') continue;
-      const code = o.result.statusCode ?? null;
-      succeeded.set(code, [...(succeeded.get(code) ?? []), ...idsOf(o)]);
-    }
-    // Every attempt succeeded, to task webhook_urls (no endpoint health to keep): nothing here needs an answer, since
-    // a success closes its URL's circuit whatever it was. All goes with the COMMIT on SQLite: one wait, not three.
-    if (outcomes.every((o) => o.verdict.outcome === 'succeeded' && o.delivery.target === REQUEST_TARGET)) {
-      await this.repo.insertAttempts(em, attempts, { atCommit: true });
-      for (const [code, ids] of succeeded) await this.repo.succeed(em, ids, code, now, { atCommit: true });
-      await this.repo.closeCircuitsAtCommit(
-        em,
-        outcomes.map((o) => o.delivery.url),
-      );
+    if (onlySuccessesToRequests(outcomes)) {
+      for (const { text, params } of this.successStatements(em, outcomes)) await writeAtCommit(em, text, params);
       return outcomes.map(() => true);
     }
+    const now = new Date();
+    const attempts = attemptsOf(outcomes);
+    const succeeded = successesByCode(outcomes);
     // The circuits of the attempts' URLs are read alongside (other rows; on PostgreSQL still after the UPDATEs).
     const written = await together<unknown>(em, [
       () => this.repo.insertAttempts(em, attempts),
@@ -609,6 +586,21 @@ export class DeliveryLedger {
       now,
     );
     return outcomes.map(() => true);
+  }
+
+  /**
+   * A success closes its URL's circuit whatever it was, and one to a webhook_url has no endpoint health to keep: a
+   * round of only such needs no answer from the database (onlySuccessesToRequests), just these writes.
+   */
+  private successStatements(em: EntityManager, outcomes: readonly Outcome[]): Statement[] {
+    const now = new Date();
+    return this.repo.successStatements(
+      em,
+      attemptsOf(outcomes),
+      successesByCode(outcomes),
+      outcomes.map((o) => o.delivery.url),
+      now,
+    );
   }
 
   /** Each target URL's circuit after these attempts (in URL order, so that two rounds lock rows alike). */
@@ -658,3 +650,41 @@ export function inBatches(
 ): boolean {
   return d.batchId !== null || (!d.sendAlone && !!endpoint?.batchMaxEvents);
 }
+
+/** Whether every attempt succeeded and went to a task's webhook_url (ledgerRound, recordIn). */
+const onlySuccessesToRequests = (outcomes: readonly Outcome[]) =>
+  outcomes.every((o) => o.verdict.outcome === 'succeeded' && o.delivery.target === REQUEST_TARGET);
+
+/** The attempt log's rows of these outcomes. */
+function attemptsOf(outcomes: readonly Outcome[]): DeliveryAttempt[] {
+  return outcomes.map(({ delivery, attempt, result, verdict, requestHeaders }) =>
+    Object.assign(new DeliveryAttempt(), {
+      id: uuidv7(),
+      deliveryId: delivery.id,
+      number: attempt,
+      startedAt: result.startedAt,
+      durationMs: result.durationMs,
+      statusCode: result.statusCode ?? null,
+      error: result.error ?? (verdict.outcome === 'succeeded' ? null : verdict.reason),
+      responseSnippet: result.responseSnippet ?? null,
+      requestHeaders,
+      outcome: verdict.outcome,
+    }),
+  );
+}
+
+/**
+ * The ids of the deliveries that succeeded, by status code: one UPDATE per code, so the common case costs one
+ * statement per round. A batch is one attempt (of its carrier, whose id is the batch's), its events sharing the outcome.
+ */
+function successesByCode(outcomes: readonly Outcome[]): Map<number | null, string[]> {
+  const succeeded = new Map<number | null, string[]>();
+  for (const o of outcomes) {
+    if (o.verdict.outcome !== 'succeeded') continue;
+    const code = o.result.statusCode ?? null;
+    succeeded.set(code, [...(succeeded.get(code) ?? []), ...idsOf(o)]);
+  }
+  return succeeded;
+}
+
+const idsOf = (o: Outcome) => (o.batch ? o.batch.map((d) => d.id) : [o.delivery.id]);

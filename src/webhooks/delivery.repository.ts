@@ -2,7 +2,15 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, LessThan, MoreThan } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
-import { byKey, entityFromRow, insertMany, insertStatement, jsonSafe, together } from '../database/sql.js';
+import {
+  byKey,
+  entityFromRow,
+  insertMany,
+  insertStatement,
+  jsonSafe,
+  type Statement,
+  together,
+} from '../database/sql.js';
 import { flushAtCommit, writeAtCommit } from '../database/unit-of-work.js';
 import { Circuit, CLOSED } from './circuit-breaker.js';
 import { DeliveryDialect, dialectOf } from './delivery-dialect.js';
@@ -416,29 +424,43 @@ export class DeliveryRepository {
 
   // --- Attempt records ---
 
-  /** `atCommit`: sent with the COMMIT (writeAtCommit), where nothing later in the transaction reads the log. */
-  async insertAttempts(
-    em: EntityManager,
-    attempts: readonly DeliveryAttempt[],
-    { atCommit = false } = {},
-  ): Promise<void> {
-    const statement = atCommit ? insertStatement(em, DeliveryAttempt, attempts) : undefined;
-    if (statement) await writeAtCommit(em, statement.text, statement.params);
-    else await insertMany(em, DeliveryAttempt, attempts);
+  async insertAttempts(em: EntityManager, attempts: readonly DeliveryAttempt[]): Promise<void> {
+    await insertMany(em, DeliveryAttempt, attempts);
   }
 
-  /** Succeeded deliveries of one status code: one UPDATE (`atCommit`: see insertAttempts). */
-  async succeed(
+  /** Succeeded deliveries of one status code: one UPDATE. */
+  async succeed(em: EntityManager, ids: readonly string[], code: number | null, now: Date): Promise<void> {
+    const { text, params } = this.succeedStatement(ids, code, now);
+    await em.query(text, params);
+  }
+
+  /**
+   * A round of attempts that all succeeded, to task webhook_urls, as statements that need no answer (for
+   * UnitOfWork.commitWrites): the attempt log, one UPDATE per status code, and the URLs' circuits closed, since a
+   * success closes a circuit whatever it was (a closed circuit without failures is no row).
+   */
+  successStatements(
     em: EntityManager,
-    ids: readonly string[],
-    code: number | null,
+    attempts: readonly DeliveryAttempt[],
+    byCode: ReadonlyMap<number | null, readonly string[]>,
+    urls: readonly string[],
     now: Date,
-    { atCommit = false } = {},
-  ): Promise<void> {
-    const text = `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.p(1)}, last_error = NULL, updated_at = ${this.p(1, 2)}, completed_at = ${this.p(1, 3)} WHERE id IN (${this.p(ids.length, 4)}) AND ${byKey('status')} = 'sending'`;
-    const params = [code, now.getTime(), now.getTime(), ...ids];
-    if (atCommit) await writeAtCommit(em, text, params);
-    else await em.query(text, params);
+  ): Statement[] {
+    const unique = [...new Set(urls)].sort();
+    return [
+      ...(attempts.length ? [insertStatement(em, DeliveryAttempt, attempts)!] : []),
+      ...[...byCode].map(([code, ids]) => this.succeedStatement(ids, code, now)),
+      ...(unique.length
+        ? [{ text: `DELETE FROM webhook_circuits WHERE url IN (${this.p(unique.length)})`, params: unique }]
+        : []),
+    ];
+  }
+
+  private succeedStatement(ids: readonly string[], code: number | null, now: Date): Statement {
+    return {
+      text: `UPDATE deliveries SET status = 'succeeded', last_status_code = ${this.p(1)}, last_error = NULL, updated_at = ${this.p(1, 2)}, completed_at = ${this.p(1, 3)} WHERE id IN (${this.p(ids.length, 4)}) AND ${byKey('status')} = 'sending'`,
+      params: [code, now.getTime(), now.getTime(), ...ids],
+    };
   }
 
   /** Sending deliveries after an attempt that did not succeed: pending again, superseded or failed. */
@@ -469,16 +491,6 @@ export class DeliveryRepository {
         .map((r) => entityFromRow(em, WebhookCircuit, r))
         .map((c) => [c.url, { state: c.state, failures: c.failures, openings: c.openings, until: c.until }]),
     );
-  }
-
-  /**
-   * Closes the circuits of these URLs (a success closes a circuit whatever its state): their rows go, since a closed
-   * circuit without failures is no row. Sent with the COMMIT (writeAtCommit), so nothing later may read them.
-   */
-  async closeCircuitsAtCommit(em: EntityManager, urls: readonly string[]): Promise<void> {
-    const unique = [...new Set(urls)].sort();
-    if (unique.length === 0) return;
-    await writeAtCommit(em, `DELETE FROM webhook_circuits WHERE url IN (${this.p(unique.length)})`, unique);
   }
 
   /** Writes a circuit's new state: a closed one without failures is no row at all. */

@@ -76,27 +76,32 @@ describe('writeAtCommit (real SQLite, through UnitOfWork)', () => {
   });
 });
 
-describe('UnitOfWork on SQLite: the COMMIT begins the next transaction when one waits', () => {
+/** A database in memory for a describe block, set up with `schema`, and the text of every `exec` its connection runs. */
+function inMemory(schema: string[]) {
   const db = new DataSource({ type: 'sqlite', database: ':memory:', driver: sqlite3 });
-  const uow = new UnitOfWork(db);
-  let execs: string[] = [];
+  const execs: string[] = [];
   beforeAll(async () => {
     await db.initialize();
-    await db.query('PRAGMA foreign_keys = ON');
-    await db.query('CREATE TABLE parent (id INTEGER PRIMARY KEY)');
-    await db.query(
-      'CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)',
-    );
+    for (const statement of schema) await db.query(statement);
     const connection = (db.driver as unknown as { databaseConnection: { exec: (sql: string, cb: unknown) => void } })
       .databaseConnection;
     const exec = connection.exec.bind(connection);
     vi.spyOn(connection, 'exec').mockImplementation((sql: string, cb: unknown) => (execs.push(sql), exec(sql, cb)));
   });
   afterAll(() => db.destroy());
+  return { db, uow: new UnitOfWork(db), execs };
+}
+
+describe('UnitOfWork on SQLite: the COMMIT begins the next transaction when one waits', () => {
+  const { db, uow, execs } = inMemory([
+    'PRAGMA foreign_keys = ON',
+    'CREATE TABLE parent (id INTEGER PRIMARY KEY)',
+    'CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)',
+  ]);
   const ids = async () => (await db.query<Array<{ id: number }>>('SELECT id FROM parent ORDER BY id')).map((r) => r.id);
 
   it('commits each transaction alone, rolls back only the one that fails, and hands on at most a bounded run', async () => {
-    execs = [];
+    execs.length = 0;
     const n = MAX_HANDED_ON + 8;
     const results = await Promise.allSettled(
       Array.from({ length: n }, (_, i) =>
@@ -146,23 +151,12 @@ describe('UnitOfWork on SQLite: the COMMIT begins the next transaction when one 
 });
 
 describe('UnitOfWork.commitWrites on SQLite: writes that need no answer go with the next COMMIT', () => {
-  const db = new DataSource({ type: 'sqlite', database: ':memory:', driver: sqlite3 });
-  const uow = new UnitOfWork(db);
-  let execs: string[] = [];
-  beforeAll(async () => {
-    await db.initialize();
-    await db.query('CREATE TABLE g (id INTEGER PRIMARY KEY, v TEXT)');
-    const connection = (db.driver as unknown as { databaseConnection: { exec: (sql: string, cb: unknown) => void } })
-      .databaseConnection;
-    const exec = connection.exec.bind(connection);
-    vi.spyOn(connection, 'exec').mockImplementation((sql: string, cb: unknown) => (execs.push(sql), exec(sql, cb)));
-  });
-  afterAll(() => db.destroy());
+  const { db, uow, execs } = inMemory(['CREATE TABLE g (id INTEGER PRIMARY KEY, v TEXT)']);
   const ids = async () => (await db.query<Array<{ id: number }>>('SELECT id FROM g ORDER BY id')).map((r) => r.id);
   const insert = (id: number) => ({ text: 'INSERT INTO g (id, v) VALUES (?, ?)', params: [id, `guest ${id}`] });
 
   it('runs them alone in one trip when nothing else runs', async () => {
-    execs = [];
+    execs.length = 0;
     await uow.commitWrites([insert(1), insert(2)]);
     expect(await ids()).toEqual([1, 2]);
     expect(execs).toEqual([
@@ -171,7 +165,7 @@ describe('UnitOfWork.commitWrites on SQLite: writes that need no answer go with 
   });
 
   it('commits them with the COMMIT of the transaction running, and resolves them once it committed', async () => {
-    execs = [];
+    execs.length = 0;
     let release!: () => void;
     const host = uow.run(async (em) => {
       await em.query('INSERT INTO g (id, v) VALUES (?, ?)', [10, 'host']);

@@ -97,6 +97,20 @@ function core() {
   return { uow, repo, planner, ledger, service };
 }
 
+/** What the planner writes for a webhook_url delivery of a (made-up) task's event. */
+const planned = (taskId: string, sequence: number, eventType: Delivery['eventType']) => ({
+  tenantId,
+  taskId,
+  eventId: uuidv7(),
+  eventType,
+  sequence,
+  target: REQUEST_TARGET,
+  url: receiver.url(),
+  headersSealed: null,
+  payload: JSON.stringify({ sequence }),
+  schedule: [...config.webhook.retrySchedule],
+});
+
 /** A webhook_url delivery of a (made-up) task's event, written pending as the planner writes it. */
 async function pendingDelivery(
   planner: DeliveryPlanner,
@@ -105,26 +119,7 @@ async function pendingDelivery(
   dispatched = false,
   eventType: Delivery['eventType'] = 'task.completed',
 ): Promise<Delivery> {
-  const [d] = await db.transaction((em) =>
-    planner.insertMany(
-      em,
-      [
-        {
-          tenantId,
-          taskId,
-          eventId: uuidv7(),
-          eventType,
-          sequence,
-          target: REQUEST_TARGET,
-          url: receiver.url(),
-          headersSealed: null,
-          payload: JSON.stringify({ sequence }),
-          schedule: [...config.webhook.retrySchedule],
-        },
-      ],
-      dispatched,
-    ),
-  );
+  const [d] = await db.transaction((em) => planner.insertMany(em, [planned(taskId, sequence, eventType)], dispatched));
   return d;
 }
 
@@ -232,37 +227,25 @@ describe('claim of what a round wrote, from its lanes read before (claimWritten)
     const retry = await pendingDelivery(planner, retrying, 1, false, 'task.started');
     const retryAt = Date.now() + 60_000;
     await uow.run((em) => em.update(Delivery, { id: retry.id }, { nextAttemptAt: new Date(retryAt), attempts: 1 }));
-    const event = (taskId: string, sequence: number, eventType: Delivery['eventType']) => ({
-      tenantId,
-      taskId,
-      eventId: uuidv7(),
-      eventType,
-      sequence,
-      target: REQUEST_TARGET,
-      url: receiver.url(),
-      headersSealed: null,
-      payload: JSON.stringify({ sequence }),
-      schedule: [...config.webhook.retrySchedule],
-    });
-    const planned = [
-      event(onWire, 3, 'task.progress'),
-      event(staleProgress, 3, 'task.progress'),
-      event(retrying, 2, 'task.progress'),
-      event(empty, 1, 'task.started'),
-      event(twoNew, 1, 'task.started'),
-      event(twoNew, 2, 'task.progress'),
+    const events = [
+      planned(onWire, 3, 'task.progress'),
+      planned(staleProgress, 3, 'task.progress'),
+      planned(retrying, 2, 'task.progress'),
+      planned(empty, 1, 'task.started'),
+      planned(twoNew, 1, 'task.started'),
+      planned(twoNew, 2, 'task.progress'),
     ];
-    return { taskIds: [onWire, staleProgress, retrying, empty, twoNew], planned, retryAt };
+    return { taskIds: [onWire, staleProgress, retrying, empty, twoNew], events, retryAt };
   }
 
   /** One round: the rows written, the stale progress superseded, the fresh ones claimed, the old way or the new. */
   async function round(readBefore: boolean) {
     const { planner, repo, service, uow } = core();
-    const { taskIds, planned, retryAt } = await lanesBefore(planner, repo, uow);
+    const { taskIds, events, retryAt } = await lanesBefore(planner, repo, uow);
     const claims = await uow.run(async (em) => {
       const lanes = readBefore ? await repo.openInLanes(em, taskIds) : undefined;
-      const fresh = await planner.insertMany(em, planned, true, { atCommit: readBefore });
-      const newest = planned.filter((p) => p.sequence > 1).map((p) => ({ ...p, target: REQUEST_TARGET }));
+      const fresh = await planner.insertMany(em, events, true, { atCommit: readBefore });
+      const newest = events.filter((p) => p.sequence > 1).map((p) => ({ ...p, target: REQUEST_TARGET }));
       await repo.supersedeStaleProgress(em, newest, { atCommit: readBefore });
       const due = fresh.filter((d) => d.status === 'pending');
       return service.claimFresh(em, due, lanes && { fresh: due, open: lanes.open });
@@ -293,10 +276,10 @@ describe('claim of what a round wrote, from its lanes read before (claimWritten)
 
   it('waits for an earlier pending event of the lane until that one is due', async () => {
     const { planner, repo, ledger, uow } = core();
-    const { taskIds, planned, retryAt } = await lanesBefore(planner, repo, uow);
+    const { taskIds, events, retryAt } = await lanesBefore(planner, repo, uow);
     const answers = await uow.run(async (em) => {
       const lanes = await repo.openInLanes(em, taskIds);
-      const fresh = await planner.insertMany(em, planned, true, { atCommit: true });
+      const fresh = await planner.insertMany(em, events, true, { atCommit: true });
       const due = fresh.filter((d) => d.status === 'pending' && d.taskId === taskIds[2]);
       return ledger.claimWritten(em, due, fresh, lanes.open);
     });

@@ -12,12 +12,13 @@ import { parseDuration } from '../config/durations.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { Metrics } from '../observability/metrics.js';
 import { rememberTaskTrace } from '../observability/task-traces.js';
-import { insertMany, together } from '../database/sql.js';
+import { insertMany, Sql, together } from '../database/sql.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { routeFor } from '../config/model-routes.js';
 import type { Delivery } from '../webhooks/delivery.entity.js';
-import { Outbox } from '../webhooks/outbox.js';
+import type { Endpoint } from '../webhooks/endpoint.entity.js';
+import { type OpenLanes, Outbox } from '../webhooks/outbox.js';
 import { webhookTargetErrors } from '../webhooks/webhook-target.js';
 import { CreateGenerationDto, KNOWN_FIELDS } from './dto/create-generation.dto.js';
 import { GenerationEngine } from './generation-engine.js';
@@ -128,14 +129,25 @@ export class TasksService implements BeforeApplicationShutdown {
   private async insertBatch(tasks: Task[]): Promise<void[]> {
     const handOver: Delivery[] = [];
     await this.uow.run(async (em) => {
-      // The tasks first: their events and deliveries reference them. Their cursors are claimed alongside (one wait
-      // on SQLite; on PostgreSQL, in order, so the tenant's counter row is locked as late as possible).
+      // The tasks first: their events and deliveries reference them. Their cursors and their tenants' endpoints are
+      // read alongside (one wait on SQLite; on PostgreSQL, in order, so the tenant's counter row is locked as late
+      // as possible), and on SQLite their lanes, which are empty but for their URLs' circuits: then the events and
+      // deliveries go with the COMMIT (Outbox.openLanes).
       const entries = tasks.map((task) => ({ task, type: 'task.queued' as const }));
+      let endpoints: Map<string, Endpoint[]> | undefined;
+      let lanes: OpenLanes | undefined;
+      const urls = tasks.flatMap((t) => (t.webhookUrl ? [t.webhookUrl] : []));
       const [, cursors] = await together<unknown>(em, [
         () => insertMany(em, Task, tasks),
         () => claimCursors(em, countByTenant(entries)),
+        async () =>
+          void (endpoints = await this.outbox.endpointsOf(
+            em,
+            tasks.map((t) => t.tenantId),
+          )),
+        ...(new Sql(em.connection).postgres ? [] : [async () => void (lanes = await this.outbox.lanesOfNew(em, urls))]),
       ]);
-      await this.transitions.recordEvents(em, entries, handOver, undefined, cursors as Map<string, number>);
+      await this.transitions.recordEvents(em, entries, handOver, endpoints, cursors as Map<string, number>, lanes);
     });
     this.outbox.handOver(handOver);
     // Tenant-wide streams are followed before any task id is known: one signal per tenant of the batch.

@@ -70,6 +70,11 @@ export class Outbox {
     return this.repo.openInLanes(em, taskIds);
   }
 
+  /** openLanes for tasks this transaction creates: no deliveries yet, so only their webhook_urls' circuits. */
+  async lanesOfNew(em: EntityManager, webhookUrls: readonly string[]): Promise<OpenLanes> {
+    return { open: [], circuitUrls: new Set((await this.repo.circuits(em, webhookUrls)).keys()) };
+  }
+
   /**
    * Claims, in the committer's transaction, the fresh webhook_url deliveries due now that this process's webhook
    * worker has room for, so that each is sent right after the commit without a ledger round. Endpoint deliveries

@@ -210,11 +210,11 @@ export class TaskTransitions {
     // lock is the transaction's from BEGIN anyway), and those of changes that did not apply are given back with the
     // COMMIT. PostgreSQL runs statements one after another: claimed last, so the tenant's row is locked the least.
     const sqlite = !new Sql(em.connection).postgres;
-    const asked = !sqlite
-      ? undefined
-      : countByTenant(
+    const asked = sqlite
+      ? countByTenant(
           batch.flatMap((c) => (tenantOf.has(c.taskId) ? [{ task: { tenantId: tenantOf.get(c.taskId)! } }] : [])),
-        );
+        )
+      : undefined;
     let early: Map<string, number> | undefined;
     const claimEarly = async () => ((early = asked && (await claimCursors(em, asked))), []);
     // SQLite, for a caller that hands the fresh deliveries over: their lanes read now, with the first wave, so that
@@ -280,9 +280,7 @@ export class TaskTransitions {
       em,
       applied.map((a) => ({ task: a.task, type: a.type })),
       handOver,
-      endpoints,
-      cursors,
-      lanes,
+      { endpoints, cursors, lanes },
     );
     return result;
   }
@@ -292,13 +290,13 @@ export class TaskTransitions {
     em: EntityManager,
     entries: ReadonlyArray<{ task: Task; type: TaskEventType }>,
     handOver?: Delivery[],
-    endpoints?: Map<string, Endpoint[]>,
-    claimed?: Map<string, number>,
-    lanes?: OpenLanes,
+    read: { endpoints?: Map<string, Endpoint[]>; cursors?: Map<string, number>; lanes?: OpenLanes } = {},
   ): Promise<TaskEvent[]> {
     if (entries.length === 0) return [];
-    // `claimed`: the caller took the cursors already (claimCursors(em, countByTenant(entries))), alongside other work.
-    const next = new Map(claimed ?? (await claimCursors(em, countByTenant(entries))));
+    // What the caller read already, alongside other work: the tenants' endpoints (Outbox.endpointsOf), the cursors
+    // (claimCursors(em, countByTenant(entries))) and the lanes (Outbox.openLanes).
+    const { endpoints, cursors, lanes } = read;
+    const next = new Map(cursors ?? (await claimCursors(em, countByTenant(entries))));
     const events = entries.map(({ task, type }) =>
       em.create(TaskEvent, {
         id: uuidv7(),

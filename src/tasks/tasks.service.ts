@@ -147,7 +147,11 @@ export class TasksService implements BeforeApplicationShutdown {
           )),
         ...(new Sql(em.connection).postgres ? [] : [async () => void (lanes = await this.outbox.lanesOfNew(em, urls))]),
       ]);
-      await this.transitions.recordEvents(em, entries, handOver, endpoints, cursors as Map<string, number>, lanes);
+      await this.transitions.recordEvents(em, entries, handOver, {
+        endpoints,
+        cursors: cursors as Map<string, number>,
+        lanes,
+      });
     });
     this.outbox.handOver(handOver);
     // Tenant-wide streams are followed before any task id is known: one signal per tenant of the batch.

@@ -136,7 +136,6 @@ export class DeliveryLedger {
     // Urgent: sends wait on their claims, and recorded attempts free their lanes.
     return this.uow.run(
       async (em) => {
-        const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
         const claims = items.flatMap((i) => ('claim' in i ? [i.claim] : []));
         const recorded = records.length ? await this.recordIn(em, records) : [];
         // What recordIn held for the COMMIT goes first: the claims below read those rows.

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, type EntityTarget, type ObjectLiteral } from 'typeorm';
 import { PriorityMutex } from '../common/priority-mutex.js';
-import { inlineParams, type Statement } from './sql.js';
+import { inlineParams, insertStatement, type Statement } from './sql.js';
 
 // The writes each SQLite transaction sends with its COMMIT (writeAtCommit), by the transaction's manager.
 const atCommit = new WeakMap<EntityManager, string[]>();
@@ -18,6 +18,16 @@ export async function writeAtCommit(em: EntityManager, text: string, params: rea
   const inlined = queue && inlineParams(text, params);
   if (inlined === undefined) await em.query(text, [...params]);
   else queue!.push(inlined);
+}
+
+/** insertMany's rows written with the COMMIT (writeAtCommit). */
+export async function insertAtCommit<T extends ObjectLiteral>(
+  em: EntityManager,
+  target: EntityTarget<T>,
+  entities: readonly T[],
+): Promise<void> {
+  const statement = insertStatement(em, target, entities);
+  if (statement) await writeAtCommit(em, statement.text, statement.params);
 }
 
 /** Sends the writes held for the COMMIT now: before a statement that reads what they change. */

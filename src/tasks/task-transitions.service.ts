@@ -4,8 +4,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
-import { insertMany, insertStatement, Sql, together } from '../database/sql.js';
-import { UnitOfWork, writeAtCommit } from '../database/unit-of-work.js';
+import { insertMany, Sql, together } from '../database/sql.js';
+import { insertAtCommit, UnitOfWork } from '../database/unit-of-work.js';
 import { EventBus } from '../events/event-bus.js';
 import { Metrics } from '../observability/metrics.js';
 import { rememberTaskTrace } from '../observability/task-traces.js';
@@ -311,9 +311,8 @@ export class TaskTransitions {
     );
     // Events and deliveries reference the task, not each other: both INSERTs go together.
     // With `lanes` nothing later in the transaction reads the events: they go with the COMMIT (writeAtCommit).
-    const inserting = lanes ? insertStatement(em, TaskEvent, events) : undefined;
     await together<unknown>(em, [
-      () => (inserting ? writeAtCommit(em, inserting.text, inserting.params) : insertMany(em, TaskEvent, events)),
+      () => (lanes ? insertAtCommit(em, TaskEvent, events) : insertMany(em, TaskEvent, events)),
       () =>
         this.outbox.record(
           em,

@@ -7,8 +7,8 @@ import { MicroBatcher } from '../common/micro-batcher.js';
 import { CONFIG } from '../config/config.module.js';
 import type { HeraldConfig } from '../config/config.js';
 import { SecretBox } from '../crypto/secret-box.js';
-import { entityFromRow, type Statement, together } from '../database/sql.js';
-import { flushAtCommit, UnitOfWork, writeAtCommit } from '../database/unit-of-work.js';
+import { entityFromRow, together } from '../database/sql.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
 import { Metrics } from '../observability/metrics.js';
 import { batchLeavesAt, fillBatches } from './batch-rules.js';
 import { admit, afterAttempt, Circuit, CircuitSettings, CLOSED, isTargetFailure } from './circuit-breaker.js';
@@ -128,9 +128,13 @@ export class DeliveryLedger {
    */
   private async ledgerRound(items: LedgerItem[]): Promise<Array<Claim | Claim[] | boolean>> {
     const records = items.flatMap((i) => ('record' in i ? [i.record] : []));
-    // Only successes to task webhook_urls: writes that need no answer, which go with the next COMMIT.
+    // Only successes to task webhook_urls: a success closes its URL's circuit whatever it was, and one to a
+    // webhook_url has no endpoint health to keep, so these are writes that need no answer: with the next COMMIT.
     if (records.length === items.length && onlySuccessesToRequests(records)) {
-      await this.uow.commitWrites(this.successStatements(this.db.manager, records));
+      const urls = records.map((o) => o.delivery.url);
+      const attempts = attemptsOf(records);
+      const writes = this.repo.successStatements(this.db.manager, attempts, successesByCode(records), urls, new Date());
+      await this.uow.commitWrites(writes);
       return records.map(() => true);
     }
     // Urgent: sends wait on their claims, and recorded attempts free their lanes.
@@ -138,8 +142,6 @@ export class DeliveryLedger {
       async (em) => {
         const claims = items.flatMap((i) => ('claim' in i ? [i.claim] : []));
         const recorded = records.length ? await this.recordIn(em, records) : [];
-        // What recordIn held for the COMMIT goes first: the claims below read those rows.
-        if (records.length && records.length < items.length) await flushAtCommit(em);
         const claimed = claims.length ? await this.claimIn(em, claims) : [];
         const now = new Date();
         const batches: Claim[][] = [];
@@ -532,10 +534,6 @@ export class DeliveryLedger {
    * new state, each target URL's circuit and each endpoint's health.
    */
   private async recordIn(em: EntityManager, outcomes: Outcome[]): Promise<boolean[]> {
-    if (onlySuccessesToRequests(outcomes)) {
-      for (const { text, params } of this.successStatements(em, outcomes)) await writeAtCommit(em, text, params);
-      return outcomes.map(() => true);
-    }
     const now = new Date();
     const attempts = attemptsOf(outcomes);
     const succeeded = successesByCode(outcomes);
@@ -587,21 +585,6 @@ export class DeliveryLedger {
     return outcomes.map(() => true);
   }
 
-  /**
-   * A success closes its URL's circuit whatever it was, and one to a webhook_url has no endpoint health to keep: a
-   * round of only such needs no answer from the database (onlySuccessesToRequests), just these writes.
-   */
-  private successStatements(em: EntityManager, outcomes: readonly Outcome[]): Statement[] {
-    const now = new Date();
-    return this.repo.successStatements(
-      em,
-      attemptsOf(outcomes),
-      successesByCode(outcomes),
-      outcomes.map((o) => o.delivery.url),
-      now,
-    );
-  }
-
   /** Each target URL's circuit after these attempts (in URL order, so that two rounds lock rows alike). */
   /** `circuits`: those of the outcomes' URLs as they were before these outcomes, read with their rows locked. */
   private async recordOnCircuits(
@@ -650,7 +633,7 @@ export function inBatches(
   return d.batchId !== null || (!d.sendAlone && !!endpoint?.batchMaxEvents);
 }
 
-/** Whether every attempt succeeded and went to a task's webhook_url (ledgerRound, recordIn). */
+/** Whether every attempt succeeded and went to a task's webhook_url (ledgerRound). */
 const onlySuccessesToRequests = (outcomes: readonly Outcome[]) =>
   outcomes.every((o) => o.verdict.outcome === 'succeeded' && o.delivery.target === REQUEST_TARGET);
 

@@ -123,9 +123,9 @@ export class DeliveryPlanner {
   /**
    * Deliveries for several task events written in one transaction: one endpoint lookup (unless the caller made
    * it: `endpoints`) and one multi-row INSERT, so a batch of creates or transitions costs a few
-   * statements, not a few per event.
+   * statements, not a few per event. `atCommit`: the rows and the superseding go with the COMMIT (writeAtCommit;
+   * the caller reads neither after).
    */
-  /** `atCommit`: the rows and the superseding go with the COMMIT (writeAtCommit; the caller reads neither after). */
   async planMany(
     em: EntityManager,
     events: readonly TaskEventEntry[],

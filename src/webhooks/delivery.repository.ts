@@ -11,7 +11,7 @@ import {
   type Statement,
   together,
 } from '../database/sql.js';
-import { flushAtCommit, writeAtCommit } from '../database/unit-of-work.js';
+import { flushAtCommit, insertAtCommit, writeAtCommit } from '../database/unit-of-work.js';
 import { Circuit, CLOSED } from './circuit-breaker.js';
 import { DeliveryDialect, dialectOf } from './delivery-dialect.js';
 import type { OpenInLane } from './delivery-order.js';
@@ -78,18 +78,16 @@ export class DeliveryRepository {
   async insert(em: EntityManager, rows: readonly Delivery[], { atCommit = false } = {}): Promise<void> {
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK);
-      const statement = atCommit ? insertStatement(em, Delivery, chunk) : undefined;
-      if (statement) await writeAtCommit(em, statement.text, statement.params);
-      else await insertMany(em, Delivery, chunk);
+      await (atCommit ? insertAtCommit(em, Delivery, chunk) : insertMany(em, Delivery, chunk));
     }
   }
 
   /**
    * Progress not yet sent is worthless once a newer event for the same target exists: the unsent progress of these
    * lanes (task + target) older than their newer event is superseded, one statement for a round's lanes, each term
-   * on the (task_id, target, sequence) index.
+   * on the (task_id, target, sequence) index. `atCommit`: sent with the COMMIT after the writes held before it
+   * (writeAtCommit).
    */
-  /** `atCommit`: sent with the COMMIT after the writes held before it (writeAtCommit). */
   async supersedeStaleProgress(em: EntityManager, lanes: readonly Lane[], { atCommit = false } = {}): Promise<void> {
     // A claim held for the COMMIT keeps its row from being superseded.
     if (!atCommit) await flushAtCommit(em);

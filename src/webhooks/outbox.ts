@@ -42,11 +42,9 @@ export class Outbox {
   /**
    * Deliveries for these task events, written in the caller's transaction. `fresh`: collects the new deliveries
    * (written dispatched) for the caller to hand over after its commit; without it the relay takes them.
-   * `endpoints`: the tenants' enabled endpoints, when the caller looked them up already (endpointsOf).
-   */
-  /**
-   * `lanes`: the events' lanes as the transaction read them before writing (openLanes, SQLite). Then nothing is read
-   * after the writes: the deliveries, the superseding and the claims of the fresh ones all go with the COMMIT.
+   * `endpoints`: the tenants' enabled endpoints, when the caller looked them up already (endpointsOf). `lanes`: the
+   * events' lanes as the transaction read them before writing (openLanes, SQLite); then nothing is read after the
+   * writes: the deliveries, the superseding and the claims of the fresh ones all go with the COMMIT.
    */
   async record(
     em: EntityManager,

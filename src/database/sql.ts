@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
+import pg from 'pg';
 
 /**
  * Plain SQL for the few statements on every webhook's path (claim, attempt log, outcome). TypeORM's query
@@ -155,29 +156,52 @@ export function byKey(column: string): string {
 }
 
 /**
- * An SQLite statement with its `?` parameters written in as literals, for sqlite3's `exec`, which takes none;
- * undefined when a value is not one jsonSafe takes (booleans are written 1 / 0, as sqlite3 binds them) or the
- * counts differ. A `?` inside a quoted string, a quoted name or a comment is not a parameter.
+ * A statement with its parameters written in as literals, to be sent with others in one trip: SQLite's `?` for
+ * sqlite3's `exec`, which takes none (undefined when a value is not one jsonSafe takes; booleans are written 1 / 0,
+ * as sqlite3 binds them); PostgreSQL's `$n` for a simple query, which may hold several statements (each value
+ * quoted as node-postgres would send it, an untyped text the server reads as the parameter's type). Undefined when
+ * the counts differ. A placeholder inside a quoted string, a quoted name or a comment is not a parameter.
  */
-export function inlineParams(text: string, params: readonly unknown[]): string | undefined {
+export function inlineParams(
+  text: string,
+  params: readonly unknown[],
+  { postgres = false }: { postgres?: boolean } = {},
+): string | undefined {
   const literals: string[] = [];
   for (const value of params) {
-    const literal = sqliteLiteral(value);
+    const literal = postgres ? postgresLiteral(value) : sqliteLiteral(value);
     if (literal === undefined) return undefined;
     literals.push(literal);
   }
   let out = '';
   let next = 0;
-  for (const [i, part] of text.split(QUOTED_OR_PARAM).entries()) {
-    if (i % 2 === 0 || part !== '?') out += part;
-    else if (next < literals.length) out += literals[next++];
-    else return undefined;
+  const used = new Set<number>();
+  for (const [i, part] of text.split(postgres ? QUOTED_OR_NUMBERED : QUOTED_OR_PARAM).entries()) {
+    if (i % 2 === 0 || !(postgres ? part.startsWith('$') : part === '?')) out += part;
+    else {
+      const at = postgres ? Number(part.slice(1)) - 1 : next++;
+      if (!(at >= 0 && at < literals.length)) return undefined;
+      used.add(at);
+      out += literals[at];
+    }
   }
-  return next === literals.length ? out : undefined;
+  return used.size === literals.length ? out : undefined;
 }
 
 // A capture group makes split keep each match at the odd indexes: quoted strings and names, comments, and `?`.
 const QUOTED_OR_PARAM = /('(?:[^']|'')*'|"(?:[^"]|"")*"|\/\*[\s\S]*?\*\/|--[^\n]*|\?)/;
+// The same with PostgreSQL's `$n`, and E'' strings, in which a backslash escapes the quote after it (Herald writes
+// no dollar-quoted strings).
+const QUOTED_OR_NUMBERED = /([Ee]'(?:[^'\\]|''|\\.)*'|'(?:[^']|'')*'|"(?:[^"]|"")*"|\/\*[\s\S]*?\*\/|--[^\n]*|\$\d+)/;
+
+// node-postgres's own conversion of a parameter to its text (dates, arrays, JSON), untyped in @types/pg.
+const { prepareValue } = (pg as unknown as { utils: { prepareValue: (value: unknown) => unknown } }).utils;
+
+function postgresLiteral(value: unknown): string | undefined {
+  const prepared = prepareValue(value);
+  if (prepared === null || prepared === undefined) return 'NULL';
+  return typeof prepared === 'string' ? pg.escapeLiteral(prepared) : undefined; // a Buffer: bound instead
+}
 
 function sqliteLiteral(value: unknown): string | undefined {
   if (!jsonSafe(value)) return undefined;

@@ -3,19 +3,19 @@ import { DataSource, EntityManager, type EntityTarget, type ObjectLiteral } from
 import { PriorityMutex } from '../common/priority-mutex.js';
 import { inlineParams, insertStatement, type Statement } from './sql.js';
 
-// The writes each SQLite transaction sends with its COMMIT (writeAtCommit), by the transaction's manager.
+// The writes each transaction sends with its COMMIT (writeAtCommit), by the transaction's manager.
 const atCommit = new WeakMap<EntityManager, string[]>();
 
 /**
- * Sends a write whose answer the transaction does not need, and that nothing later in it reads, with the COMMIT:
- * on SQLite in the same trip to the driver's thread (exec takes no parameters, so the values are written into the
- * text as literals). Runs it at once where it cannot go so: on PostgreSQL, outside a UnitOfWork transaction, or
- * with a value that is not a plain number, text or null. A write that fails there fails the COMMIT, and the
- * transaction is rolled back as for any failure in it.
+ * Sends a write whose answer the transaction does not need, and that nothing later in it reads, with the COMMIT,
+ * in the same trip: on SQLite through the driver's `exec`, on PostgreSQL as one simple query of several statements.
+ * Neither takes parameters there, so the values are written into the text as literals (inlineParams). Runs it at
+ * once outside a UnitOfWork transaction, or with a value that has no literal. A write that fails there fails the
+ * COMMIT, and the transaction is rolled back as for any failure in it.
  */
 export async function writeAtCommit(em: EntityManager, text: string, params: readonly unknown[]): Promise<void> {
   const queue = atCommit.get(em);
-  const inlined = queue && inlineParams(text, params);
+  const inlined = queue && inlineParams(text, params, { postgres: isPostgres(em.connection) });
   if (inlined === undefined) await em.query(text, [...params]);
   else queue!.push(inlined);
 }
@@ -35,8 +35,11 @@ export async function flushAtCommit(em: EntityManager): Promise<void> {
   const queue = atCommit.get(em);
   if (!queue?.length) return;
   const statements = queue.splice(0).join(';\n');
-  await execOn(em.connection, statements);
+  if (isPostgres(em.connection)) await em.query(statements);
+  else await execOn(em.connection, statements);
 }
+
+const isPostgres = (dataSource: DataSource) => dataSource.options.type === 'postgres';
 
 /**
  * Statements without parameters or rows through sqlite3's `exec`: one trip to the driver's thread, where a
@@ -75,19 +78,50 @@ export class UnitOfWork {
   }
 
   run<T>(work: (em: EntityManager) => Promise<T>, { urgent = false } = {}): Promise<T> {
-    if (!this.sqlite) return this.dataSource.transaction(work);
+    if (!this.sqlite) return this.pooled(work);
     return this.oneAtATime.run(() => this.immediate(work), urgent);
+  }
+
+  /**
+   * PostgreSQL: a transaction on a connection of the pool. Its COMMIT and the writes held for it (writeAtCommit) go
+   * in one simple query, one trip. (The runner is released after, so TypeORM's own flag of an open transaction, which
+   * that COMMIT does not clear, is never read again.)
+   */
+  private async pooled<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+    const runner = this.dataSource.createQueryRunner();
+    const last: string[] = [];
+    atCommit.set(runner.manager, last);
+    try {
+      await runner.startTransaction();
+      let result: T;
+      try {
+        result = await work(runner.manager);
+        await runner.query([...last.splice(0), 'COMMIT'].join(';\n'));
+      } catch (err) {
+        await runner.rollbackTransaction().catch(() => undefined);
+        throw err;
+      }
+      return result;
+    } finally {
+      atCommit.delete(runner.manager);
+      await runner.release();
+    }
   }
 
   /**
    * Writes that need no answer and that nothing reads before they commit (a delivery ledger round of successes).
    * SQLite: they go with the COMMIT of the transaction running now, or of the next one, rather than taking a turn of
    * the connection (which every other transaction would wait for), and resolve once committed. Should that COMMIT
-   * fail, they run again in a transaction of their own, so that another's failure is never theirs. Elsewhere, or
-   * with a value that has no literal, a transaction of their own.
+   * fail, they run again in a transaction of their own, so that another's failure is never theirs. PostgreSQL: one
+   * simple query, which the server runs as a transaction of its own. With a value that has no literal, a
+   * transaction of their own.
    */
   commitWrites(statements: readonly Statement[]): Promise<void> {
-    const inlined = this.sqlite ? statements.map((s) => inlineParams(s.text, s.params)) : [];
+    const inlined = statements.map((s) => inlineParams(s.text, s.params, { postgres: !this.sqlite }));
+    if (!this.sqlite && inlined.every((s) => s !== undefined)) {
+      // One simple query of several statements runs as one transaction of its own: one trip instead of five.
+      return this.dataSource.query(inlined.join(';\n')).then(() => undefined);
+    }
     if (!this.sqlite || inlined.some((s) => s === undefined)) {
       return this.run(
         async (em) => {

@@ -224,3 +224,92 @@ describe('UnitOfWork.commitWrites on SQLite: writes that need no answer go with 
     expect((await ids()).filter((id) => id >= 100)).toHaveLength(40);
   });
 });
+
+describe('inlineParams for PostgreSQL', () => {
+  it('writes each $n as the quoted text node-postgres would send, leaving quoted strings and comments alone', () => {
+    const text = `/* $1 */ UPDATE t SET a = $2, "b$1" = 'x$1', c = E'\\'$1' WHERE id IN ($1, $3) -- $2`;
+    expect(inlineParams(text, ["it's", 7, null], { postgres: true })).toBe(
+      `/* $1 */ UPDATE t SET a = '7', "b$1" = 'x$1', c = E'\\'$1' WHERE id IN ('it''s', NULL) -- $2`,
+    );
+    expect(inlineParams('SELECT $1', ['back\\slash'], { postgres: true })).toBe("SELECT  E'back\\\\slash'");
+  });
+
+  it('answers undefined for a Buffer, a $n out of range or a parameter never used', () => {
+    expect(inlineParams('SELECT $1', [Buffer.from('x')], { postgres: true })).toBeUndefined();
+    expect(inlineParams('SELECT $2', [1], { postgres: true })).toBeUndefined();
+    expect(inlineParams('SELECT $1', [1, 2], { postgres: true })).toBeUndefined();
+  });
+});
+
+describe('commitWrites (real PostgreSQL): one simple query, one transaction', () => {
+  const db = new DataSource({
+    type: 'postgres',
+    url: process.env.HERALD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+  });
+  const uow = new UnitOfWork(db);
+  const table = `inline_${process.pid}_${Date.now()}`;
+  const odd = ['it\'s "quoted" $1 ?', 'line\nbreak; COMMIT; --', '✓ 🎞 \u{1F600}', '', "back\\slash \\' E'x'", '$$ $a$'];
+  beforeAll(async () => {
+    await db.initialize();
+    await db.query(
+      `CREATE TABLE ${table} (id int PRIMARY KEY, v text, n double precision, at timestamptz, j jsonb, b boolean)`,
+    );
+  });
+  afterAll(async () => {
+    await db.query(`DROP TABLE IF EXISTS ${table}`);
+    await db.destroy();
+  });
+  const insert = `INSERT INTO ${table} (id, v, n, at, j, b) VALUES ($1, $2, $3, $4, $5, $6)`;
+  const row = (id: number, k: number) => [
+    id,
+    odd[k],
+    k / 3,
+    new Date(1_700_000_000_123 + k),
+    { v: odd[k], k },
+    k % 2 === 0,
+  ];
+  const read = (from: number) =>
+    db.query<Array<Record<string, unknown>>>(
+      `SELECT v, n, at, j, b FROM ${table} WHERE id >= $1 AND id < $2 ORDER BY id`,
+      [from, from + 100],
+    );
+
+  it('stores every value exactly as the same statement with bound parameters does', async () => {
+    await uow.commitWrites(odd.map((_, k) => ({ text: insert, params: row(k, k) })));
+    for (const k of odd.keys()) await db.query(insert, row(100 + k, k));
+    const inlined = await read(0);
+    expect(inlined).toHaveLength(odd.length);
+    expect(inlined).toEqual(await read(100));
+    expect(inlined.map((r) => r.v)).toEqual(odd);
+  });
+
+  it("UnitOfWork: holds writeAtCommit's writes until the COMMIT, sent in its trip", async () => {
+    await uow.run(async (em) => {
+      await em.query(insert, row(300, 0));
+      await writeAtCommit(em, insert, row(301, 1));
+      expect(await em.query(`SELECT id FROM ${table} WHERE id >= 300`)).toEqual([{ id: 300 }]);
+    });
+    expect((await read(300)).map((r) => r.v)).toEqual([odd[0], odd[1]]);
+  });
+
+  it('UnitOfWork: rolls the whole transaction back when a held write fails, and reports that failure', async () => {
+    await expect(
+      uow.run(async (em) => {
+        await em.query(insert, row(400, 0));
+        await writeAtCommit(em, insert, row(300, 1)); // a key taken above
+      }),
+    ).rejects.toThrow(/duplicate key/);
+    expect(await read(400)).toEqual([]);
+  });
+
+  it('writes nothing when one of its statements fails', async () => {
+    const before = await db.query<Array<{ c: string }>>(`SELECT COUNT(*) AS c FROM ${table}`);
+    await expect(
+      uow.commitWrites([
+        { text: insert, params: row(200, 0) },
+        { text: insert, params: row(200, 1) },
+      ]),
+    ).rejects.toThrow();
+    expect(await db.query(`SELECT COUNT(*) AS c FROM ${table}`)).toEqual(before);
+  });
+});

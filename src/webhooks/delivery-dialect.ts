@@ -14,7 +14,8 @@ export interface DeliveryDialect {
   readonly lockRows: string;
   /**
    * Runs an UPDATE of the rows with these keys (column `key`) and answers the keys of the rows it changed.
-   * `atCommit`: nothing later in the transaction reads these rows, so SQLite may send it with the COMMIT.
+   * `atCommit`: nothing later in the transaction reads these rows, and no other transaction can see them yet
+   * (rows it wrote), so the UPDATE goes with the COMMIT (writeAtCommit) and changes every one of them.
    */
   changed(
     em: EntityManager,
@@ -88,9 +89,10 @@ export class PostgresDialect implements DeliveryDialect {
     em: EntityManager,
     update: string,
     values: unknown[],
-    _keys: readonly string[],
-    { key = 'id' } = {},
+    keys: readonly string[],
+    { key = 'id', atCommit = false } = {},
   ): Promise<Set<string>> {
+    if (atCommit) return writeAtCommit(em, update, values).then(() => new Set(keys));
     const rows = returningRows<Record<string, string>>(await em.query<unknown>(`${update} RETURNING ${key}`, values));
     return new Set(rows.map((r) => r[key]));
   }

@@ -299,8 +299,10 @@ export class DeliveryRepository {
     await em.update(Delivery, { id, status: 'pending' }, { nextAttemptAt: until });
   }
 
-  /** Pending → sending, its attempt counted. Answers the ids this claim won. */
-  /** `atCommit`: the claim is the transaction's last word on these rows (see DeliveryDialect.changed). */
+  /**
+   * Pending → sending, its attempt counted. Answers the ids this claim won. `atCommit`: the claim is the
+   * transaction's last word on rows it wrote itself (see DeliveryDialect.changed).
+   */
   claim(em: EntityManager, ids: readonly string[], now: Date, { atCommit = false } = {}): Promise<Set<string>> {
     // The status is checked again for PostgreSQL, whose transactions run side by side (on SQLite the write lock
     // keeps the rows as claimIn read them), written byKey so the lookup stays on the primary key.

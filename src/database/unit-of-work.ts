@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, EntityManager, type EntityTarget, type ObjectLiteral } from 'typeorm';
 import { PriorityMutex } from '../common/priority-mutex.js';
-import { inlineParams, insertStatement, type Statement } from './sql.js';
+import { inlineParams, insertStatement, Sql, type Statement } from './sql.js';
 
 // The writes each transaction sends with its COMMIT (writeAtCommit), by the transaction's manager.
 const atCommit = new WeakMap<EntityManager, string[]>();
@@ -15,7 +15,7 @@ const atCommit = new WeakMap<EntityManager, string[]>();
  */
 export async function writeAtCommit(em: EntityManager, text: string, params: readonly unknown[]): Promise<void> {
   const queue = atCommit.get(em);
-  const inlined = queue && inlineParams(text, params, { postgres: isPostgres(em.connection) });
+  const inlined = queue && inlineParams(text, params, { postgres: new Sql(em.connection).postgres });
   if (inlined === undefined) await em.query(text, [...params]);
   else queue!.push(inlined);
 }
@@ -35,11 +35,9 @@ export async function flushAtCommit(em: EntityManager): Promise<void> {
   const queue = atCommit.get(em);
   if (!queue?.length) return;
   const statements = queue.splice(0).join(';\n');
-  if (isPostgres(em.connection)) await em.query(statements);
+  if (new Sql(em.connection).postgres) await em.query(statements);
   else await execOn(em.connection, statements);
 }
-
-const isPostgres = (dataSource: DataSource) => dataSource.options.type === 'postgres';
 
 /**
  * Statements without parameters or rows through sqlite3's `exec`: one trip to the driver's thread, where a
@@ -118,11 +116,7 @@ export class UnitOfWork {
    */
   commitWrites(statements: readonly Statement[]): Promise<void> {
     const inlined = statements.map((s) => inlineParams(s.text, s.params, { postgres: !this.sqlite }));
-    if (!this.sqlite && inlined.every((s) => s !== undefined)) {
-      // One simple query of several statements runs as one transaction of its own: one trip instead of five.
-      return this.dataSource.query(inlined.join(';\n')).then(() => undefined);
-    }
-    if (!this.sqlite || inlined.some((s) => s === undefined)) {
+    if (inlined.some((s) => s === undefined)) {
       return this.run(
         async (em) => {
           for (const s of statements) await em.query(s.text, s.params);
@@ -130,6 +124,8 @@ export class UnitOfWork {
         { urgent: true },
       );
     }
+    // PostgreSQL runs one simple query of several statements as one transaction of its own: one trip, not five.
+    if (!this.sqlite) return this.dataSource.query(inlined.join(';\n')).then(() => undefined);
     return new Promise((resolve, reject) => {
       this.guests.push({ statements: inlined as string[], resolve, reject });
       if (!this.oneAtATime.busy) this.runGuests();

@@ -1,6 +1,7 @@
 import sqlite3 from 'sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DataSource } from 'typeorm';
+import { PG_ADMIN_URL } from '../../test/support/herald.js';
 import { inlineParams } from './sql.js';
 import { committedBeforeFailing, flushAtCommit, MAX_HANDED_ON, UnitOfWork, writeAtCommit } from './unit-of-work.js';
 
@@ -242,10 +243,7 @@ describe('inlineParams for PostgreSQL', () => {
 });
 
 describe('commitWrites (real PostgreSQL): one simple query, one transaction', () => {
-  const db = new DataSource({
-    type: 'postgres',
-    url: process.env.HERALD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
-  });
+  const db = new DataSource({ type: 'postgres', url: PG_ADMIN_URL });
   const uow = new UnitOfWork(db);
   const table = `inline_${process.pid}_${Date.now()}`;
   const odd = ['it\'s "quoted" $1 ?', 'line\nbreak; COMMIT; --', '✓ 🎞 \u{1F600}', '', "back\\slash \\' E'x'", '$$ $a$'];

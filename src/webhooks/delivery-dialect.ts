@@ -1,6 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { returningRows } from '../database/sql.js';
-import { writeAtCommit } from '../database/unit-of-work.js';
 
 /**
  * What the delivery SQL writes differently on SQLite and PostgreSQL. SQLite has one connection and takes the
@@ -14,15 +13,13 @@ export interface DeliveryDialect {
   readonly lockRows: string;
   /**
    * Runs an UPDATE of the rows with these keys (column `key`) and answers the keys of the rows it changed.
-   * `atCommit`: nothing later in the transaction reads these rows, and no other transaction can see them yet
-   * (rows it wrote), so the UPDATE goes with the COMMIT (writeAtCommit) and changes every one of them.
    */
   changed(
     em: EntityManager,
     update: string,
     values: unknown[],
     keys: readonly string[],
-    options?: { key?: string; atCommit?: boolean },
+    options?: { key?: string },
   ): Promise<Set<string>>;
   /** Ledger rounds in flight at once (one connection on SQLite). */
   readonly ledgerRounds: number;
@@ -54,15 +51,8 @@ export class SqliteDialect implements DeliveryDialect {
     return `INDEXED BY ${name}`;
   }
 
-  async changed(
-    em: EntityManager,
-    update: string,
-    values: unknown[],
-    keys: readonly string[],
-    { atCommit = false } = {},
-  ): Promise<Set<string>> {
-    if (atCommit) await writeAtCommit(em, update, values);
-    else await em.query(update, values);
+  async changed(em: EntityManager, update: string, values: unknown[], keys: readonly string[]): Promise<Set<string>> {
+    await em.query(update, values);
     return new Set(keys);
   }
 }
@@ -89,10 +79,9 @@ export class PostgresDialect implements DeliveryDialect {
     em: EntityManager,
     update: string,
     values: unknown[],
-    keys: readonly string[],
-    { key = 'id', atCommit = false } = {},
+    _keys: readonly string[],
+    { key = 'id' } = {},
   ): Promise<Set<string>> {
-    if (atCommit) return writeAtCommit(em, update, values).then(() => new Set(keys));
     const rows = returningRows<Record<string, string>>(await em.query<unknown>(`${update} RETURNING ${key}`, values));
     return new Set(rows.map((r) => r[key]));
   }

@@ -301,18 +301,17 @@ export class DeliveryRepository {
 
   /**
    * Pending → sending, its attempt counted. Answers the ids this claim won. `atCommit`: the claim is the
-   * transaction's last word on rows it wrote itself (see DeliveryDialect.changed).
+   * transaction's last word on rows it wrote itself, which no other transaction can see yet: it goes with the
+   * COMMIT (writeAtCommit) and wins every one of them, on either database.
    */
-  claim(em: EntityManager, ids: readonly string[], now: Date, { atCommit = false } = {}): Promise<Set<string>> {
+  async claim(em: EntityManager, ids: readonly string[], now: Date, { atCommit = false } = {}): Promise<Set<string>> {
     // The status is checked again for PostgreSQL, whose transactions run side by side (on SQLite the write lock
     // keeps the rows as claimIn read them), written byKey so the lookup stays on the primary key.
-    return this.dialect.changed(
-      em,
-      `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.p(1)} WHERE id IN (${this.p(ids.length, 2)}) AND ${byKey('status')} = 'pending'`,
-      [now.getTime(), ...ids],
-      ids,
-      { atCommit },
-    );
+    const update = `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ${this.p(1)} WHERE id IN (${this.p(ids.length, 2)}) AND ${byKey('status')} = 'pending'`;
+    const values = [now.getTime(), ...ids];
+    if (!atCommit) return this.dialect.changed(em, update, values, ids);
+    await writeAtCommit(em, update, values);
+    return new Set(ids);
   }
 
   /**

@@ -217,10 +217,10 @@ export class TaskTransitions {
       : undefined;
     let early: Map<string, number> | undefined;
     const claimEarly = async () => ((early = asked && (await claimCursors(em, asked))), []);
-    // For a caller that hands the fresh deliveries over: their lanes read now, with the first wave, so that the
-    // events, their deliveries and the claim of the fresh ones all go with the COMMIT (Outbox.openLanes). On
-    // PostgreSQL too: the wave's UPDATEs lock its tasks' rows first, so no other round adds to these lanes before
-    // this one commits, and what ledger rounds change meanwhile (a send ending) only frees a lane read as busy.
+    // SQLite, for a caller that hands the fresh deliveries over: their lanes read now, with the first wave, so that
+    // the events, their deliveries and the claim of the fresh ones all go with the COMMIT (Outbox.openLanes). Not on
+    // PostgreSQL: there the relay may claim a pending delivery this round would supersede between the read and the
+    // COMMIT, and the fresh one would then go out beside it (docs/BENCHMARKS.md, finding 41).
     let lanes: OpenLanes | undefined;
     const readLanes = async () => ((lanes = await this.outbox.openLanes(em, ids)), []);
     let endpoints: Map<string, Endpoint[]> | undefined;
@@ -231,7 +231,7 @@ export class TaskTransitions {
       )),
       []
     );
-    const first = [lookup, claimEarly, ...(handOver ? [readLanes] : [])];
+    const first = [lookup, claimEarly, ...(sqlite && handOver ? [readLanes] : [])];
     const applied: Array<{ at: number; taskId: string; type: TaskEventType; task: Task }> = [];
     const waves = wavesOf(batch.map((c) => c.taskId));
     for (const [w, wave] of waves.entries()) {

@@ -43,7 +43,7 @@ export class Outbox {
    * Deliveries for these task events, written in the caller's transaction. `fresh`: collects the new deliveries
    * (written dispatched) for the caller to hand over after its commit; without it the relay takes them.
    * `endpoints`: the tenants' enabled endpoints, when the caller looked them up already (endpointsOf). `lanes`: the
-   * events' lanes as the transaction read them before writing (openLanes); then nothing is read after the
+   * events' lanes as the transaction read them before writing (openLanes, SQLite); then nothing is read after the
    * writes: the deliveries, the superseding and the claims of the fresh ones all go with the COMMIT.
    */
   async record(
@@ -62,8 +62,7 @@ export class Outbox {
   /**
    * What `record` needs to claim, with nothing read after its writes, the fresh deliveries of these tasks: their
    * webhook_url deliveries pending or sending, and which webhook_urls have a circuit. Read in the transaction
-   * before its events are written, alongside other statements (SQLite: its write lock keeps them as read;
-   * PostgreSQL: after the UPDATEs that lock the tasks' rows, so no other transaction adds to their lanes).
+   * before its events are written, alongside other statements (SQLite: its write lock keeps them as read).
    */
   openLanes(em: EntityManager, taskIds: readonly string[]): Promise<OpenLanes> {
     return this.repo.openInLanes(em, taskIds);

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -28,18 +28,103 @@ export interface StoredUpload {
   mimeType: string;
 }
 
-/** Generated files live under DATA_DIR/artifacts/<task id>/ and are served at /v1/artifacts/<name>. */
+/** A name for shared bytes (GeneratedArtifact.sharedAs) that is safe as a file name. */
+const SHARED_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/**
+ * The folder of a task's files: its id's first eight characters, for a UUIDv7 the time it was created in steps of
+ * about 65 s. A folder per task cost a new directory for every task, the largest part of storing a simulated
+ * artifact (docs/BENCHMARKS.md, finding 42); a folder per minute of tasks costs one now and then.
+ */
+export function bucketOf(taskId: string): string {
+  return taskId.slice(0, 8);
+}
+
+/**
+ * Generated files live under DATA_DIR/artifacts/<bucket>/ (bucketOf) and are served at /v1/artifacts/<name>; files
+ * written before that layout stay readable in their folder per task, DATA_DIR/artifacts/<task id>/. Bytes a
+ * provider marks as shared (the simulator's) are written once, under .shared/, and linked under each name.
+ */
 @Injectable()
 export class ArtifactStore {
   private readonly dir: string;
+  // The shared copies this process wrote (GeneratedArtifact.sharedAs), each once.
+  private readonly shared = new Map<string, Promise<string>>();
+  private links = true;
 
   constructor(@Inject(CONFIG) private readonly config: HeraldConfig) {
     this.dir = path.join(config.dataDir, 'artifacts');
   }
 
-  /** Files live in one folder per task, so retention removes a task's files in one step. */
   private fileOf(name: string): string {
+    return path.join(this.dir, bucketOf(name), name);
+  }
+
+  /** Where a file of the layout before bucketOf is. */
+  private legacyFileOf(name: string): string {
     return path.join(this.dir, name.slice(0, 36), name);
+  }
+
+  /** Where a stored file is now, in either layout; undefined when there is none. */
+  private async locate(name: string): Promise<{ file: string; size: number } | undefined> {
+    for (const file of [this.fileOf(name), this.legacyFileOf(name)]) {
+      const found = await stat(file).catch(() => undefined);
+      if (found) return { file, size: found.size };
+    }
+    return undefined;
+  }
+
+  /**
+   * Writes an artifact's bytes under `file` so that a reader never sees half a file: shared bytes as a link to their
+   * one copy, others written beside it and renamed. A second save of the same name replaces the first.
+   */
+  private async write(file: string, artifact: GeneratedArtifact): Promise<void> {
+    const tmp = `${file}.tmp`;
+    const shared = this.links && artifact.sharedAs && SHARED_NAME.test(artifact.sharedAs) ? artifact.sharedAs : '';
+    for (let tries = 0; shared && this.links && tries < 2; tries++) {
+      const copy = await this.sharedCopy(shared, artifact.bytes);
+      try {
+        return await link(copy, file);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') throw err;
+        if (code === 'EEXIST') {
+          await rm(tmp, { force: true });
+          await link(copy, tmp);
+          return rename(tmp, file);
+        }
+        // A copy at the filesystem's most links (65,000 on ext4): a fresh copy takes the next ones.
+        if (code === 'EMLINK') this.shared.delete(shared);
+        // A filesystem without hard links: every artifact a file of its own, as before .shared/.
+        else this.links = false;
+      }
+    }
+    // A new file, never one left over: that could be a link to a shared copy, and writing it would change them all.
+    await writeFile(tmp, artifact.bytes, { flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+      await rm(tmp, { force: true });
+      await writeFile(tmp, artifact.bytes, { flag: 'wx' });
+    });
+    await rename(tmp, file);
+  }
+
+  /** The one copy of shared bytes, under .shared/: a handful of files (the simulator's), never removed. */
+  private sharedCopy(name: string, bytes: Buffer): Promise<string> {
+    let copy = this.shared.get(name);
+    if (!copy) {
+      copy = (async () => {
+        const dir = path.join(this.dir, '.shared');
+        await mkdir(dir, { recursive: true });
+        const file = path.join(dir, name);
+        // Processes sharing DATA_DIR may write the same copy at once: each its own temporary file.
+        await writeFile(`${file}.${process.pid}.tmp`, bytes);
+        await rename(`${file}.${process.pid}.tmp`, file);
+        return file;
+      })();
+      this.shared.set(name, copy);
+      copy.catch(() => this.shared.delete(name));
+    }
+    return copy;
   }
 
   async save(
@@ -48,14 +133,18 @@ export class ArtifactStore {
     artifacts: GeneratedArtifact[],
     format: 'url' | 'b64_json',
   ): Promise<TaskResult['data']> {
-    await mkdir(path.join(this.dir, taskId), { recursive: true });
+    const dir = path.join(this.dir, bucketOf(taskId));
+    await mkdir(dir, { recursive: true });
     return Promise.all(
       artifacts.map(async (artifact, index) => {
         const name = `${taskId}-a${attempt}-${index}.${artifact.extension}`;
-        const file = this.fileOf(name);
-        // Write then rename, so a reader never sees half a file.
-        await writeFile(`${file}.tmp`, artifact.bytes);
-        await rename(`${file}.tmp`, file);
+        await this.write(this.fileOf(name), artifact).catch(async (err: NodeJS.ErrnoException) => {
+          // Retention removes a folder it emptied, and an operator may clear .shared/: made again, once.
+          if (err.code !== 'ENOENT') throw err;
+          if (artifact.sharedAs) this.shared.delete(artifact.sharedAs);
+          await mkdir(dir, { recursive: true });
+          await this.write(this.fileOf(name), artifact);
+        });
         const metadata = {
           ...(artifact.durationSeconds !== undefined ? { duration: artifact.durationSeconds } : {}),
           resolution: artifact.resolution,
@@ -78,36 +167,31 @@ export class ArtifactStore {
 
   /** The bytes and type of a stored artifact, or undefined for an unknown or malformed name. */
   async read(name: string): Promise<{ bytes: Buffer; mimeType: string } | undefined> {
-    const found = await this.open(name);
-    if (!found) return undefined;
-    return { bytes: await readFile(this.fileOf(name)), mimeType: found.mimeType };
+    const found = await this.find(name);
+    return found && { bytes: await readFile(found.file), mimeType: found.mimeType };
   }
 
   /** A stored artifact as a stream, for serving files of any size without holding them in memory. */
   async open(name: string): Promise<{ stream: Readable; sizeBytes: number; mimeType: string } | undefined> {
-    try {
-      if (ARTIFACT_NAME.test(name)) {
-        const { size } = await stat(this.fileOf(name));
-        return {
-          stream: createReadStream(this.fileOf(name)),
-          sizeBytes: size,
-          mimeType: mediaTypeOf(name) ?? 'application/octet-stream',
-        };
-      }
-      if (UPLOADED_NAME.test(name)) {
-        const meta = await this.uploadOf(name);
-        if (!meta) return undefined;
-        return { stream: createReadStream(this.fileOf(name)), sizeBytes: meta.sizeBytes, mimeType: meta.mimeType };
-      }
-    } catch {
-      /* missing file */
+    const found = await this.find(name);
+    return found && { stream: createReadStream(found.file), sizeBytes: found.sizeBytes, mimeType: found.mimeType };
+  }
+
+  private async find(name: string): Promise<{ file: string; sizeBytes: number; mimeType: string } | undefined> {
+    if (ARTIFACT_NAME.test(name)) {
+      const found = await this.locate(name);
+      return (
+        found && { file: found.file, sizeBytes: found.size, mimeType: mediaTypeOf(name) ?? 'application/octet-stream' }
+      );
     }
-    return undefined;
+    const meta = await this.uploadOf(name);
+    const found = meta && (await this.locate(name));
+    return found && { file: found.file, sizeBytes: meta.sizeBytes, mimeType: meta.mimeType };
   }
 
   /** Where an upload's type and size are kept: a folder no artifact name can reach (names never start with "."). */
-  private metaOf(name: string): string {
-    return path.join(this.dir, name.slice(0, 36), '.meta', `${name}.json`);
+  private metaOf(name: string, folder = bucketOf(name)): string {
+    return path.join(this.dir, folder, '.meta', `${name}.json`);
   }
 
   static uploadName(taskId: string, attempt: number, name: string): string {
@@ -129,8 +213,9 @@ export class ArtifactStore {
   ): Promise<StoredUpload> {
     const stored = ArtifactStore.uploadName(taskId, attempt, name);
     const file = this.fileOf(stored);
-    await mkdir(path.join(this.dir, taskId, '.meta'), { recursive: true });
-    const tmp = path.join(this.dir, taskId, '.meta', `upload-${randomBytes(8).toString('hex')}.tmp`);
+    const meta = path.join(this.dir, bucketOf(taskId), '.meta');
+    await mkdir(meta, { recursive: true });
+    const tmp = path.join(meta, `${stored}.upload-${randomBytes(8).toString('hex')}.tmp`);
     let size = 0;
     const limit = new Transform({
       transform(chunk: Buffer, _enc, done) {
@@ -154,11 +239,11 @@ export class ArtifactStore {
   /** An upload's type and size, or undefined when no such upload exists. */
   async uploadOf(name: string): Promise<StoredUpload | undefined> {
     if (!UPLOADED_NAME.test(name)) return undefined;
-    try {
-      return JSON.parse(await readFile(this.metaOf(name), 'utf8')) as StoredUpload;
-    } catch {
-      return undefined;
+    for (const file of [this.metaOf(name), this.metaOf(name, name.slice(0, 36))]) {
+      const meta = await readFile(file, 'utf8').catch(() => undefined);
+      if (meta !== undefined) return JSON.parse(meta) as StoredUpload;
     }
+    return undefined;
   }
 
   urlOf(name: string): string {
@@ -170,8 +255,27 @@ export class ArtifactStore {
     return `/v1/artifacts/${name}`;
   }
 
-  /** Deletes every stored artifact of a task (retention). */
-  async removeFor(taskId: string): Promise<void> {
-    await rm(path.join(this.dir, taskId), { recursive: true, force: true });
+  /**
+   * Deletes every stored artifact of these tasks (retention): their files in their folders (bucketOf), each folder
+   * read once, a folder left empty removed; and the folders per task of the layout before.
+   */
+  async removeFor(taskIds: readonly string[]): Promise<void> {
+    const ids = new Set(taskIds);
+    const theirs = (names: string[]) => names.filter((n) => ids.has(n.slice(0, 36)));
+    const buckets = [...new Set(taskIds.map(bucketOf))].map((b) => path.join(this.dir, b));
+    await Promise.all([
+      ...buckets.map(async (dir) => {
+        const meta = path.join(dir, '.meta');
+        const [files, metas] = await Promise.all([readdir(dir), readdir(meta)].map((r) => r.catch(() => [])));
+        await Promise.all([
+          ...theirs(files).map((n) => rm(path.join(dir, n), { force: true })),
+          ...theirs(metas).map((n) => rm(path.join(meta, n), { force: true })),
+        ]);
+        // A folder still in use is not empty, and stays.
+        await rmdir(meta).catch(() => undefined);
+        await rmdir(dir).catch(() => undefined);
+      }),
+      ...taskIds.map((id) => rm(path.join(this.dir, id), { recursive: true, force: true })),
+    ]);
   }
 }

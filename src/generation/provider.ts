@@ -22,6 +22,12 @@ export interface GeneratedArtifact {
   fps?: number;
   seed: number;
   revisedPrompt?: string;
+  /**
+   * A name for exactly these bytes, the same wherever they recur (the simulator's posters and placeholder video):
+   * the store keeps one copy per name and links every artifact of it there, instead of a new file each time.
+   * Letters, digits, '.', '_' and '-'.
+   */
+  sharedAs?: string;
 }
 
 export interface GenerationContext {

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { poster, POSTER_COLOURINGS, posterSize, progressSteps, SimulatorProvider } from './simulator.provider.js';
+import {
+  poster,
+  POSTER_COLOURINGS,
+  posterName,
+  posterSize,
+  progressSteps,
+  SimulatorProvider,
+} from './simulator.provider.js';
 import { ProviderError, type GenerationInput } from './provider.js';
 
 const input = (over: Partial<GenerationInput> = {}): GenerationInput => ({
@@ -78,6 +85,18 @@ describe('simulator provider', () => {
     );
     expect(all.size).toBe(POSTER_COLOURINGS);
     expect(poster(32, 64, 7)).not.toEqual(first);
+  });
+
+  it('names its bytes for the store to keep once: the same name exactly where the bytes are the same', async () => {
+    const { ctx: c } = ctx();
+    const run = (options: object, kind: 'image' | 'video' = 'image') =>
+      new SimulatorProvider(0).generate(input({ kind, options }), c).then((out) => (out === 'stopped' ? [] : out));
+    const images = [...(await run({ size: '64x32', n: 2, seed: 3 })), ...(await run({ size: '64x32', seed: 3 }))];
+    expect(images.map((a) => a.sharedAs)).toEqual(['poster-64x32-3.png', 'poster-64x32-4.png', 'poster-64x32-3.png']);
+    expect(images[0].bytes.equals(images[2].bytes)).toBe(true);
+    expect(images[0].bytes.equals(images[1].bytes)).toBe(false);
+    expect(posterName(64, 32, 3 + POSTER_COLOURINGS)).toBe('poster-64x32-3.png');
+    expect((await run({}, 'video'))[0].sharedAs).toBe('placeholder.mp4');
   });
 
   it('scales posters down to a small size, keeping the aspect ratio', () => {

@@ -20,15 +20,19 @@ const posters = new Map<string, Buffer>();
 
 /** The poster for a size and seed: one of POSTER_COLOURINGS pictures per size, drawn the first time it is asked for. */
 export function poster(width: number, height: number, seed: number): Buffer {
-  const colouring = seed % POSTER_COLOURINGS;
-  const key = `${width}x${height}:${colouring}`;
+  const key = posterName(width, height, seed);
   const kept = posters.get(key);
   posters.delete(key);
   // Spread the colouring over the 24 bits renderPoster takes its base colour from.
-  const png = kept ?? renderPoster(width, height, Math.imul(colouring + 1, 2654435761) >>> 8);
+  const png = kept ?? renderPoster(width, height, Math.imul((seed % POSTER_COLOURINGS) + 1, 2654435761) >>> 8);
   posters.set(key, png);
   if (posters.size > POSTERS_KEPT) posters.delete(posters.keys().next().value!);
   return png;
+}
+
+/** What names a poster's bytes (GeneratedArtifact.sharedAs): its size and colouring. */
+export function posterName(width: number, height: number, seed: number): string {
+  return `poster-${width}x${height}-${seed % POSTER_COLOURINGS}.png`;
 }
 
 /** Progress messages by stage, in the words Conduit uses in its progress webhooks. */
@@ -108,6 +112,7 @@ export class SimulatorProvider implements GenerationProvider {
       return [
         {
           bytes: loadPlaceholderVideo(),
+          sharedAs: 'placeholder.mp4',
           mimeType: 'video/mp4',
           extension: 'mp4',
           // The metadata describes the placeholder actually served, not the size asked for.
@@ -121,6 +126,7 @@ export class SimulatorProvider implements GenerationProvider {
     const [w, h] = posterSize(input.options.size);
     return Array.from({ length: input.options.n ?? 1 }, (_, i) => ({
       bytes: poster(w, h, seed + i),
+      sharedAs: posterName(w, h, seed + i),
       mimeType: 'image/png',
       extension: 'png',
       resolution: `${w}x${h}`,

@@ -84,7 +84,7 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
         await em.delete(TaskEvent, { taskId: In(ids) });
         report.tasks += (await em.delete(Task, { id: In(ids) })).affected ?? 0;
       });
-      await Promise.all(ids.map((id) => this.artifacts.removeFor(id)));
+      await this.artifacts.removeFor(ids);
       if (tasks.length < BATCH) break;
       if (i === MAX_BATCHES - 1) report.capped = true;
     }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,11 +111,11 @@ describe('retention', () => {
         prompt: 'running',
         simulate: { duration_ms: 60_000 },
       });
-      await eventually(async () =>
-        receiver.forTask(old.body.task_id).some((w) => w.body.status === 'completed') ? true : undefined,
+      const completed = await eventually(async () =>
+        receiver.forTask(old.body.task_id).find((w) => w.body.status === 'completed'),
       );
-      const file = path.join(h.dataDir, 'artifacts', old.body.task_id);
-      expect(existsSync(file)).toBe(true);
+      const artifact = completed.body.image_url as string;
+      expect((await fetch(artifact)).status).toBe(200);
       const now = new Date(Date.now() + 12 * 3_600_000);
       // With RETENTION_DAYS=1, `now` keeps what finished in the last 12 real hours; "old" finished 3 days ago.
       await h.herald.app
@@ -127,7 +127,7 @@ describe('retention', () => {
       expect(report.tasks).toBe(1);
       expect(report.deliveries).toBeGreaterThan(0);
       expect((await h.api('GET', `/v1/tasks/${old.body.task_id}`)).status).toBe(404);
-      expect(existsSync(file)).toBe(false);
+      expect((await fetch(artifact)).status).toBe(404);
       expect((await h.api('GET', `/v1/tasks/${recent.body.task_id}`)).status).toBe(200);
       expect((await h.api('GET', `/v1/tasks/${running.body.task_id}`)).status).toBe(200);
       await h.api('DELETE', `/v1/images/generations/${running.body.task_id}`);

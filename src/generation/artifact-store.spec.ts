@@ -96,6 +96,9 @@ describe('ArtifactStore', () => {
     expect(await bytesOf(nameOf(b.url!))).toBe('b');
     expect((await readdir(dir())).sort()).toEqual(['.shared', bucketOf(B)].sort());
     expect(await readdir(path.join(dir(), bucketOf(B)))).toEqual([nameOf(b.url!)]);
+    // The folder it removed is made again for the next save into it.
+    const [again] = await store.save(C, 2, [art('c again')], 'url');
+    expect(await bytesOf(nameOf(again.url!))).toBe('c again');
   });
 
   it('reads and removes the files written in a folder per task before', async () => {

@@ -51,6 +51,8 @@ export class ArtifactStore {
   // The shared copies this process wrote (GeneratedArtifact.sharedAs), each once.
   private readonly shared = new Map<string, Promise<string>>();
   private links = true;
+  // Folders this process made (or found) lately, so that a save does not ask for its folder every time.
+  private readonly made = new Set<string>();
 
   constructor(@Inject(CONFIG) private readonly config: HeraldConfig) {
     this.dir = path.join(config.dataDir, 'artifacts');
@@ -134,7 +136,12 @@ export class ArtifactStore {
     format: 'url' | 'b64_json',
   ): Promise<TaskResult['data']> {
     const dir = path.join(this.dir, bucketOf(taskId));
-    await mkdir(dir, { recursive: true });
+    if (!this.made.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      // The folders of the last minutes are enough to know: retention empties old ones, and save makes them again.
+      if (this.made.size >= 64) this.made.clear();
+      this.made.add(dir);
+    }
     return Promise.all(
       artifacts.map(async (artifact, index) => {
         const name = `${taskId}-a${attempt}-${index}.${artifact.extension}`;

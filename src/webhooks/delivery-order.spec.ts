@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { laneWaits, mustWait } from './delivery-order.js';
+import { lanesAfterRound, laneWaits, mustWait } from './delivery-order.js';
 
 const d = (id: string, taskId: string | null, sequence: number, target = 'request') => ({
   id,
@@ -54,5 +54,52 @@ describe('laneWaits (how long a delivery waits for its lane)', () => {
 
   it('never holds an event that belongs to no task', () => {
     expect(laneWaits([d('op', null, 0)], [], new Map([['op', now + 1_000]]), now, 20).size).toBe(0);
+  });
+});
+
+describe('lanesAfterRound', () => {
+  const open = (
+    id: string,
+    task: string,
+    sequence: number,
+    status: 'pending' | 'sending',
+    due = 0,
+    target = 'request',
+  ) => ({
+    ...d(id, task, sequence, target),
+    status,
+    eventType: id.endsWith('!') ? 'task.started' : 'task.progress',
+    nextAttemptAt: due,
+  });
+  const fresh = (id: string, task: string, sequence: number, due: number, target = 'request') => ({
+    ...d(id, task, sequence, target),
+    nextAttemptAt: new Date(due),
+  });
+
+  it('reads what is on the wire, and for each fresh delivery when the earliest earlier event of its lane comes due', () => {
+    const { onWire, earlierDue } = lanesAfterRound(
+      [fresh('t1-5', 't1', 5, 500), fresh('t1-6', 't1', 6, 600), fresh('t2-3', 't2', 3, 300)],
+      [
+        open('t1-1', 't1', 1, 'sending'),
+        // Progress older than the lane's newest fresh event is superseded by the round: it holds nothing back.
+        open('t1-2', 't1', 2, 'pending', 200),
+        open('t1-9', 't1', 9, 'pending', 900),
+        open('t2-1!', 't2', 1, 'pending', 250),
+        open('t2-2', 't2', 2, 'pending', 220),
+        // Another target is another lane.
+        open('t2-0', 't2', 0, 'pending', 150, 'ep_1'),
+      ],
+    );
+    expect(onWire.map((o) => o.id)).toEqual(['t1-1']);
+    expect(earlierDue).toEqual(
+      new Map([
+        ['t1-6', 500],
+        ['t2-3', 250],
+      ]),
+    );
+  });
+
+  it('finds nothing earlier in lanes that hold only the round’s first event', () => {
+    expect(lanesAfterRound([fresh('a', 't1', 1, 100)], []).earlierDue).toEqual(new Map());
   });
 });

@@ -71,16 +71,24 @@ export function lanesAfterRound(
   const newest = new Map<string, number>();
   for (const d of fresh) newest.set(laneOf(d), Math.max(newest.get(laneOf(d)) ?? 0, d.sequence));
   const onWire = before.filter((d) => d.status === 'sending');
-  const pending = [
-    ...before.filter(
-      (d) => d.status === 'pending' && !(d.eventType === 'task.progress' && d.sequence < (newest.get(laneOf(d)) ?? 0)),
-    ),
-    ...fresh.map((d) => ({ ...d, nextAttemptAt: d.nextAttemptAt.getTime() })),
-  ];
+  // Each lane's pending rows, by lane once: a round holds hundreds of deliveries, compared lane by lane.
+  const pending = new Map<string, Array<{ sequence: number; due: number }>>();
+  const add = (lane: string, sequence: number, due: number) => {
+    const rows = pending.get(lane);
+    if (rows) rows.push({ sequence, due });
+    else pending.set(lane, [{ sequence, due }]);
+  };
+  for (const d of before) {
+    const lane = laneOf(d);
+    if (d.status === 'pending' && !(d.eventType === 'task.progress' && d.sequence < (newest.get(lane) ?? 0)))
+      add(lane, d.sequence, d.nextAttemptAt);
+  }
+  for (const d of fresh) add(laneOf(d), d.sequence, d.nextAttemptAt.getTime());
   const earlierDue = new Map<string, number>();
   for (const d of fresh) {
-    const due = pending.filter((p) => laneOf(p) === laneOf(d) && p.sequence < d.sequence).map((p) => p.nextAttemptAt);
-    if (due.length) earlierDue.set(d.id, Math.min(...due));
+    let due = Infinity;
+    for (const p of pending.get(laneOf(d))!) if (p.sequence < d.sequence && p.due < due) due = p.due;
+    if (due !== Infinity) earlierDue.set(d.id, due);
   }
   return { onWire, earlierDue };
 }

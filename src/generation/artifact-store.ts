@@ -40,6 +40,23 @@ export function bucketOf(taskId: string): string {
   return taskId.slice(0, 8);
 }
 
+/** The task a stored file's name belongs to: names start with its id. */
+const taskIdOf = (name: string) => name.slice(0, 36);
+
+/**
+ * Puts a new file at `tmp` (`put` fails on one that exists) and renames it over `file`. A temporary file a crash
+ * left is removed first, never written through: it could be a link to a shared copy, and writing it would change
+ * every artifact linked there.
+ */
+async function viaTemporary(tmp: string, file: string, put: (tmp: string) => Promise<void>): Promise<void> {
+  await put(tmp).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+    await rm(tmp, { force: true });
+    await put(tmp);
+  });
+  await rename(tmp, file);
+}
+
 /**
  * Generated files live under DATA_DIR/artifacts/<bucket>/ (bucketOf) and are served at /v1/artifacts/<name>; files
  * written before that layout stay readable in their folder per task, DATA_DIR/artifacts/<task id>/. Bytes a
@@ -64,7 +81,7 @@ export class ArtifactStore {
 
   /** Where a file of the layout before bucketOf is. */
   private legacyFileOf(name: string): string {
-    return path.join(this.dir, name.slice(0, 36), name);
+    return path.join(this.dir, taskIdOf(name), name);
   }
 
   /** Where a stored file is now, in either layout; undefined when there is none. */
@@ -82,7 +99,7 @@ export class ArtifactStore {
    */
   private async write(file: string, artifact: GeneratedArtifact): Promise<void> {
     const tmp = `${file}.tmp`;
-    const shared = this.links && artifact.sharedAs && SHARED_NAME.test(artifact.sharedAs) ? artifact.sharedAs : '';
+    const shared = artifact.sharedAs && SHARED_NAME.test(artifact.sharedAs) ? artifact.sharedAs : undefined;
     for (let tries = 0; shared && this.links && tries < 2; tries++) {
       const copy = await this.sharedCopy(shared, artifact.bytes);
       try {
@@ -90,24 +107,14 @@ export class ArtifactStore {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') throw err;
-        if (code === 'EEXIST') {
-          await rm(tmp, { force: true });
-          await link(copy, tmp);
-          return rename(tmp, file);
-        }
+        if (code === 'EEXIST') return viaTemporary(tmp, file, (t) => link(copy, t));
         // A copy at the filesystem's most links (65,000 on ext4): a fresh copy takes the next ones.
         if (code === 'EMLINK') this.shared.delete(shared);
         // A filesystem without hard links: every artifact a file of its own, as before .shared/.
         else this.links = false;
       }
     }
-    // A new file, never one left over: that could be a link to a shared copy, and writing it would change them all.
-    await writeFile(tmp, artifact.bytes, { flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-      await rm(tmp, { force: true });
-      await writeFile(tmp, artifact.bytes, { flag: 'wx' });
-    });
-    await rename(tmp, file);
+    return viaTemporary(tmp, file, (t) => writeFile(t, artifact.bytes, { flag: 'wx' }));
   }
 
   /** The one copy of shared bytes, under .shared/: a handful of files (the simulator's), never removed. */
@@ -119,8 +126,7 @@ export class ArtifactStore {
         await mkdir(dir, { recursive: true });
         const file = path.join(dir, name);
         // Processes sharing DATA_DIR may write the same copy at once: each its own temporary file.
-        await writeFile(`${file}.${process.pid}.tmp`, bytes);
-        await rename(`${file}.${process.pid}.tmp`, file);
+        await viaTemporary(`${file}.${process.pid}.tmp`, file, (t) => writeFile(t, bytes, { flag: 'wx' }));
         return file;
       })();
       this.shared.set(name, copy);
@@ -162,9 +168,7 @@ export class ArtifactStore {
         };
         const inline = format === 'b64_json' && artifact.mimeType.startsWith('image/');
         return {
-          ...(inline
-            ? { b64_json: artifact.bytes.toString('base64') }
-            : { url: `${this.config.publicBaseUrl}/v1/artifacts/${name}` }),
+          ...(inline ? { b64_json: artifact.bytes.toString('base64') } : { url: this.urlOf(name) }),
           ...(artifact.revisedPrompt ? { revised_prompt: artifact.revisedPrompt } : {}),
           metadata,
         };
@@ -246,7 +250,7 @@ export class ArtifactStore {
   /** An upload's type and size, or undefined when no such upload exists. */
   async uploadOf(name: string): Promise<StoredUpload | undefined> {
     if (!UPLOADED_NAME.test(name)) return undefined;
-    for (const file of [this.metaOf(name), this.metaOf(name, name.slice(0, 36))]) {
+    for (const file of [this.metaOf(name), this.metaOf(name, taskIdOf(name))]) {
       const meta = await readFile(file, 'utf8').catch(() => undefined);
       if (meta !== undefined) return JSON.parse(meta) as StoredUpload;
     }
@@ -268,7 +272,7 @@ export class ArtifactStore {
    */
   async removeFor(taskIds: readonly string[]): Promise<void> {
     const ids = new Set(taskIds);
-    const theirs = (names: string[]) => names.filter((n) => ids.has(n.slice(0, 36)));
+    const theirs = (names: string[]) => names.filter((n) => ids.has(taskIdOf(n)));
     const buckets = [...new Set(taskIds.map(bucketOf))].map((b) => path.join(this.dir, b));
     await Promise.all([
       ...buckets.map(async (dir) => {

@@ -69,7 +69,10 @@ export function lanesAfterRound(
   before: readonly OpenInLane[],
 ): { onWire: OrderKey[]; earlierDue: Map<string, number> } {
   const newest = new Map<string, number>();
-  for (const d of fresh) newest.set(laneOf(d), Math.max(newest.get(laneOf(d)) ?? 0, d.sequence));
+  for (const d of fresh) {
+    const lane = laneOf(d);
+    newest.set(lane, Math.max(newest.get(lane) ?? 0, d.sequence));
+  }
   const onWire = before.filter((d) => d.status === 'sending');
   // Each lane's pending rows, by lane once: a round holds hundreds of deliveries, compared lane by lane.
   const pending = new Map<string, Array<{ sequence: number; due: number }>>();
